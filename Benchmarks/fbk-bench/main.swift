@@ -1,0 +1,119 @@
+// fbk-bench: throughput of fbk's hot paths, single-threaded, in a release
+// build. Not a test: it prints figures (recorded in Benchmarks/README.md)
+// and gates nothing.
+//
+//   fbk-bench chunker [--mib N] [--borg] [--real DIR…]
+//   fbk-bench all
+
+import Chunker
+import Foundation
+
+struct Options {
+    var mebibytes = 1024
+    var borg = false
+    var realDirectories = ["/usr/lib/x86_64-linux-gnu", "/usr/share/doc", "/usr/bin", "/usr/lib"]
+    var repeats = 3
+}
+
+func parse(_ args: ArraySlice<String>) -> Options {
+    var options = Options()
+    var realGiven: [String] = []
+    var it = args.makeIterator()
+    while let a = it.next() {
+        switch a {
+        case "--mib": options.mebibytes = Int(it.next() ?? "") ?? options.mebibytes
+        case "--borg": options.borg = true
+        case "--repeats": options.repeats = Int(it.next() ?? "") ?? options.repeats
+        case "--real": if let d = it.next() { realGiven.append(d) }
+        default: fail("unknown option \(a)")
+        }
+    }
+    if !realGiven.isEmpty { options.realDirectories = realGiven }
+    return options
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("fbk-bench: \(message)\n".utf8))
+    exit(2)
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), fast enough to fill a GiB.
+func randomBytes(count: Int, seed: UInt64) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: count)
+    var s = seed | 1
+    out.withUnsafeMutableBytes { raw in
+        let words = raw.bindMemory(to: UInt64.self)
+        for i in 0..<words.count {
+            s ^= s >> 12; s ^= s << 25; s ^= s >> 27
+            words[i] = s &* 0x2545_F491_4F6C_DD1D
+        }
+    }
+    return out
+}
+
+/// Up to `count` bytes of real files (libraries, documentation, binaries)
+/// concatenated, so the chunker sees data with real structure.
+func realBytes(count: Int, directories: [String]) -> [UInt8] {
+    var out = [UInt8]()
+    out.reserveCapacity(count)
+    let fm = FileManager.default
+    for dir in directories {
+        guard let e = fm.enumerator(atPath: dir) else { continue }
+        while let rel = e.nextObject() as? String {
+            if out.count >= count { return out }
+            let path = dir + "/" + rel
+            var st = stat()
+            guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+            guard let data = fm.contents(atPath: path) else { continue }
+            out.append(contentsOf: data.prefix(count - out.count))
+        }
+    }
+    return out
+}
+
+func measure(_ name: String, bytes: [UInt8], repeats: Int, _ body: (UnsafeRawBufferPointer) -> (chunks: Int, detail: String)) {
+    var best = Double.infinity
+    var last = (chunks: 0, detail: "")
+    let clock = ContinuousClock()
+    bytes.withUnsafeBytes { raw in
+        for _ in 0..<repeats {
+            let t0 = clock.now
+            last = body(raw)
+            let d = clock.now - t0
+            let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+            best = min(best, s)
+        }
+    }
+    let mib = Double(bytes.count) / 1_048_576
+    print(String(format: "%-44@ %8.1f MiB/s  %6.2f GiB/s  %6d chunks  mean %9.0f B  %@",
+                 name, mib / best, mib / best / 1024, last.chunks,
+                 last.chunks == 0 ? 0 : Double(bytes.count) / Double(last.chunks), last.detail))
+}
+
+func chunkerBench(_ options: Options) {
+    let size = options.mebibytes << 20
+    let seed = [UInt8](repeating: 0x5a, count: 32)
+    var sets: [(String, ChunkerParameters)] = [("fbk default", .default)]
+    if options.borg { sets.append(("borg 19,23,21,4095", .borg)) }
+    let random = randomBytes(count: size, seed: 42)
+    let real = realBytes(count: size, directories: options.realDirectories)
+    print("chunker: single thread, \(options.mebibytes) MiB in memory, best of \(options.repeats)")
+    for (label, params) in sets {
+        let chunker = try! Chunker(parameters: params, seed: seed)
+        for (dataLabel, data) in [("random", random), ("real files \(real.count >> 20) MiB", real)] {
+            measure("buzhash \(label), \(dataLabel)", bytes: data, repeats: options.repeats) { raw in
+                var n = 0
+                chunker.feed(raw) { _ in n += 1 }
+                chunker.finish { _ in n += 1 }
+                return (n, "")
+            }
+        }
+    }
+}
+
+let args = CommandLine.arguments.dropFirst()
+switch args.first {
+case "chunker": chunkerBench(parse(args.dropFirst()))
+case "all", nil: chunkerBench(parse(args.dropFirst()))
+default: fail("unknown benchmark \(args.first!); try: chunker, all")
+}

@@ -1,0 +1,30 @@
+# fbk: every entry point installs its own system dependencies first
+# (scripts/install-deps.sh is the single source of truth for them).
+
+SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
+RELEASE_BIN := .build/release
+
+.PHONY: deps build release test demo bench clean
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# The whole suite, Swift Testing only, so the closing line counts every test.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --disable-xctest
+
+demo: release
+	./scripts/demo.sh $(RELEASE_BIN)/fbk
+
+bench: release
+	$(RELEASE_BIN)/fbk-bench all
+
+clean:
+	rm -rf .build

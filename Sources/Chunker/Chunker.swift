@@ -1,0 +1,136 @@
+// Chunker: content-defined chunking of a byte stream.
+//
+// Feed the stream in buffers of any size; complete chunks come back through
+// a closure, with the same boundaries whatever the buffer sizes were. The
+// chunker copies input only for a chunk that spans two buffers, into one
+// internal buffer of `maximumSize` bytes: memory is bounded by one chunk.
+
+import Foundation
+
+/// A streaming content-defined chunker (buzhash, see `Buzhash.swift`).
+///
+/// Not thread-safe: one chunker serves one stream at a time. Reuse it for
+/// the next stream after `finish`.
+public final class Chunker {
+    /// The sizes this chunker cuts with.
+    public let parameters: ChunkerParameters
+    private let threshold: UInt64
+    /// T followed by Tout (256 + 256 words), owned, freed in deinit.
+    private let tables: UnsafeMutablePointer<UInt64>
+    /// The bytes of a chunk that spans buffers, owned, `maximumSize` long.
+    private let pending: UnsafeMutablePointer<UInt8>
+    private var pendingCount = 0
+    /// Scan state, relative to the start of the current chunk.
+    private var position = 0
+    private var hash: UInt64 = 0
+    /// How much of a buffer is appended to `pending` before each rescan.
+    private static let appendStep = 64 << 10
+
+    /// Creates a chunker.
+    /// - Parameters:
+    ///   - parameters: the sizes; `.default` unless a repository says otherwise.
+    ///   - table: the buzhash table derived from the repository seed.
+    /// - Throws: `ChunkerError.invalidParameters` if the sizes do not fit together.
+    public init(parameters: ChunkerParameters = .default, table: BuzhashTable) throws(ChunkerError) {
+        try parameters.validate()
+        self.parameters = parameters
+        self.threshold = parameters.threshold
+        tables = .allocate(capacity: 512)
+        let outRotation = UInt64(parameters.windowSize % 64)
+        for c in 0..<256 {
+            tables[c] = table.words[c]
+            tables[256 + c] = rotl(table.words[c], outRotation)
+        }
+        pending = .allocate(capacity: parameters.maximumSize)
+    }
+
+    /// Creates a chunker from a 32-byte repository seed.
+    /// - Throws: `ChunkerError` for a bad seed or bad sizes.
+    public convenience init(parameters: ChunkerParameters = .default, seed: [UInt8]) throws(ChunkerError) {
+        try self.init(parameters: parameters, table: BuzhashTable(seed: seed))
+    }
+
+    deinit {
+        tables.deallocate()
+        pending.deallocate()
+    }
+
+    /// Feeds the next bytes of the stream.
+    /// - Parameters:
+    ///   - data: the bytes; any length, including zero.
+    ///   - emit: called with each chunk completed, in order. The buffer is
+    ///     valid only during the call.
+    public func feed(_ data: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        guard let start = data.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        var offset = 0
+        while offset < data.count {
+            if pendingCount > 0 {
+                // The current chunk began in an earlier buffer: grow it in steps
+                // so that little is copied past the cut.
+                let room = parameters.maximumSize - pendingCount
+                let take = min(data.count - offset, room, Self.appendStep)
+                (pending + pendingCount).update(from: start + offset, count: take)
+                pendingCount += take
+                offset += take
+                if let cut = scan(pending, available: pendingCount) {
+                    try emit(UnsafeRawBufferPointer(start: pending, count: cut))
+                    offset -= pendingCount - cut  // the bytes past the cut are still in `data`
+                    pendingCount = 0
+                    position = 0
+                }
+            } else {
+                let base = start + offset
+                let available = data.count - offset
+                if let cut = scan(base, available: available) {
+                    try emit(UnsafeRawBufferPointer(start: base, count: cut))
+                    offset += cut
+                    position = 0
+                } else {
+                    // The chunk goes on in the next buffer. Scan state is
+                    // relative to the chunk start, so it stays valid.
+                    pending.update(from: base, count: available)
+                    pendingCount = available
+                    offset = data.count
+                }
+            }
+        }
+    }
+
+    /// Feeds bytes from any contiguous collection.
+    public func feed<D: ContiguousBytes>(_ data: D, emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        try data.withUnsafeBytes { try feed($0, emit: emit) }
+    }
+
+    /// Ends the stream: emits the last chunk (shorter than the minimum, maybe)
+    /// if any bytes remain, and resets the chunker for a new stream.
+    public func finish(emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let count = pendingCount
+        reset()
+        if count > 0 { try emit(UnsafeRawBufferPointer(start: pending, count: count)) }
+    }
+
+    /// Forgets any partial chunk and starts a new stream.
+    public func reset() {
+        pendingCount = 0
+        position = 0
+        hash = 0
+    }
+
+    /// The chunk lengths of one whole stream held in memory.
+    public func chunkLengths(of data: UnsafeRawBufferPointer) -> [Int] {
+        reset()
+        var lengths: [Int] = []
+        feed(data) { lengths.append($0.count) }
+        finish { lengths.append($0.count) }
+        return lengths
+    }
+
+    @inline(__always)
+    private func scan(_ base: UnsafePointer<UInt8>, available: Int) -> Int? {
+        buzhashScan(
+            base: base, available: available, position: &position, hash: &hash,
+            table: tables, outTable: tables + 256,
+            minimumSize: parameters.minimumSize, maximumSize: parameters.maximumSize,
+            windowSize: parameters.windowSize, threshold: threshold)
+    }
+}

@@ -1,0 +1,18 @@
+// fbk: the command-line front end. Each subcommand lives in Commands/, one
+// per file; the work itself is done by the Chunker, Seal and Store modules.
+
+import ArgumentParser
+
+@main
+struct Fbk: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fbk",
+        abstract: "Write-only, deduplicating, encrypted backups to WebDAV mirrors.",
+        discussion: """
+            Clients hold only the operator's public certificate: they can write \
+            backups but never read or decrypt them. Restores happen offline with \
+            the private key.
+            """,
+        subcommands: [ChunkCommand.self]
+    )
+}

@@ -1,0 +1,46 @@
+#!/bin/sh
+# Installs everything a fresh Debian 12 machine needs to build, test and run
+# the demo of fbk. Idempotent: packages already present are not touched, and
+# apt is only called when something is missing. This script is the single
+# source of truth for the project's system dependencies; `make demo`,
+# `make test` and `.ci/run` all go through it.
+set -eu
+
+PACKAGES="
+  build-essential
+  pkg-config
+  libssl-dev
+  libzstd-dev
+  libcurl4-openssl-dev
+  libsqlite3-dev
+  openssl
+  zstd
+  curl
+  nginx
+  libnginx-mod-http-dav-ext
+  apache2-utils
+  busybox
+  python3
+  time
+  make
+"
+
+missing=""
+for p in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing="$missing $p"
+  fi
+done
+
+if [ -z "$missing" ]; then
+  echo "install-deps: all system packages present"
+  exit 0
+fi
+
+echo "install-deps: installing:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing
