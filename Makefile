@@ -24,7 +24,9 @@ demo: release
 	./scripts/demo.sh $(RELEASE_BIN)/fbk
 
 bench: release
+	./scripts/install-deps.sh --bench
 	$(RELEASE_BIN)/fbk-bench all
+	./Benchmarks/compare-borg.sh
 
 clean:
 	rm -rf .build

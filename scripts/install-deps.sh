@@ -3,7 +3,7 @@
 # the demo of fbk. Idempotent: packages already present are not touched, and
 # apt is only called when something is missing. This script is the single
 # source of truth for the project's system dependencies; `make demo`,
-# `make test` and `.ci/run` all go through it.
+# `make test`, `make bench` and `.ci/run` all go through it.
 set -eu
 
 PACKAGES="
@@ -24,6 +24,10 @@ PACKAGES="
   time
   make
 "
+# `--bench` adds the peers the benchmarks compare against.
+if [ "${1:-}" = "--bench" ]; then
+  PACKAGES="$PACKAGES borgbackup"
+fi
 
 missing=""
 for p in $PACKAGES; do

@@ -13,6 +13,8 @@ struct Options {
     var borg = false
     var realDirectories = ["/usr/lib/x86_64-linux-gnu", "/usr/share/doc", "/usr/bin", "/usr/lib"]
     var repeats = 3
+    var files: [String] = []
+    var out: String? = nil
 }
 
 func parse(_ args: ArraySlice<String>) -> Options {
@@ -25,6 +27,8 @@ func parse(_ args: ArraySlice<String>) -> Options {
         case "--borg": options.borg = true
         case "--repeats": options.repeats = Int(it.next() ?? "") ?? options.repeats
         case "--real": if let d = it.next() { realGiven.append(d) }
+        case "--file": if let f = it.next() { options.files.append(f) }
+        case "--out": options.out = it.next()
         default: fail("unknown option \(a)")
         }
     }
@@ -95,12 +99,21 @@ func chunkerBench(_ options: Options) {
     let seed = [UInt8](repeating: 0x5a, count: 32)
     var sets: [(String, ChunkerParameters)] = [("fbk default", .default)]
     if options.borg { sets.append(("borg 19,23,21,4095", .borg)) }
-    let random = randomBytes(count: size, seed: 42)
-    let real = realBytes(count: size, directories: options.realDirectories)
-    print("chunker: single thread, \(options.mebibytes) MiB in memory, best of \(options.repeats)")
+    var inputs: [(String, [UInt8])] = []
+    if options.files.isEmpty {
+        inputs.append(("random", randomBytes(count: size, seed: 42)))
+        let real = realBytes(count: size, directories: options.realDirectories)
+        inputs.append(("real files \(real.count >> 20) MiB", real))
+    } else {
+        for f in options.files {
+            guard let d = FileManager.default.contents(atPath: f) else { fail("cannot read \(f)") }
+            inputs.append(((f as NSString).lastPathComponent, [UInt8](d)))
+        }
+    }
+    print("chunker: single thread, in memory, best of \(options.repeats)")
     for (label, params) in sets {
         let chunker = try! Chunker(parameters: params, seed: seed)
-        for (dataLabel, data) in [("random", random), ("real files \(real.count >> 20) MiB", real)] {
+        for (dataLabel, data) in inputs {
             measure("buzhash \(label), \(dataLabel)", bytes: data, repeats: options.repeats) { raw in
                 var n = 0
                 chunker.feed(raw) { _ in n += 1 }
@@ -111,8 +124,20 @@ func chunkerBench(_ options: Options) {
     }
 }
 
+/// Writes the benchmark inputs to files so other tools can chunk the same bytes.
+func generate(_ options: Options) {
+    guard let out = options.out else { fail("gen needs --out PREFIX") }
+    let size = options.mebibytes << 20
+    let random = randomBytes(count: size, seed: 42)
+    let real = realBytes(count: size, directories: options.realDirectories)
+    FileManager.default.createFile(atPath: out + "-random.bin", contents: Data(random))
+    FileManager.default.createFile(atPath: out + "-real.bin", contents: Data(real))
+    print("wrote \(out)-random.bin (\(random.count) bytes), \(out)-real.bin (\(real.count) bytes)")
+}
+
 let args = CommandLine.arguments.dropFirst()
 switch args.first {
+case "gen": generate(parse(args.dropFirst()))
 case "chunker": chunkerBench(parse(args.dropFirst()))
 case "all", nil: chunkerBench(parse(args.dropFirst()))
 default: fail("unknown benchmark \(args.first!); try: chunker, all")
