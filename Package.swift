@@ -43,6 +43,7 @@ let package = Package(
         ),
 
         .testTarget(name: "ChunkerTests", dependencies: ["Chunker"]),
+        .testTarget(name: "SealTests", dependencies: ["Seal"]),
         .testTarget(name: "FbkTests", dependencies: ["Chunker", "Seal"]),
     ]
 )

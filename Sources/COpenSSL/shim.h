@@ -32,4 +32,11 @@ static inline int COpenSSL_sk_X509_push(STACK_OF(X509) *sk, X509 *x) { return sk
 static inline void COpenSSL_sk_X509_free(STACK_OF(X509) *sk) { sk_X509_free(sk); }
 static inline int COpenSSL_sk_CMS_RecipientInfo_num(STACK_OF(CMS_RecipientInfo) *sk) { return sk_CMS_RecipientInfo_num(sk); }
 static inline CMS_RecipientInfo *COpenSSL_sk_CMS_RecipientInfo_value(STACK_OF(CMS_RecipientInfo) *sk, int i) { return sk_CMS_RecipientInfo_value(sk, i); }
+static inline int COpenSSL_sk_CMS_RecipientEncryptedKey_num(STACK_OF(CMS_RecipientEncryptedKey) *sk) { return sk_CMS_RecipientEncryptedKey_num(sk); }
+static inline CMS_RecipientEncryptedKey *COpenSSL_sk_CMS_RecipientEncryptedKey_value(STACK_OF(CMS_RecipientEncryptedKey) *sk, int i) { return sk_CMS_RecipientEncryptedKey_value(sk, i); }
+/* EVP_RSA_gen and EVP_EC_gen are macros over the variadic EVP_PKEY_Q_keygen. */
+static inline EVP_PKEY *COpenSSL_EVP_RSA_gen(unsigned int bits) { return EVP_RSA_gen(bits); }
+static inline EVP_PKEY *COpenSSL_EVP_EC_gen(const char *curve) { return EVP_EC_gen(curve); }
+/* X509_getm_notBefore/After are functions, but ASN1_TIME adjustments go
+ * through X509_gmtime_adj, a function too; no wrapper needed there. */
 #endif

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Chunker
 import Foundation
+import Seal
 
 /// `fbk chunk`: cut files into chunks and report counts, sizes and speed.
 struct ChunkCommand: ParsableCommand {
@@ -45,13 +46,13 @@ struct ChunkCommand: ParsableCommand {
 
     func validate() throws {
         do { try parameters.validate() } catch { throw ValidationError(error.description) }
-        guard HexBytes.decode(seed)?.count == 32 else {
+        guard Hex.decode(seed)?.count == 32 else {
             throw ValidationError("--seed must be 64 hexadecimal digits (32 bytes)")
         }
     }
 
     func run() throws {
-        let chunker = try Chunker(parameters: parameters, seed: HexBytes.decode(seed)!)
+        let chunker = try Chunker(parameters: parameters, seed: Hex.decode(seed)!)
         var report = ChunkReport(parameters: parameters)
         let clock = ContinuousClock()
         let started = clock.now

@@ -1,0 +1,199 @@
+// zstd compression through libzstd: one frame per chunk for packs, and a
+// streaming form with bounded memory for large inputs.
+
+internal import CZstd
+
+/// How a chunk's bytes are stored.
+public enum StorageForm: UInt8, Sendable {
+    /// The plaintext as is: it did not get smaller under zstd.
+    case stored = 0
+    /// One zstd frame.
+    case zstd = 1
+}
+
+/// zstd levels fbk accepts (libzstd's 1…19; negative "fast" levels are not used).
+public let compressionLevels: ClosedRange<Int32> = 1...19
+/// fbk's default level.
+public let defaultCompressionLevel: Int32 = 3
+
+private func zstdError(_ code: Int, _ what: String) -> SealError? {
+    guard ZSTD_isError(code) != 0 else { return nil }
+    return SealError(.library, "\(what) failed", detail: String(cString: ZSTD_getErrorName(code)))
+}
+
+/// Compresses chunks, one zstd frame each, reusing one context.
+/// Not thread-safe: use one per thread.
+public final class ChunkCompressor {
+    private let context: OpaquePointer
+    public let level: Int32
+
+    /// - Throws: `SealError.invalidArgument` for a level outside 1…19.
+    public init(level: Int32 = defaultCompressionLevel) throws(SealError) {
+        guard compressionLevels.contains(level) else {
+            throw SealError(.invalidArgument, "compression level \(level) is outside \(compressionLevels)")
+        }
+        guard let ctx = ZSTD_createCCtx() else { throw SealError(.library, "ZSTD_createCCtx: out of memory") }
+        context = ctx
+        self.level = level
+        if let e = zstdError(ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level), "setting the zstd level") {
+            ZSTD_freeCCtx(ctx)
+            throw e
+        }
+        // A content checksum would duplicate the chunk ID check on restore.
+        _ = ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 0)
+    }
+
+    deinit { ZSTD_freeCCtx(context) }
+
+    /// Compresses `input`; returns `.stored` with the input itself when zstd
+    /// would not make it smaller, so nothing is ever expanded.
+    /// The corresponding C function is `ZSTD_compress2`.
+    public func compress(_ input: UnsafeRawBufferPointer) throws(SealError) -> (form: StorageForm, bytes: [UInt8]) {
+        let bound = ZSTD_compressBound(input.count)
+        var out = [UInt8](repeating: 0, count: bound)
+        let n = out.withUnsafeMutableBytes { o in
+            ZSTD_compress2(context, o.baseAddress, o.count, input.baseAddress, input.count)
+        }
+        if let e = zstdError(n, "zstd compression") { throw e }
+        if n >= input.count { return (.stored, Array(input)) }
+        out.removeSubrange(n...)
+        return (.zstd, out)
+    }
+}
+
+/// Restores chunks compressed by `ChunkCompressor`.
+public final class ChunkDecompressor {
+    private let context: OpaquePointer
+
+    public init() {
+        guard let ctx = ZSTD_createDCtx() else { fatalError("ZSTD_createDCtx: out of memory") }
+        context = ctx
+    }
+
+    deinit { ZSTD_freeDCtx(context) }
+
+    /// The plaintext of a stored chunk.
+    /// - Parameters:
+    ///   - plainLength: the length the chunk must have; anything else is an
+    ///     error, and no more than this is ever allocated.
+    /// - Throws: `SealError.corruptCompressedData` if the data is invalid or
+    ///   does not decompress to exactly `plainLength` bytes.
+    public func decompress(_ input: UnsafeRawBufferPointer, form: StorageForm, plainLength: Int) throws(SealError) -> [UInt8] {
+        switch form {
+        case .stored:
+            guard input.count == plainLength else {
+                throw SealError(.corruptCompressedData, "stored chunk is \(input.count) bytes, expected \(plainLength)")
+            }
+            return Array(input)
+        case .zstd:
+            let declared = ZSTD_getFrameContentSize(input.baseAddress, input.count)
+            if declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != UInt64(plainLength) {
+                throw SealError(.corruptCompressedData,
+                                "zstd frame declares \(declared) bytes, expected \(plainLength)")
+            }
+            // One spare byte tells "too long" apart from "exactly right".
+            var out = [UInt8](repeating: 0, count: plainLength + 1)
+            let n = out.withUnsafeMutableBytes { o in
+                ZSTD_decompressDCtx(context, o.baseAddress, o.count, input.baseAddress, input.count)
+            }
+            if ZSTD_isError(n) != 0 {
+                throw SealError(.corruptCompressedData, "zstd data is corrupt",
+                                detail: String(cString: ZSTD_getErrorName(n)))
+            }
+            guard n == plainLength else {
+                throw SealError(.corruptCompressedData, "zstd data decompressed to \(n) bytes, expected \(plainLength)")
+            }
+            out.removeLast()
+            return out
+        }
+    }
+}
+
+/// Streaming zstd compression with bounded memory: feed any amount, get
+/// compressed bytes through a closure. The corresponding C function is
+/// `ZSTD_compressStream2`.
+public final class StreamCompressor {
+    private let context: OpaquePointer
+    private var output: [UInt8]
+
+    public init(level: Int32 = defaultCompressionLevel) throws(SealError) {
+        guard compressionLevels.contains(level) else {
+            throw SealError(.invalidArgument, "compression level \(level) is outside \(compressionLevels)")
+        }
+        guard let ctx = ZSTD_createCCtx() else { throw SealError(.library, "ZSTD_createCCtx: out of memory") }
+        context = ctx
+        _ = ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level)
+        _ = ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1)
+        output = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
+    }
+
+    deinit { ZSTD_freeCCtx(context) }
+
+    public func compress(_ input: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try run(input, end: false, emit: emit)
+    }
+
+    /// Ends the frame and emits what remains.
+    public func finish(emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try run(UnsafeRawBufferPointer(start: nil, count: 0), end: true, emit: emit)
+    }
+
+    private func run(_ input: UnsafeRawBufferPointer, end: Bool, emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+        let capacity = output.count
+        try output.withUnsafeMutableBytes { out in
+            while true {
+                var outBuffer = ZSTD_outBuffer(dst: out.baseAddress, size: capacity, pos: 0)
+                let remaining = ZSTD_compressStream2(context, &outBuffer, &inBuffer, end ? ZSTD_e_end : ZSTD_e_continue)
+                if let e = zstdError(remaining, "zstd stream compression") { throw e }
+                if outBuffer.pos > 0 { try emit(UnsafeRawBufferPointer(rebasing: out[0..<outBuffer.pos])) }
+                if end ? remaining == 0 : inBuffer.pos == inBuffer.size { break }
+            }
+        }
+    }
+}
+
+/// Streaming zstd decompression with bounded memory.
+public final class StreamDecompressor {
+    private let context: OpaquePointer
+    private var output: [UInt8]
+    private var lastHint = 0
+
+    public init() {
+        guard let ctx = ZSTD_createDCtx() else { fatalError("ZSTD_createDCtx: out of memory") }
+        context = ctx
+        // At most 128 MiB of window, whatever a damaged frame claims.
+        _ = ZSTD_DCtx_setParameter(ctx, ZSTD_d_windowLogMax, 27)
+        output = [UInt8](repeating: 0, count: ZSTD_DStreamOutSize())
+    }
+
+    deinit { ZSTD_freeDCtx(context) }
+
+    public func decompress(_ input: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+        let capacity = output.count
+        try output.withUnsafeMutableBytes { out in
+            repeat {
+                var outBuffer = ZSTD_outBuffer(dst: out.baseAddress, size: capacity, pos: 0)
+                let consumedBefore = inBuffer.pos
+                let hint = ZSTD_decompressStream(context, &outBuffer, &inBuffer)
+                if ZSTD_isError(hint) != 0 {
+                    throw SealError(.corruptCompressedData, "zstd stream is corrupt",
+                                    detail: String(cString: ZSTD_getErrorName(hint)))
+                }
+                // A call that moved nothing (e.g. a final flush at a frame's end)
+                // says nothing new about where the stream stands.
+                if inBuffer.pos != consumedBefore || outBuffer.pos > 0 { lastHint = hint }
+                if outBuffer.pos > 0 { try emit(UnsafeRawBufferPointer(rebasing: out[0..<outBuffer.pos])) }
+                if inBuffer.pos == inBuffer.size && outBuffer.pos < capacity { break }
+            } while true
+        }
+    }
+
+    /// Checks that the stream ended at the end of a frame.
+    public func finish() throws(SealError) {
+        guard lastHint == 0 else {
+            throw SealError(.corruptCompressedData, "zstd stream ends in the middle of a frame (truncated)")
+        }
+    }
+}

@@ -1,0 +1,272 @@
+// CMS (RFC 5652) encryption to X.509 recipients, and decryption with the
+// operator's private key.
+//
+// fbk writes AuthEnvelopedData with AES-256-GCM (RFC 5083/5084), so any
+// change to an object is detected when it is opened. It reads that and
+// EnvelopedData with AES-256-CBC, which `openssl smime` on small devices
+// produces; CBC has no integrity check, so callers must verify content
+// hashes themselves (fbk's chunk IDs do). RSA recipients use RSAES-OAEP
+// with SHA-256; EC recipients use ECDH key agreement.
+
+internal import COpenSSL
+import Foundation
+
+/// The encryption of the content of an opened object.
+public enum ContentProtection: String, Sendable {
+    /// AuthEnvelopedData, AES-GCM: tampering would have been detected.
+    case authenticated = "AuthEnvelopedData (AES-GCM, authenticated)"
+    /// EnvelopedData, e.g. AES-CBC: no integrity protection.
+    case unauthenticated = "EnvelopedData (unauthenticated)"
+}
+
+/// Encrypts objects to a fixed set of recipient certificates.
+public struct Envelope: Sendable {
+    /// Every recipient can decrypt alone.
+    public let recipients: [Certificate]
+
+    /// - Throws: `SealError.invalidArgument` with no recipients,
+    ///   `.unusableCertificate` if one cannot receive CMS-encrypted data.
+    public init(recipients: [Certificate]) throws(SealError) {
+        guard !recipients.isEmpty else {
+            throw SealError(.invalidArgument, "no recipient certificate: fbk never stores anything unencrypted")
+        }
+        for r in recipients { try r.checkUsableAsRecipient() }
+        self.recipients = recipients
+    }
+
+    /// Encrypts bytes in memory into a DER/BER CMS object.
+    public func seal(_ plaintext: UnsafeRawBufferPointer) throws(SealError) -> [UInt8] {
+        let empty: [UInt8] = [0]
+        let input = empty.withUnsafeBytes { e in
+            BIO_new_mem_buf(plaintext.baseAddress ?? e.baseAddress, Int32(plaintext.count))
+        }
+        guard let input, let output = BIO_new(BIO_s_mem()) else { throw SealError.openSSL(.library, "BIO_new failed") }
+        defer { BIO_free(input); BIO_free(output) }
+        try seal(input: input, output: output)
+        var p: UnsafeMutablePointer<CChar>?
+        let n = COpenSSL_BIO_get_mem_data(output, &p)
+        return [UInt8](UnsafeRawBufferPointer(start: p, count: n))
+    }
+
+    public func seal(_ plaintext: [UInt8]) throws(SealError) -> [UInt8] {
+        try plaintext.withUnsafeBytes { p in Result { () throws(SealError) in try seal(p) } }.get()
+    }
+
+    /// Encrypts a file into another, streaming: memory stays bounded
+    /// whatever the size. The output appears only when complete.
+    /// - Returns: the size and SHA-256 of the sealed bytes.
+    public func seal(fileAt inputPath: String, to outputPath: String) throws(SealError) -> (size: Int, sha256: Digest) {
+        guard let input = BIO_new_file(inputPath, "rb") else {
+            throw SealError.openSSL(.io, "cannot open \(inputPath) for reading")
+        }
+        defer { BIO_free(input) }
+        try AtomicFile.write(to: outputPath) { (bio) throws(SealError) in try seal(input: input, output: bio) }
+        let (digest, size) = try SHA256.hash(fileAt: outputPath)
+        return (size, digest)
+    }
+
+    /// The CMS work: streamed, BER with indefinite lengths.
+    /// The corresponding C functions are `CMS_encrypt_ex` and `i2d_CMS_bio_stream`.
+    func seal(input: OpaquePointer, output: OpaquePointer) throws(SealError) {
+        _ = OpenSSLErrors.drain()
+        guard let cipher = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else {
+            throw SealError.openSSL(.library, "OpenSSL provides no AES-256-GCM")
+        }
+        defer { EVP_CIPHER_free(cipher) }
+        let flags = UInt32(CMS_BINARY | CMS_STREAM | CMS_PARTIAL)
+        guard let cms = CMS_encrypt_ex(nil, input, cipher, flags, nil, nil) else {
+            throw SealError.openSSL(.library, "CMS_encrypt_ex failed")
+        }
+        defer { CMS_ContentInfo_free(cms) }
+        for certificate in recipients {
+            guard let ri = CMS_add1_recipient_cert(cms, certificate.x509, flags | UInt32(CMS_KEY_PARAM)) else {
+                throw SealError.openSSL(.unusableCertificate, "cannot encrypt to certificate \(certificate.subject)")
+            }
+            if let key = X509_get0_pubkey(certificate.x509), EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA {
+                guard let pctx = CMS_RecipientInfo_get0_pkey_ctx(ri),
+                      EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) > 0,
+                      EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) > 0,
+                      EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) > 0 else {
+                    throw SealError.openSSL(.library, "cannot set RSA-OAEP for \(certificate.subject)")
+                }
+            }
+        }
+        guard i2d_CMS_bio_stream(output, cms, input, Int32(flags)) == 1 else {
+            throw SealError.openSSL(.library, "CMS encryption failed")
+        }
+    }
+}
+
+/// Opens objects with the operator's private key.
+public struct Opener: Sendable {
+    public let key: PrivateKey
+    /// The certificate of `key`, if known: it makes "not encrypted to this
+    /// key" a precise error.
+    public let certificate: Certificate?
+
+    /// - Throws: `SealError.wrongKey` if the certificate does not belong to the key.
+    public init(key: PrivateKey, certificate: Certificate?) throws(SealError) {
+        if let certificate, !key.matches(certificate) {
+            throw SealError(.wrongKey, "certificate \(certificate.subject) does not belong to this private key")
+        }
+        self.key = key
+        self.certificate = certificate
+    }
+
+    /// Decrypts an object held in memory (DER/BER, PEM or S/MIME).
+    public func open(_ object: [UInt8]) throws(SealError) -> (plaintext: [UInt8], protection: ContentProtection) {
+        guard let output = BIO_new(BIO_s_mem()) else { throw SealError.openSSL(.library, "BIO_new failed") }
+        defer { BIO_free(output) }
+        let protection = try withMemoryBIO(object) { (input) throws(SealError) in
+            try open(input: input, prefix: Array(object.prefix(64)), output: output)
+        }
+        var p: UnsafeMutablePointer<CChar>?
+        let n = COpenSSL_BIO_get_mem_data(output, &p)
+        return ([UInt8](UnsafeRawBufferPointer(start: p, count: n)), protection)
+    }
+
+    /// Decrypts a file into another. Nothing appears at `outputPath` unless
+    /// decryption (and, for AES-GCM, authentication) succeeded.
+    public func open(fileAt inputPath: String, to outputPath: String) throws(SealError) -> ContentProtection {
+        guard let handle = FileHandle(forReadingAtPath: inputPath) else {
+            throw SealError(.io, "cannot open \(inputPath) for reading")
+        }
+        let prefix = [UInt8]((try? handle.read(upToCount: 64)) ?? Data())
+        try? handle.close()
+        guard let input = BIO_new_file(inputPath, "rb") else {
+            throw SealError.openSSL(.io, "cannot open \(inputPath) for reading")
+        }
+        defer { BIO_free(input) }
+        var protection = ContentProtection.authenticated
+        try AtomicFile.write(to: outputPath) { (bio) throws(SealError) in
+            protection = try open(input: input, prefix: prefix, output: bio)
+        }
+        return protection
+    }
+
+    func open(input: OpaquePointer, prefix: [UInt8], output: OpaquePointer) throws(SealError) -> ContentProtection {
+        _ = OpenSSLErrors.drain()
+        let text = String(decoding: prefix, as: UTF8.self)
+        let cms: OpaquePointer?
+        if text.hasPrefix("-----BEGIN") {
+            cms = PEM_read_bio_CMS(input, nil, nil, nil)
+        } else if text.hasPrefix("MIME-Version") || text.hasPrefix("Content-") {
+            cms = SMIME_read_CMS(input, nil)
+        } else {
+            cms = d2i_CMS_bio(input, nil)
+        }
+        guard let cms else {
+            let errors = OpenSSLErrors.drain()
+            if looksLikeEncryptedCMS(prefix) || text.hasPrefix("-----BEGIN CMS") || text.hasPrefix("-----BEGIN PKCS7") {
+                throw SealError(.truncatedObject,
+                                "the object ends before its end: it is truncated or damaged (an incomplete upload?)",
+                                detail: errors.text)
+            }
+            throw SealError(.malformedObject, "not an encrypted CMS object (DER, PEM or S/MIME)", detail: errors.text)
+        }
+        defer { CMS_ContentInfo_free(cms) }
+
+        let type = OBJ_obj2nid(CMS_get0_type(cms))
+        let protection: ContentProtection
+        switch type {
+        case NID_id_smime_ct_authEnvelopedData: protection = .authenticated
+        case NID_pkcs7_enveloped: protection = .unauthenticated
+        default:
+            throw SealError(.malformedObject, "the CMS object is not encrypted data (content type \(type))")
+        }
+
+        if let certificate, !isRecipient(cms, certificate) {
+            throw SealError(.wrongKey,
+                            "this object is not encrypted to \(certificate.subject): use the private key of one of its recipients")
+        }
+        // Offline, with an operator's own key, there is no padding oracle to
+        // guard against; CMS_DEBUG_DECRYPT turns a wrong key into an error
+        // instead of a random content key.
+        let flags = UInt32(CMS_BINARY | CMS_DEBUG_DECRYPT)
+        if CMS_decrypt(cms, key.pkey, certificate?.x509, nil, output, flags) != 1 {
+            let errors = OpenSSLErrors.drain()
+            if errors.reasons.isEmpty || errors.text.contains("cipher final") || errors.text.contains("bad decrypt")
+                || errors.text.contains("CMS_R_CONTENT_VERIFY") {
+                throw SealError(.authenticationFailed,
+                                "decryption failed: the object was altered or damaged after it was encrypted",
+                                detail: errors.text)
+            }
+            if errors.text.contains("no matching recipient") || errors.text.contains("decrypt error")
+                || errors.text.contains("unable to decrypt") || errors.text.contains("oaep") {
+                throw SealError(.wrongKey,
+                                certificate == nil
+                                    ? "the private key cannot open this object: it is not a recipient, or the object's key block is damaged"
+                                    : "the object's key block for this recipient is damaged: its content key cannot be recovered",
+                                detail: errors.text)
+            }
+            throw SealError(.malformedObject, "decryption failed", detail: errors.text)
+        }
+        return protection
+    }
+
+    /// Whether `certificate` is among the object's recipients.
+    private func isRecipient(_ cms: OpaquePointer, _ certificate: Certificate) -> Bool {
+        guard let infos = CMS_get0_RecipientInfos(cms) else { return false }
+        for i in 0..<COpenSSL_sk_CMS_RecipientInfo_num(infos) {
+            guard let ri = COpenSSL_sk_CMS_RecipientInfo_value(infos, i) else { continue }
+            switch CMS_RecipientInfo_type(ri) {
+            case CMS_RECIPINFO_TRANS:
+                if CMS_RecipientInfo_ktri_cert_cmp(ri, certificate.x509) == 0 { return true }
+            case CMS_RECIPINFO_AGREE:
+                guard let reks = CMS_RecipientInfo_kari_get0_reks(ri) else { continue }
+                for j in 0..<COpenSSL_sk_CMS_RecipientEncryptedKey_num(reks) {
+                    if let rek = COpenSSL_sk_CMS_RecipientEncryptedKey_value(reks, j),
+                       CMS_RecipientEncryptedKey_cert_cmp(rek, certificate.x509) == 0 { return true }
+                }
+            default: continue
+            }
+        }
+        _ = OpenSSLErrors.drain()
+        return false
+    }
+}
+
+/// The DER prefix of a ContentInfo holding EnvelopedData or AuthEnvelopedData.
+func looksLikeEncryptedCMS(_ prefix: [UInt8]) -> Bool {
+    let enveloped: [UInt8] = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x03]
+    let authEnveloped: [UInt8] = [0x06, 0x0B, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x10, 0x01, 0x17]
+    guard prefix.first == 0x30 else { return false }
+    for start in 2...6 where start < prefix.count {
+        let rest = Array(prefix[start...])
+        if rest.starts(with: enveloped) || rest.starts(with: authEnveloped) { return true }
+    }
+    return false
+}
+
+/// Writes a file through a temporary name and renames it into place only
+/// after the writer succeeded and the data reached the disk.
+enum AtomicFile {
+    static func write(to path: String, _ body: (OpaquePointer) throws(SealError) -> Void) throws(SealError) {
+        let temporary = path + ".fbk-partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SealError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        var failure: SealError?
+        if let bio = BIO_new_fd(fd, BIO_NOCLOSE) {
+            do throws(SealError) {
+                try body(bio)
+                if COpenSSL_BIO_flush(bio) != 1 { failure = SealError.openSSL(.io, "cannot write \(temporary)") }
+            } catch {
+                failure = error
+            }
+            BIO_free(bio)
+        } else {
+            failure = SealError.openSSL(.library, "BIO_new_fd failed")
+        }
+        if failure == nil && fsync(fd) != 0 {
+            failure = SealError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
+        if failure == nil && rename(temporary, path) != 0 {
+            failure = SealError(.io, "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
+        }
+        if let failure {
+            unlink(temporary)
+            throw failure
+        }
+    }
+}

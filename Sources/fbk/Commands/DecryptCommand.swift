@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import Seal
+
+/// `fbk decrypt`: one CMS object back to plaintext.
+struct DecryptCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decrypt",
+        abstract: "Decrypt one CMS object (a pack, a device blob) with the private key.",
+        discussion: """
+            Reads DER, PEM or S/MIME CMS objects: what fbk writes \
+            (AuthEnvelopedData, AES-256-GCM) and what `openssl cms -encrypt` or \
+            `openssl smime -encrypt` write on devices (EnvelopedData, AES-CBC: \
+            unauthenticated, so a warning is printed). Plaintext appears at --out \
+            (or on standard output) only after decryption and authentication \
+            succeeded; a damaged object leaves nothing behind.
+
+            --cert defaults to recipient.pem beside the key; with it, an object \
+            not encrypted to this key is reported as such.
+
+            Example:
+              fbk decrypt --key ~/fbk-keys/private.pem --out router-config.tar.gz wifi.lab-sysupgrade-20261127T030000Z.cms
+            """
+    )
+
+    @Option(name: .long, help: "The private key (PEM, PKCS#8).")
+    var key: String
+
+    @Option(name: .long, help: "The key's certificate (default: recipient.pem beside the key, if present).")
+    var cert: String?
+
+    @Option(name: .long, help: "Read the key's passphrase from this file (first line).")
+    var passphraseFile: String?
+
+    @Option(name: .long, help: "Write the plaintext here instead of standard output (never overwrites).")
+    var out: String?
+
+    @Argument(help: "The encrypted object.")
+    var object: String
+
+    func run() throws {
+        do {
+            if let out, FileManager.default.fileExists(atPath: out) {
+                throw CLIError(message: "\(out) exists; fbk decrypt never overwrites", status: ExitStatus.cannotCreate)
+            }
+            guard FileManager.default.isReadableFile(atPath: object) else {
+                throw CLIError(message: "cannot read \(object)", status: ExitStatus.noInput)
+            }
+            let opener = try makeOpener()
+            let protection: ContentProtection
+            if let out {
+                protection = try opener.open(fileAt: object, to: out)
+            } else {
+                // Authenticate completely before a single byte reaches stdout.
+                let temporary = NSTemporaryDirectory() + "/fbk-decrypt-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+                defer { unlink(temporary) }
+                protection = try opener.open(fileAt: object, to: temporary)
+                try copyToStandardOutput(temporary)
+            }
+            if protection == .unauthenticated {
+                FileHandle.standardError.write(Data(
+                    "fbk: warning: \(object) is \(protection.rawValue): its integrity was not checked\n".utf8))
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    private func makeOpener() throws -> Opener {
+        let certificatePath = cert ?? ((key as NSString).deletingLastPathComponent + "/recipient.pem")
+        let certificate: Certificate?
+        if cert != nil || FileManager.default.fileExists(atPath: certificatePath) {
+            certificate = try Certificate(contentsOf: certificatePath)
+        } else {
+            certificate = nil
+        }
+        let bytes = (try? String(contentsOfFile: key, encoding: .utf8)) ?? ""
+        let needsPassphrase = bytes.contains("ENCRYPTED")
+        let passphrase = needsPassphrase
+            ? try Passphrase.obtain(file: passphraseFile, prompt: "Passphrase for \(key): ") : nil
+        return try Opener(key: PrivateKey(contentsOf: key, passphrase: passphrase), certificate: certificate)
+    }
+
+    private func copyToStandardOutput(_ path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw CLIError(message: "cannot read back \(path)", status: ExitStatus.software)
+        }
+        defer { try? handle.close() }
+        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
+            FileHandle.standardOutput.write(data)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import Seal
+
+/// fbk's exit codes, from sysexits(3) where one fits. Documented in README.md.
+enum ExitStatus {
+    static let usage: Int32 = 64          // EX_USAGE: bad arguments or configuration
+    static let integrity: Int32 = 65      // EX_DATAERR: damaged, truncated or altered data
+    static let noInput: Int32 = 66        // EX_NOINPUT: a file cannot be read
+    static let software: Int32 = 70       // EX_SOFTWARE: a library failed unexpectedly
+    static let cannotCreate: Int32 = 73   // EX_CANTCREAT: an output exists or cannot be made
+    static let key: Int32 = 77            // EX_NOPERM: wrong key, passphrase or certificate
+}
+
+/// Prints an error for people and turns it into an exit code.
+func fail(_ error: Error) -> ExitCode {
+    let message: String
+    let status: Int32
+    switch error {
+    case let e as SealError:
+        message = e.description
+        switch e.code {
+        case .invalidArgument: status = ExitStatus.usage
+        case .malformedObject, .truncatedObject, .authenticationFailed, .corruptCompressedData:
+            status = ExitStatus.integrity
+        case .unreadableKeyMaterial, .io: status = ExitStatus.noInput
+        case .wrongKey, .wrongPassphrase, .unusableCertificate: status = ExitStatus.key
+        default: status = ExitStatus.software
+        }
+    case let e as Passphrase.Unavailable:
+        message = e.description
+        status = ExitStatus.key
+    case let e as CLIError:
+        message = e.message
+        status = e.status
+    default:
+        message = "\(error)"
+        status = ExitStatus.software
+    }
+    FileHandle.standardError.write(Data("fbk: error: \(message)\n".utf8))
+    return ExitCode(status)
+}
+
+/// An error raised by the command line itself.
+struct CLIError: Error {
+    let message: String
+    let status: Int32
+}

@@ -1,0 +1,161 @@
+import Foundation
+import Seal
+import Testing
+
+@Suite struct EnvelopeTests {
+    static let recipientSets: [[KeyPair]] = [[Keys.rsa], [Keys.p384], [Keys.p256], [Keys.rsa, Keys.p384]]
+
+    @Test(arguments: 0..<recipientSets.count)
+    func everyObjectDecryptsWithOpensslCms(_ index: Int) throws {
+        let pairs = Self.recipientSets[index]
+        let envelope = try Envelope(recipients: pairs.map(\.certificate))
+        let plain = sampleBytes(1 << 20, seed: UInt64(index + 3))
+        let sealed = try envelope.seal(plain)
+        let dir = try TempDir()
+        let object = try dir.write("obj", sealed)
+        for pair in pairs {
+            // Each recipient can decrypt alone.
+            let r = try runTool("openssl", ["cms", "-decrypt", "-binary", "-inform", "DER", "-in", object,
+                                            "-recip", pair.certificatePath, "-inkey", pair.keyPath])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout == plain, "openssl output differs for \(pair.name)")
+            let opened = try Opener(key: pair.key, certificate: pair.certificate).open(sealed)
+            #expect(opened.plaintext == plain)
+            #expect(opened.protection == .authenticated)
+        }
+        let printed = try runTool("openssl", ["cms", "-cmsout", "-print", "-inform", "DER", "-in", object])
+        let structure = String(decoding: printed.stdout, as: UTF8.self)
+        #expect(structure.contains("id-smime-ct-authEnvelopedData"))
+        #expect(structure.contains("aes-256-gcm"))
+        if pairs.contains(where: { $0.name.hasPrefix("rsa") }) { #expect(structure.contains("rsaesOaep")) }
+    }
+
+    @Test func fileSealingStreamsAndReportsSizeAndHash() throws {
+        let dir = try TempDir()
+        let plain = sampleBytes(3 << 20 + 5, seed: 77)
+        let input = try dir.write("plain", plain)
+        let envelope = try Envelope(recipients: [Keys.rsa.certificate])
+        let (size, digest) = try envelope.seal(fileAt: input, to: dir.file("sealed"))
+        let sealed = dir.read("sealed")!
+        #expect(size == sealed.count)
+        #expect(digest == SHA256.hash(sealed))
+        let r = try runTool("openssl", ["cms", "-decrypt", "-binary", "-inform", "DER", "-in", dir.file("sealed"),
+                                        "-recip", Keys.rsa.certificatePath, "-inkey", Keys.rsa.keyPath])
+        #expect(r.stdout == plain)
+        let protection = try Opener(key: Keys.rsa.key, certificate: Keys.rsa.certificate)
+            .open(fileAt: dir.file("sealed"), to: dir.file("opened"))
+        #expect(protection == .authenticated)
+        #expect(dir.read("opened") == plain)
+        // No temporary files are left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["opened", "plain", "sealed"])
+    }
+
+    static let deviceOutputs: [(String, [String])] = [
+        ("cms gcm DER", ["cms", "-encrypt", "-binary", "-stream", "-aes-256-gcm", "-outform", "DER"]),
+        ("cms gcm PEM", ["cms", "-encrypt", "-binary", "-stream", "-aes-256-gcm", "-outform", "PEM"]),
+        ("cms cbc DER", ["cms", "-encrypt", "-binary", "-stream", "-aes-256-cbc", "-outform", "DER"]),
+        ("smime cbc DER", ["smime", "-encrypt", "-binary", "-stream", "-aes-256-cbc", "-outform", "DER"]),
+        ("smime cbc PEM", ["smime", "-encrypt", "-binary", "-stream", "-aes-256-cbc", "-outform", "PEM"]),
+        ("smime cbc S/MIME", ["smime", "-encrypt", "-binary", "-aes-256-cbc"]),
+    ]
+
+    @Test(arguments: 0..<deviceOutputs.count)
+    func opensDeviceScriptOutput(_ index: Int) throws {
+        let (name, arguments) = Self.deviceOutputs[index]
+        let dir = try TempDir()
+        let plain = sampleBytes(700_001, seed: UInt64(index + 100))
+        let input = try dir.write("in", plain)
+        let r = try runTool("openssl", arguments + ["-in", input, "-out", dir.file("obj"), Keys.rsa.certificatePath])
+        #expect(r.status == 0, "\(r.stderr)")
+        let opener = try Opener(key: Keys.rsa.key, certificate: Keys.rsa.certificate)
+        let protection = try opener.open(fileAt: dir.file("obj"), to: dir.file("out"))
+        #expect(dir.read("out") == plain, "\(name)")
+        #expect(protection == (name.contains("gcm") ? .authenticated : .unauthenticated), "\(name)")
+    }
+}
+
+@Suite struct EnvelopeErrorTests {
+    static func sealedObject() throws -> [UInt8] {
+        try Envelope(recipients: [Keys.rsa.certificate]).seal(sampleBytes(200_000, seed: 5))
+    }
+
+    func code(_ body: () throws -> Void) -> SealError.Code? {
+        do { try body() } catch let e as SealError { return e.code } catch { return nil }
+        return nil
+    }
+
+    @Test func wrongPrivateKeyIsNamed() throws {
+        let object = try Self.sealedObject()
+        let withCert = code { _ = try Opener(key: Keys.rsaOther.key, certificate: Keys.rsaOther.certificate).open(object) }
+        #expect(withCert == .wrongKey)
+        let withoutCert = code { _ = try Opener(key: Keys.rsaOther.key, certificate: nil).open(object) }
+        #expect(withoutCert == .wrongKey)
+        let mismatched = code { _ = try Opener(key: Keys.rsaOther.key, certificate: Keys.rsa.certificate) }
+        #expect(mismatched == .wrongKey)
+    }
+
+    @Test func wrongPassphraseIsNamed() throws {
+        let dir = try TempDir()
+        let pair = try generateKeyPair(type: .p384, subject: "t", passphrase: Array("right horse".utf8))
+        let path = try dir.write("k.pem", Array(pair.privateKeyPEM.utf8))
+        #expect(code { _ = try PrivateKey(contentsOf: path, passphrase: Array("wrong".utf8)) } == .wrongPassphrase)
+        #expect(code { _ = try PrivateKey(contentsOf: path, passphrase: nil) } == .unreadableKeyMaterial)
+        let key = try PrivateKey(contentsOf: path, passphrase: Array("right horse".utf8))
+        let cert = try Certificate(bytes: Array(pair.certificatePEM.utf8))
+        #expect(key.matches(cert))
+        // openssl reads the same key file with the same passphrase: PBKDF2 600000 iterations.
+        let r = try runTool("openssl", ["pkcs8", "-in", path, "-passin", "pass:right horse", "-nocrypt", "-topk8"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let info = try runTool("openssl", ["asn1parse", "-in", path])
+        #expect(String(decoding: info.stdout, as: UTF8.self).contains("hmacWithSHA256"))
+        #expect(String(decoding: info.stdout, as: UTF8.self).contains(":0927C0"))  // 600000
+        // And an object sealed to the generated certificate opens with it.
+        let sealed = try Envelope(recipients: [cert]).seal([1, 2, 3])
+        #expect(try Opener(key: key, certificate: cert).open(sealed).plaintext == [1, 2, 3])
+    }
+
+    @Test func certificatesWithoutUsableKeysAreRefused() throws {
+        #expect(code { _ = try Envelope(recipients: [Keys.rsaSmall.certificate]) } == .unusableCertificate)
+        #expect(code { _ = try Envelope(recipients: [Keys.ed25519.certificate]) } == .unusableCertificate)
+        #expect(code { _ = try Envelope(recipients: []) } == .invalidArgument)
+        #expect(code { _ = try Certificate(bytes: Array("not a certificate".utf8)) } == .unreadableKeyMaterial)
+        #expect(code { _ = try Certificate(contentsOf: "/nonexistent/cert.pem") } == .unreadableKeyMaterial)
+    }
+
+    @Test func truncatedObjectIsNamed() throws {
+        let object = try Self.sealedObject()
+        let opener = try Opener(key: Keys.rsa.key, certificate: Keys.rsa.certificate)
+        for keep in [object.count - 1, object.count - 40, object.count / 2, 700] {
+            let c = code { _ = try opener.open(Array(object.prefix(keep))) }
+            #expect(c == .truncatedObject, "kept \(keep) bytes: \(String(describing: c))")
+        }
+    }
+
+    @Test func flippedBitsAreDetected() throws {
+        let object = try Self.sealedObject()
+        let opener = try Opener(key: Keys.rsa.key, certificate: Keys.rsa.certificate)
+        func flipped(_ at: Int) -> [UInt8] { var o = object; o[at] ^= 0x01; return o }
+        // Header: inside the RSA-encrypted content key (the recipient info).
+        let header = code { _ = try opener.open(flipped(200)) }
+        #expect(header == .wrongKey || header == .malformedObject, "\(String(describing: header))")
+        // Ciphertext, in the middle of the content.
+        #expect(code { _ = try opener.open(flipped(object.count / 2)) } == .authenticationFailed)
+        // The GCM tag: the last OCTET STRING, before the three end-of-contents
+        // markers (00 00) of the indefinite-length encoding.
+        #expect(Array(object.suffix(6)) == [0, 0, 0, 0, 0, 0])
+        #expect(Array(object.suffix(24).prefix(2)) == [0x04, 0x10])
+        #expect(code { _ = try opener.open(flipped(object.count - 6 - 5)) } == .authenticationFailed)
+        #expect(code { _ = try opener.open(sampleBytes(5000)) } == .malformedObject)
+        #expect(code { _ = try opener.open([]) } == .malformedObject)
+    }
+
+    @Test func failedDecryptionLeavesNoFile() throws {
+        var object = try Self.sealedObject()
+        object[object.count / 2] ^= 0x80
+        let dir = try TempDir()
+        let path = try dir.write("obj", object)
+        let opener = try Opener(key: Keys.rsa.key, certificate: Keys.rsa.certificate)
+        #expect(throws: SealError.self) { try opener.open(fileAt: path, to: dir.file("out")) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["obj"])
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Seal
+import Testing
+
+/// Runs a command-line tool (openssl, zstd) and returns its status and output.
+@discardableResult
+func runTool(_ tool: String, _ arguments: [String], stdin: [UInt8]? = nil) throws -> (status: Int32, stdout: [UInt8], stderr: String) {
+    let dir = try TempDir()
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [tool] + arguments
+    if let stdin {
+        try Data(stdin).write(to: URL(fileURLWithPath: dir.file("stdin")))
+        process.standardInput = FileHandle(forReadingAtPath: dir.file("stdin"))
+    } else {
+        process.standardInput = FileHandle.nullDevice
+    }
+    _ = FileManager.default.createFile(atPath: dir.file("out"), contents: nil)
+    _ = FileManager.default.createFile(atPath: dir.file("err"), contents: nil)
+    let out = FileHandle(forWritingAtPath: dir.file("out"))!
+    let err = FileHandle(forWritingAtPath: dir.file("err"))!
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    process.waitUntilExit()
+    try out.close()
+    try err.close()
+    return (process.terminationStatus,
+            [UInt8](FileManager.default.contents(atPath: dir.file("out")) ?? Data()),
+            String(decoding: FileManager.default.contents(atPath: dir.file("err")) ?? Data(), as: UTF8.self))
+}
+
+final class TempDir: @unchecked Sendable {
+    let path: String
+    init() throws {
+        var template = Array((NSTemporaryDirectory() + "/fbk-seal-XXXXXX").utf8CString)
+        guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
+        path = String(cString: p)
+    }
+    func file(_ name: String) -> String { path + "/" + name }
+    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+        try Data(bytes).write(to: URL(fileURLWithPath: file(name)))
+        return file(name)
+    }
+    func read(_ name: String) -> [UInt8]? { FileManager.default.contents(atPath: file(name)).map { [UInt8]($0) } }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Key pairs made once per test run with the openssl command line, so the
+/// tests prove interoperability rather than agreement with themselves.
+struct KeyPair: Sendable {
+    let name: String
+    let certificatePath: String
+    let keyPath: String
+    var certificate: Certificate { try! Certificate(contentsOf: certificatePath) }
+    var key: PrivateKey { try! PrivateKey(contentsOf: keyPath, passphrase: nil) }
+}
+
+enum Keys {
+    static let directory = try! TempDir()
+
+    static func make(_ name: String, _ newkey: [String]) -> KeyPair {
+        let cert = directory.file("\(name).pem"), key = directory.file("\(name).key")
+        let r = try! runTool("openssl", ["req", "-x509"] + newkey + ["-nodes", "-keyout", key, "-out", cert,
+                                                                    "-days", "30", "-subj", "/CN=fbk-test-\(name)"])
+        precondition(r.status == 0, "openssl req failed: \(r.stderr)")
+        return KeyPair(name: name, certificatePath: cert, keyPath: key)
+    }
+
+    static let rsa = make("rsa3072", ["-newkey", "rsa:3072"])
+    static let rsaOther = make("rsa3072b", ["-newkey", "rsa:3072"])
+    static let p384 = make("p384", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"])
+    static let p256 = make("p256", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+    static let rsaSmall = make("rsa2048", ["-newkey", "rsa:2048"])
+    static let ed25519 = make("ed25519", ["-newkey", "ed25519"])
+}
+
+/// Deterministic bytes; `compressible` gives text-like data.
+func sampleBytes(_ count: Int, seed: UInt64 = 1, compressible: Bool = false) -> [UInt8] {
+    var s = seed | 1
+    var out = [UInt8](repeating: 0, count: count)
+    for i in 0..<count {
+        s ^= s >> 12; s ^= s << 25; s ^= s >> 27
+        let r = s &* 0x2545_F491_4F6C_DD1D
+        out[i] = compressible ? UInt8(ascii: "a") + UInt8(r >> 61) : UInt8(truncatingIfNeeded: r >> 32)
+    }
+    return out
+}
