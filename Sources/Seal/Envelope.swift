@@ -133,11 +133,19 @@ public struct Opener: Sendable {
         }
         let prefix = [UInt8]((try? handle.read(upToCount: 64)) ?? Data())
         try? handle.close()
+        var protection = ContentProtection.authenticated
+        if prefix.first == 0x30 {
+            // DER/BER: stream the content, memory stays bounded.
+            try AtomicFile.write(to: outputPath) { (bio) throws(SealError) in
+                protection = try openStreaming(path: inputPath, output: bio)
+            }
+            return protection
+        }
+        // PEM and S/MIME are base64 text: OpenSSL reads them whole.
         guard let input = BIO_new_file(inputPath, "rb") else {
             throw SealError.openSSL(.io, "cannot open \(inputPath) for reading")
         }
         defer { BIO_free(input) }
-        var protection = ContentProtection.authenticated
         try AtomicFile.write(to: outputPath) { (bio) throws(SealError) in
             protection = try open(input: input, prefix: prefix, output: bio)
         }
@@ -145,6 +153,28 @@ public struct Opener: Sendable {
     }
 
     func open(input: OpaquePointer, prefix: [UInt8], output: OpaquePointer) throws(SealError) -> ContentProtection {
+        let cms = try parse(input: input, prefix: prefix)
+        defer { CMS_ContentInfo_free(cms) }
+        return try decrypt(cms, detachedContent: nil, output: output)
+    }
+
+    /// Decrypts a DER/BER object from a file with bounded memory: the
+    /// content streams from the file (see StreamingOpen.swift).
+    func openStreaming(path: String, output: OpaquePointer) throws(SealError) -> ContentProtection {
+        let (header, pieces) = try StreamingOpen.split(path: path)
+        let cms: OpaquePointer = try withMemoryBIO(header) { (bio) throws(SealError) in
+            try parse(input: bio, prefix: Array(header.prefix(64)))
+        }
+        defer { CMS_ContentInfo_free(cms) }
+        let source = try PieceSource(path: path, pieces: pieces)
+        guard let content = source.makeBIO() else { throw SealError.openSSL(.library, "BIO_new failed") }
+        defer { BIO_free(content) }
+        return try withExtendedLifetime(source) { () throws(SealError) in
+            try decrypt(cms, detachedContent: content, output: output)
+        }
+    }
+
+    private func parse(input: OpaquePointer, prefix: [UInt8]) throws(SealError) -> OpaquePointer {
         _ = OpenSSLErrors.drain()
         let text = String(decoding: prefix, as: UTF8.self)
         let cms: OpaquePointer?
@@ -164,8 +194,10 @@ public struct Opener: Sendable {
             }
             throw SealError(.malformedObject, "not an encrypted CMS object (DER, PEM or S/MIME)", detail: errors.text)
         }
-        defer { CMS_ContentInfo_free(cms) }
+        return cms
+    }
 
+    private func decrypt(_ cms: OpaquePointer, detachedContent: OpaquePointer?, output: OpaquePointer) throws(SealError) -> ContentProtection {
         let type = OBJ_obj2nid(CMS_get0_type(cms))
         let protection: ContentProtection
         switch type {
@@ -183,7 +215,7 @@ public struct Opener: Sendable {
         // guard against; CMS_DEBUG_DECRYPT turns a wrong key into an error
         // instead of a random content key.
         let flags = UInt32(CMS_BINARY | CMS_DEBUG_DECRYPT)
-        if CMS_decrypt(cms, key.pkey, certificate?.x509, nil, output, flags) != 1 {
+        if CMS_decrypt(cms, key.pkey, certificate?.x509, detachedContent, output, flags) != 1 {
             let errors = OpenSSLErrors.drain()
             if errors.reasons.isEmpty || errors.text.contains("cipher final") || errors.text.contains("bad decrypt")
                 || errors.text.contains("CMS_R_CONTENT_VERIFY") {
@@ -191,8 +223,11 @@ public struct Opener: Sendable {
                                 "decryption failed: the object was altered or damaged after it was encrypted",
                                 detail: errors.text)
             }
-            if errors.text.contains("no matching recipient") || errors.text.contains("decrypt error")
-                || errors.text.contains("unable to decrypt") || errors.text.contains("oaep") {
+            // Failures while recovering the content key: RSA/EC errors, or
+            // CMS finding no recipient it can decrypt.
+            let keyStage = ["no matching recipient", "decrypt error", "unable to decrypt", "oaep",
+                            "rsa routines", "EC routines", "data too large for modulus", "key unwrap"]
+            if keyStage.contains(where: { errors.text.contains($0) }) {
                 throw SealError(.wrongKey,
                                 certificate == nil
                                     ? "the private key cannot open this object: it is not a recipient, or the object's key block is damaged"
