@@ -127,7 +127,13 @@ func groupName(_ key: OpaquePointer) -> String {
 func describeKey(_ key: OpaquePointer) -> String {
     switch EVP_PKEY_get_base_id(key) {
     case EVP_PKEY_RSA: "RSA \(EVP_PKEY_get_bits(key))"
-    case EVP_PKEY_EC: "EC \(groupName(key))"
+    case EVP_PKEY_EC:
+        switch groupName(key) {
+        case "prime256v1": "EC P-256"
+        case "secp384r1": "EC P-384"
+        case "secp521r1": "EC P-521"
+        case let other: "EC \(other)"
+        }
     default:
         if let n = EVP_PKEY_get0_type_name(key) { String(cString: n) } else { "unknown" }
     }

@@ -7,6 +7,7 @@ enum CLI {
         var status: Int32
         var stdout: String
         var stderr: String
+        var stdoutBytes: Data
     }
 
     /// The `fbk` executable next to the test bundle in the build folder.
@@ -43,9 +44,12 @@ enum CLI {
         process.waitUntilExit()
         try out.close()
         try err.close()
+        let outData = FileManager.default.contents(atPath: scratch.file("out")) ?? Data()
+        let errData = FileManager.default.contents(atPath: scratch.file("err")) ?? Data()
         return Result(status: process.terminationStatus,
-                      stdout: (try? String(contentsOfFile: scratch.file("out"), encoding: .utf8)) ?? "",
-                      stderr: (try? String(contentsOfFile: scratch.file("err"), encoding: .utf8)) ?? "")
+                      stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self),
+                      stdoutBytes: outData)
     }
 }
 
