@@ -7,6 +7,7 @@
 
 import Chunker
 import Foundation
+import Seal
 
 struct Options {
     var mebibytes = 1024
@@ -124,6 +125,59 @@ func chunkerBench(_ options: Options) {
     }
 }
 
+/// Seal throughput on 32 MiB objects: compress + encrypt, and decrypt +
+/// decompress, as a pack would be handled (zstd frames per 1 MiB chunk,
+/// one CMS object), with a throwaway RSA-4096 key.
+func sealBench(_ options: Options) {
+    let pair = try! generateKeyPair(type: .rsa4096, subject: "bench", passphrase: Array("bench".utf8))
+    let dir = NSTemporaryDirectory() + "/fbk-bench-\(getpid())"
+    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    FileManager.default.createFile(atPath: dir + "/k.pem", contents: Data(pair.privateKeyPEM.utf8))
+    let certificate = try! Certificate(bytes: Array(pair.certificatePEM.utf8))
+    let key = try! PrivateKey(contentsOf: dir + "/k.pem", passphrase: Array("bench".utf8))
+    let envelope = try! Envelope(recipients: [certificate])
+    let opener = try! Opener(key: key, certificate: certificate)
+    let size = 32 << 20
+    let chunk = 1 << 20
+    print("seal: 32 MiB objects, zstd level 3 per 1 MiB chunk + CMS AES-256-GCM, RSA-4096, best of \(options.repeats)")
+    for (label, data) in [("random", randomBytes(count: size, seed: 7)),
+                          ("real files", realBytes(count: size, directories: options.realDirectories))] {
+        let compressor = try! ChunkCompressor(level: 3)
+        let decompressor = ChunkDecompressor()
+        var sealed: [UInt8] = []
+        var forms: [(StorageForm, Int, Int)] = []
+        measure("compress+encrypt \(label)", bytes: data, repeats: options.repeats) { raw in
+            var packed: [UInt8] = []
+            forms = []
+            var i = 0
+            while i < raw.count {
+                let n = min(chunk, raw.count - i)
+                let (form, bytes) = try! compressor.compress(UnsafeRawBufferPointer(rebasing: raw[i..<(i + n)]))
+                forms.append((form, bytes.count, n))
+                packed += bytes
+                i += n
+            }
+            sealed = try! envelope.seal(packed)
+            return (forms.count, "sealed \(sealed.count >> 10) KiB")
+        }
+        measure("decrypt+decompress \(label)", bytes: data, repeats: options.repeats) { _ in
+            let packed = try! opener.open(sealed).plaintext
+            var offset = 0
+            var total = 0
+            packed.withUnsafeBytes { raw in
+                for (form, stored, plain) in forms {
+                    total += try! decompressor.decompress(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + stored)]),
+                                                          form: form, plainLength: plain).count
+                    offset += stored
+                }
+            }
+            precondition(total == size)
+            return (forms.count, "")
+        }
+    }
+}
+
 /// Writes the benchmark inputs to files so other tools can chunk the same bytes.
 func generate(_ options: Options) {
     guard let out = options.out else { fail("gen needs --out PREFIX") }
@@ -139,6 +193,9 @@ let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "gen": generate(parse(args.dropFirst()))
 case "chunker": chunkerBench(parse(args.dropFirst()))
-case "all", nil: chunkerBench(parse(args.dropFirst()))
-default: fail("unknown benchmark \(args.first!); try: chunker, all")
+case "seal": sealBench(parse(args.dropFirst()))
+case "all", nil:
+    chunkerBench(parse(args.dropFirst()))
+    sealBench(parse(args.dropFirst()))
+default: fail("unknown benchmark \(args.first!); try: chunker, seal, all")
 }
