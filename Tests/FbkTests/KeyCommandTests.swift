@@ -1,6 +1,16 @@
 import Foundation
 import Testing
 
+/// Encrypts a file with the openssl command line, as a device script does.
+func opensslEncrypt(_ mode: [String], input: String, output: String, recipient: String) throws -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+    p.arguments = mode + ["-binary", "-stream", "-outform", "DER", "-in", input, "-out", output, recipient]
+    try p.run()
+    p.waitUntilExit()
+    return p.terminationStatus
+}
+
 @Suite struct KeyCommandTests {
     let passphrase = ["FBK_PASSPHRASE": "correct horse battery"]
 
@@ -40,13 +50,8 @@ import Testing
         let plain = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         try Data(plain).write(to: URL(fileURLWithPath: dir.file("plain")))
         // A device encrypts with the openssl command line (here: smime, CBC).
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = ["smime", "-encrypt", "-binary", "-stream", "-aes-256-cbc", "-outform", "DER",
-                       "-in", dir.file("plain"), "-out", dir.file("blob"), keys + "/recipient.pem"]
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        #expect(try opensslEncrypt(["smime", "-encrypt", "-aes-256-cbc"], input: dir.file("plain"),
+                                   output: dir.file("blob"), recipient: keys + "/recipient.pem") == 0)
 
         let r = try CLI.run(["decrypt", "--key", keys + "/private.pem", "--passphrase-file", dir.file("pass"),
                              "--out", dir.file("out"), dir.file("blob")])
@@ -76,12 +81,8 @@ import Testing
         #expect(try CLI.run(["keygen", "--out", keys, "--type", "p384"], environment: env).status == 0)
         let plain = [UInt8](repeating: 0x41, count: 200_000)
         try Data(plain).write(to: URL(fileURLWithPath: dir.file("plain")))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = ["cms", "-encrypt", "-binary", "-stream", "-aes-256-gcm", "-outform", "DER",
-                       "-in", dir.file("plain"), "-out", dir.file("obj"), keys + "/recipient.pem"]
-        try p.run()
-        p.waitUntilExit()
+        #expect(try opensslEncrypt(["cms", "-encrypt", "-aes-256-gcm"], input: dir.file("plain"),
+                                   output: dir.file("obj"), recipient: keys + "/recipient.pem") == 0)
         var object = [UInt8](FileManager.default.contents(atPath: dir.file("obj"))!)
         object[object.count / 2] ^= 0x04
         try Data(object).write(to: URL(fileURLWithPath: dir.file("tampered")))
@@ -110,12 +111,8 @@ import Testing
             _ = write(fd, block, block.count)
         }
         close(fd)
-        let enc = Process()
-        enc.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        enc.arguments = ["cms", "-encrypt", "-binary", "-stream", "-aes-256-gcm", "-outform", "DER",
-                         "-in", dir.file("plain"), "-out", dir.file("obj"), keys + "/recipient.pem"]
-        try enc.run()
-        enc.waitUntilExit()
+        #expect(try opensslEncrypt(["cms", "-encrypt", "-aes-256-gcm"], input: dir.file("plain"),
+                                   output: dir.file("obj"), recipient: keys + "/recipient.pem") == 0)
         let timed = Process()
         timed.executableURL = URL(fileURLWithPath: "/usr/bin/time")
         timed.arguments = ["-f", "%M", "-o", dir.file("rss"), CLI.binary.path, "decrypt", "--key", keys + "/private.pem",
