@@ -133,7 +133,7 @@ func sealBench(_ options: Options) {
     let dir = NSTemporaryDirectory() + "/fbk-bench-\(getpid())"
     try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    FileManager.default.createFile(atPath: dir + "/k.pem", contents: Data(pair.privateKeyPEM.utf8))
+    _ = FileManager.default.createFile(atPath: dir + "/k.pem", contents: Data(pair.privateKeyPEM.utf8))
     let certificate = try! Certificate(bytes: Array(pair.certificatePEM.utf8))
     let key = try! PrivateKey(contentsOf: dir + "/k.pem", passphrase: Array("bench".utf8))
     let envelope = try! Envelope(recipients: [certificate])
@@ -184,8 +184,8 @@ func generate(_ options: Options) {
     let size = options.mebibytes << 20
     let random = randomBytes(count: size, seed: 42)
     let real = realBytes(count: size, directories: options.realDirectories)
-    FileManager.default.createFile(atPath: out + "-random.bin", contents: Data(random))
-    FileManager.default.createFile(atPath: out + "-real.bin", contents: Data(real))
+    _ = FileManager.default.createFile(atPath: out + "-random.bin", contents: Data(random))
+    _ = FileManager.default.createFile(atPath: out + "-real.bin", contents: Data(real))
     print("wrote \(out)-random.bin (\(random.count) bytes), \(out)-real.bin (\(real.count) bytes)")
 }
 

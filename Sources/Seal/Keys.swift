@@ -21,7 +21,7 @@ func readSmallFile(_ path: String, what: String, limit: Int = 1 << 20) throws(Se
 func withMemoryBIO<R>(_ bytes: [UInt8], _ body: (OpaquePointer) throws(SealError) -> R) throws(SealError) -> R {
     let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
     defer { copy.deallocate() }
-    copy.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+    bytes.withUnsafeBytes { copy.copyMemory(from: $0) }
     guard let bio = BIO_new_mem_buf(copy.baseAddress, Int32(bytes.count)) else {
         throw SealError.openSSL(.library, "BIO_new_mem_buf failed")
     }
