@@ -18,16 +18,18 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLinux"),
 
         .target(name: "Chunker", exclude: ["README.md"]),
         .target(name: "Seal", dependencies: ["COpenSSL", "CZstd"]),
-        .target(name: "Store", dependencies: ["Chunker", "Seal", "CSQLite", "CCurl"]),
+        .target(name: "Store", dependencies: ["Chunker", "Seal", "CSQLite", "CCurl", "CLinux", "Yams"]),
         .executableTarget(
             name: "fbk",
             dependencies: [

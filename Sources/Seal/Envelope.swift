@@ -52,6 +52,23 @@ public struct Envelope: Sendable {
         try plaintext.withUnsafeBytes { p in Result { () throws(SealError) in try seal(p) } }.get()
     }
 
+    /// Encrypts bytes in memory into a file (through a temporary name).
+    /// - Returns: the size and SHA-256 of the sealed bytes.
+    public func seal(_ plaintext: [UInt8], to outputPath: String) throws(SealError) -> (size: Int, sha256: Digest) {
+        let result: Result<Void, SealError> = plaintext.withUnsafeBytes { p in
+            let empty: [UInt8] = [0]
+            let input = empty.withUnsafeBytes { e in BIO_new_mem_buf(p.baseAddress ?? e.baseAddress, Int32(p.count)) }
+            guard let input else { return .failure(SealError.openSSL(.library, "BIO_new_mem_buf failed")) }
+            defer { BIO_free(input) }
+            return Result { () throws(SealError) in
+                try AtomicFile.write(to: outputPath) { (bio) throws(SealError) in try seal(input: input, output: bio) }
+            }
+        }
+        try result.get()
+        let (digest, size) = try SHA256.hash(fileAt: outputPath)
+        return (size, digest)
+    }
+
     /// Encrypts a file into another, streaming: memory stays bounded
     /// whatever the size. The output appears only when complete.
     /// - Returns: the size and SHA-256 of the sealed bytes.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Seal
+import Store
 
 /// fbk's exit codes, from sysexits(3) where one fits. Documented in README.md.
 enum ExitStatus {
@@ -10,6 +11,10 @@ enum ExitStatus {
     static let software: Int32 = 70       // EX_SOFTWARE: a library failed unexpectedly
     static let cannotCreate: Int32 = 73   // EX_CANTCREAT: an output exists or cannot be made
     static let key: Int32 = 77            // EX_NOPERM: wrong key, passphrase or certificate
+    static let partial: Int32 = 3         // snapshot stored, but some files could not be read
+    static let localIO: Int32 = 74        // EX_IOERR: local disk trouble
+    static let mirrors: Int32 = 75        // EX_TEMPFAIL: not enough mirrors stored the snapshot
+    static let interrupted: Int32 = 130   // stopped by SIGINT/SIGTERM
 }
 
 /// Prints an error for people and turns it into an exit code.
@@ -27,6 +32,23 @@ func fail(_ error: Error) -> ExitCode {
         case .wrongKey, .wrongPassphrase, .unusableCertificate: status = ExitStatus.key
         default: status = ExitStatus.software
         }
+    case let e as StoreError:
+        message = e.message
+        switch e.code {
+        case .config: status = ExitStatus.usage
+        case .index: status = ExitStatus.noInput
+        case .io: status = ExitStatus.localIO
+        case .mirrors: status = ExitStatus.mirrors
+        case .integrity: status = ExitStatus.integrity
+        case .interrupted: status = ExitStatus.interrupted
+        default: status = ExitStatus.software
+        }
+    case let e as SQLiteError:
+        message = "index: \(e.description)"
+        status = ExitStatus.noInput
+    case let e as FormatError:
+        message = e.description
+        status = ExitStatus.integrity
     case let e as Passphrase.Unavailable:
         message = e.description
         status = ExitStatus.key

@@ -13,6 +13,6 @@ struct Fbk: ParsableCommand {
             backups but never read or decrypt them. Restores happen offline with \
             the private key.
             """,
-        subcommands: [ChunkCommand.self, KeygenCommand.self, DecryptCommand.self]
+        subcommands: [InitCommand.self, SnapshotCommand.self, KeygenCommand.self, DecryptCommand.self, ChunkCommand.self]
     )
 }

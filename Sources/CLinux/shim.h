@@ -1,0 +1,11 @@
+/* CLinux: libc headers the Swift Glibc module does not export.
+ * <sys/xattr.h> (extended attributes) is not part of Glibc's module map. */
+#ifndef CLINUX_SHIM_H
+#define CLINUX_SHIM_H
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <sys/sysmacros.h>
+#include <sys/file.h>
+/* makedev/major/minor are macros. */
+static inline dev_t CLinux_makedev(unsigned int ma, unsigned int mi) { return makedev(ma, mi); }
+#endif

@@ -1,0 +1,581 @@
+// The archiver: one `fbk snapshot` run.
+//
+// Order of work, and why (FORMAT.md, "Write ordering"):
+//   1. Deliver what the spool owes to mirrors that missed it last time.
+//   2. Walk the configured paths; cut new file content into chunks; skip
+//      chunks the index knows; pack, seal and upload new chunks. A pack's
+//      chunks enter the index only after the pack is on at least one mirror.
+//   3. Upload the sealed snapshot record, then the signed plaintext catalog.
+//   4. Record the snapshot in the index only when at least the required
+//      number of mirrors hold every object it needs.
+
+import Chunker
+import Foundation
+import Seal
+
+/// Runs one snapshot. Not reusable: make one per run.
+public final class Archiver {
+    let config: ClientConfig
+    let keys: ClientKeys
+    let envelope: Envelope
+    let index: Index
+    let mirrorSet: MirrorSet
+    let chunker: Chunker
+    let compressor: ChunkCompressor
+    let names = NameCache()
+
+    /// Called now and then with live counters (from the archiving thread).
+    public var progress: ((SnapshotProgress) -> Void)?
+    /// Polled between files and chunks; true stops the run cleanly.
+    public var isCancelled: () -> Bool = { false }
+
+    private var summary = SnapshotSummary()
+    private var builder = PackBuilder()
+    /// Chunks in the pack being built: deduplicated within the run.
+    private var pendingChunks = Set<ChunkID>()
+    /// Files whose chunks are all in the pack being built or earlier ones;
+    /// cached once that pack is stored.
+    private var pendingFiles: [(PathBytes, Index.CachedFile)] = []
+    /// Packs (object IDs) the snapshot needs.
+    private var neededPacks = Set<Int>()
+    private var needsPendingPack = false
+    /// First path seen for each multiply-linked inode.
+    private var hardlinks: [HardlinkKey: PathBytes] = [:]
+    private var rootDevice: UInt64 = 0
+    private var excludedPaths: [PathBytes] = []
+    private let clock = ContinuousClock()
+    private var started = ContinuousClock.now
+    private var lastProgress = ContinuousClock.now
+    private var readBuffer = [UInt8](repeating: 0, count: 1 << 20)
+
+    struct HardlinkKey: Hashable { let dev: UInt64, ino: UInt64 }
+
+    public init(config: ClientConfig, keys: ClientKeys, envelope: Envelope, index: Index, mirrors: [any Mirror]) throws {
+        self.config = config
+        self.keys = keys
+        self.envelope = envelope
+        self.index = index
+        let ids = try mirrors.map { try index.mirrorID($0.url) }
+        mirrorSet = MirrorSet(mirrors: mirrors, ids: ids)
+        chunker = try Chunker(parameters: config.chunker, seed: keys.chunkerSeed)
+        compressor = try ChunkCompressor(level: config.compressionLevel)
+        summary.requiredMirrors = config.requiredMirrors
+        excludedPaths = ["/proc", "/sys", "/dev", "/run", "/tmp", config.state, config.spoolDirectory]
+            .map { Array($0.utf8) }
+    }
+
+    /// Runs the snapshot.
+    /// - Returns: the summary; `summary.snapshot` is nil if not enough mirrors hold it.
+    /// - Throws: `StoreError` when the run cannot complete (no mirror takes
+    ///   the data, local I/O failure, interruption).
+    public func run() throws -> SnapshotSummary {
+        started = clock.now
+        let startDate = Date()
+        try FileManager.default.createDirectory(atPath: config.spoolDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        try removeStraySpoolFiles()
+        try deliverSpool()
+
+        let root = try archiveRoot()
+        try flushPack()
+        try checkCancelled()
+
+        let id = Layout.newSnapshotID(at: startDate)
+        let finishDate = Date()
+        let signing = keys.signingKey()
+        var stats = SnapshotStats()
+        stats.files = summary.files
+        stats.directories = summary.directories
+        stats.otherEntries = summary.otherEntries
+        stats.bytes = summary.bytesScanned
+        stats.newChunks = summary.newChunks
+        stats.newBytes = summary.newBytes
+        stats.packs = summary.packs
+        let record = SnapshotRecord(
+            id: id, client: config.client, host: config.host ?? ProcessInfo.processInfo.hostName,
+            started: Layout.rfc3339(startDate), finished: Layout.rfc3339(finishDate), paths: config.paths,
+            root: root.hex,
+            chunker: ChunkerRecord(min: config.chunker.minimumSize, avg: config.chunker.averageSize,
+                                   max: config.chunker.maximumSize, window: config.chunker.windowSize),
+            stats: stats, signingKey: signing.publicKey.hex)
+        let recordPath = config.spoolDirectory + "/\(id).snapshot"
+        let sealed = try envelope.seal(SignedDocument.encode(record, key: signing), to: recordPath)
+        let recordID = try store(file: recordPath, as: Layout.record(id), kind: "record", size: sealed.size, sha256: sealed.sha256)
+
+        var packObjects: [Catalog.Object] = []
+        var addedBytes: UInt64 = 0
+        let now = Int(Date().timeIntervalSince1970)
+        for p in neededPacks.sorted() {
+            guard let o = try index.object(id: p) else { continue }
+            packObjects.append(Catalog.Object(path: o.path, size: o.size, sha256: o.sha256.hex))
+        }
+        packObjects.sort { $0.path < $1.path }
+        addedBytes = UInt64(summary.storedBytes)
+        let catalog = Catalog(client: config.client, snapshot: id, created: Layout.rfc3339(finishDate),
+                              record: Catalog.Object(path: Layout.record(id), size: sealed.size, sha256: sealed.sha256.hex),
+                              packs: packObjects, addedBytes: addedBytes, signingKey: signing.publicKey.hex)
+        let catalogBytes = SignedDocument.encode(catalog, key: signing)
+        let catalogPath = config.spoolDirectory + "/\(id).catalog"
+        try writeFile(catalogPath, catalogBytes)
+        let catalogID = try store(file: catalogPath, as: Layout.catalog(id), kind: "catalog",
+                                  size: catalogBytes.count, sha256: SHA256.hash(catalogBytes))
+
+        var needed = neededPacks
+        needed.insert(recordID)
+        needed.insert(catalogID)
+        let missing = try index.missingCounts(objects: needed, mirrors: mirrorSet.ids)
+        let safe = missing.values.filter { $0 == 0 }.count
+        summary.safeMirrors = safe
+        summary.seconds = (clock.now - started).seconds
+        try fillMirrorStates(missing: missing)
+        guard safe >= config.requiredMirrors else {
+            throw StoreError(.mirrors, notSafeMessage(safe: safe))
+        }
+        let summaryJSON = summary.json()
+        try index.transaction {
+            try index.recordSnapshot(id: id, started: Int(startDate.timeIntervalSince1970),
+                                     finished: Int(finishDate.timeIntervalSince1970), root: root,
+                                     record: recordID, catalog: catalogID, summary: summaryJSON)
+            try index.touch(objects: needed, at: now)
+        }
+        summary.snapshot = id
+        return summary
+    }
+
+    /// The summary so far (for reporting a failed run).
+    public var partialSummary: SnapshotSummary {
+        var s = summary
+        s.seconds = (clock.now - started).seconds
+        try? fillMirrorStates(missing: [:], into: &s)
+        return s
+    }
+
+    private func notSafeMessage(safe: Int) -> String {
+        let reasons = mirrorSet.failures.map { "\($0.mirror): \($0.message)" }
+        return "the snapshot is stored completely on \(safe) of \(mirrorSet.ids.count) mirrors, "
+            + "\(config.requiredMirrors) required; nothing was recorded as a snapshot. "
+            + (reasons.isEmpty ? "" : "Mirror errors: " + reasons.joined(separator: "; "))
+    }
+
+    private func fillMirrorStates(missing: [Int: Int]) throws {
+        try fillMirrorStates(missing: missing, into: &summary)
+    }
+
+    private func fillMirrorStates(missing: [Int: Int], into s: inout SnapshotSummary) throws {
+        let owed = try index.owedObjects(mirrors: mirrorSet.ids)
+        let failures = mirrorSet.failures
+        s.mirrors = mirrorSet.ids.map { id in
+            let url = mirrorSet.url(of: id)
+            return SnapshotSummary.MirrorState(
+                url: url, uploadedBytes: mirrorSet.uploadedBytes[id] ?? 0,
+                uploadedObjects: mirrorSet.uploadedObjects[id] ?? 0,
+                missingObjects: missing[id] ?? 0,
+                spooled: owed.filter { $0.missing.contains(id) }.count,
+                error: failures.first { $0.mirror == url }?.message)
+        }
+    }
+
+    // MARK: Objects and the spool
+
+    /// Uploads a finished local object and records it. Keeps the local copy
+    /// in the spool while a mirror lacks it.
+    /// - Throws: `StoreError.mirrors` if no mirror took it.
+    private func store(file: String, as path: String, kind: String, size: Int, sha256: Digest,
+                       chunks: [PackEntry] = []) throws -> Int {
+        try checkCancelled()
+        let delivered = mirrorSet.deliver(path, from: file, size: size)
+        guard !delivered.isEmpty else {
+            unlink(file)
+            throw StoreError(.mirrors, "no mirror stored \(path): "
+                + mirrorSet.failures.map { "\($0.mirror): \($0.message)" }.joined(separator: "; "))
+        }
+        let complete = delivered.count == mirrorSet.ids.count
+        let now = Int(Date().timeIntervalSince1970)
+        let id = try index.transaction {
+            let id = try index.recordObject(path: path, kind: kind, size: size, sha256: sha256, now: now,
+                                            deliveredTo: delivered, spool: complete ? nil : file)
+            for e in chunks { try index.addChunk(e.id, pack: id, kind: e.kind, plainLength: e.plainLength) }
+            return id
+        }
+        if complete {
+            unlink(file)
+        } else {
+            try enforceSpoolLimit()
+        }
+        return id
+    }
+
+    /// Deletes spool files the index does not know (a crash between sealing and recording).
+    private func removeStraySpoolFiles() throws {
+        let known = try index.spoolFiles()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: config.spoolDirectory)) ?? [] {
+            let path = config.spoolDirectory + "/" + name
+            if !known.contains(path) { unlink(path) }
+        }
+    }
+
+    /// Step 1: objects owed to mirrors from earlier runs go first.
+    private func deliverSpool() throws {
+        for (object, missing) in try index.owedObjects(mirrors: mirrorSet.ids) {
+            try checkCancelled()
+            guard let spool = object.spool else { continue }
+            if !missing.isEmpty {
+                guard FileManager.default.fileExists(atPath: spool) else {
+                    try index.transaction {
+                        for m in missing { try index.abandon(object: object.id, mirror: m) }
+                        try index.clearSpool(object: object.id)
+                    }
+                    summary.warnings.append("spool copy of \(object.path) is gone; the mirrors lacking it need fbk mirror-sync")
+                    continue
+                }
+                let delivered = mirrorSet.deliver(object.path, from: spool, size: object.size, to: missing)
+                try index.transaction { for m in delivered { try index.markDelivered(object: object.id, mirror: m) } }
+                summary.spoolDelivered += delivered.count
+                if delivered.count < missing.count { continue }
+            }
+            try index.transaction { try index.clearSpool(object: object.id) }
+            unlink(spool)
+        }
+    }
+
+    /// Keeps the spool under its limit by giving up the oldest copies.
+    private func enforceSpoolLimit() throws {
+        var total = try index.spoolBytes()
+        guard total > config.spoolLimit else { return }
+        for (object, missing) in try index.owedObjects(mirrors: mirrorSet.ids) where total > config.spoolLimit {
+            try index.transaction {
+                for m in missing { try index.abandon(object: object.id, mirror: m) }
+                try index.clearSpool(object: object.id)
+            }
+            if let s = object.spool { unlink(s) }
+            total -= object.size
+            summary.warnings.append("spool is over its limit (\(config.spoolLimit) bytes): gave up \(object.path) for \(missing.map { mirrorSet.url(of: $0) }.joined(separator: ", ")); use fbk mirror-sync")
+        }
+    }
+
+    // MARK: Chunks and packs
+
+    /// Stores one chunk unless the index or the current pack has it.
+    private func storeChunk(_ plaintext: UnsafeRawBufferPointer, kind: ChunkKind) throws -> ChunkID {
+        let id = keys.chunkID(plaintext)
+        if pendingChunks.contains(id) {
+            needsPendingPack = true
+            return id
+        }
+        if let pack = try index.packOfChunk(id) {
+            neededPacks.insert(pack)
+            return id
+        }
+        let (form, stored) = try compressor.compress(plaintext)
+        builder.append(id: id, kind: kind, form: form, stored: stored, plainLength: plaintext.count)
+        pendingChunks.insert(id)
+        needsPendingPack = true
+        summary.newChunks += 1
+        summary.newBytes += UInt64(plaintext.count)
+        summary.storedBytes += UInt64(stored.count)
+        if builder.count >= config.packSize { try flushPack() }
+        return id
+    }
+
+    /// Seals, uploads and records the pack being built.
+    private func flushPack() throws {
+        guard !builder.isEmpty else {
+            try commitPendingFiles()
+            return
+        }
+        let plaintext = builder.finish()
+        // Re-read the table we wrote before it leaves: a bug here would be
+        // found only at restore time.
+        let entries = try PackFormat.parseTable(plaintext)
+        let temporary = config.spoolDirectory + "/pack-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).partial"
+        let sealed = try envelope.seal(plaintext, to: temporary)
+        let spoolPath = config.spoolDirectory + "/\(sealed.sha256.hex).pack"
+        guard rename(temporary, spoolPath) == 0 else {
+            unlink(temporary)
+            throw StoreError(.io, "cannot move a sealed pack into the spool \(config.spoolDirectory): \(FileSystem.errnoText())")
+        }
+        let id = try store(file: spoolPath, as: Layout.pack(sealed.sha256), kind: "pack", size: sealed.size,
+                           sha256: sealed.sha256, chunks: entries)
+        summary.packs += 1
+        if needsPendingPack { neededPacks.insert(id) }
+        builder = PackBuilder()
+        pendingChunks.removeAll(keepingCapacity: true)
+        needsPendingPack = false
+        try commitPendingFiles()
+    }
+
+    private func commitPendingFiles() throws {
+        guard !pendingFiles.isEmpty else { return }
+        try index.transaction { for (path, f) in pendingFiles { try index.cacheFile(path: path, f) } }
+        pendingFiles.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: Walking
+
+    /// A node of the selection: which children of a directory to include.
+    final class Selection {
+        var children: [PathBytes: Selection] = [:]
+        /// The whole directory is selected.
+        var all = false
+    }
+
+    private func archiveRoot() throws -> ChunkID {
+        let selection = Selection()
+        for p in config.paths {
+            var node = selection
+            let components = p.split(separator: "/").map { Array($0.utf8) }
+            if components.isEmpty { node.all = true }
+            for c in components {
+                let child = node.children[c] ?? Selection()
+                node.children[c] = child
+                node = child
+            }
+            node.all = true
+        }
+        guard let st = FileSystem.lstat([UInt8(ascii: "/")]) else {
+            throw StoreError(.io, "cannot stat /: \(FileSystem.errnoText())")
+        }
+        rootDevice = UInt64(st.st_dev)
+        return try archiveDirectory([UInt8(ascii: "/")], selection: selection.all ? nil : selection)
+    }
+
+    /// Archives one directory (all of it, or the selected children) and returns its tree ID.
+    private func archiveDirectory(_ path: PathBytes, selection: Selection?) throws -> ChunkID {
+        try checkCancelled()
+        var names: [PathBytes]
+        if let selection {
+            names = selection.children.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        } else {
+            switch FileSystem.listDirectory(path) {
+            case .success(let n): names = n
+            case .failure(let e):
+                warn(path, "cannot read directory: \(e.text)", unreadable: true)
+                names = []
+            }
+        }
+        var entries: [TreeEntry] = []
+        entries.reserveCapacity(names.count)
+        for name in names {
+            let childPath = path.appendingComponent(name)
+            let childSelection = selection?.children[name]
+            let explicitlySelected = childSelection != nil
+            if !explicitlySelected && isExcluded(childPath) { continue }
+            let builtIn = !explicitlySelected && excludedPaths.contains(childPath)
+            guard let st = FileSystem.lstat(childPath) else {
+                if errno == ENOENT {
+                    if explicitlySelected { warn(childPath, "configured path does not exist") }
+                    else { warn(childPath, "vanished before it was read") }
+                } else {
+                    warn(childPath, "cannot stat: \(FileSystem.errnoText())", unreadable: true)
+                }
+                continue
+            }
+            if let entry = try archiveEntry(childPath, name: name, st: st,
+                                            selection: childSelection.flatMap { $0.all ? nil : $0 },
+                                            explicitlySelected: explicitlySelected, builtIn: builtIn) {
+                entries.append(entry)
+            }
+        }
+        let bytes = TreeFormat.serialize(entries)
+        return try bytes.withUnsafeBytes { try storeChunk($0, kind: .tree) }
+    }
+
+    private func archiveEntry(_ path: PathBytes, name: PathBytes, st: stat, selection: Selection?,
+                              explicitlySelected: Bool, builtIn: Bool) throws -> TreeEntry? {
+        var e = TreeEntry(
+            name: name, type: .file, mode: UInt32(st.st_mode & 0o7777), uid: st.st_uid, gid: st.st_gid,
+            user: names.user(st.st_uid), group: names.group(st.st_gid),
+            mtimeNanoseconds: st.mtimeNanoseconds, ctimeNanoseconds: st.ctimeNanoseconds,
+            size: 0, xattrs: FileSystem.xattrs(path))
+        switch st.fileType {
+        case S_IFDIR:
+            e.type = .directory
+            summary.directories += 1
+            if builtIn || (config.oneFilesystem && UInt64(st.st_dev) != rootDevice && !explicitlySelected && selection == nil) {
+                // A mount point of another filesystem, or a built-in exclude
+                // (/proc, /tmp, fbk's own state…): recorded, not entered.
+                e.subtree = try TreeFormat.serialize([]).withUnsafeBytes { try storeChunk($0, kind: .tree) }
+            } else {
+                e.subtree = try archiveDirectory(path, selection: selection)
+            }
+        case S_IFREG:
+            e.size = UInt64(st.st_size)
+            summary.files += 1
+            summary.bytesScanned += UInt64(st.st_size)
+            let key = HardlinkKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
+            if st.st_nlink > 1, let first = hardlinks[key] {
+                e.type = .hardlink
+                e.target = first
+                return e
+            }
+            guard let regions = try archiveFile(path, st: st, size: &e.size) else { return nil }
+            e.regions = regions
+            if st.st_nlink > 1 { hardlinks[key] = Array(path.dropFirst()) }
+        case S_IFLNK:
+            e.type = .symlink
+            guard let target = FileSystem.readlink(path) else {
+                warn(path, "cannot read symbolic link: \(FileSystem.errnoText())", unreadable: true)
+                return nil
+            }
+            e.target = target
+            e.size = UInt64(target.count)
+            summary.otherEntries += 1
+        case S_IFIFO:
+            e.type = .fifo
+            summary.otherEntries += 1
+        case S_IFSOCK:
+            e.type = .socket
+            summary.otherEntries += 1
+        case S_IFCHR, S_IFBLK:
+            e.type = st.fileType == S_IFCHR ? .characterDevice : .blockDevice
+            e.rdev = UInt64(st.st_rdev)
+            summary.otherEntries += 1
+        default:
+            warn(path, "unknown file type, skipped")
+            return nil
+        }
+        reportProgress()
+        return e
+    }
+
+    /// Reads a regular file's content into chunks, or reuses the files cache.
+    /// Returns nil if the file could not be read at all (a warning is recorded).
+    private func archiveFile(_ path: PathBytes, st: stat, size: inout UInt64) throws -> [FileRegion]? {
+        if let cached = try index.cachedFile(path: path), cached.dev == UInt64(st.st_dev), cached.ino == UInt64(st.st_ino),
+           cached.size == UInt64(st.st_size), cached.mtime == st.mtimeNanoseconds, cached.ctime == st.ctimeNanoseconds,
+           let packs = try packsHolding(cached.regions) {
+            neededPacks.formUnion(packs)
+            summary.filesFromCache += 1
+            return cached.regions
+        }
+        var fd = path.withCPath { open($0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | openNoAtime) }
+        if fd < 0 && errno == EPERM {
+            // O_NOATIME needs ownership or CAP_FOWNER.
+            fd = path.withCPath { open($0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+        }
+        guard fd >= 0 else {
+            if errno == ENOENT { warn(path, "vanished before it was read") }
+            else { warn(path, "cannot open: \(FileSystem.errnoText())", unreadable: true) }
+            return nil
+        }
+        defer { close(fd) }
+        var before = stat()
+        guard fstat(fd, &before) == 0, before.fileType == S_IFREG, before.st_ino == st.st_ino else {
+            warn(path, "was replaced while being read")
+            return nil
+        }
+        let sparse = Int(before.st_blocks) * 512 < Int(before.st_size)
+        var regions: [FileRegion] = []
+        var end = 0
+        for (offset, length) in FileSystem.dataRegions(fd: fd, size: Int(before.st_size), sparse: sparse) {
+            guard lseek(fd, offset, SEEK_SET) == offset else {
+                warn(path, "cannot seek: \(FileSystem.errnoText())", unreadable: true)
+                return nil
+            }
+            var chunks: [ChunkID] = []
+            var remaining = length
+            var got = 0
+            while remaining > 0 {
+                try checkCancelled()
+                let want = min(remaining, readBuffer.count)
+                let n = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, want) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    warn(path, "read failed: \(FileSystem.errnoText())", unreadable: true)
+                    chunker.reset()
+                    return nil
+                }
+                if n == 0 { break }  // shrank while being read
+                try readBuffer.withUnsafeBytes { raw in
+                    try chunker.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n])) { chunk in
+                        chunks.append(try storeChunk(chunk, kind: .data))
+                    }
+                }
+                remaining -= n
+                got += n
+                summary.bytesRead += UInt64(n)
+                reportProgress()
+            }
+            try chunker.finish { chunk in chunks.append(try storeChunk(chunk, kind: .data)) }
+            if got > 0 { regions.append(FileRegion(offset: UInt64(offset), length: UInt64(got), chunks: chunks)) }
+            end = offset + got
+        }
+        var after = stat()
+        if fstat(fd, &after) == 0, after.st_size != before.st_size || after.mtimeNanoseconds != before.mtimeNanoseconds
+            || end > Int(before.st_size) {
+            warn(path, "changed while being read; stored what was read")
+            size = UInt64(max(end, Int(min(after.st_size, before.st_size))))
+            if let last = regions.last, last.offset + last.length > size { size = last.offset + last.length }
+            return regions
+        }
+        pendingFiles.append((path, Index.CachedFile(
+            dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: UInt64(st.st_size),
+            mtime: st.mtimeNanoseconds, ctime: st.ctimeNanoseconds, regions: regions)))
+        return regions
+    }
+
+    /// The packs holding every chunk of a cached file, or nil if any chunk is unknown.
+    private func packsHolding(_ regions: [FileRegion]) throws -> Set<Int>? {
+        var packs = Set<Int>()
+        for r in regions {
+            for c in r.chunks {
+                if let p = try index.packOfChunk(c) { packs.insert(p) } else { return nil }
+            }
+        }
+        return packs
+    }
+
+    /// User exclude patterns. (Built-in excludes are kept as empty directories.)
+    private func isExcluded(_ path: PathBytes) -> Bool {
+        for pattern in config.excludes {
+            let matched = path.withCPath { p in
+                pattern.withCString { fnmatch($0, p, 0) == 0 } || (pattern.hasPrefix("/") && path.starts(with: Array((pattern + "/").utf8)))
+            }
+            if matched { return true }
+            // A pattern without a slash also matches the last component.
+            if !pattern.contains("/"), let slash = path.lastIndex(of: UInt8(ascii: "/")) {
+                let base = Array(path[(slash + 1)...])
+                if base.withCPath({ b in pattern.withCString { fnmatch($0, b, 0) == 0 } }) { return true }
+            }
+        }
+        return false
+    }
+
+    private func warn(_ path: PathBytes, _ message: String, unreadable: Bool = false) {
+        summary.warnings.append("\(path.displayPath): \(message)")
+        if unreadable { summary.unreadable += 1 }
+    }
+
+    private func checkCancelled() throws {
+        if isCancelled() { throw StoreError(.interrupted, "stopped by a signal; what was stored stays recorded, the next run continues") }
+    }
+
+    private func reportProgress() {
+        guard let progress else { return }
+        let now = clock.now
+        guard now - lastProgress >= .milliseconds(250) else { return }
+        lastProgress = now
+        progress(SnapshotProgress(files: summary.files, bytesScanned: summary.bytesScanned, newBytes: summary.newBytes,
+                                  uploadedBytes: mirrorSet.uploadedBytes.values.max() ?? 0,
+                                  elapsed: (now - started).seconds))
+    }
+
+    private func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError(.io, "cannot create \(path): \(FileSystem.errnoText())") }
+        defer { close(fd) }
+        guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
+            throw StoreError(.io, "cannot write \(path): \(FileSystem.errnoText())")
+        }
+    }
+}
+
+/// O_NOATIME (Linux; Glibc exports it only with _GNU_SOURCE).
+let openNoAtime: Int32 = 0o1000000
+
+extension Duration {
+    var seconds: Double {
+        let (s, a) = components
+        return Double(s) + Double(a) / 1e18
+    }
+}

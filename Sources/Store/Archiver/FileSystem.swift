@@ -1,0 +1,142 @@
+// POSIX helpers for walking: paths are raw bytes throughout, because file
+// names are bytes, not text.
+
+internal import CLinux
+import Foundation
+
+/// A path as bytes (no trailing NUL).
+typealias PathBytes = [UInt8]
+
+extension Array where Element == UInt8 {
+    /// Calls `body` with a NUL-terminated copy.
+    func withCPath<R>(_ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
+        try (self + [0]).withUnsafeBufferPointer { try $0.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) } }
+    }
+
+    var displayPath: String { String(decoding: self, as: UTF8.self) }
+
+    func appendingComponent(_ name: [UInt8]) -> [UInt8] {
+        self == [UInt8(ascii: "/")] ? self + name : self + [UInt8(ascii: "/")] + name
+    }
+}
+
+enum FileSystem {
+    static func lstat(_ path: PathBytes) -> stat? {
+        var st = stat()
+        return path.withCPath { Glibc.lstat($0, &st) } == 0 ? st : nil
+    }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+
+    /// Directory entry names, sorted by bytes, without . and ..
+    static func listDirectory(_ path: PathBytes) -> Result<[PathBytes], Errno> {
+        guard let dir = path.withCPath({ opendir($0) }) else { return .failure(Errno(errno)) }
+        defer { closedir(dir) }
+        var names: [PathBytes] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { return .failure(Errno(errno)) }
+                break
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw -> [UInt8] in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                let n = bytes.firstIndex(of: 0) ?? bytes.count
+                return Array(bytes[0..<n])
+            }
+            if name == [46] || name == [46, 46] { continue }
+            names.append(name)
+        }
+        names.sort { $0.lexicographicallyPrecedes($1) }
+        return .success(names)
+    }
+
+    struct Errno: Error {
+        let code: Int32
+        init(_ code: Int32) { self.code = code }
+        var text: String { String(cString: strerror(code)) }
+    }
+
+    static func readlink(_ path: PathBytes) -> PathBytes? {
+        var buffer = [UInt8](repeating: 0, count: 4097)
+        let n = path.withCPath { p in buffer.withUnsafeMutableBufferPointer { Glibc.readlink(p, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 4096) } }
+        guard n >= 0 else { return nil }
+        return Array(buffer[0..<n])
+    }
+
+    /// Extended attributes (including POSIX ACLs, which are xattrs), sorted by name.
+    static func xattrs(_ path: PathBytes) -> [(name: [UInt8], value: [UInt8])] {
+        path.withCPath { p -> [(name: [UInt8], value: [UInt8])] in
+            let size = llistxattr(p, nil, 0)
+            guard size > 0 else { return [] }
+            var list = [CChar](repeating: 0, count: size)
+            let n = llistxattr(p, &list, size)
+            guard n > 0 else { return [] }
+            var out: [(name: [UInt8], value: [UInt8])] = []
+            for nameSlice in list[0..<n].split(separator: 0) {
+                let name = nameSlice.map { UInt8(bitPattern: $0) }
+                let valueSize = name.withCPath { lgetxattr(p, $0, nil, 0) }
+                guard valueSize >= 0, valueSize <= 64 << 10 else { continue }
+                var value = [UInt8](repeating: 0, count: valueSize)
+                let got = name.withCPath { np in value.withUnsafeMutableBytes { lgetxattr(p, np, $0.baseAddress, valueSize) } }
+                guard got >= 0 else { continue }
+                out.append((name, Array(value[0..<got])))
+            }
+            return out.sorted { $0.name.lexicographicallyPrecedes($1.name) }
+        }
+    }
+
+    /// Data regions of an open file (SEEK_DATA / SEEK_HOLE), or the whole file.
+    static func dataRegions(fd: Int32, size: Int, sparse: Bool) -> [(offset: Int, length: Int)] {
+        guard sparse, size > 0 else { return size > 0 ? [(0, size)] : [] }
+        // SEEK_DATA and SEEK_HOLE (Linux values; Glibc exports them only with _GNU_SOURCE).
+        let seekData: Int32 = 3, seekHole: Int32 = 4
+        var regions: [(offset: Int, length: Int)] = []
+        var offset = 0
+        while offset < size {
+            let data = lseek(fd, offset, seekData)
+            if data < 0 { break }  // ENXIO: only a hole remains
+            var hole = lseek(fd, data, seekHole)
+            if hole < 0 || hole > size { hole = size }
+            if hole > data { regions.append((data, hole - data)) }
+            offset = hole
+        }
+        return regions
+    }
+}
+
+/// User and group names by ID, looked up once each.
+final class NameCache {
+    private var users: [UInt32: [UInt8]] = [:]
+    private var groups: [UInt32: [UInt8]] = [:]
+
+    func user(_ uid: UInt32) -> [UInt8] {
+        if let n = users[uid] { return n }
+        var pwd = passwd(), result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        var name: [UInt8] = []
+        if getpwuid_r(uid, &pwd, &buffer, buffer.count, &result) == 0, result != nil, let p = pwd.pw_name {
+            name = Array(String(cString: p).utf8)
+        }
+        users[uid] = name
+        return name
+    }
+
+    func group(_ gid: UInt32) -> [UInt8] {
+        if let n = groups[gid] { return n }
+        var grp = Glibc.group(), result: UnsafeMutablePointer<Glibc.group>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        var name: [UInt8] = []
+        if getgrgid_r(gid, &grp, &buffer, buffer.count, &result) == 0, result != nil, let p = grp.gr_name {
+            name = Array(String(cString: p).utf8)
+        }
+        groups[gid] = name
+        return name
+    }
+}
+
+extension stat {
+    var mtimeNanoseconds: Int64 { Int64(st_mtim.tv_sec) * 1_000_000_000 + Int64(st_mtim.tv_nsec) }
+    var ctimeNanoseconds: Int64 { Int64(st_ctim.tv_sec) * 1_000_000_000 + Int64(st_ctim.tv_nsec) }
+    var fileType: mode_t { st_mode & S_IFMT }
+}

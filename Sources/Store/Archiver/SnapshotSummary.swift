@@ -1,0 +1,120 @@
+// What a snapshot run did, for people (text), machines (JSON) and the journal.
+
+import Foundation
+
+/// The outcome of `fbk snapshot`.
+public struct SnapshotSummary: Encodable, Sendable {
+    public struct MirrorState: Codable, Sendable {
+        public var url: String
+        public var uploadedBytes: Int
+        public var uploadedObjects: Int
+        /// Objects this snapshot needs that the mirror does not have yet.
+        public var missingObjects: Int
+        /// Objects still in the local spool for this mirror (delivered on the next run).
+        public var spooled: Int
+        public var error: String?
+
+        enum CodingKeys: String, CodingKey {
+            case url, error, spooled
+            case uploadedBytes = "uploaded_bytes"
+            case uploadedObjects = "uploaded_objects"
+            case missingObjects = "missing_objects"
+        }
+    }
+
+    public var snapshot: String?
+    public var files = 0
+    public var directories = 0
+    public var otherEntries = 0
+    public var bytesScanned: UInt64 = 0
+    public var bytesRead: UInt64 = 0
+    public var filesFromCache = 0
+    public var newChunks = 0
+    public var newBytes: UInt64 = 0
+    public var storedBytes: UInt64 = 0
+    public var packs = 0
+    public var spoolDelivered = 0
+    public var seconds = 0.0
+    public var warnings: [String] = []
+    public var unreadable = 0
+    public var mirrors: [MirrorState] = []
+    public var safeMirrors = 0
+    public var requiredMirrors = 1
+
+    /// Bytes scanned per byte newly stored (compressed), 0 when nothing was new.
+    public var dedupRatio: Double { storedBytes == 0 ? 0 : Double(bytesScanned) / Double(storedBytes) }
+    public var mirrorsBehind: [String] { mirrors.filter { $0.missingObjects > 0 || $0.spooled > 0 }.map(\.url) }
+
+    enum CodingKeys: String, CodingKey {
+        case snapshot, files, directories, packs, seconds, warnings, unreadable, mirrors
+        case otherEntries = "other_entries"
+        case bytesScanned = "bytes_scanned"
+        case bytesRead = "bytes_read"
+        case filesFromCache = "files_from_cache"
+        case newChunks = "new_chunks"
+        case newBytes = "new_bytes"
+        case storedBytes = "stored_bytes"
+        case spoolDelivered = "spool_delivered"
+        case safeMirrors = "safe_mirrors"
+        case requiredMirrors = "required_mirrors"
+        case dedupRatio = "dedup_ratio"
+        case mirrorsBehind = "mirrors_behind"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(snapshot, forKey: .snapshot)
+        try c.encode(files, forKey: .files)
+        try c.encode(directories, forKey: .directories)
+        try c.encode(otherEntries, forKey: .otherEntries)
+        try c.encode(bytesScanned, forKey: .bytesScanned)
+        try c.encode(bytesRead, forKey: .bytesRead)
+        try c.encode(filesFromCache, forKey: .filesFromCache)
+        try c.encode(newChunks, forKey: .newChunks)
+        try c.encode(newBytes, forKey: .newBytes)
+        try c.encode(storedBytes, forKey: .storedBytes)
+        try c.encode(packs, forKey: .packs)
+        try c.encode(spoolDelivered, forKey: .spoolDelivered)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(warnings, forKey: .warnings)
+        try c.encode(unreadable, forKey: .unreadable)
+        try c.encode(mirrors, forKey: .mirrors)
+        try c.encode(safeMirrors, forKey: .safeMirrors)
+        try c.encode(requiredMirrors, forKey: .requiredMirrors)
+        try c.encode((dedupRatio * 100).rounded() / 100, forKey: .dedupRatio)
+        try c.encode(mirrorsBehind, forKey: .mirrorsBehind)
+    }
+
+    public func json() -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try! e.encode(self), as: UTF8.self)
+    }
+
+    public func text() -> String {
+        func size(_ b: UInt64) -> String { ByteCountFormatter.string(fromByteCount: Int64(b), countStyle: .binary) }
+        var lines: [String] = []
+        lines.append("snapshot \(snapshot ?? "(none)"): \(files) files, \(directories) directories, \(size(bytesScanned)) scanned, \(size(bytesRead)) read, \(filesFromCache) files unchanged")
+        lines.append("new: \(newChunks) chunks, \(size(newBytes)) before compression, \(size(storedBytes)) stored in \(packs) packs; \(String(format: "%.1f", seconds)) s")
+        for m in mirrors {
+            var line = "mirror \(m.url): \(m.uploadedObjects) objects, \(size(UInt64(m.uploadedBytes))) uploaded"
+            if m.missingObjects > 0 { line += "; BEHIND by \(m.missingObjects) objects" }
+            if m.spooled > 0 { line += "; \(m.spooled) objects spooled for the next run" }
+            if let e = m.error { line += "; error: \(e)" }
+            lines.append(line)
+        }
+        lines.append("safe on \(safeMirrors) of \(mirrors.count) mirrors (required: \(requiredMirrors))")
+        for w in warnings.prefix(50) { lines.append("warning: \(w)") }
+        if warnings.count > 50 { lines.append("warning: … and \(warnings.count - 50) more") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Live counters, passed to a progress callback.
+public struct SnapshotProgress: Sendable {
+    public var files = 0
+    public var bytesScanned: UInt64 = 0
+    public var newBytes: UInt64 = 0
+    public var uploadedBytes = 0
+    public var elapsed = 0.0
+}

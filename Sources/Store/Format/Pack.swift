@@ -1,0 +1,127 @@
+// Packs: many chunks sealed as one CMS object (FORMAT.md, "Packs").
+//
+//   pack = "FBKPACK1" || blob_1 || … || blob_n || table || trailer
+//   table entry (50 bytes) = chunk ID (32) || kind (1) || form (1)
+//                            || offset (LE64) || stored length (LE32) || plain length (LE32)
+//   trailer (16 bytes) = n (LE32) || table offset (LE64) || "FBKT"
+
+import Seal
+
+/// A chunk ID: HMAC-SHA256 of the chunk's plaintext under the client's key.
+public typealias ChunkID = Digest
+
+/// What a chunk holds.
+public enum ChunkKind: UInt8, Sendable {
+    /// Part of a file's content.
+    case data = 0
+    /// A serialized directory (see Tree.swift).
+    case tree = 1
+}
+
+/// One chunk's entry in a pack's table.
+public struct PackEntry: Equatable, Sendable {
+    public var id: ChunkID
+    public var kind: ChunkKind
+    public var form: StorageForm
+    /// Offset of the stored bytes from the start of the pack plaintext.
+    public var offset: Int
+    public var storedLength: Int
+    public var plainLength: Int
+}
+
+public enum PackFormat {
+    static let magic = Array("FBKPACK1".utf8)
+    static let trailerMagic = Array("FBKT".utf8)
+    static let entrySize = 50
+    static let trailerSize = 16
+    /// No chunk is larger than the chunker's largest maximum.
+    static let maxChunkLength = 64 << 20
+    /// No pack plaintext is larger than this (the writer stays far below).
+    public static let maxPackLength = 1 << 30
+
+    /// Parses and checks a pack's table.
+    /// - Throws: `FormatError` naming the first inconsistency.
+    public static func parseTable(_ pack: [UInt8], name: String = "pack") throws(FormatError) -> [PackEntry] {
+        let object = name
+        guard pack.count >= magic.count + trailerSize else {
+            throw FormatError(object: object, problem: "\(pack.count) bytes is shorter than an empty pack")
+        }
+        guard Array(pack.prefix(magic.count)) == magic else {
+            throw FormatError(object: object, problem: "does not start with FBKPACK1")
+        }
+        var trailer = ByteReader(pack, object: object, offset: pack.count - trailerSize)
+        let count = try trailer.u32("entry count")
+        let tableOffset = Int(try trailer.u64("table offset"))
+        guard Array(try trailer.take(4, "trailer magic")) == trailerMagic else {
+            throw FormatError(object: object, problem: "trailer does not end with FBKT")
+        }
+        guard tableOffset >= magic.count, tableOffset <= pack.count - trailerSize,
+              (pack.count - trailerSize - tableOffset) == count * entrySize else {
+            throw FormatError(object: object, problem: "table of \(count) entries at offset \(tableOffset) does not fit a pack of \(pack.count) bytes")
+        }
+        var r = ByteReader(pack, object: object, offset: tableOffset)
+        var entries: [PackEntry] = []
+        entries.reserveCapacity(count)
+        var expectedOffset = magic.count
+        for i in 0..<count {
+            let id = try r.digest("chunk ID")
+            guard let kind = ChunkKind(rawValue: try r.u8("kind")) else {
+                throw FormatError(object: object, problem: "entry \(i) has an unknown kind")
+            }
+            guard let form = StorageForm(rawValue: try r.u8("form")) else {
+                throw FormatError(object: object, problem: "entry \(i) has an unknown storage form")
+            }
+            let offset = Int(try r.u64("offset"))
+            let stored = try r.u32("stored length")
+            let plain = try r.u32("plain length")
+            guard offset == expectedOffset, offset + stored <= tableOffset else {
+                throw FormatError(object: object, problem: "entry \(i) at offset \(offset) (\(stored) bytes) does not follow the previous one inside the data area")
+            }
+            guard plain <= maxChunkLength, form == .zstd || stored == plain else {
+                throw FormatError(object: object, problem: "entry \(i) has inconsistent lengths (stored \(stored), plain \(plain))")
+            }
+            expectedOffset = offset + stored
+            entries.append(PackEntry(id: id, kind: kind, form: form, offset: offset, storedLength: stored, plainLength: plain))
+        }
+        guard expectedOffset == tableOffset else {
+            throw FormatError(object: object, problem: "data area has \(tableOffset - expectedOffset) bytes no entry accounts for")
+        }
+        return entries
+    }
+}
+
+/// Builds a pack's plaintext in memory (bounded by the target size).
+struct PackBuilder {
+    private(set) var bytes: [UInt8] = PackFormat.magic
+    private(set) var entries: [PackEntry] = []
+    private(set) var plainBytes = 0
+
+    var isEmpty: Bool { entries.isEmpty }
+    var count: Int { bytes.count }
+
+    mutating func append(id: ChunkID, kind: ChunkKind, form: StorageForm, stored: [UInt8], plainLength: Int) {
+        entries.append(PackEntry(id: id, kind: kind, form: form, offset: bytes.count,
+                                 storedLength: stored.count, plainLength: plainLength))
+        bytes += stored
+        plainBytes += plainLength
+    }
+
+    /// The finished pack plaintext.
+    func finish() -> [UInt8] {
+        var w = ByteWriter()
+        w.raw(bytes)
+        let tableOffset = bytes.count
+        for e in entries {
+            w.raw(e.id.bytes)
+            w.u8(e.kind.rawValue)
+            w.u8(e.form.rawValue)
+            w.u64(UInt64(e.offset))
+            w.u32(e.storedLength)
+            w.u32(e.plainLength)
+        }
+        w.u32(entries.count)
+        w.u64(UInt64(tableOffset))
+        w.raw(PackFormat.trailerMagic)
+        return w.bytes
+    }
+}

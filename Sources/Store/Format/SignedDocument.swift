@@ -1,0 +1,148 @@
+// Snapshot records and catalogs: one line of JSON, then one line with the
+// client's Ed25519 signature of that line (FORMAT.md, "Snapshots").
+
+import Foundation
+import Seal
+
+/// The JSON line and its signature.
+public enum SignedDocument {
+    static let prefix = "ed25519 "
+
+    /// Encodes `value` as compact JSON with sorted keys and signs it.
+    public static func encode<T: Encodable>(_ value: T, key: SigningKey) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = [UInt8](try! encoder.encode(value))
+        let signature = key.sign(body)
+        return body + Array("\n\(prefix)\(Hex.encode(signature))\n".utf8)
+    }
+
+    /// Splits a document into its JSON line and signature, and decodes it.
+    /// - Parameter verifyingKey: when given, the signature must verify.
+    /// - Throws: `FormatError` for anything malformed or a bad signature.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], name: String,
+                                            verifyingKey: VerifyingKey?) throws(FormatError) -> (T, signatureValid: Bool?) {
+        guard bytes.count <= 64 << 20 else { throw FormatError(object: name, problem: "larger than 64 MiB") }
+        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        guard lines.count == 3, lines[2].isEmpty,
+              lines[1].starts(with: Array(prefix.utf8)),
+              let signature = Hex.decode(String(decoding: lines[1].dropFirst(prefix.utf8.count), as: UTF8.self)),
+              signature.count == 64 else {
+            throw FormatError(object: name, problem: "not a JSON line followed by an ed25519 signature line")
+        }
+        let body = Array(lines[0])
+        var valid: Bool? = nil
+        if let verifyingKey {
+            valid = verifyingKey.verify(signature, of: body)
+            guard valid == true else { throw FormatError(object: name, problem: "the signature does not verify with the client's signing key") }
+        }
+        do {
+            return (try JSONDecoder().decode(T.self, from: Data(body)), valid)
+        } catch {
+            throw FormatError(object: name, problem: "JSON does not match the format: \(error)")
+        }
+    }
+}
+
+/// What a snapshot records (sealed: only the private key reads it).
+public struct SnapshotRecord: Codable, Sendable, Equatable {
+    public var format: Int = 1
+    public var id: String
+    public var client: String
+    public var host: String
+    /// RFC 3339 UTC times.
+    public var started: String
+    public var finished: String
+    public var paths: [String]
+    /// Hex ID of the root tree chunk.
+    public var root: String
+    public var chunker: ChunkerRecord
+    public var stats: SnapshotStats
+    /// Hex Ed25519 public key of the client.
+    public var signingKey: String
+
+    enum CodingKeys: String, CodingKey {
+        case format, id, client, host, started, finished, paths, root, chunker, stats
+        case signingKey = "signing_key"
+    }
+}
+
+public struct ChunkerRecord: Codable, Sendable, Equatable {
+    public var min: Int, avg: Int, max: Int, window: Int
+}
+
+public struct SnapshotStats: Codable, Sendable, Equatable {
+    public var files = 0
+    public var directories = 0
+    public var otherEntries = 0
+    public var bytes: UInt64 = 0
+    public var newChunks = 0
+    public var newBytes: UInt64 = 0
+    public var packs = 0
+
+    enum CodingKeys: String, CodingKey {
+        case files, directories, bytes, packs
+        case otherEntries = "other_entries"
+        case newChunks = "new_chunks"
+        case newBytes = "new_bytes"
+    }
+}
+
+/// The plaintext, signed list of what a snapshot needs, so a server can
+/// check completeness without any key. Says nothing about contents.
+public struct Catalog: Codable, Sendable, Equatable {
+    public struct Object: Codable, Sendable, Equatable, Hashable {
+        /// Path relative to the client directory, e.g. `packs/ab/ab12….pack`.
+        public var path: String
+        public var size: Int
+        /// Hex SHA-256 of the stored (sealed) bytes.
+        public var sha256: String
+    }
+
+    public var format: Int = 1
+    public var client: String
+    public var snapshot: String
+    /// RFC 3339 UTC time the client finished (a claim; servers trust their own mtime).
+    public var created: String
+    /// The sealed snapshot record.
+    public var record: Object
+    /// Every pack the snapshot needs, sorted by path.
+    public var packs: [Object]
+    /// Bytes the snapshot added (new packs).
+    public var addedBytes: UInt64
+    /// Hex Ed25519 public key that signed this catalog.
+    public var signingKey: String
+
+    enum CodingKeys: String, CodingKey {
+        case format, client, snapshot, created, record, packs
+        case addedBytes = "added_bytes"
+        case signingKey = "signing_key"
+    }
+}
+
+/// Where objects live under a client's directory on a mirror.
+public enum Layout {
+    public static func pack(_ name: Digest) -> String { "packs/\(name.hex.prefix(2))/\(name.hex).pack" }
+    public static func record(_ id: String) -> String { "snapshots/\(id).snapshot" }
+    public static func catalog(_ id: String) -> String { "snapshots/\(id).catalog" }
+
+    /// A new snapshot ID: UTC start time and 8 random bytes, e.g.
+    /// `20261127T030000Z-0123456789abcdef`.
+    public static func newSnapshotID(at date: Date) -> String {
+        "\(compactTime(date))-\(Hex.encode(secureRandomBytes(8)))"
+    }
+
+    static func compactTime(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        return f.string(from: date)
+    }
+
+    static func rfc3339(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: date)
+    }
+}

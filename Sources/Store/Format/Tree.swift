@@ -1,0 +1,155 @@
+// Trees: one serialized directory, stored as a chunk of kind `tree`
+// (FORMAT.md, "Trees"). Names are raw bytes, so non-UTF-8 names round-trip.
+
+import Seal
+
+/// The type of a directory entry.
+public enum EntryType: UInt8, Sendable, CaseIterable {
+    case file = 1, directory = 2, symlink = 3, hardlink = 4, fifo = 5, socket = 6, characterDevice = 7, blockDevice = 8
+}
+
+/// A run of file content stored as chunks; gaps between regions are holes.
+public struct FileRegion: Equatable, Sendable {
+    public var offset: UInt64
+    public var length: UInt64
+    public var chunks: [ChunkID]
+}
+
+/// One entry of a directory.
+public struct TreeEntry: Equatable, Sendable {
+    public var name: [UInt8]
+    public var type: EntryType
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var user: [UInt8]
+    public var group: [UInt8]
+    public var mtimeNanoseconds: Int64
+    public var ctimeNanoseconds: Int64
+    public var size: UInt64
+    public var xattrs: [(name: [UInt8], value: [UInt8])]
+    /// Files: the stored regions, in order.
+    public var regions: [FileRegion] = []
+    /// Directories: the tree chunk of the directory's contents.
+    public var subtree: ChunkID? = nil
+    /// Symlinks: the target as stored. Hardlinks: the path (from the
+    /// snapshot root, `/`-separated) of the entry that holds the content.
+    public var target: [UInt8] = []
+    /// Devices: the device number.
+    public var rdev: UInt64 = 0
+
+    public static func == (a: TreeEntry, b: TreeEntry) -> Bool {
+        a.name == b.name && a.type == b.type && a.mode == b.mode && a.uid == b.uid && a.gid == b.gid
+            && a.user == b.user && a.group == b.group && a.mtimeNanoseconds == b.mtimeNanoseconds
+            && a.ctimeNanoseconds == b.ctimeNanoseconds && a.size == b.size
+            && a.xattrs.map(\.name) == b.xattrs.map(\.name) && a.xattrs.map(\.value) == b.xattrs.map(\.value)
+            && a.regions == b.regions && a.subtree == b.subtree && a.target == b.target && a.rdev == b.rdev
+    }
+}
+
+public enum TreeFormat {
+    static let magic = Array("FBKTREE1".utf8)
+    static let maxEntries = 10_000_000
+    static let maxXattrValue = 64 << 10
+
+    /// Serializes entries, sorted by name bytes.
+    public static func serialize(_ entries: [TreeEntry]) -> [UInt8] {
+        var w = ByteWriter()
+        w.raw(magic)
+        let sorted = entries.sorted { $0.name.lexicographicallyPrecedes($1.name) }
+        w.u32(sorted.count)
+        for e in sorted {
+            w.short(e.name)
+            w.u8(e.type.rawValue)
+            w.u32(Int(e.mode)); w.u32(Int(e.uid)); w.u32(Int(e.gid))
+            w.short(e.user); w.short(e.group)
+            w.i64(e.mtimeNanoseconds); w.i64(e.ctimeNanoseconds)
+            w.u64(e.size)
+            w.u16(e.xattrs.count)
+            for x in e.xattrs { w.short(x.name); w.long(x.value) }
+            switch e.type {
+            case .file: write(e.regions, to: &w)
+            case .directory: w.raw(e.subtree!.bytes)
+            case .symlink, .hardlink: w.long(e.target)
+            case .characterDevice, .blockDevice: w.u64(e.rdev)
+            case .fifo, .socket: break
+            }
+        }
+        return w.bytes
+    }
+
+    /// Region list: count (LE32), then per region offset (LE64) || length
+    /// (LE64) || chunk count (LE32) || chunk IDs.
+    static func write(_ regions: [FileRegion], to w: inout ByteWriter) {
+        w.u32(regions.count)
+        for r in regions {
+            w.u64(r.offset); w.u64(r.length); w.u32(r.chunks.count)
+            for c in r.chunks { w.raw(c.bytes) }
+        }
+    }
+
+    static func readRegions(_ r: inout ByteReader, fileSize: UInt64) throws(FormatError) -> [FileRegion] {
+        let regionCount = try r.u32("region count")
+        guard regionCount <= r.remaining / 20 else { throw r.fail("region count \(regionCount) is implausible") }
+        var regions: [FileRegion] = []
+        var end: UInt64 = 0
+        for _ in 0..<regionCount {
+            let offset = try r.u64("region offset"), length = try r.u64("region length")
+            let chunkCount = try r.u32("chunk count")
+            guard chunkCount <= r.remaining / 32 else { throw r.fail("chunk count \(chunkCount) is implausible") }
+            guard offset >= end, length <= fileSize, offset <= fileSize - length else {
+                throw r.fail("file regions overlap or extend past the file size")
+            }
+            end = offset + length
+            var chunks: [ChunkID] = []
+            chunks.reserveCapacity(chunkCount)
+            for _ in 0..<chunkCount { chunks.append(try r.digest("chunk ID")) }
+            regions.append(FileRegion(offset: offset, length: length, chunks: chunks))
+        }
+        return regions
+    }
+
+    /// Parses a tree, checking every name and length.
+    /// - Throws: `FormatError` for anything a correct writer cannot produce,
+    ///   including names with `/`, NUL, `.` or `..`, and unsorted or repeated names.
+    public static func parse(_ bytes: [UInt8], name: String = "tree") throws(FormatError) -> [TreeEntry] {
+        var r = ByteReader(bytes, object: name)
+        guard Array(try r.take(8, "magic")) == magic else { throw r.fail("does not start with FBKTREE1") }
+        let count = try r.u32("entry count")
+        // Each entry takes at least 60 bytes: a count cannot promise more entries than bytes allow.
+        guard count <= maxEntries, count <= r.remaining / 60 + 1 else { throw r.fail("entry count \(count) is implausible") }
+        var entries: [TreeEntry] = []
+        entries.reserveCapacity(count)
+        var previous: [UInt8]? = nil
+        for _ in 0..<count {
+            let entryName = try r.short("name")
+            guard !entryName.isEmpty, entryName.count <= 255, !entryName.contains(0), !entryName.contains(UInt8(ascii: "/")),
+                  entryName != [UInt8(ascii: ".")], entryName != [UInt8(ascii: "."), UInt8(ascii: ".")] else {
+                throw r.fail("entry name \(String(decoding: entryName, as: UTF8.self).debugDescription) is not a plain file name")
+            }
+            if let previous, !previous.lexicographicallyPrecedes(entryName) {
+                throw r.fail("entry names are not sorted and unique")
+            }
+            previous = entryName
+            guard let type = EntryType(rawValue: try r.u8("type")) else { throw r.fail("unknown entry type") }
+            var e = TreeEntry(name: entryName, type: type, mode: UInt32(try r.u32("mode")), uid: UInt32(try r.u32("uid")),
+                              gid: UInt32(try r.u32("gid")), user: try r.short("user"), group: try r.short("group"),
+                              mtimeNanoseconds: try r.i64("mtime"), ctimeNanoseconds: try r.i64("ctime"),
+                              size: try r.u64("size"), xattrs: [])
+            let xattrCount = try r.u16("xattr count")
+            for _ in 0..<xattrCount {
+                e.xattrs.append((try r.short("xattr name"), try r.long("xattr value", limit: maxXattrValue)))
+            }
+            switch type {
+            case .file: e.regions = try readRegions(&r, fileSize: e.size)
+            case .directory: e.subtree = try r.digest("subtree ID")
+            case .symlink, .hardlink: e.target = try r.long("target", limit: 65_536)
+            case .characterDevice, .blockDevice: e.rdev = try r.u64("device number")
+            case .fifo, .socket: break
+            }
+            entries.append(e)
+        }
+        guard r.remaining == 0 else { throw r.fail("\(r.remaining) bytes after the last entry") }
+        return entries
+    }
+}

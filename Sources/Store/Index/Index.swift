@@ -1,0 +1,308 @@
+// The client's local index (SQLite, in its state directory): which chunks
+// the mirrors already hold, which objects each mirror has, the spool of
+// objects owed to a mirror that was down, snapshots taken, and a files
+// cache so that unchanged files are neither read nor chunked again.
+// FORMAT.md, "The local index", gives the schema and the invariants.
+
+import Foundation
+import Seal
+
+/// The index. One writer at a time (the state directory's lock).
+public final class Index {
+    public static let schemaVersion = 1
+    let db: SQLiteDatabase
+    public let path: String
+
+    /// Opens an existing index, checking it is sound and of this version.
+    /// - Throws: `StoreError.index` naming the problem and what to run.
+    public static func open(path: String) throws(StoreError) -> Index {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StoreError(.index, "the index \(path) does not exist")
+        }
+        return try Index(path: path, create: false)
+    }
+
+    /// Creates a new, empty index (refuses if the file exists).
+    public static func create(path: String) throws(StoreError) -> Index {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw StoreError(.index, "the index \(path) already exists")
+        }
+        return try Index(path: path, create: true)
+    }
+
+    private init(path: String, create: Bool) throws(StoreError) {
+        self.path = path
+        do {
+            db = try SQLiteDatabase(path: path)
+            try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384")
+            if create {
+                try db.execute(Self.schema)
+                let s = try db.statement("INSERT INTO meta(key, value) VALUES ('schema_version', ?)")
+                s.bind(1, String(Self.schemaVersion))
+                try s.run()
+            } else {
+                let check = try db.statement("PRAGMA quick_check")
+                guard try check.step(), check.text(0) == "ok" else {
+                    throw StoreError(.index, "the index \(path) is damaged (SQLite quick_check: \(try check.step() ? check.text(0) : "failed"))")
+                }
+                let v = try db.statement("SELECT value FROM meta WHERE key = 'schema_version'")
+                guard try v.step() else { throw StoreError(.index, "the index \(path) has no schema version") }
+                guard Int(v.text(0)) == Self.schemaVersion else {
+                    throw StoreError(.index, "the index \(path) has schema version \(v.text(0)); this fbk reads version \(Self.schemaVersion)")
+                }
+            }
+        } catch let e as StoreError {
+            throw e
+        } catch let e as SQLiteError {
+            throw StoreError(.index, "the index \(path) cannot be used: \(e.message)")
+        } catch {
+            throw StoreError(.index, "the index \(path) cannot be used: \(error)")
+        }
+    }
+
+    static let schema = """
+        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE mirrors(id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE);
+        -- Every object stored on at least one mirror: packs, snapshot records, catalogs.
+        CREATE TABLE objects(
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,          -- relative to the client directory
+            kind TEXT NOT NULL CHECK (kind IN ('pack', 'record', 'catalog')),
+            size INTEGER NOT NULL,
+            sha256 BLOB NOT NULL,
+            created INTEGER NOT NULL,           -- unix seconds
+            last_referenced INTEGER NOT NULL,   -- unix seconds of the newest snapshot needing it
+            spool TEXT                          -- local copy while a mirror still lacks it
+        );
+        CREATE TABLE delivered(object INTEGER NOT NULL REFERENCES objects(id),
+                               mirror INTEGER NOT NULL REFERENCES mirrors(id),
+                               PRIMARY KEY(object, mirror)) WITHOUT ROWID;
+        -- Objects a mirror lacks whose spool copy was given up (spool full): only
+        -- an operator's mirror-sync can bring them over.
+        CREATE TABLE abandoned(object INTEGER NOT NULL, mirror INTEGER NOT NULL,
+                               PRIMARY KEY(object, mirror)) WITHOUT ROWID;
+        CREATE TABLE chunks(id BLOB PRIMARY KEY, pack INTEGER NOT NULL REFERENCES objects(id),
+                            kind INTEGER NOT NULL, plain_length INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX chunks_by_pack ON chunks(pack);
+        CREATE TABLE snapshots(id TEXT PRIMARY KEY, started INTEGER NOT NULL, finished INTEGER NOT NULL,
+                               root BLOB NOT NULL, record INTEGER NOT NULL, catalog INTEGER NOT NULL,
+                               summary TEXT NOT NULL);
+        CREATE TABLE files(path BLOB PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+                           size INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL,
+                           regions BLOB NOT NULL) WITHOUT ROWID;
+        """
+
+    // MARK: Mirrors
+
+    /// The row ID of a mirror URL, created on first use.
+    public func mirrorID(_ url: String) throws -> Int {
+        let find = try db.statement("SELECT id FROM mirrors WHERE url = ?")
+        find.bind(1, url)
+        if try find.step() { return find.int(0) }
+        let insert = try db.statement("INSERT INTO mirrors(url) VALUES (?)")
+        insert.bind(1, url)
+        try insert.run()
+        return try mirrorID(url)
+    }
+
+    // MARK: Chunks
+
+    /// Whether a chunk is already stored in a pack on at least one mirror.
+    public func hasChunk(_ id: ChunkID) throws -> Bool {
+        let s = try db.statement("SELECT 1 FROM chunks WHERE id = ?")
+        s.bind(1, id.bytes)
+        return try s.step()
+    }
+
+    /// The pack (object row) holding a chunk.
+    public func packOfChunk(_ id: ChunkID) throws -> Int? {
+        let s = try db.statement("SELECT pack FROM chunks WHERE id = ?")
+        s.bind(1, id.bytes)
+        return try s.step() ? s.int(0) : nil
+    }
+
+    public var chunkCount: Int {
+        get throws {
+            let s = try db.statement("SELECT count(*) FROM chunks")
+            try s.step()
+            return s.int(0)
+        }
+    }
+
+    // MARK: Objects
+
+    public struct StoredObject: Sendable {
+        public var id: Int
+        public var path: String
+        public var kind: String
+        public var size: Int
+        public var sha256: Digest
+        public var spool: String?
+    }
+
+    /// Records an object stored on `mirrors` (at least one), with its spool
+    /// copy if some configured mirror still lacks it; in the caller's transaction.
+    @discardableResult
+    func recordObject(path: String, kind: String, size: Int, sha256: Digest, now: Int,
+                      deliveredTo mirrors: [Int], spool: String?) throws -> Int {
+        let s = try db.statement("""
+            INSERT INTO objects(path, kind, size, sha256, created, last_referenced, spool) VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(path) DO UPDATE SET spool = excluded.spool RETURNING id
+            """)
+        s.bind(1, path); s.bind(2, kind); s.bind(3, size); s.bind(4, sha256.bytes); s.bind(5, now); s.bind(6, now)
+        if let spool { s.bind(7, spool) } else { s.bindNull(7) }
+        guard try s.step() else { throw StoreError(.index, "cannot record \(path)") }
+        let id = s.int(0)
+        try s.run()
+        for m in mirrors { try markDelivered(object: id, mirror: m) }
+        return id
+    }
+
+    func markDelivered(object: Int, mirror: Int) throws {
+        let d = try db.statement("INSERT OR IGNORE INTO delivered(object, mirror) VALUES (?, ?)")
+        d.bind(1, object); d.bind(2, mirror)
+        try d.run()
+        let a = try db.statement("DELETE FROM abandoned WHERE object = ? AND mirror = ?")
+        a.bind(1, object); a.bind(2, mirror)
+        try a.run()
+    }
+
+    func addChunk(_ id: ChunkID, pack: Int, kind: ChunkKind, plainLength: Int) throws {
+        let s = try db.statement("INSERT OR IGNORE INTO chunks(id, pack, kind, plain_length) VALUES (?, ?, ?, ?)")
+        s.bind(1, id.bytes); s.bind(2, pack); s.bind(3, Int(kind.rawValue)); s.bind(4, plainLength)
+        try s.run()
+    }
+
+    /// Objects with a spool copy, with the mirrors (IDs) that lack them.
+    func owedObjects(mirrors: [Int]) throws -> [(StoredObject, missing: [Int])] {
+        let s = try db.statement("SELECT id, path, kind, size, sha256, spool FROM objects WHERE spool IS NOT NULL ORDER BY id")
+        var result: [(StoredObject, [Int])] = []
+        var rows: [StoredObject] = []
+        while try s.step() {
+            rows.append(StoredObject(id: s.int(0), path: s.text(1), kind: s.text(2), size: s.int(3),
+                                     sha256: Digest(bytes: s.blob(4))!, spool: s.text(5)))
+        }
+        for o in rows {
+            let missing = try mirrors.filter { m in try !isDelivered(object: o.id, mirror: m) }
+            result.append((o, missing))
+        }
+        return result
+    }
+
+    func isDelivered(object: Int, mirror: Int) throws -> Bool {
+        let s = try db.statement("SELECT 1 FROM delivered WHERE object = ? AND mirror = ?")
+        s.bind(1, object); s.bind(2, mirror)
+        return try s.step()
+    }
+
+    func clearSpool(object: Int) throws {
+        let s = try db.statement("UPDATE objects SET spool = NULL WHERE id = ?")
+        s.bind(1, object)
+        try s.run()
+    }
+
+    func abandon(object: Int, mirror: Int) throws {
+        let s = try db.statement("INSERT OR IGNORE INTO abandoned(object, mirror) VALUES (?, ?)")
+        s.bind(1, object); s.bind(2, mirror)
+        try s.run()
+    }
+
+    /// Total bytes held in the spool.
+    func spoolBytes() throws -> Int {
+        let s = try db.statement("SELECT coalesce(sum(size), 0) FROM objects WHERE spool IS NOT NULL")
+        try s.step()
+        return s.int(0)
+    }
+
+    /// Spool files the index knows, for cleaning up strays.
+    func spoolFiles() throws -> Set<String> {
+        let s = try db.statement("SELECT spool FROM objects WHERE spool IS NOT NULL")
+        var out = Set<String>()
+        while try s.step() { out.insert(s.text(0)) }
+        return out
+    }
+
+    func object(id: Int) throws -> StoredObject? {
+        let s = try db.statement("SELECT id, path, kind, size, sha256, spool FROM objects WHERE id = ?")
+        s.bind(1, id)
+        guard try s.step() else { return nil }
+        return StoredObject(id: s.int(0), path: s.text(1), kind: s.text(2), size: s.int(3),
+                            sha256: Digest(bytes: s.blob(4))!, spool: s.isNull(5) ? nil : s.text(5))
+    }
+
+    /// How many of `objects` each mirror lacks.
+    func missingCounts(objects: Set<Int>, mirrors: [Int]) throws -> [Int: Int] {
+        var out: [Int: Int] = [:]
+        for m in mirrors {
+            var missing = 0
+            for o in objects where try !isDelivered(object: o, mirror: m) { missing += 1 }
+            out[m] = missing
+        }
+        return out
+    }
+
+    func touch(objects: Set<Int>, at now: Int) throws {
+        for o in objects {
+            let s = try db.statement("UPDATE objects SET last_referenced = ? WHERE id = ?")
+            s.bind(1, now); s.bind(2, o)
+            try s.run()
+        }
+    }
+
+    // MARK: Snapshots
+
+    func recordSnapshot(id: String, started: Int, finished: Int, root: ChunkID, record: Int, catalog: Int, summary: String) throws {
+        let s = try db.statement("INSERT INTO snapshots(id, started, finished, root, record, catalog, summary) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        s.bind(1, id); s.bind(2, started); s.bind(3, finished); s.bind(4, root.bytes)
+        s.bind(5, record); s.bind(6, catalog); s.bind(7, summary)
+        try s.run()
+    }
+
+    public var snapshotIDs: [String] {
+        get throws {
+            let s = try db.statement("SELECT id FROM snapshots ORDER BY started")
+            var out: [String] = []
+            while try s.step() { out.append(s.text(0)) }
+            return out
+        }
+    }
+
+    // MARK: Files cache
+
+    public struct CachedFile: Equatable, Sendable {
+        public var dev: UInt64, ino: UInt64, size: UInt64, mtime: Int64, ctime: Int64
+        public var regions: [FileRegion]
+    }
+
+    func cachedFile(path: [UInt8]) throws -> CachedFile? {
+        let s = try db.statement("SELECT dev, ino, size, mtime, ctime, regions FROM files WHERE path = ?")
+        s.bind(1, path)
+        guard try s.step() else { return nil }
+        guard let regions = try? FilesCacheCodec.decode(s.blob(5)) else { return nil }
+        return CachedFile(dev: UInt64(bitPattern: Int64(s.int(0))), ino: UInt64(bitPattern: Int64(s.int(1))),
+                          size: UInt64(s.int(2)), mtime: Int64(s.int(3)), ctime: Int64(s.int(4)), regions: regions)
+    }
+
+    func cacheFile(path: [UInt8], _ f: CachedFile) throws {
+        let s = try db.statement("INSERT OR REPLACE INTO files(path, dev, ino, size, mtime, ctime, regions) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        s.bind(1, path); s.bind(2, Int64(bitPattern: f.dev)); s.bind(3, Int64(bitPattern: f.ino)); s.bind(4, Int(f.size))
+        s.bind(5, f.mtime); s.bind(6, f.ctime); s.bind(7, FilesCacheCodec.encode(f.regions))
+        try s.run()
+    }
+
+    func transaction<R>(_ body: () throws -> R) throws -> R { try db.transaction(body) }
+}
+
+/// The files cache's regions column: the tree format's region encoding.
+enum FilesCacheCodec {
+    static func encode(_ regions: [FileRegion]) -> [UInt8] {
+        var w = ByteWriter()
+        TreeFormat.write(regions, to: &w)
+        return w.bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) throws(FormatError) -> [FileRegion] {
+        var r = ByteReader(bytes, object: "files cache entry")
+        return try TreeFormat.readRegions(&r, fileSize: .max)
+    }
+}

@@ -1,0 +1,56 @@
+// Mirrors: where a client's objects go. Each is named by the URL of the
+// client's own directory on it. The contract is create-only: `put` never
+// overwrites, renames or deletes, and repeating a `put` is harmless.
+// A client never reads anything back from a mirror.
+
+/// The result of a successful upload.
+public enum PutOutcome: Sendable, Equatable {
+    /// The object was created.
+    case stored
+    /// An object of that name was already there. Names are content hashes
+    /// (or unique snapshot IDs), so it holds the same bytes.
+    case alreadyPresent
+}
+
+/// A failed upload: what the mirror did, and whether trying again can help.
+public struct MirrorFailure: Error, CustomStringConvertible, Sendable {
+    public let mirror: String
+    public let message: String
+    /// True when retrying cannot help (wrong password, forbidden, full).
+    public let permanent: Bool
+
+    public var description: String { "\(mirror): \(message)" }
+}
+
+/// One destination for a client's objects.
+public protocol Mirror: Sendable {
+    /// The client's directory on the mirror, as configured.
+    var url: String { get }
+    /// Uploads the file at `localPath` as `relativePath` under the client's directory.
+    /// Create-only; safe to repeat.
+    func put(_ relativePath: String, from localPath: String, size: Int) throws(MirrorFailure) -> PutOutcome
+}
+
+/// Timeouts and retries for network mirrors.
+public struct MirrorOptions: Sendable {
+    /// Seconds to wait for a TCP connection.
+    public var connectTimeout = 10
+    /// A transfer slower than `lowSpeedLimit` bytes/s for this many seconds is abandoned.
+    public var lowSpeedTime = 30
+    public var lowSpeedLimit = 1024
+    /// Delays before the 2nd, 3rd … attempt after a transient failure (5xx, timeout, reset).
+    public var retryDelays: [Double] = [1, 2, 4]
+
+    public init() {}
+}
+
+/// Makes the mirror a URL names: `http(s)://` (WebDAV) or `file://` (a directory).
+public func makeMirror(url: String, user: String?, passwordFile: String?, options: MirrorOptions) throws(StoreError) -> any Mirror {
+    if url.hasPrefix("file://") {
+        return try DirectoryMirror(url: url)
+    }
+    if url.hasPrefix("http://") || url.hasPrefix("https://") {
+        return try WebDAVMirror(url: url, user: user, passwordFile: passwordFile, options: options)
+    }
+    throw StoreError(.config, "mirror URL \(url) must start with http://, https:// or file://")
+}

@@ -1,0 +1,154 @@
+import ArgumentParser
+import Foundation
+import Seal
+import Store
+
+/// `fbk snapshot`: the daily job.
+struct SnapshotCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot",
+        abstract: "Back up the configured paths to every configured mirror.",
+        discussion: """
+            Uploads only what the mirrors do not hold yet (the local index \
+            says what they hold; nothing is ever read back from a mirror). \
+            Each object goes to all mirrors at once; a mirror that is down does \
+            not stop the run, and what it missed is delivered on the next run. \
+            Every snapshot is complete on its own: there is no full/incremental \
+            schedule to keep.
+
+            Exit status: 0 stored (mirrors behind are reported, not failed), \
+            3 stored but some files could not be read, 64 configuration error, \
+            66 index missing or damaged, 74 local I/O error, 75 not enough \
+            mirrors hold the snapshot, 130 stopped by a signal.
+
+            Example:
+              fbk snapshot --config /etc/fbk/fbk.conf --json
+            """
+    )
+
+    @Option(name: .long, help: "Configuration file.")
+    var config: String = ClientConfig.defaultPath
+    @Flag(name: .long, help: "Print the summary as JSON.")
+    var json = false
+    @Flag(name: .long, help: "Start with a new, empty index if it is missing or damaged (uploads everything again).")
+    var allowReupload = false
+
+    func run() throws {
+        let status: Int32
+        do {
+            status = try snapshot()
+        } catch {
+            throw fail(error)
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    private func snapshot() throws -> Int32 {
+        let c = try ClientConfig.load(path: config)
+        let keys = try ClientKeys.load(path: c.secret)
+        let envelope = try Envelope(recipients: c.recipients.map { try Certificate(contentsOf: $0) })
+        try FileManager.default.createDirectory(atPath: c.state, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let lock = try StateLock(directory: c.state)
+        defer { lock.release() }
+        let index = try openIndex(c)
+        let mirrors = try c.mirrors.map {
+            try makeMirror(url: $0.url, user: $0.user ?? c.client, passwordFile: $0.passwordFile, options: c.mirrorOptions)
+        }
+        let archiver = try Archiver(config: c, keys: keys, envelope: envelope, index: index, mirrors: mirrors)
+        let stop = SignalFlag.install()
+        archiver.isCancelled = { stop.isSet }
+        let reporter = ProgressReporter(interval: c.logInterval)
+        archiver.progress = { reporter.report($0) }
+
+        var summary: SnapshotSummary
+        var failure: Error?
+        do {
+            summary = try archiver.run()
+        } catch {
+            summary = archiver.partialSummary
+            failure = error
+        }
+        reporter.finish()
+        print(json ? summary.json() : summary.text())
+        if let failure { throw failure }
+        return summary.unreadable > 0 ? ExitStatus.partial : 0
+    }
+
+    private func openIndex(_ c: ClientConfig) throws -> Index {
+        do {
+            return try Index.open(path: c.indexPath)
+        } catch {
+            guard allowReupload else {
+                throw StoreError(.index, "\(error.message). Rebuild it from a mirror with `fbk index rebuild --from MIRROR --client \(c.client) --out \(c.indexPath)`, or run with --allow-reupload to start a new index (everything is uploaded again)")
+            }
+            if FileManager.default.fileExists(atPath: c.indexPath) {
+                let aside = c.indexPath + ".damaged-\(Int(Date().timeIntervalSince1970))"
+                try FileManager.default.moveItem(atPath: c.indexPath, toPath: aside)
+                for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: c.indexPath + suffix) }
+                FileHandle.standardError.write(Data("fbk: warning: moved the unusable index to \(aside); starting a new one\n".utf8))
+            }
+            return try Index.create(path: c.indexPath)
+        }
+    }
+}
+
+/// An exclusive lock on the state directory: one snapshot at a time.
+final class StateLock {
+    private let fd: Int32
+
+    init(directory: String) throws {
+        fd = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw StoreError(.io, "cannot open \(directory)/lock: \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw StoreError(.io, "another fbk snapshot is running on \(directory)")
+        }
+    }
+
+    func release() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
+
+/// Set by SIGTERM or SIGINT; the archiver stops at the next file or chunk.
+final class SignalFlag: @unchecked Sendable {
+    nonisolated(unsafe) static var raised: sig_atomic_t = 0
+    var isSet: Bool { Self.raised != 0 }
+
+    static func install() -> SignalFlag {
+        signal(SIGTERM) { _ in SignalFlag.raised = 1 }
+        signal(SIGINT) { _ in SignalFlag.raised = 1 }
+        return SignalFlag()
+    }
+}
+
+/// A live line on a terminal, or a log line every `interval` seconds otherwise.
+final class ProgressReporter: @unchecked Sendable {
+    private let terminal = isatty(2) == 1
+    private let interval: Double
+    private var lastLog = 0.0
+    private var drew = false
+
+    init(interval: Int) { self.interval = Double(interval) }
+
+    func report(_ p: SnapshotProgress) {
+        let mib = { (b: UInt64) in String(format: "%.1f MiB", Double(b) / 1_048_576) }
+        let rate = p.elapsed > 0 ? Double(p.uploadedBytes) / 1_048_576 / p.elapsed : 0
+        let line = "\(p.files) files, \(mib(p.bytesScanned)) scanned, \(mib(p.newBytes)) new, upload \(String(format: "%.1f", rate)) MiB/s, \(Int(p.elapsed)) s"
+        if terminal {
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+            drew = true
+        } else if p.elapsed - lastLog >= interval {
+            lastLog = p.elapsed
+            FileHandle.standardError.write(Data("fbk: progress: \(line)\n".utf8))
+        }
+    }
+
+    func finish() {
+        if drew { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
