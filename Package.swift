@@ -44,8 +44,10 @@ let package = Package(
             path: "Benchmarks/fbk-bench"
         ),
 
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ChunkerTests", dependencies: ["Chunker"]),
-        .testTarget(name: "SealTests", dependencies: ["Seal"]),
-        .testTarget(name: "FbkTests", dependencies: ["Chunker", "Seal"]),
+        .testTarget(name: "SealTests", dependencies: ["Seal", "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Seal", "Chunker", "TestSupport"]),
+        .testTarget(name: "FbkTests", dependencies: ["Chunker", "Seal", "Store", "TestSupport"]),
     ]
 )

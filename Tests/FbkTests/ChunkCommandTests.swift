@@ -1,5 +1,6 @@
 import Chunker
 import Foundation
+import TestSupport
 import Testing
 
 @Suite struct ChunkCommandTests {

@@ -1,14 +1,10 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Encrypts a file with the openssl command line, as a device script does.
 func opensslEncrypt(_ mode: [String], input: String, output: String, recipient: String) throws -> Int32 {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-    p.arguments = mode + ["-binary", "-stream", "-outform", "DER", "-in", input, "-out", output, recipient]
-    try p.run()
-    p.waitUntilExit()
-    return p.terminationStatus
+    try runTool("openssl", mode + ["-binary", "-stream", "-outform", "DER", "-in", input, "-out", output, recipient]).status
 }
 
 @Suite struct KeyCommandTests {
@@ -113,16 +109,10 @@ func opensslEncrypt(_ mode: [String], input: String, output: String, recipient: 
         close(fd)
         #expect(try opensslEncrypt(["cms", "-encrypt", "-aes-256-gcm"], input: dir.file("plain"),
                                    output: dir.file("obj"), recipient: keys + "/recipient.pem") == 0)
-        let timed = Process()
-        timed.executableURL = URL(fileURLWithPath: "/usr/bin/time")
-        timed.arguments = ["-f", "%M", "-o", dir.file("rss"), CLI.binary.path, "decrypt", "--key", keys + "/private.pem",
-                           "--out", dir.file("out"), dir.file("obj")]
-        var environment = ProcessInfo.processInfo.environment
-        environment["FBK_PASSPHRASE"] = "big"
-        timed.environment = environment
-        try timed.run()
-        timed.waitUntilExit()
-        #expect(timed.terminationStatus == 0)
+        let timed = try runTool("/usr/bin/time", ["-f", "%M", "-o", dir.file("rss"), CLI.binary.path, "decrypt",
+                                                  "--key", keys + "/private.pem", "--out", dir.file("out"), dir.file("obj")],
+                                environment: ["FBK_PASSPHRASE": "big"])
+        #expect(timed.status == 0)
         let rssKiB = Int(try String(contentsOfFile: dir.file("rss"), encoding: .utf8)
             .split(separator: "\n").last.map(String.init) ?? "") ?? Int.max
         #expect(rssKiB < 64 << 10, "peak RSS \(rssKiB) KiB for a 96 MiB object")

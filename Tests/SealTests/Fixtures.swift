@@ -1,50 +1,9 @@
 import Foundation
 import Seal
 import Testing
+@_exported import TestSupport
 
-/// Runs a command-line tool (openssl, zstd) and returns its status and output.
-@discardableResult
-func runTool(_ tool: String, _ arguments: [String], stdin: [UInt8]? = nil) throws -> (status: Int32, stdout: [UInt8], stderr: String) {
-    let dir = try TempDir()
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [tool] + arguments
-    if let stdin {
-        try Data(stdin).write(to: URL(fileURLWithPath: dir.file("stdin")))
-        process.standardInput = FileHandle(forReadingAtPath: dir.file("stdin"))
-    } else {
-        process.standardInput = FileHandle.nullDevice
-    }
-    _ = FileManager.default.createFile(atPath: dir.file("out"), contents: nil)
-    _ = FileManager.default.createFile(atPath: dir.file("err"), contents: nil)
-    let out = FileHandle(forWritingAtPath: dir.file("out"))!
-    let err = FileHandle(forWritingAtPath: dir.file("err"))!
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    process.waitUntilExit()
-    try out.close()
-    try err.close()
-    return (process.terminationStatus,
-            [UInt8](FileManager.default.contents(atPath: dir.file("out")) ?? Data()),
-            String(decoding: FileManager.default.contents(atPath: dir.file("err")) ?? Data(), as: UTF8.self))
-}
-
-final class TempDir: @unchecked Sendable {
-    let path: String
-    init() throws {
-        var template = Array((NSTemporaryDirectory() + "/fbk-seal-XXXXXX").utf8CString)
-        guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
-        path = String(cString: p)
-    }
-    func file(_ name: String) -> String { path + "/" + name }
-    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
-        try Data(bytes).write(to: URL(fileURLWithPath: file(name)))
-        return file(name)
-    }
-    func read(_ name: String) -> [UInt8]? { FileManager.default.contents(atPath: file(name)).map { [UInt8]($0) } }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
+typealias TempDir = TemporaryDirectory
 
 /// Key pairs made once per test run with the openssl command line, so the
 /// tests prove interoperability rather than agreement with themselves.

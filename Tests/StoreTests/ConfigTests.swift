@@ -1,0 +1,61 @@
+import Foundation
+@testable import Store
+import Testing
+
+@Suite struct ConfigTests {
+    static let valid = """
+        client: manning
+        recipients: [/etc/fbk/recipient.pem]
+        secret: /etc/fbk/secret
+        state: /var/lib/fbk
+        mirrors:
+          - url: "http://[2001:db8::1]:8084/manning/"
+            password_file: /etc/fbk/password
+          - file:///srv/backup/manning/
+        paths: [/]
+        excludes: ["*.tmp"]
+        pack_size: 8MiB
+        """
+
+    @Test func readsEveryFieldAndRoundTrips() throws {
+        let c = try ClientConfig.parse(Self.valid, file: "fbk.conf")
+        #expect(c.client == "manning")
+        #expect(c.mirrors.count == 2)
+        #expect(c.mirrors[0].url == "http://[2001:db8::1]:8084/manning/")
+        #expect(c.mirrors[0].passwordFile == "/etc/fbk/password")
+        #expect(c.mirrors[1].url == "file:///srv/backup/manning/")
+        #expect(c.packSize == 8 << 20)
+        #expect(c.excludes == ["*.tmp"])
+        #expect(try ClientConfig.parse(c.rendered(), file: "x") == c)
+    }
+
+    @Test(arguments: [
+        ("compresion_level: 3", 12, "unknown field 'compresion_level'"),
+        ("spool_limit: lots", 12, "field 'spool_limit' must be a whole number"),
+        ("required_mirrors: 3", 12, "required_mirrors must be between 1 and the number of mirrors (2)"),
+        ("one_filesystem: maybe", 12, "one_filesystem' must be true or false"),
+        ("chunker: {min: 1000, avg: 500}", 12, "average size 500"),
+        ("compression_level: 30", 12, "compression_level must be in"),
+    ])
+    func badFieldsNameTheLine(_ extra: String, _ line: Int, _ fragment: String) {
+        do {
+            _ = try ClientConfig.parse(Self.valid + "\n" + extra + "\n", file: "fbk.conf")
+            Issue.record("accepted \(extra)")
+        } catch {
+            #expect(error.message.hasPrefix("fbk.conf:\(line):"), "\(error.message)")
+            #expect(error.message.contains(fragment), "\(error.message)")
+        }
+    }
+
+    @Test func missingAndMalformedEssentialsAreErrors() {
+        let noRecipients = Self.valid.replacingOccurrences(of: "recipients: [/etc/fbk/recipient.pem]", with: "recipients: []")
+        let badMirror = Self.valid.replacingOccurrences(of: "file:///srv", with: "ftp:///srv")
+        let relative = Self.valid.replacingOccurrences(of: "paths: [/]", with: "paths: [etc]")
+        let noClient = Self.valid.replacingOccurrences(of: "client: manning\n", with: "")
+        for (text, fragment) in [(noRecipients, "no recipient certificate"), (badMirror, "must start with http://"),
+                                 (relative, "absolute paths"), (noClient, "missing field 'client'"), ("[1, 2", "not valid YAML")] {
+            #expect(throws: StoreError.self) { try ClientConfig.parse(text, file: "f") }
+            do { _ = try ClientConfig.parse(text, file: "f") } catch { #expect(error.message.contains(fragment), "\(error.message)") }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Seal
+@testable import Store
+import Testing
+
+@Suite struct PackFormatTests {
+    func samplePack() -> (bytes: [UInt8], entries: [PackEntry]) {
+        var b = PackBuilder()
+        b.append(id: SHA256.hash([1]), kind: .data, form: .stored, stored: [1, 2, 3], plainLength: 3)
+        b.append(id: SHA256.hash([2]), kind: .tree, form: .zstd, stored: [9, 9], plainLength: 100)
+        return (b.finish(), b.entries)
+    }
+
+    @Test func tableRoundTrips() throws {
+        let (bytes, entries) = samplePack()
+        #expect(Array(bytes.prefix(8)) == Array("FBKPACK1".utf8))
+        #expect(Array(bytes.suffix(4)) == Array("FBKT".utf8))
+        #expect(try PackFormat.parseTable(bytes) == entries)
+        #expect(entries[0].offset == 8 && entries[1].offset == 11)
+        #expect(bytes.count == 8 + 5 + 2 * 50 + 16)
+    }
+
+    @Test func damagedTablesAreRejected() {
+        let (bytes, _) = samplePack()
+        var cases: [(String, [UInt8])] = [
+            ("empty", []),
+            ("truncated", Array(bytes.dropLast(3))),
+            ("bad magic", [0] + Array(bytes.dropFirst())),
+        ]
+        var count = bytes; count[count.count - 16] = 7; cases.append(("entry count", count))
+        var offset = bytes; offset[13 + 34] = 99; cases.append(("entry offset", offset))
+        var kind = bytes; kind[13 + 32] = 5; cases.append(("kind", kind))
+        var form = bytes; form[13 + 33] = 9; cases.append(("form", form))
+        var stored = bytes; stored[13 + 46] = 200; cases.append(("plain length of stored chunk", stored))
+        for (name, b) in cases {
+            #expect(throws: FormatError.self, "\(name)") { try PackFormat.parseTable(b) }
+        }
+    }
+}
+
+@Suite struct TreeFormatTests {
+    static func entry(_ name: [UInt8], _ type: EntryType) -> TreeEntry {
+        var e = TreeEntry(name: name, type: type, mode: 0o644, uid: 1000, gid: 100, user: Array("u".utf8), group: [],
+                          mtimeNanoseconds: 1_700_000_000_123_456_789, ctimeNanoseconds: -5, size: 0,
+                          xattrs: [(Array("user.x".utf8), [0, 1, 2])])
+        switch type {
+        case .file:
+            e.size = 10_000
+            e.regions = [FileRegion(offset: 0, length: 10, chunks: [SHA256.hash([1])]),
+                         FileRegion(offset: 5000, length: 20, chunks: [SHA256.hash([2]), SHA256.hash([3])])]
+        case .directory: e.subtree = SHA256.hash([4])
+        case .symlink: e.target = Array("../x".utf8)
+        case .hardlink: e.target = Array("a/b".utf8)
+        case .characterDevice, .blockDevice: e.rdev = 0x0103
+        case .fifo, .socket: break
+        }
+        return e
+    }
+
+    @Test func everyTypeRoundTripsWithByteNames() throws {
+        let names: [[UInt8]] = [[0xff, 0xfe, 0x41], Array(repeating: 0x61, count: 255), Array("with space\nnewline".utf8),
+                                 Array("d".utf8), Array("l".utf8), Array("h".utf8), Array("p".utf8), Array("s".utf8),
+                                 Array("c".utf8), Array("b".utf8)]
+        let types: [EntryType] = [.file, .file, .file, .directory, .symlink, .hardlink, .fifo, .socket, .characterDevice, .blockDevice]
+        let entries = zip(names, types).map { Self.entry($0, $1) }
+        let bytes = TreeFormat.serialize(entries)
+        let parsed = try TreeFormat.parse(bytes)
+        #expect(parsed == entries.sorted { $0.name.lexicographicallyPrecedes($1.name) })
+        // Serialization is deterministic whatever the input order.
+        #expect(TreeFormat.serialize(entries.reversed()) == bytes)
+    }
+
+    @Test func dangerousNamesAndDamageAreRejected() {
+        for bad: [UInt8] in [Array("..".utf8), Array(".".utf8), Array("a/b".utf8), [0x61, 0], []] {
+            let bytes = TreeFormat.serialize([Self.entry(bad, .fifo)])
+            #expect(throws: FormatError.self) { try TreeFormat.parse(bytes) }
+        }
+        let good = TreeFormat.serialize([Self.entry(Array("a".utf8), .file), Self.entry(Array("b".utf8), .fifo)])
+        #expect(throws: FormatError.self) { try TreeFormat.parse(Array(good.dropLast())) }
+        #expect(throws: FormatError.self) { try TreeFormat.parse(good + [0]) }
+        var huge = good
+        huge[8] = 0xff; huge[9] = 0xff; huge[10] = 0xff  // entry count far beyond the bytes
+        #expect(throws: FormatError.self) { try TreeFormat.parse(huge) }
+        // Regions past the file size.
+        var e = Self.entry(Array("f".utf8), .file)
+        e.size = 100
+        #expect(throws: FormatError.self) { try TreeFormat.parse(TreeFormat.serialize([e])) }
+    }
+}
+
+@Suite struct SignedDocumentTests {
+    @Test func signatureVerifiesAndDetectsChanges() throws {
+        let keys = try ClientKeys(secret: [UInt8](repeating: 7, count: 32))
+        let signing = keys.signingKey()
+        let record = Catalog(client: "c", snapshot: "s", created: "t",
+                             record: .init(path: "snapshots/s.snapshot", size: 1, sha256: "00"), packs: [],
+                             addedBytes: 0, signingKey: signing.publicKey.hex)
+        let doc = SignedDocument.encode(record, key: signing)
+        let (decoded, valid) = try SignedDocument.decode(Catalog.self, from: doc, name: "c", verifyingKey: signing.publicKey)
+        #expect(decoded == record && valid == true)
+        var forged = doc
+        forged[5] ^= 1
+        #expect(throws: FormatError.self) {
+            try SignedDocument.decode(Catalog.self, from: forged, name: "c", verifyingKey: signing.publicKey)
+        }
+        let other = try ClientKeys(secret: [UInt8](repeating: 8, count: 32)).signingKey().publicKey
+        #expect(throws: FormatError.self) { try SignedDocument.decode(Catalog.self, from: doc, name: "c", verifyingKey: other) }
+        #expect(throws: FormatError.self) {
+            try SignedDocument.decode(Catalog.self, from: Array("{}\n".utf8), name: "c", verifyingKey: nil)
+        }
+    }
+
+    @Test func derivedKeysAreDistinctAndStable() throws {
+        let keys = try ClientKeys(secret: [UInt8](repeating: 7, count: 32))
+        #expect(Set([keys.chunkIDKey, keys.chunkerSeed, keys.signingSeed]).count == 3)
+        #expect(keys.chunkIDKey == HMACSHA256.mac(key: keys.secret, Array("fbk chunk id v1".utf8)).bytes)
+        #expect(throws: StoreError.self) { try ClientKeys(secret: [1, 2]) }
+    }
+}

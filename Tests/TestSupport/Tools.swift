@@ -1,0 +1,174 @@
+// Shared by the test targets: running tools, temporary directories, and
+// the nginx mirror fixture.
+
+import Foundation
+
+/// Runs a command-line tool (openssl, zstd, curl, htpasswd…) found on PATH.
+@discardableResult
+public func runTool(_ tool: String, _ arguments: [String], stdin: [UInt8]? = nil,
+                    environment: [String: String] = [:]) throws -> (status: Int32, stdout: [UInt8], stderr: String) {
+    let dir = try TemporaryDirectory()
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    var input: String? = nil
+    if let stdin { input = try dir.write("stdin", stdin) }
+    let status = try spawnAndWait(tool, arguments, environment: env, stdin: input,
+                                  stdout: dir.file("out"), stderr: dir.file("err"))
+    return (status,
+            [UInt8](FileManager.default.contents(atPath: dir.file("out")) ?? Data()),
+            String(decoding: FileManager.default.contents(atPath: dir.file("err")) ?? Data(), as: UTF8.self))
+}
+
+/// A temporary directory removed when the value goes away.
+public final class TemporaryDirectory: @unchecked Sendable {
+    public let path: String
+
+    public init() throws {
+        var template = Array((NSTemporaryDirectory() + "/fbk-test-XXXXXX").utf8CString)
+        guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
+        path = String(cString: p)
+    }
+
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    @discardableResult
+    public func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let p = file(name)
+        try FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(bytes).write(to: URL(fileURLWithPath: p))
+        return p
+    }
+
+    public func read(_ name: String) -> [UInt8]? { FileManager.default.contents(atPath: file(name)).map { [UInt8]($0) } }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// The repository's root folder (for deploy/ files).
+public let repositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// A real nginx with the project's WebDAV rules (deploy/nginx/fbk-dav.conf,
+/// included verbatim) on a free loopback port, in its own temp prefix.
+public final class NginxMirror: @unchecked Sendable {
+    public let prefix: TemporaryDirectory
+    public private(set) var port: Int = 0
+    public var storageRoot: String { prefix.file("root") }
+    public let users: [String: String]
+
+    /// - Parameter users: client name → password, written with htpasswd -B.
+    public init(users: [String: String]) throws {
+        prefix = try TemporaryDirectory()
+        self.users = users
+        for d in ["root", "body", "tmp", "logs"] {
+            try FileManager.default.createDirectory(atPath: prefix.file(d), withIntermediateDirectories: true)
+        }
+        var first = true
+        for (user, password) in users.sorted(by: { $0.key < $1.key }) {
+            let r = try runTool("htpasswd", (first ? ["-c"] : []) + ["-b", "-B", prefix.file("htpasswd"), user, password])
+            guard r.status == 0 else { throw FixtureError("htpasswd failed: \(r.stderr)") }
+            first = false
+        }
+        try start()
+    }
+
+    /// Starts nginx (again, after `stop`) on the same port if it is still free.
+    public func start() throws {
+        var lastError = ""
+        for _ in 0..<5 {
+            if port == 0 { port = try freePort() }
+            try writeConfig()
+            let r = try runTool("nginx", ["-p", prefix.path, "-e", prefix.file("logs/error.log"), "-c", prefix.file("nginx.conf")])
+            if r.status == 0 {
+                try waitUntilListening()
+                return
+            }
+            lastError = r.stderr
+            port = 0
+        }
+        throw FixtureError("nginx did not start: \(lastError)")
+    }
+
+    public func stop() {
+        guard let pid = try? String(contentsOfFile: prefix.file("nginx.pid"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines), let p = Int32(pid) else { return }
+        kill(p, SIGTERM)
+        for _ in 0..<100 where kill(p, 0) == 0 { usleep(20_000) }
+        try? FileManager.default.removeItem(atPath: prefix.file("nginx.pid"))
+    }
+
+    deinit { stop() }
+
+    /// The URL of a client's directory.
+    public func url(_ client: String) -> String { "http://127.0.0.1:\(port)/\(client)/" }
+
+    private func writeConfig() throws {
+        let p = prefix.path
+        let config = """
+            \(geteuid() == 0 ? "user root;" : "")
+            worker_processes 1;
+            pid \(p)/nginx.pid;
+            error_log \(p)/logs/error.log info;
+            events { worker_connections 64; }
+            http {
+                access_log \(p)/logs/access.log;
+                client_body_temp_path \(p)/body;
+                proxy_temp_path \(p)/tmp;
+                fastcgi_temp_path \(p)/tmp;
+                uwsgi_temp_path \(p)/tmp;
+                scgi_temp_path \(p)/tmp;
+                server {
+                    listen 127.0.0.1:\(port);
+                    root \(p)/root;
+                    auth_basic_user_file \(p)/htpasswd;
+                    include \(repositoryRoot)/deploy/nginx/fbk-dav.conf;
+                }
+            }
+            """
+        try Data(config.utf8).write(to: URL(fileURLWithPath: prefix.file("nginx.conf")))
+    }
+
+    private func waitUntilListening() throws {
+        for _ in 0..<100 {
+            if canConnect(port) { return }
+            usleep(20_000)
+        }
+        throw FixtureError("nginx is not listening on 127.0.0.1:\(port)")
+    }
+}
+
+public struct FixtureError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+public func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard ok else { throw FixtureError("cannot find a free port") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+func canConnect(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
