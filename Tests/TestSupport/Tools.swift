@@ -26,7 +26,7 @@ public final class TemporaryDirectory: @unchecked Sendable {
     public init() throws {
         var template = Array((NSTemporaryDirectory() + "/fbk-test-XXXXXX").utf8CString)
         guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
-        path = String(cString: p)
+        path = (String(cString: p) as NSString).standardizingPath
     }
 
     public func file(_ name: String) -> String { path + "/" + name }

@@ -1,0 +1,184 @@
+import Foundation
+import Seal
+import Store
+import Testing
+import TestSupport
+
+@Suite(.timeLimit(.minutes(3))) struct SnapshotTests {
+    func writeSampleTree(_ f: SnapshotFixture) throws {
+        var rng = SystemRandomNumberGenerator()
+        try f.dir.write("src/big.bin", (0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        try f.dir.write("src/etc/app.conf", Array(String(repeating: "key = value\n", count: 5000).utf8))
+        try f.dir.write("src/etc/empty", [])
+    }
+
+    @Test func objectsLandOnBothMirrorsAndMatchTheFormat() throws {
+        let f = try SnapshotFixture()
+        try writeSampleTree(f)
+        let r = try f.snapshot()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.summary["safe_mirrors"] as? Int == 2)
+        #expect(f.objects(0) == f.objects(1))
+        #expect(f.objects(0).filter { $0.hasSuffix(".pack") }.count >= 2)  // 1 MiB packs, 3 MiB of random data
+
+        // Every sealed object decrypts with the openssl command line.
+        let key = f.keysDirectory + "/private.pem", cert = f.keysDirectory + "/recipient.pem"
+        for o in f.objects(0) where o.hasSuffix(".pack") || o.hasSuffix(".snapshot") {
+            let out = try runTool("openssl", ["cms", "-decrypt", "-binary", "-inform", "DER", "-in", f.path(0, o),
+                                              "-recip", cert, "-inkey", key, "-passin", "pass:" + f.passphrase])
+            #expect(out.status == 0, "\(o): \(out.stderr)")
+            if o.hasSuffix(".pack") {
+                #expect(out.stdout.starts(with: Array("FBKPACK1".utf8)))
+                #expect(try f.opener.open([UInt8](FileManager.default.contents(atPath: f.path(0, o))!)).plaintext == out.stdout)
+            }
+            // Pack names are the SHA-256 of the stored bytes.
+            if o.hasSuffix(".pack") {
+                let name = (o as NSString).lastPathComponent.replacingOccurrences(of: ".pack", with: "")
+                #expect(try SHA256.hash(fileAt: f.path(0, o)).digest.hex == name)
+            }
+        }
+        // Chunk IDs are HMACs of the plaintext (checked inside chunks()); the tree holds the files.
+        let chunks = try f.chunks(0)
+        let records = try f.records(0)
+        #expect(records.count == 1)
+        let src = try f.entries(root: records[0].root, chunks: chunks, path: f.sourceComponents)
+        #expect(src.map { String(decoding: $0.name, as: UTF8.self) } == ["big.bin", "etc"])
+        let big = src[0]
+        let content = big.regions.flatMap { $0.chunks }.flatMap { chunks[$0]!.bytes }
+        #expect(content == f.dir.read("src/big.bin"))
+
+        // The catalog is signed and lists every pack with its size and hash.
+        let catalogs = try f.catalogs(0)
+        #expect(catalogs.count == 1)
+        let catalog = catalogs[0]
+        #expect(catalog.snapshot == records[0].id)
+        #expect(Set(catalog.packs.map(\.path)) == Set(f.objects(0).filter { $0.hasSuffix(".pack") }))
+        for p in catalog.packs {
+            let (digest, size) = try SHA256.hash(fileAt: f.path(0, p.path))
+            #expect(digest.hex == p.sha256 && size == p.size)
+        }
+        #expect(try SHA256.hash(fileAt: f.path(0, catalog.record.path)).digest.hex == catalog.record.sha256)
+    }
+
+    @Test func unchangedTreeIsNotReadAgain() throws {
+        let f = try SnapshotFixture()
+        try writeSampleTree(f)
+        #expect(try f.snapshot().status == 0)
+        let packsBefore = f.objects(0).filter { $0.hasSuffix(".pack") }
+        let chunksBefore = try f.chunks(0)
+        let second = try f.snapshot()
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.summary["bytes_read"] as? Int == 0)
+        #expect(second.summary["files_from_cache"] as? Int == second.summary["files"] as? Int)
+        // Only tree chunks are new (directories above the source may have changed times).
+        let newChunks = try f.chunks(0).filter { chunksBefore[$0.key] == nil }
+        #expect(newChunks.values.allSatisfy { $0.kind == .tree })
+        #expect(f.objects(0).filter { $0.hasSuffix(".pack") }.subtracting(packsBefore).count <= 1)
+        #expect(try f.records(0).count == 2)
+    }
+
+    @Test func aStoppedMirrorIsCaughtUpOnTheNextRun() throws {
+        let f = try SnapshotFixture()
+        try writeSampleTree(f)
+        f.mirrors[1].stop()
+        let first = try f.snapshot()
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.summary["safe_mirrors"] as? Int == 1)
+        let behind = first.summary["mirrors_behind"] as? [String] ?? []
+        #expect(behind == [f.mirrors[1].url("c1")])
+        #expect(f.objects(1).isEmpty)
+        let spool = try FileManager.default.contentsOfDirectory(atPath: f.dir.file("state/spool"))
+        #expect(spool.count == f.objects(0).count)
+
+        try f.mirrors[1].start()
+        let second = try f.snapshot()
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect((second.summary["spool_delivered"] as? Int ?? 0) > 0)
+        #expect(f.objects(0) == f.objects(1))
+        #expect(second.summary["safe_mirrors"] as? Int == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.dir.file("state/spool")).isEmpty)
+    }
+
+    @Test func bothMirrorsDownFailsAndRecordsNothing() throws {
+        let f = try SnapshotFixture()
+        try writeSampleTree(f)
+        f.mirrors[0].stop()
+        f.mirrors[1].stop()
+        let r = try f.snapshot()
+        #expect(r.status == 75)
+        #expect(r.stderr.contains("no mirror stored"), "\(r.stderr)")
+        let index = try Index.open(path: f.dir.file("state/index.sqlite"))
+        #expect(try index.snapshotIDs.isEmpty)
+        #expect(try index.chunkCount == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: f.dir.file("state/spool")).isEmpty)
+        // Once a mirror is back, the next run completes.
+        try f.mirrors[0].start()
+        #expect(try f.snapshot().status == 0)
+    }
+
+    @Test func oddInputsAreStoredFaithfully() throws {
+        let f = try SnapshotFixture()
+        let src = f.source
+        // Non-UTF-8 and 255-byte names.
+        let odd: [UInt8] = Array(src.utf8) + [UInt8(ascii: "/"), 0xff, 0xfe, UInt8(ascii: "x")]
+        let fd = open(odd.map { CChar(bitPattern: $0) } + [0], O_WRONLY | O_CREAT, 0o640)
+        _ = write(fd, "odd", 3)
+        close(fd)
+        let long = String(repeating: "n", count: 255)
+        try f.dir.write("src/" + long, Array("long".utf8))
+        // Hardlinks, an empty file, a FIFO, a symlink, a deep tree.
+        try f.dir.write("src/a", Array("linked".utf8))
+        link(f.dir.file("src/a"), f.dir.file("src/b"))
+        try f.dir.write("src/empty", [])
+        mkfifo(f.dir.file("src/fifo"), 0o600)
+        symlink("a", f.dir.file("src/link"))
+        var deep = f.dir.file("src/deep")
+        for _ in 0..<60 { deep += "/d" }
+        try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+        try f.dir.write(String(deep.dropFirst(f.dir.path.count + 1)) + "/leaf", [1])
+        // A 64 MiB sparse file with 3 small data regions.
+        let sfd = open(f.dir.file("src/sparse"), O_WRONLY | O_CREAT, 0o600)
+        for offset in [0, 20 << 20, (64 << 20) - 4096] { _ = pwrite(sfd, [UInt8](repeating: 7, count: 4096), 4096, off_t(offset)) }
+        close(sfd)
+
+        let r = try f.snapshot()
+        #expect(r.status == 0, "\(r.stderr)")
+        let chunks = try f.chunks(0)
+        let root = try f.records(0)[0].root
+        let entries = try f.entries(root: root, chunks: chunks, path: f.sourceComponents)
+        func entry(_ name: [UInt8]) -> TreeEntry? { entries.first { $0.name == name } }
+        #expect(entry([0xff, 0xfe, UInt8(ascii: "x")])?.size == 3)
+        #expect(entry(Array(long.utf8))?.type == .file)
+        let a = entry(Array("a".utf8)), b = entry(Array("b".utf8))
+        #expect(a?.type == .file && b?.type == .hardlink)
+        #expect(b?.target == Array((f.sourceComponents + [Array("a".utf8)]).joined(separator: [UInt8(ascii: "/")])))
+        #expect(entry(Array("empty".utf8))?.regions.isEmpty == true)
+        #expect(entry(Array("fifo".utf8))?.type == .fifo)
+        #expect(entry(Array("link".utf8))?.target == Array("a".utf8))
+        let sparse = try #require(entry(Array("sparse".utf8)))
+        #expect(sparse.size == 64 << 20)
+        #expect(sparse.regions.count == 3)
+        #expect(sparse.regions.reduce(0) { $0 + $1.length } <= 3 * 4096 * 2)
+        var path = f.sourceComponents + [Array("deep".utf8)]
+        for _ in 0..<60 { path.append(Array("d".utf8)) }
+        #expect(try f.entries(root: root, chunks: chunks, path: path).map(\.name) == [Array("leaf".utf8)])
+    }
+
+    @Test func configurationErrorsNameTheLineAndFailClosed() throws {
+        let f = try SnapshotFixture()
+        var text = try String(contentsOfFile: f.configPath, encoding: .utf8)
+        text += "colour: blue\n"
+        try text.write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        let bad = try f.snapshot()
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("fbk.conf:\(text.split(separator: "\n").count): unknown field 'colour'"), "\(bad.stderr)")
+
+        text = text.replacingOccurrences(of: "colour: blue\n", with: "")
+        try text.write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: f.keysDirectory + "/recipient.pem")
+        let noCert = try f.snapshot()
+        #expect(noCert.status == 66)
+        #expect(noCert.stderr.contains("cannot read certificate"), "\(noCert.stderr)")
+        #expect(f.objects(0).isEmpty && f.objects(1).isEmpty)
+    }
+}
