@@ -1,8 +1,41 @@
 #!/bin/sh
-# The main job on an embedded default: chunk a real directory and report.
-# (Replaced by a two-snapshot demo once `fbk snapshot` exists.)
+# The main job on the embedded default: a throwaway operator key pair and
+# client, two local-directory mirrors, a snapshot of a real directory, a few
+# changes, and a second snapshot that uploads a small fraction of the first.
 set -eu
-FBK=${1:-.build/release/fbk}
-TARGET=${FBK_DEMO_DIR:-/usr/share/doc}
-echo "== fbk chunk $TARGET"
-"$FBK" chunk "$TARGET" | tail -n 1
+FBK=$(readlink -f "${1:-.build/release/fbk}")
+SOURCE=${FBK_DEMO_SOURCE:-/usr/share/doc}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/fbk-demo.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+export FBK_PASSPHRASE="demo passphrase (throwaway)"
+"$FBK" keygen --out "$WORK/operator" --type p384 --subject "/CN=fbk demo operator" >/dev/null
+
+# The source is copied so the demo can change files without touching the system.
+mkdir -p "$WORK/data"
+cp -a "$SOURCE" "$WORK/data/"
+"$FBK" init --config "$WORK/etc/fbk.conf" --client demo \
+  --recipient "$WORK/operator/recipient.pem" \
+  --mirror "file://$WORK/mirror-a/demo/" --mirror "file://$WORK/mirror-b/demo/" \
+  --state "$WORK/state" "$WORK/data" >/dev/null
+
+echo "== first snapshot of a copy of $SOURCE ($(du -sh "$WORK/data" | cut -f1)) to two local mirrors"
+"$FBK" snapshot --config "$WORK/etc/fbk.conf"
+
+echo
+echo "== changing a few files"
+i=0
+for f in $(find "$WORK/data" -type f -name '*.gz' | head -n 5); do
+  printf 'changed by the demo %s\n' "$i" >> "$f"; i=$((i + 1))
+done
+echo "new file" > "$WORK/data/new-file.txt"
+echo "== second snapshot"
+"$FBK" snapshot --config "$WORK/etc/fbk.conf"
+
+echo
+echo "== on each mirror (what a backup server holds: sealed packs, sealed records, signed catalogs)"
+for m in mirror-a mirror-b; do
+  printf '%s: %s packs, %s snapshots, %s\n' "$m" \
+    "$(find "$WORK/$m" -name '*.pack' | wc -l)" "$(find "$WORK/$m" -name '*.catalog' | wc -l)" \
+    "$(du -sh "$WORK/$m" | cut -f1)"
+done

@@ -53,6 +53,20 @@ struct InitCommand: ParsableCommand {
     var host: String?
     @Flag(name: .long, help: "Back up across filesystem boundaries.")
     var crossFilesystems = false
+    @Option(name: .long, help: "Seconds between progress lines when not on a terminal.")
+    var logInterval: Int = 60
+    @Option(name: .long, help: "Seconds to wait for a mirror's TCP connection.")
+    var connectTimeout: Int = 10
+    @Option(name: .long, help: "Delay in seconds before each retry after a transient mirror failure; repeat (default 1, 2, 4).")
+    var retryDelay: [Double] = []
+    @Option(name: .long, help: "Chunker minimum size in bytes (changes cut points: only for a new client).")
+    var chunkerMin: Int?
+    @Option(name: .long, help: "Chunker average size in bytes.")
+    var chunkerAvg: Int?
+    @Option(name: .long, help: "Chunker maximum size in bytes.")
+    var chunkerMax: Int?
+    @Option(name: .long, help: "Chunker window in bytes.")
+    var chunkerWindow: Int?
     @Argument(help: "Absolute paths to back up.")
     var paths: [String]
 
@@ -78,6 +92,13 @@ struct InitCommand: ParsableCommand {
             c.packSize = packSize
             c.spoolLimit = spoolLimit
             c.oneFilesystem = !crossFilesystems
+            c.logInterval = logInterval
+            c.connectTimeout = connectTimeout
+            if !retryDelay.isEmpty { c.retryDelays = retryDelay }
+            c.chunker.minimumSize = chunkerMin ?? c.chunker.minimumSize
+            c.chunker.averageSize = chunkerAvg ?? c.chunker.averageSize
+            c.chunker.maximumSize = chunkerMax ?? c.chunker.maximumSize
+            c.chunker.windowSize = chunkerWindow ?? c.chunker.windowSize
             // Round-trip through the parser: what init writes, snapshot reads.
             let text = c.rendered()
             _ = try ClientConfig.parse(text, file: config)
