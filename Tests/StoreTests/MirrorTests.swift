@@ -81,6 +81,17 @@ import TestSupport
         #expect(FileManager.default.contents(atPath: Self.nginx.storageRoot + "/c1/packs/ab/obj.pack") == FileManager.default.contents(atPath: file))
     }
 
+    @Test(.enabled(if: ipv6LoopbackAvailable, "needs the IPv6 loopback address"))
+    func ipv6LiteralURLsWork() throws {
+        let dir = try TemporaryDirectory()
+        let file = try dir.write("obj", [4, 5, 6])
+        let pw = try dir.write("pw", Array("secret-1".utf8))
+        chmod(pw, 0o600)
+        let m = try WebDAVMirror(url: Self.nginx.ipv6URL("c1"), user: "c1", passwordFile: pw, options: MirrorOptions())
+        #expect(try m.put("v6/obj.pack", from: file, size: 3) == .stored)
+        #expect(FileManager.default.contents(atPath: Self.nginx.storageRoot + "/c1/v6/obj.pack") == Data([4, 5, 6]))
+    }
+
     @Test func credentialsAndForbiddenDirectoriesArePermanentFailures() throws {
         let dir = try TemporaryDirectory()
         let file = try dir.write("obj", [1, 2, 3])

@@ -105,6 +105,9 @@ public final class NginxMirror: @unchecked Sendable {
     /// The URL of a client's directory.
     public func url(_ client: String) -> String { "http://127.0.0.1:\(port)/\(client)/" }
 
+    /// The same over IPv6 loopback, as an IPv6 literal (when available).
+    public func ipv6URL(_ client: String) -> String { "http://[::1]:\(port)/\(client)/" }
+
     private func writeConfig() throws {
         let p = prefix.path
         let config = """
@@ -122,6 +125,7 @@ public final class NginxMirror: @unchecked Sendable {
                 scgi_temp_path \(p)/tmp;
                 server {
                     listen 127.0.0.1:\(port);
+                    \(ipv6LoopbackAvailable ? "listen [::1]:\(port);" : "")
                     root \(p)/root;
                     auth_basic_user_file \(p)/htpasswd;
                     include \(repositoryRoot)/deploy/nginx/fbk-dav.conf;
@@ -139,6 +143,12 @@ public final class NginxMirror: @unchecked Sendable {
         throw FixtureError("nginx is not listening on 127.0.0.1:\(port)")
     }
 }
+
+/// Whether this machine has the IPv6 loopback address.
+public let ipv6LoopbackAvailable: Bool = {
+    let text = (try? String(contentsOfFile: "/proc/net/if_inet6", encoding: .utf8)) ?? ""
+    return text.contains("00000000000000000000000000000001")
+}()
 
 public struct FixtureError: Error, CustomStringConvertible {
     public let description: String
