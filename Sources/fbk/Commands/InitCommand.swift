@@ -111,10 +111,10 @@ struct InitCommand: ParsableCommand {
             let keys = FileManager.default.fileExists(atPath: c.secret)
                 ? try ClientKeys.load(path: c.secret) : try ClientKeys.create(path: c.secret)
             if !FileManager.default.fileExists(atPath: c.indexPath) { _ = try Index.create(path: c.indexPath) }
-            try writeNew(config, text, mode: 0o600)
+            try createNewFile(config, text, mode: 0o600)
             let publicKey = keys.signingKey().publicKey.hex
             let publicPath = (directory.isEmpty ? "" : directory + "/") + "signing.pub"
-            if !FileManager.default.fileExists(atPath: publicPath) { try writeNew(publicPath, publicKey + "\n", mode: 0o644) }
+            if !FileManager.default.fileExists(atPath: publicPath) { try createNewFile(publicPath, publicKey + "\n", mode: 0o644) }
             print("""
                 wrote \(config)
                 client secret: \(c.secret)
@@ -128,17 +128,5 @@ struct InitCommand: ParsableCommand {
 
     private func absolute(_ path: String) -> String {
         path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-    }
-
-    private func writeNew(_ path: String, _ text: String, mode: mode_t) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else {
-            throw CLIError(message: "cannot create \(path): \(String(cString: strerror(errno)))", status: ExitStatus.cannotCreate)
-        }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-            throw CLIError(message: "cannot write \(path): \(String(cString: strerror(errno)))", status: ExitStatus.cannotCreate)
-        }
     }
 }

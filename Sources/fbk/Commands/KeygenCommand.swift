@@ -58,8 +58,8 @@ struct KeygenCommand: ParsableCommand {
                                status: ExitStatus.usage)
             }
             let pair = try generateKeyPair(type: KeyType(rawValue: type)!, subject: subject, passphrase: passphrase)
-            try writeNew(keyPath, pair.privateKeyPEM)
-            try writeNew(certificatePath, pair.certificatePEM)
+            try createNewFile(keyPath, pair.privateKeyPEM, mode: 0o600)
+            try createNewFile(certificatePath, pair.certificatePEM, mode: 0o600)
             let certificate = try Certificate(contentsOf: certificatePath)
             print("""
                 wrote \(certificatePath) (give this to clients)
@@ -70,21 +70,6 @@ struct KeygenCommand: ParsableCommand {
                 """)
         } catch {
             throw fail(error)
-        }
-    }
-
-    /// Creates a file mode 0600 that must not exist yet.
-    private func writeNew(_ path: String, _ text: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw CLIError(message: "cannot create \(path): \(String(cString: strerror(errno)))",
-                           status: ExitStatus.cannotCreate)
-        }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-            throw CLIError(message: "cannot write \(path): \(String(cString: strerror(errno)))",
-                           status: ExitStatus.cannotCreate)
         }
     }
 }
