@@ -13,6 +13,7 @@ struct Fbk: ParsableCommand {
             backups but never read or decrypt them. Restores happen offline with \
             the private key.
             """,
-        subcommands: [InitCommand.self, SnapshotCommand.self, KeygenCommand.self, DecryptCommand.self, ChunkCommand.self]
+        subcommands: [InitCommand.self, SnapshotCommand.self, KeygenCommand.self, SnapshotsCommand.self, LsCommand.self,
+                      RestoreCommand.self, VerifyCommand.self, DecryptCommand.self, ChunkCommand.self]
     )
 }

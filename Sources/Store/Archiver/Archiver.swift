@@ -39,6 +39,8 @@ public final class Archiver {
     /// Packs (object IDs) the snapshot needs.
     private var neededPacks = Set<Int>()
     private var needsPendingPack = false
+    /// Packs created in this run, with their chunks (listed in the record).
+    private var newPacks: [PackListing] = []
     /// First path seen for each multiply-linked inode.
     private var hardlinks: [HardlinkKey: PathBytes] = [:]
     private var rootDevice: UInt64 = 0
@@ -75,6 +77,7 @@ public final class Archiver {
                                                 attributes: [.posixPermissions: 0o700])
         try removeStraySpoolFiles()
         try deliverSpool()
+        try escrowSecret()
 
         let root = try archiveRoot()
         try flushPack()
@@ -97,7 +100,7 @@ public final class Archiver {
             root: root.hex,
             chunker: ChunkerRecord(min: config.chunker.minimumSize, avg: config.chunker.averageSize,
                                    max: config.chunker.maximumSize, window: config.chunker.windowSize),
-            stats: stats, signingKey: signing.publicKey.hex)
+            stats: stats, signingKey: signing.publicKey.hex, newPacks: newPacks)
         let recordPath = config.spoolDirectory + "/\(id).snapshot"
         let sealed = try envelope.seal(SignedDocument.encode(record, key: signing), to: recordPath)
         let recordID = try store(file: recordPath, as: Layout.record(id), kind: "record", size: sealed.size, sha256: sealed.sha256)
@@ -205,6 +208,15 @@ public final class Archiver {
         return id
     }
 
+    /// Uploads the client secret sealed to the operator's certificates, once:
+    /// with it the operator can verify chunk IDs and rebuild a lost client.
+    private func escrowSecret() throws {
+        guard try !index.hasObject(path: Layout.secretEscrow) else { return }
+        let path = config.spoolDirectory + "/client-secret.cms"
+        let sealed = try envelope.seal(Array((Hex.encode(keys.secret) + "\n").utf8), to: path)
+        _ = try store(file: path, as: Layout.secretEscrow, kind: "escrow", size: sealed.size, sha256: sealed.sha256)
+    }
+
     /// Deletes spool files the index does not know (a crash between sealing and recording).
     private func removeStraySpoolFiles() throws {
         let known = try index.spoolFiles()
@@ -297,6 +309,9 @@ public final class Archiver {
         let id = try store(file: spoolPath, as: Layout.pack(sealed.sha256), kind: "pack", size: sealed.size,
                            sha256: sealed.sha256, chunks: entries)
         summary.packs += 1
+        newPacks.append(PackListing(path: Layout.pack(sealed.sha256), chunks: entries.map {
+            PackListing.ListedChunk(id: $0.id.hex, kind: Int($0.kind.rawValue), length: $0.plainLength)
+        }))
         if needsPendingPack { neededPacks.insert(id) }
         builder = PackBuilder()
         pendingChunks.removeAll(keepingCapacity: true)

@@ -60,10 +60,46 @@ public struct SnapshotRecord: Codable, Sendable, Equatable {
     public var stats: SnapshotStats
     /// Hex Ed25519 public key of the client.
     public var signingKey: String
+    /// The packs this run created and the chunks in each, so a restore can
+    /// find a chunk's pack without opening every pack.
+    public var newPacks: [PackListing] = []
 
     enum CodingKeys: String, CodingKey {
         case format, id, client, host, started, finished, paths, root, chunker, stats
         case signingKey = "signing_key"
+        case newPacks = "new_packs"
+    }
+}
+
+/// One pack and its chunks: `[hex chunk ID, kind, plain length]` each.
+public struct PackListing: Codable, Sendable, Equatable {
+    public var path: String
+    public var chunks: [ListedChunk]
+
+    public struct ListedChunk: Codable, Sendable, Equatable {
+        public var id: String
+        public var kind: Int
+        public var length: Int
+
+        public init(id: String, kind: Int, length: Int) {
+            self.id = id
+            self.kind = kind
+            self.length = length
+        }
+
+        public init(from decoder: Decoder) throws {
+            var c = try decoder.unkeyedContainer()
+            id = try c.decode(String.self)
+            kind = try c.decode(Int.self)
+            length = try c.decode(Int.self)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.unkeyedContainer()
+            try c.encode(id)
+            try c.encode(kind)
+            try c.encode(length)
+        }
     }
 }
 
@@ -125,6 +161,8 @@ public enum Layout {
     public static func pack(_ name: Digest) -> String { "packs/\(name.hex.prefix(2))/\(name.hex).pack" }
     public static func record(_ id: String) -> String { "snapshots/\(id).snapshot" }
     public static func catalog(_ id: String) -> String { "snapshots/\(id).catalog" }
+    /// The client secret, sealed to the operator's certificates (written once).
+    public static let secretEscrow = "keys/client-secret.cms"
 
     /// A new snapshot ID: UTC start time and 8 random bytes, e.g.
     /// `20261127T030000Z-0123456789abcdef`.

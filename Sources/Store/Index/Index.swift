@@ -67,7 +67,7 @@ public final class Index {
         CREATE TABLE objects(
             id INTEGER PRIMARY KEY,
             path TEXT NOT NULL UNIQUE,          -- relative to the client directory
-            kind TEXT NOT NULL CHECK (kind IN ('pack', 'record', 'catalog')),
+            kind TEXT NOT NULL CHECK (kind IN ('pack', 'record', 'catalog', 'escrow')),
             size INTEGER NOT NULL,
             sha256 BLOB NOT NULL,
             created INTEGER NOT NULL,           -- unix seconds
@@ -156,6 +156,12 @@ public final class Index {
         try s.run()
         for m in mirrors { try markDelivered(object: id, mirror: m) }
         return id
+    }
+
+    public func hasObject(path: String) throws -> Bool {
+        let s = try db.statement("SELECT 1 FROM objects WHERE path = ?")
+        s.bind(1, path)
+        return try s.step()
     }
 
     func markDelivered(object: Int, mirror: Int) throws {

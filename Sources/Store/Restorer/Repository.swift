@@ -1,0 +1,236 @@
+// A client's repository as the operator sees it with the private key:
+// snapshots, the escrowed client secret, and chunks, each pack decrypted at
+// most once, into a private work directory (never held whole in memory).
+
+import Foundation
+import Seal
+
+/// Reads one client's backups from one or more sources.
+public final class Repository {
+    let sources: [any RepositorySource]
+    let opener: Opener
+    let client: String
+    /// Where decrypted packs are kept while needed (mode 0700, removed at the end).
+    let workDirectory: String
+    /// The client's chunk-ID key, from the escrowed secret (nil if missing).
+    public private(set) var keys: ClientKeys?
+    /// Every snapshot record found, oldest first.
+    public private(set) var snapshots: [SnapshotRecord] = []
+    /// Problems met while loading (unreadable records…).
+    public private(set) var warnings: [String] = []
+    /// Chunk → pack path, from the records' pack listings.
+    private var chunkPacks: [ChunkID: String] = [:]
+    private var chunkLengths: [ChunkID: Int] = [:]
+    private var decryptedPacks: [String: (path: String, entries: [ChunkID: PackEntry])] = [:]
+    private var failedPacks: [String: String] = [:]
+    private let decompressor = ChunkDecompressor()
+    public private(set) var packsDecrypted = 0
+
+    public init(sources: [any RepositorySource], opener: Opener, client: String) throws {
+        precondition(!sources.isEmpty)
+        self.sources = sources
+        self.opener = opener
+        self.client = client
+        var template = Array((NSTemporaryDirectory() + "/fbk-restore-XXXXXX").utf8CString)
+        guard let p = mkdtemp(&template) else { throw StoreError(.io, "cannot create a work directory in \(NSTemporaryDirectory())") }
+        workDirectory = String(cString: p)
+        try loadSecret()
+        try loadSnapshots()
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: workDirectory) }
+
+    /// The first source holding `object`.
+    func locate(_ object: String) -> String? {
+        for s in sources { if let p = s.localPath(of: object) { return p } }
+        return nil
+    }
+
+    private func loadSecret() throws {
+        guard let path = locate(Layout.secretEscrow) else {
+            warnings.append("no escrowed client secret (\(Layout.secretEscrow)): chunk contents cannot be checked against their IDs")
+            return
+        }
+        let plain = try opener.open([UInt8](FileManager.default.contents(atPath: path) ?? Data())).plaintext
+        let text = String(decoding: plain, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let secret = Hex.decode(text), secret.count == 32 else {
+            throw StoreError(.integrity, "the escrowed client secret \(path) is malformed")
+        }
+        keys = try ClientKeys(secret: secret)
+    }
+
+    private func loadSnapshots() throws {
+        var seen = Set<String>()
+        for source in sources {
+            for object in source.list("snapshots") where object.hasSuffix(".snapshot") && !seen.contains(object) {
+                guard let path = source.localPath(of: object) else { continue }
+                do {
+                    let sealed = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
+                    let plain = try opener.open(sealed).plaintext
+                    let key = keys.map { $0.signingKey().publicKey }
+                    let (record, _) = try SignedDocument.decode(SnapshotRecord.self, from: plain, name: object, verifyingKey: key)
+                    guard record.client == client, Layout.record(record.id) == object else {
+                        warnings.append("\(object) claims to be \(record.client)/\(record.id): ignored")
+                        continue
+                    }
+                    seen.insert(object)
+                    snapshots.append(record)
+                    for pack in record.newPacks {
+                        for c in pack.chunks {
+                            guard let id = Digest(hex: c.id) else { continue }
+                            chunkPacks[id] = pack.path
+                            chunkLengths[id] = c.length
+                        }
+                    }
+                } catch {
+                    warnings.append("\(object): \(error)")
+                }
+            }
+        }
+        snapshots.sort { $0.id < $1.id }
+    }
+
+    /// A snapshot by ID, unique ID prefix, or `latest`.
+    public func snapshot(_ reference: String) throws -> SnapshotRecord {
+        if reference == "latest" {
+            guard let s = snapshots.last else { throw StoreError(.config, "client \(client) has no readable snapshot") }
+            return s
+        }
+        let matches = snapshots.filter { $0.id.hasPrefix(reference) }
+        guard matches.count == 1 else {
+            throw StoreError(.config, matches.isEmpty ? "no snapshot \(reference) for client \(client)"
+                                                      : "\(reference) matches \(matches.count) snapshots; give more of the ID")
+        }
+        return matches[0]
+    }
+
+    /// The plaintext of a chunk, checked against its ID when the secret is known.
+    /// - Throws: `StoreError.integrity` naming the pack when it is missing or damaged.
+    public func chunk(_ id: ChunkID) throws -> (kind: ChunkKind, bytes: [UInt8]) {
+        let pack = try packHolding(id)
+        guard let opened = decryptedPacks[pack], let entry = opened.entries[id] else {
+            throw StoreError(.integrity, "chunk \(id.shortDescription) is not in \(pack) although the snapshot lists it there")
+        }
+        let fd = open(opened.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StoreError(.io, "cannot read \(opened.path)") }
+        defer { close(fd) }
+        var stored = [UInt8](repeating: 0, count: entry.storedLength)
+        guard pread(fd, &stored, entry.storedLength, off_t(entry.offset)) == entry.storedLength else {
+            throw StoreError(.io, "cannot read chunk \(id.shortDescription) from the decrypted \(pack)")
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try stored.withUnsafeBytes { try decompressor.decompress($0, form: entry.form, plainLength: entry.plainLength) }
+        } catch {
+            throw StoreError(.integrity, "chunk \(id.shortDescription) in \(pack) does not decompress: \(error)")
+        }
+        if let keys, bytes.withUnsafeBytes({ keys.chunkID($0) }) != id {
+            throw StoreError(.integrity, "chunk \(id.shortDescription) in \(pack) does not match its ID: the pack was replaced or forged")
+        }
+        return (entry.kind, bytes)
+    }
+
+    /// The pack holding `id`, decrypted (once) into the work directory.
+    func packHolding(_ id: ChunkID) throws -> String {
+        if chunkPacks[id] == nil { try scanUnlistedPacks(for: id) }
+        guard let pack = chunkPacks[id] else {
+            throw StoreError(.integrity, "no pack holds chunk \(id.shortDescription)")
+        }
+        try decrypt(pack)
+        return pack
+    }
+
+    /// A chunk's plaintext length, from the listings (nil if unknown).
+    public func chunkLength(_ id: ChunkID) -> Int? { chunkLengths[id] }
+
+    /// Pack path for a chunk, without decrypting (nil if unknown).
+    public func packPath(of id: ChunkID) -> String? { chunkPacks[id] }
+
+    private func decrypt(_ pack: String) throws {
+        if decryptedPacks[pack] != nil { return }
+        if let reason = failedPacks[pack] { throw StoreError(.integrity, reason) }
+        guard let source = locate(pack) else {
+            let reason = "\(pack) is missing from \(sources.map(\.name).joined(separator: " and "))"
+            failedPacks[pack] = reason
+            throw StoreError(.integrity, reason)
+        }
+        let target = workDirectory + "/" + (pack as NSString).lastPathComponent
+        do {
+            _ = try opener.open(fileAt: source, to: target)
+            packsDecrypted += 1
+            let plain = try readPackTable(target, name: pack)
+            decryptedPacks[pack] = (target, Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }))
+        } catch {
+            unlink(target)
+            // Another source may hold an intact copy.
+            for s in sources.dropFirst() {
+                guard let other = s.localPath(of: pack), other != source else { continue }
+                if (try? opener.open(fileAt: other, to: target)) != nil, let plain = try? readPackTable(target, name: pack) {
+                    packsDecrypted += 1
+                    decryptedPacks[pack] = (target, Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }))
+                    return
+                }
+                unlink(target)
+            }
+            let reason = "\(pack) cannot be opened: \(error)"
+            failedPacks[pack] = reason
+            throw StoreError(.integrity, reason)
+        }
+    }
+
+    /// Drops a decrypted pack from the work directory once it is no longer needed.
+    public func release(pack: String) {
+        if let p = decryptedPacks.removeValue(forKey: pack) { unlink(p.path) }
+    }
+
+    private func readPackTable(_ path: String, name: String) throws -> [PackEntry] {
+        guard let data = FileManager.default.contents(atPath: path), data.count <= PackFormat.maxPackLength else {
+            throw StoreError(.integrity, "\(name) is unreadable or too large")
+        }
+        return try PackFormat.parseTable([UInt8](data), name: name)
+    }
+
+    /// Chunks written by a run that stored packs but no record: find them by
+    /// opening packs no record lists (once).
+    private var scannedUnlisted = false
+    private func scanUnlistedPacks(for id: ChunkID) throws {
+        guard !scannedUnlisted else { return }
+        scannedUnlisted = true
+        let listed = Set(chunkPacks.values)
+        for source in sources {
+            for dir in source.list("packs") {
+                for pack in source.list(dir) where pack.hasSuffix(".pack") && !listed.contains(pack) {
+                    guard (try? decrypt(pack)) != nil, let opened = decryptedPacks[pack] else { continue }
+                    for (c, e) in opened.entries where chunkPacks[c] == nil {
+                        chunkPacks[c] = pack
+                        chunkLengths[c] = e.plainLength
+                    }
+                }
+            }
+        }
+    }
+
+    /// The entries of a directory tree chunk.
+    public func tree(_ id: ChunkID) throws -> [TreeEntry] {
+        let (kind, bytes) = try chunk(id)
+        guard kind == .tree else { throw StoreError(.integrity, "chunk \(id.shortDescription) is data, but a tree was expected") }
+        do { return try TreeFormat.parse(bytes, name: "tree \(id.shortDescription)") } catch {
+            throw StoreError(.integrity, error.description)
+        }
+    }
+
+    /// The entry at a `/`-separated path in a snapshot (nil path: the root directory).
+    public func lookup(_ snapshot: SnapshotRecord, path: String) throws -> (entry: TreeEntry?, tree: [TreeEntry]?) {
+        guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
+        var entries = try tree(root)
+        var current: TreeEntry? = nil
+        for component in path.split(separator: "/").map({ Array($0.utf8) }) {
+            guard let e = entries.first(where: { $0.name == component }) else {
+                throw StoreError(.config, "no \(path) in snapshot \(snapshot.id)")
+            }
+            current = e
+            if e.type == .directory, let sub = e.subtree { entries = try tree(sub) } else { entries = [] }
+        }
+        return (current, current == nil || current?.type == .directory ? entries : nil)
+    }
+}

@@ -1,0 +1,43 @@
+// Where an operator reads a client's objects from: a mirror's storage root
+// or a copy of it. Several sources are tried in order, so an object missing
+// from one mirror is taken from the other.
+
+import Foundation
+
+/// Read access to one client's directory.
+public protocol RepositorySource: Sendable {
+    /// Where it is, for messages.
+    var name: String { get }
+    /// Relative paths of the objects under `directory` (e.g. "snapshots").
+    func list(_ directory: String) -> [String]
+    /// The object's local path (fetching it first if remote), or nil if absent.
+    func localPath(of object: String) -> String?
+}
+
+/// A mirror's storage root on local disk (or a copy, or NFS).
+public struct LocalRepositorySource: RepositorySource {
+    public let root: String
+    public let client: String
+    public var name: String { root + "/" + client }
+
+    public init(root: String, client: String) throws(StoreError) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root + "/" + client, isDirectory: &isDir), isDir.boolValue else {
+            throw StoreError(.config, "\(root) has no directory for client \(client)")
+        }
+        self.root = root
+        self.client = client
+    }
+
+    public func list(_ directory: String) -> [String] {
+        let dir = name + "/" + directory
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted().map { directory + "/" + $0 }
+    }
+
+    public func localPath(of object: String) -> String? {
+        // Object paths come from catalogs and records: refuse anything that could leave the client directory.
+        guard !object.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }), !object.hasPrefix("/") else { return nil }
+        let p = name + "/" + object
+        return FileManager.default.fileExists(atPath: p) ? p : nil
+    }
+}
