@@ -48,6 +48,6 @@ let package = Package(
         .testTarget(name: "ChunkerTests", dependencies: ["Chunker"]),
         .testTarget(name: "SealTests", dependencies: ["Seal", "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Seal", "Chunker", "TestSupport"]),
-        .testTarget(name: "FbkTests", dependencies: ["Chunker", "Seal", "Store", "TestSupport"]),
+        .testTarget(name: "FbkTests", dependencies: ["Chunker", "Seal", "Store", "TestSupport", "CLinux"]),
     ]
 )

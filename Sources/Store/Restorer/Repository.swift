@@ -87,7 +87,7 @@ public final class Repository {
                 }
             }
         }
-        snapshots.sort { $0.id < $1.id }
+        snapshots.sort { ($0.started, $0.id) < ($1.started, $1.id) }
     }
 
     /// A snapshot by ID, unique ID prefix, or `latest`.
@@ -221,10 +221,16 @@ public final class Repository {
 
     /// The entry at a `/`-separated path in a snapshot (nil path: the root directory).
     public func lookup(_ snapshot: SnapshotRecord, path: String) throws -> (entry: TreeEntry?, tree: [TreeEntry]?) {
+        try lookup(snapshot, components: path.split(separator: "/").map { Array($0.utf8) })
+    }
+
+    /// The entry at a path given as name bytes.
+    public func lookup(_ snapshot: SnapshotRecord, components: [[UInt8]]) throws -> (entry: TreeEntry?, tree: [TreeEntry]?) {
+        let path = components.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
         guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
         var entries = try tree(root)
         var current: TreeEntry? = nil
-        for component in path.split(separator: "/").map({ Array($0.utf8) }) {
+        for component in components {
             guard let e = entries.first(where: { $0.name == component }) else {
                 throw StoreError(.config, "no \(path) in snapshot \(snapshot.id)")
             }

@@ -54,14 +54,14 @@ public final class Restorer {
     public var progress: ((Int, UInt64) -> Void)?
 
     private var summary = RestoreSummary()
-    private struct FileJob { var path: String; var entry: TreeEntry; var snapshotPath: String }
-    private var directories: [(path: String, entry: TreeEntry?, depth: Int)] = []
+    private struct FileJob { var path: [UInt8]; var entry: TreeEntry }
+    private var directories: [(path: [UInt8], entry: TreeEntry?, depth: Int)] = []
     private var files: [FileJob] = []
-    private var hardlinks: [(path: String, target: String, entry: TreeEntry)] = []
-    private var specials: [(path: String, entry: TreeEntry)] = []
-    private var symlinks: [(path: String, entry: TreeEntry)] = []
+    private var hardlinks: [(path: [UInt8], target: [UInt8], entry: TreeEntry)] = []
+    private var specials: [(path: [UInt8], entry: TreeEntry)] = []
+    private var symlinks: [(path: [UInt8], entry: TreeEntry)] = []
     /// Snapshot path → index in `files`, for hardlinks.
-    private var fileIndex: [String: Int] = [:]
+    private var fileIndex: [[UInt8]: Int] = [:]
     private var damagedFiles = Set<Int>()
 
     public init(repository: Repository, snapshot: SnapshotRecord, target: String, write: Bool = true) {
@@ -83,7 +83,7 @@ public final class Restorer {
         try writeData()
         if write { try finish() }
         summary.packsDecrypted = repository.packsDecrypted
-        summary.damaged = damagedFiles.sorted().map { files[$0].snapshotPath }
+        summary.damaged = damagedFiles.sorted().map { files[$0].path.displayPath }
         summary.seconds = (ContinuousClock.now - started).seconds
         return summary
     }
@@ -108,15 +108,16 @@ public final class Restorer {
         try walk(tree: root, relative: [], wanted: wanted.isEmpty ? nil : wanted, depth: 0)
         // Hardlinks to files outside the chosen paths are restored as copies.
         for (i, link) in hardlinks.enumerated().reversed() where fileIndex[link.target] == nil {
-            guard let original = try? repository.lookup(snapshot, path: link.target).entry, original.type == .file else {
-                summary.warnings.append("\(link.path): hardlink to \(link.target), which is not a file of this snapshot; skipped")
+            guard let original = try? repository.lookup(snapshot, components: link.target.split(separator: UInt8(ascii: "/")).map(Array.init)).entry,
+                  original.type == .file else {
+                summary.warnings.append("\(link.path.displayPath): hardlink to \(link.target.displayPath), which is not a file of this snapshot; skipped")
                 hardlinks.remove(at: i)
                 continue
             }
             var copy = original
             copy.name = link.entry.name
             fileIndex[link.target] = files.count
-            files.append(FileJob(path: link.path, entry: copy, snapshotPath: link.path))
+            files.append(FileJob(path: link.path, entry: copy))
             hardlinks.remove(at: i)
         }
     }
@@ -125,7 +126,7 @@ public final class Restorer {
         let entries: [TreeEntry]
         do { entries = try repository.tree(tree) } catch {
             if relative.isEmpty { throw error }
-            summary.warnings.append("\(join(relative)): directory cannot be read: \(error)")
+            summary.warnings.append("\(join(relative).displayPath): directory cannot be read: \(error)")
             return
         }
         for e in entries {
@@ -146,10 +147,10 @@ public final class Restorer {
                 if let sub = e.subtree { try walk(tree: sub, relative: components, wanted: below, depth: depth + 1) }
             case .file:
                 fileIndex[path] = files.count
-                files.append(FileJob(path: path, entry: e, snapshotPath: path))
+                files.append(FileJob(path: path, entry: e))
             case .hardlink:
                 guard let t = validLinkTarget(e.target) else {
-                    summary.warnings.append("\(path): hardlink target \(String(decoding: e.target, as: UTF8.self).debugDescription) is not a plain snapshot path; skipped")
+                    summary.warnings.append("\(path.displayPath): hardlink target \(e.target.displayPath.debugDescription) is not a plain snapshot path; skipped")
                     continue
                 }
                 hardlinks.append((path, t, e))
@@ -159,18 +160,19 @@ public final class Restorer {
         }
     }
 
-    private func validLinkTarget(_ bytes: [UInt8]) -> String? {
+    /// A hardlink target: plain names separated by `/`, nothing else.
+    private func validLinkTarget(_ bytes: [UInt8]) -> [UInt8]? {
         let parts = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
         guard !parts.isEmpty, !parts.contains(where: { $0.isEmpty || $0.elementsEqual([46]) || $0.elementsEqual([46, 46]) || $0.contains(0) }) else { return nil }
-        return String(decoding: bytes, as: UTF8.self) == String(decoding: bytes, as: UTF8.self) ? join(parts.map(Array.init)) : nil
+        return bytes
     }
 
-    private func join(_ components: [[UInt8]]) -> String {
-        components.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+    private func join(_ components: [[UInt8]]) -> [UInt8] {
+        Array(components.joined(separator: [UInt8(ascii: "/")]))
     }
 
-    /// Raw bytes of a restore path (names may not be UTF-8).
-    private func bytesPath(_ relative: String) -> [UInt8] { Array(target.utf8) + [UInt8(ascii: "/")] + Array(relative.utf8) }
+    /// The restore path of a snapshot path, as bytes (names may not be UTF-8).
+    private func bytesPath(_ relative: [UInt8]) -> [UInt8] { Array(target.utf8) + [UInt8(ascii: "/")] + relative }
 
     // MARK: Write
 
@@ -179,19 +181,19 @@ public final class Restorer {
         for d in directories {
             let p = bytesPath(d.path)
             if p.withCPath({ mkdir($0, 0o700) }) != 0 && errno != EEXIST {
-                summary.warnings.append("\(d.path): cannot create directory: \(FileSystem.errnoText())")
+                summary.warnings.append("\(d.path.displayPath): cannot create directory: \(FileSystem.errnoText())")
             }
         }
         for (i, f) in files.enumerated() {
             let fd = bytesPath(f.path).withCPath { open($0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
             guard fd >= 0 else {
-                summary.warnings.append("\(f.path): cannot create: \(FileSystem.errnoText())")
+                summary.warnings.append("\(f.path.displayPath): cannot create: \(FileSystem.errnoText())")
                 damagedFiles.insert(i)
                 continue
             }
             // Full length now: whatever no region covers stays a hole.
             if ftruncate(fd, off_t(f.entry.size)) != 0 {
-                summary.warnings.append("\(f.path): cannot set size: \(FileSystem.errnoText())")
+                summary.warnings.append("\(f.path.displayPath): cannot set size: \(FileSystem.errnoText())")
             }
             close(fd)
         }
@@ -271,7 +273,7 @@ public final class Restorer {
     private func markDamaged(_ file: Int, _ error: Error) {
         if !damagedFiles.contains(file) {
             damagedFiles.insert(file)
-            summary.warnings.append("\(files[file].path): \(error)")
+            summary.warnings.append("\(files[file].path.displayPath): \(error)")
         }
     }
 
@@ -284,11 +286,11 @@ public final class Restorer {
         }
         for h in hardlinks {
             guard let i = fileIndex[h.target], !damagedFiles.contains(i) else {
-                summary.warnings.append("\(h.path): its original \(h.target) was not restored; link skipped")
+                summary.warnings.append("\(h.path.displayPath): its original \(h.target.displayPath) was not restored; link skipped")
                 continue
             }
             let ok = bytesPath(files[i].path).withCPath { from in bytesPath(h.path).withCPath { to in link(from, to) == 0 } }
-            if ok { summary.links += 1 } else { summary.warnings.append("\(h.path): cannot link: \(FileSystem.errnoText())") }
+            if ok { summary.links += 1 } else { summary.warnings.append("\(h.path.displayPath): cannot link: \(FileSystem.errnoText())") }
         }
         for s in specials {
             let p = bytesPath(s.path)
@@ -298,19 +300,19 @@ public final class Restorer {
             case .fifo: rc = p.withCPath { mkfifo($0, mode) }
             case .characterDevice, .blockDevice:
                 guard asRoot else {
-                    summary.warnings.append("\(s.path): device not restored (needs root)")
+                    summary.warnings.append("\(s.path.displayPath): device not restored (needs root)")
                     continue
                 }
                 rc = p.withCPath { mknod($0, (s.entry.type == .characterDevice ? S_IFCHR : S_IFBLK) | mode, dev_t(s.entry.rdev)) }
             default:
-                summary.warnings.append("\(s.path): socket not restored (a socket is recreated by its server)")
+                summary.warnings.append("\(s.path.displayPath): socket not restored (a socket is recreated by its server)")
                 continue
             }
             if rc == 0 {
                 summary.others += 1
                 applyMetadata(p, s.entry, isLink: false)
             } else {
-                summary.warnings.append("\(s.path): cannot create: \(FileSystem.errnoText())")
+                summary.warnings.append("\(s.path.displayPath): cannot create: \(FileSystem.errnoText())")
             }
         }
         for l in symlinks {
@@ -320,7 +322,7 @@ public final class Restorer {
                 summary.links += 1
                 applyMetadata(p, l.entry, isLink: true)
             } else {
-                summary.warnings.append("\(l.path): cannot create symbolic link: \(FileSystem.errnoText())")
+                summary.warnings.append("\(l.path.displayPath): cannot create symbolic link: \(FileSystem.errnoText())")
             }
         }
         for d in directories.sorted(by: { $0.depth > $1.depth }) {

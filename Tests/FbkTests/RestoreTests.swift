@@ -1,0 +1,179 @@
+import CLinux
+import Foundation
+import Seal
+import Store
+import Testing
+import TestSupport
+
+@Suite(.timeLimit(.minutes(5))) struct RestoreTests {
+    let fixtures = repositoryRoot + "/Tests/Fixtures"
+
+    func manifest(_ root: String, _ flags: [String] = []) throws -> String {
+        let r = try runTool("python3", [fixtures + "/manifest.py", root] + flags)
+        guard r.status == 0 else { throw FixtureError("manifest.py: \(r.stderr)") }
+        return String(decoding: r.stdout, as: UTF8.self)
+    }
+
+    func restore(_ f: SnapshotFixture, _ args: [String], from: [Int] = [0]) throws -> CLI.Result {
+        var a = ["restore", "--client", "c1", "--key", f.keysDirectory + "/private.pem"]
+        for i in from { a += ["--from", f.mirrors[i].storageRoot] }
+        return try CLI.run(a + args, environment: ["FBK_PASSPHRASE": f.passphrase])
+    }
+
+    func random(_ n: Int) -> [UInt8] {
+        var g = SystemRandomNumberGenerator()
+        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+
+    /// Every kind of entry fbk stores, with odd names and sizes.
+    func writeRichTree(_ f: SnapshotFixture) throws {
+        let src = f.source
+        try f.dir.write("src/empty", [])
+        try f.dir.write("src/one", [7])
+        try f.dir.write("src/text.conf", Array(String(repeating: "setting = on\n", count: 30_000).utf8))
+        try f.dir.write("src/big.bin", random(9 << 20))  // more than the largest chunk
+        try f.dir.write("src/with space and\nnewline", Array("odd".utf8))
+        try f.dir.write("src/" + String(repeating: "L", count: 255), Array("long name".utf8))
+        let odd = Array(src.utf8) + Array("/\u{00}".utf8).dropLast() + [UInt8(ascii: "/"), 0xfa, 0xfb]
+        let fd = open(odd.map { CChar(bitPattern: $0) } + [0], O_WRONLY | O_CREAT, 0o600)
+        _ = write(fd, "non-utf8", 8)
+        close(fd)
+        try f.dir.write("src/dir/inner/file", Array("inner".utf8))
+        try FileManager.default.createDirectory(atPath: src + "/dir/empty-dir", withIntermediateDirectories: true)
+        link(src + "/one", src + "/dir/hardlink-to-one")
+        symlink("../text.conf", src + "/dir/symlink")
+        symlink("/nonexistent/absolute", src + "/dir/dangling")
+        mkfifo(src + "/dir/fifo", 0o640)
+        let sfd = open(src + "/sparse", O_WRONLY | O_CREAT, 0o644)
+        _ = pwrite(sfd, [UInt8](repeating: 1, count: 4096), 4096, 3 << 20)
+        _ = ftruncate(sfd, 12 << 20)
+        close(sfd)
+        chmod(src + "/text.conf", 0o640)
+        chmod(src + "/dir/inner", 0o750)
+        _ = "user.fbk-test".withCString { n in "value".withCString { v in setxattr(src + "/one", n, v, 5, 0) } }
+        if geteuid() == 0 { chown(src + "/text.conf", 1234, 5678) }
+        // Fixed times, so directory times are checked too.
+        for p in ["/dir/inner", "/dir", ""] {
+            var t = [timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789), timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789)]
+            utimensat(AT_FDCWD, src + p, &t, 0)
+        }
+    }
+
+    @Test func roundTripRestoresEverythingAndMatchesAnIndependentReader() throws {
+        let f = try SnapshotFixture()
+        try writeRichTree(f)
+        let snap = try f.snapshot()
+        #expect(snap.status == 0, "\(snap.stderr)")
+        let target = f.dir.file("restored")
+        let r = try restore(f, ["latest", "--target", target])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let restoredSource = target + f.source
+        let expected = try manifest(f.source), got = try manifest(restoredSource)
+        #expect(got == expected)
+        // Sparse: the hole is not written.
+        var st = stat()
+        stat(restoredSource + "/sparse", &st)
+        #expect(st.st_size == 12 << 20 && Int(st.st_blocks) * 512 < 1 << 20)
+
+        // The reader written from FORMAT.md alone restores the same content.
+        let other = f.dir.file("independent")
+        let ind = try runTool("python3", [fixtures + "/independent_reader.py", f.mirrors[0].storageRoot, "c1",
+                                          f.keysDirectory + "/private.pem", f.passphrase, other])
+        #expect(ind.status == 0, "\(ind.stderr)")
+        #expect(try manifest(other + f.source, ["--content-only"]) == manifest(restoredSource, ["--content-only"]))
+
+        let verify = try CLI.run(["verify", "--from", f.mirrors[0].storageRoot, "--client", "c1",
+                                  "--key", f.keysDirectory + "/private.pem", "latest"],
+                                 environment: ["FBK_PASSPHRASE": f.passphrase])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
+    @Test func partialRestoresAndOlderSnapshots() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a/file1", Array("version 1".utf8))
+        try f.dir.write("src/b/file2", random(2 << 20))
+        #expect(try f.snapshot().status == 0)
+        let first = try f.records(0)[0].id
+        try f.dir.write("src/a/file1", Array("version 2".utf8))
+        #expect(try f.snapshot().status == 0)
+
+        let rel = String(f.source.dropFirst())
+        let one = f.dir.file("one")
+        #expect(try restore(f, ["latest", "--target", one, rel + "/a/file1"]).status == 0)
+        #expect(try String(contentsOfFile: one + f.source + "/a/file1", encoding: .utf8) == "version 2")
+        #expect(!FileManager.default.fileExists(atPath: one + f.source + "/b"))
+
+        let sub = f.dir.file("sub")
+        #expect(try restore(f, ["latest", "--target", sub, rel + "/b"]).status == 0)
+        #expect(FileManager.default.contents(atPath: sub + f.source + "/b/file2") == FileManager.default.contents(atPath: f.source + "/b/file2"))
+
+        let old = f.dir.file("old")
+        #expect(try restore(f, [String(first.prefix(24)), "--target", old]).status == 0)
+        #expect(try String(contentsOfFile: old + f.source + "/a/file1", encoding: .utf8) == "version 1")
+
+        let ls = try CLI.run(["ls", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--key",
+                              f.keysDirectory + "/private.pem", "latest", rel, "-R"], environment: ["FBK_PASSPHRASE": f.passphrase])
+        #expect(ls.status == 0)
+        #expect(ls.stdout.contains(rel + "/a/file1") && ls.stdout.contains(rel + "/b/file2"))
+        let list = try CLI.run(["snapshots", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--key",
+                                f.keysDirectory + "/private.pem", "--json"], environment: ["FBK_PASSPHRASE": f.passphrase])
+        let rows = try JSONSerialization.jsonObject(with: list.stdoutBytes) as? [[String: Any]] ?? []
+        #expect(rows.count == 2 && rows[0]["id"] as? String == first)
+    }
+
+    @Test func damagedPacksNameTheFilesAndTheRestIsRestored() throws {
+        let f = try SnapshotFixture()
+        for i in 0..<6 { try f.dir.write("src/f\(i)", random(700_000)) }
+        #expect(try f.snapshot().status == 0)
+        // Damage only packs of file data: without its trees nothing can be restored at all.
+        let opener = f.opener
+        let packs = try f.objects(0).filter { $0.hasSuffix(".pack") }.sorted().filter { p in
+            let plain = try opener.open([UInt8](FileManager.default.contents(atPath: f.path(0, p))!)).plaintext
+            return try PackFormat.parseTable(plain).allSatisfy { $0.kind == .data }
+        }
+        #expect(packs.count >= 3)
+        // Three kinds of damage, each on mirror 0 only; mirror 1 stays intact.
+        let victims = Array(packs.prefix(3))
+        for (i, p) in victims.enumerated() {
+            let path = f.path(0, p)
+            var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+            switch i {
+            case 0: unlink(path)                                            // missing
+            case 1: bytes.removeLast(bytes.count / 2); try Data(bytes).write(to: URL(fileURLWithPath: path))  // truncated
+            default: bytes[bytes.count / 2] ^= 0x10; try Data(bytes).write(to: URL(fileURLWithPath: path))    // tampered
+            }
+        }
+        let target = f.dir.file("damaged")
+        let r = try restore(f, ["latest", "--target", target])
+        #expect(r.status == 65, "\(r.stdout) \(r.stderr)")
+        let damaged = r.stdout.split(separator: "\n").filter { $0.hasPrefix("DAMAGED") }
+        #expect(!damaged.isEmpty)
+        for i in 0..<6 {
+            let name = "f\(i)"
+            let restored = target + f.source + "/" + name
+            if damaged.contains(where: { $0.hasSuffix("/" + name) }) {
+                #expect(!FileManager.default.fileExists(atPath: restored))
+            } else {
+                #expect(FileManager.default.contents(atPath: restored) == FileManager.default.contents(atPath: f.source + "/" + name))
+            }
+        }
+        // With the other mirror as a second source, the restore is complete.
+        let both = f.dir.file("both")
+        let complete = try restore(f, ["latest", "--target", both], from: [0, 1])
+        #expect(complete.status == 0, "\(complete.stdout) \(complete.stderr)")
+        #expect(try manifest(both + f.source, ["--content-only"]) == manifest(f.source, ["--content-only"]))
+        let verify = try CLI.run(["verify", "--from", f.mirrors[0].storageRoot, "--client", "c1",
+                                  "--key", f.keysDirectory + "/private.pem", "latest"], environment: ["FBK_PASSPHRASE": f.passphrase])
+        #expect(verify.status == 65)
+    }
+
+    @Test func restoreRefusesANonEmptyTarget() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/x", [1])
+        #expect(try f.snapshot().status == 0)
+        try f.dir.write("busy/existing", [2])
+        let r = try restore(f, ["latest", "--target", f.dir.file("busy")])
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("not empty"))
+    }
+}
