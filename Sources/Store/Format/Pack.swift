@@ -42,24 +42,41 @@ public enum PackFormat {
     /// Parses and checks a pack's table.
     /// - Throws: `FormatError` naming the first inconsistency.
     public static func parseTable(_ pack: [UInt8], name: String = "pack") throws(FormatError) -> [PackEntry] {
-        let object = name
         guard pack.count >= magic.count + trailerSize else {
-            throw FormatError(object: object, problem: "\(pack.count) bytes is shorter than an empty pack")
+            throw FormatError(object: name, problem: "\(pack.count) bytes is shorter than an empty pack")
         }
-        guard Array(pack.prefix(magic.count)) == magic else {
+        let count = Int(pack[pack.count - 16]) | Int(pack[pack.count - 15]) << 8
+            | Int(pack[pack.count - 14]) << 16 | Int(pack[pack.count - 13]) << 24
+        let tailLength = min(pack.count - magic.count, count * entrySize + trailerSize)
+        return try parseTable(head: Array(pack.prefix(magic.count)), dataLength: pack.count - magic.count - tailLength,
+                              tail: Array(pack.suffix(tailLength)), name: name)
+    }
+
+    /// Parses a table given the pack's first 8 bytes, the length of what
+    /// lies between them and the table, and the table with the trailer; so
+    /// a reader needs only those bytes of a large pack.
+    public static func parseTable(head: [UInt8], dataLength: Int, tail: [UInt8], name: String) throws(FormatError) -> [PackEntry] {
+        let object = name
+        guard head == magic else {
             throw FormatError(object: object, problem: "does not start with FBKPACK1")
         }
-        var trailer = ByteReader(pack, object: object, offset: pack.count - trailerSize)
+        guard tail.count >= trailerSize, dataLength >= 0 else {
+            throw FormatError(object: object, problem: "is shorter than an empty pack")
+        }
+        // A virtual pack: offsets below are relative to its start, as in the format.
+        let packCount = magic.count + dataLength + tail.count
+        let base = magic.count + dataLength
+        var trailer = ByteReader(tail, object: object, offset: tail.count - trailerSize)
         let count = try trailer.u32("entry count")
         let tableOffset = Int(try trailer.u64("table offset"))
         guard Array(try trailer.take(4, "trailer magic")) == trailerMagic else {
             throw FormatError(object: object, problem: "trailer does not end with FBKT")
         }
-        guard tableOffset >= magic.count, tableOffset <= pack.count - trailerSize,
-              (pack.count - trailerSize - tableOffset) == count * entrySize else {
-            throw FormatError(object: object, problem: "table of \(count) entries at offset \(tableOffset) does not fit a pack of \(pack.count) bytes")
+        guard tableOffset >= base, tableOffset <= packCount - trailerSize,
+              (packCount - trailerSize - tableOffset) == count * entrySize else {
+            throw FormatError(object: object, problem: "table of \(count) entries at offset \(tableOffset) does not fit a pack of \(packCount) bytes")
         }
-        var r = ByteReader(pack, object: object, offset: tableOffset)
+        var r = ByteReader(tail, object: object, offset: tableOffset - base)
         var entries: [PackEntry] = []
         entries.reserveCapacity(count)
         var expectedOffset = magic.count

@@ -183,11 +183,33 @@ public final class Repository {
         if let p = decryptedPacks.removeValue(forKey: pack) { unlink(p.path) }
     }
 
+    /// Reads only a decrypted pack's trailer and table (pread), never the whole pack.
     private func readPackTable(_ path: String, name: String) throws -> [PackEntry] {
-        guard let data = FileManager.default.contents(atPath: path), data.count <= PackFormat.maxPackLength else {
-            throw StoreError(.integrity, "\(name) is unreadable or too large")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StoreError(.io, "cannot read the decrypted \(name)") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_size >= 24, Int(st.st_size) <= PackFormat.maxPackLength else {
+            throw StoreError(.integrity, "\(name) has an implausible size")
         }
-        return try PackFormat.parseTable([UInt8](data), name: name)
+        let size = Int(st.st_size)
+        var trailer = [UInt8](repeating: 0, count: 16)
+        guard pread(fd, &trailer, 16, off_t(size - 16)) == 16 else { throw StoreError(.io, "cannot read \(name)") }
+        let count = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
+        let tableLength = count * 50
+        guard tableLength + 24 <= size else { throw StoreError(.integrity, "\(name) is malformed: its table does not fit") }
+        // Magic, then table and trailer: parseTable checks them against each other
+        // with the data area represented only by its length.
+        var head = [UInt8](repeating: 0, count: 8)
+        var tail = [UInt8](repeating: 0, count: tableLength + 16)
+        guard pread(fd, &head, 8, 0) == 8, pread(fd, &tail, tail.count, off_t(size - tail.count)) == tail.count else {
+            throw StoreError(.io, "cannot read \(name)")
+        }
+        do {
+            return try PackFormat.parseTable(head: head, dataLength: size - 8 - tail.count, tail: tail, name: name)
+        } catch {
+            throw StoreError(.integrity, error.description)
+        }
     }
 
     /// Chunks written by a run that stored packs but no record: find them by

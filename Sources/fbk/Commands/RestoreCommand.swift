@@ -35,7 +35,13 @@ struct RestoreCommand: ParsableCommand {
             let repo = try repository.openRepository()
             let s = try repo.snapshot(snapshot)
             let restorer = Restorer(repository: repo, snapshot: s, target: target)
+            if isatty(2) == 1 {
+                restorer.progress = { chunks, bytes in
+                    FileHandle.standardError.write(Data("\r\u{1B}[K\(chunks) chunks, \(bytes >> 20) MiB restored".utf8))
+                }
+            }
             summary = try restorer.run(paths: paths)
+            if isatty(2) == 1 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         } catch {
             throw fail(error)
         }
