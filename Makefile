@@ -27,6 +27,7 @@ bench: release
 	./scripts/install-deps.sh --bench
 	$(RELEASE_BIN)/fbk-bench all
 	./Benchmarks/compare-borg.sh
+	./Benchmarks/restore-bench.sh 2
 
 clean:
 	rm -rf .build
