@@ -171,6 +171,34 @@ import TestSupport
         #expect(verify.status == 65)
     }
 
+    @Test func restoreOverWebDAVWithAnOperatorAccount() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", random(1 << 20))
+        try f.dir.write("src/b/c", Array("over the network".utf8))
+        #expect(try f.snapshot().status == 0)
+        let pw = try f.dir.write("operator-pw", Array("operator-pw\n".utf8))
+        // Mirror 1 loses a pack; the restore completes it from mirror 0, both over HTTP.
+        let pack = f.objects(1).first { $0.hasSuffix(".pack") }!
+        unlink(f.path(1, pack))
+        let target = f.dir.file("net")
+        let r = try CLI.run(["restore", "--from", f.mirrors[1].operatorURL, "--from", f.mirrors[0].operatorURL,
+                             "--user", "operator", "--password-file", pw, "--client", "c1",
+                             "--key", f.keysDirectory + "/private.pem", "latest", "--target", target],
+                            environment: ["FBK_PASSPHRASE": f.passphrase])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        #expect(try manifest(target + f.source, ["--content-only"]) == manifest(f.source, ["--content-only"]))
+        // A client's own account cannot read through the operator port, nor through its own.
+        let clientPw = try f.dir.write("client-pw", Array("pw-c1\n".utf8))
+        let denied = try CLI.run(["snapshots", "--from", f.mirrors[0].operatorURL, "--user", "c1", "--password-file", clientPw,
+                                  "--client", "c1", "--key", f.keysDirectory + "/private.pem"],
+                                 environment: ["FBK_PASSPHRASE": f.passphrase])
+        #expect(denied.status == 64)
+        #expect(denied.stderr.contains("HTTP 401"), "\(denied.stderr)")
+        let viaClientPort = try runTool("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "c1:pw-c1",
+                                                 f.mirrors[0].url("c1") + f.objects(0).first { $0.hasSuffix(".pack") }!])
+        #expect(String(decoding: viaClientPort.stdout, as: UTF8.self) == "403")
+    }
+
     @Test func restoreRefusesANonEmptyTarget() throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/x", [1])

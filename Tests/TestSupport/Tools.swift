@@ -56,6 +56,9 @@ public let repositoryRoot: String = {
 public final class NginxMirror: @unchecked Sendable {
     public let prefix: TemporaryDirectory
     public private(set) var port: Int = 0
+    /// The operator's read-only port (deploy/nginx/fbk-operator.conf); account operator / operator-pw.
+    public private(set) var operatorPort: Int = 0
+    public var operatorURL: String { "http://127.0.0.1:\(operatorPort)/" }
     public var storageRoot: String { prefix.file("root") }
     public let users: [String: String]
 
@@ -72,6 +75,8 @@ public final class NginxMirror: @unchecked Sendable {
             guard r.status == 0 else { throw FixtureError("htpasswd failed: \(r.stderr)") }
             first = false
         }
+        let r = try runTool("htpasswd", ["-c", "-b", "-B", prefix.file("operators"), "operator", "operator-pw"])
+        guard r.status == 0 else { throw FixtureError("htpasswd failed: \(r.stderr)") }
         try start()
     }
 
@@ -80,6 +85,7 @@ public final class NginxMirror: @unchecked Sendable {
         var lastError = ""
         for _ in 0..<5 {
             if port == 0 { port = try freePort() }
+            if operatorPort == 0 { operatorPort = try freePort() }
             try writeConfig()
             let r = try runTool("nginx", ["-p", prefix.path, "-e", prefix.file("logs/error.log"), "-c", prefix.file("nginx.conf")])
             if r.status == 0 {
@@ -88,6 +94,7 @@ public final class NginxMirror: @unchecked Sendable {
             }
             lastError = r.stderr
             port = 0
+            operatorPort = 0
         }
         throw FixtureError("nginx did not start: \(lastError)")
     }
@@ -111,6 +118,7 @@ public final class NginxMirror: @unchecked Sendable {
     private func writeConfig() throws {
         let p = prefix.path
         let config = """
+            load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
             \(geteuid() == 0 ? "user root;" : "")
             worker_processes 1;
             pid \(p)/nginx.pid;
@@ -129,6 +137,12 @@ public final class NginxMirror: @unchecked Sendable {
                     root \(p)/root;
                     auth_basic_user_file \(p)/htpasswd;
                     include \(repositoryRoot)/deploy/nginx/fbk-dav.conf;
+                }
+                server {
+                    listen 127.0.0.1:\(operatorPort);
+                    root \(p)/root;
+                    auth_basic_user_file \(p)/operators;
+                    include \(repositoryRoot)/deploy/nginx/fbk-operator.conf;
                 }
             }
             """

@@ -5,8 +5,15 @@ import Store
 
 /// Where the operator reads backups from, and the key that opens them.
 struct RepositoryOptions: ParsableArguments {
-    @Option(name: .long, help: "A mirror's storage root (the directory holding one folder per client), or a copy; give twice to complete one mirror from the other.")
+
+    @Option(name: .long, help: "A mirror's storage root (the directory holding one folder per client), a copy, or its operator WebDAV URL (http://…); give twice to complete one mirror from the other.")
     var from: [String] = []
+
+    @Option(name: .long, help: "Operator account for WebDAV --from URLs.")
+    var user: String?
+
+    @Option(name: .long, help: "Password file of the operator account for WebDAV --from URLs.")
+    var passwordFile: String?
 
     @Option(name: .long, help: "The client whose backups to read.")
     var client: String
@@ -22,13 +29,17 @@ struct RepositoryOptions: ParsableArguments {
 
     func validate() throws {
         guard !from.isEmpty else { throw ValidationError("give at least one --from storage root") }
-        for f in from where f.hasPrefix("http://") || f.hasPrefix("https://") {
-            throw ValidationError("--from \(f): reading over WebDAV is not supported yet; copy the storage root (rsync) or mount it, and give its path")
-        }
     }
 
     func openRepository() throws -> Repository {
-        let sources: [any RepositorySource] = try from.map { try LocalRepositorySource(root: $0, client: client) }
+        let cache = NSTemporaryDirectory() + "/fbk-fetch-\(getpid())"
+        let sources: [any RepositorySource] = try from.enumerated().map { (i, f) -> any RepositorySource in
+            if f.hasPrefix("http://") || f.hasPrefix("https://") {
+                return try WebDAVRepositorySource(url: f, client: client, user: user, passwordFile: passwordFile,
+                                                  cacheDirectory: cache + "/\(i)")
+            }
+            return try LocalRepositorySource(root: f, client: client)
+        }
         let certificatePath = cert ?? ((key as NSString).deletingLastPathComponent + "/recipient.pem")
         let certificate = (cert != nil || FileManager.default.fileExists(atPath: certificatePath))
             ? try Certificate(contentsOf: certificatePath) : nil
