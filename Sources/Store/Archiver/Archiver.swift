@@ -101,6 +101,13 @@ public final class Archiver {
             chunker: ChunkerRecord(min: config.chunker.minimumSize, avg: config.chunker.averageSize,
                                    max: config.chunker.maximumSize, window: config.chunker.windowSize),
             stats: stats, signingKey: signing.publicKey.hex, newPacks: newPacks)
+        let listing = PackListingDocument(client: config.client, snapshot: id, root: root.hex, packs: newPacks)
+        let listingBytes = try listing.sealed(keys: keys)
+        let listingPath = config.spoolDirectory + "/\(id).listing"
+        try writeFile(listingPath, listingBytes)
+        let listingSHA = SHA256.hash(listingBytes)
+        let listingID = try store(file: listingPath, as: Layout.listing(id), kind: "listing", size: listingBytes.count, sha256: listingSHA)
+
         let recordPath = config.spoolDirectory + "/\(id).snapshot"
         let sealed = try envelope.seal(SignedDocument.encode(record, key: signing), to: recordPath)
         let recordID = try store(file: recordPath, as: Layout.record(id), kind: "record", size: sealed.size, sha256: sealed.sha256)
@@ -116,6 +123,7 @@ public final class Archiver {
         addedBytes = UInt64(summary.storedBytes)
         let catalog = Catalog(client: config.client, snapshot: id, created: Layout.rfc3339(finishDate),
                               record: Catalog.Object(path: Layout.record(id), size: sealed.size, sha256: sealed.sha256.hex),
+                              listing: Catalog.Object(path: Layout.listing(id), size: listingBytes.count, sha256: listingSHA.hex),
                               packs: packObjects, addedBytes: addedBytes, signingKey: signing.publicKey.hex)
         let catalogBytes = SignedDocument.encode(catalog, key: signing)
         let catalogPath = config.spoolDirectory + "/\(id).catalog"
@@ -126,6 +134,7 @@ public final class Archiver {
         var needed = neededPacks
         needed.insert(recordID)
         needed.insert(catalogID)
+        needed.insert(listingID)
         let missing = try index.missingCounts(objects: needed, mirrors: mirrorSet.ids)
         let safe = missing.values.filter { $0 == 0 }.count
         summary.safeMirrors = safe
@@ -196,7 +205,7 @@ public final class Archiver {
         let now = Int(Date().timeIntervalSince1970)
         let id = try index.transaction {
             let id = try index.recordObject(path: path, kind: kind, size: size, sha256: sha256, now: now,
-                                            deliveredTo: delivered, spool: complete ? nil : file)
+                                            deliveredTo: delivered, spool: complete ? nil : (file as NSString).lastPathComponent)
             for e in chunks { try index.addChunk(e.id, pack: id, kind: e.kind, plainLength: e.plainLength) }
             return id
         }
@@ -220,9 +229,8 @@ public final class Archiver {
     /// Deletes spool files the index does not know (a crash between sealing and recording).
     private func removeStraySpoolFiles() throws {
         let known = try index.spoolFiles()
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: config.spoolDirectory)) ?? [] {
-            let path = config.spoolDirectory + "/" + name
-            if !known.contains(path) { unlink(path) }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: config.spoolDirectory)) ?? [] where !known.contains(name) {
+            unlink(config.spoolDirectory + "/" + name)
         }
     }
 
@@ -230,7 +238,8 @@ public final class Archiver {
     private func deliverSpool() throws {
         for (object, missing) in try index.owedObjects(mirrors: mirrorSet.ids) {
             try checkCancelled()
-            guard let spool = object.spool else { continue }
+            guard let name = object.spool else { continue }
+            let spool = config.spoolDirectory + "/" + name
             if !missing.isEmpty {
                 guard FileManager.default.fileExists(atPath: spool) else {
                     try index.transaction {
@@ -259,7 +268,7 @@ public final class Archiver {
                 for m in missing { try index.abandon(object: object.id, mirror: m) }
                 try index.clearSpool(object: object.id)
             }
-            if let s = object.spool { unlink(s) }
+            if let s = object.spool { unlink(config.spoolDirectory + "/" + s) }
             total -= object.size
             summary.warnings.append("spool is over its limit (\(config.spoolLimit) bytes): gave up \(object.path) for \(missing.map { mirrorSet.url(of: $0) }.joined(separator: ", ")); use fbk mirror-sync")
         }

@@ -15,6 +15,8 @@ public struct ClientKeys: Sendable {
     public let chunkerSeed: [UInt8]
     /// HMAC-SHA256(secret, "fbk signing key v1"): the Ed25519 seed.
     public let signingSeed: [UInt8]
+    /// HMAC-SHA256(secret, "fbk listing key v1"): the AES-256-GCM key of pack listings.
+    public let listingKey: [UInt8]
 
     public init(secret: [UInt8]) throws(StoreError) {
         guard secret.count == 32 else {
@@ -24,6 +26,7 @@ public struct ClientKeys: Sendable {
         chunkIDKey = HMACSHA256.mac(key: secret, Array("fbk chunk id v1".utf8)).bytes
         chunkerSeed = HMACSHA256.mac(key: secret, Array("fbk chunker seed v1".utf8)).bytes
         signingSeed = HMACSHA256.mac(key: secret, Array("fbk signing key v1".utf8)).bytes
+        listingKey = HMACSHA256.mac(key: secret, Array("fbk listing key v1".utf8)).bytes
     }
 
     public func signingKey() -> SigningKey { try! SigningKey(seed: signingSeed) }

@@ -142,6 +142,8 @@ public struct Catalog: Codable, Sendable, Equatable {
     public var created: String
     /// The sealed snapshot record.
     public var record: Object
+    /// The secret-keyed pack listing (for the index rebuild).
+    public var listing: Object?
     /// Every pack the snapshot needs, sorted by path.
     public var packs: [Object]
     /// Bytes the snapshot added (new packs).
@@ -150,7 +152,7 @@ public struct Catalog: Codable, Sendable, Equatable {
     public var signingKey: String
 
     enum CodingKeys: String, CodingKey {
-        case format, client, snapshot, created, record, packs
+        case format, client, snapshot, created, record, packs, listing
         case addedBytes = "added_bytes"
         case signingKey = "signing_key"
     }
@@ -161,6 +163,7 @@ public enum Layout {
     public static func pack(_ name: Digest) -> String { "packs/\(name.hex.prefix(2))/\(name.hex).pack" }
     public static func record(_ id: String) -> String { "snapshots/\(id).snapshot" }
     public static func catalog(_ id: String) -> String { "snapshots/\(id).catalog" }
+    public static func listing(_ id: String) -> String { "snapshots/\(id).listing" }
     /// The client secret, sealed to the operator's certificates (written once).
     public static let secretEscrow = "keys/client-secret.cms"
 
@@ -182,5 +185,34 @@ public enum Layout {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return f.string(from: date)
+    }
+}
+
+/// What a pack listing holds: the snapshot's root and the packs the run
+/// created with their chunks. Encrypted with the client's listing key, so
+/// the index can be rebuilt with the client secret alone.
+public struct PackListingDocument: Codable, Sendable, Equatable {
+    public var format: Int = 1
+    public var client: String
+    public var snapshot: String
+    public var root: String
+    public var packs: [PackListing]
+
+    static let magic = Array("FBKLST01".utf8)
+
+    /// "FBKLST01" || AES-256-GCM box; the associated data is the magic and the object path.
+    public func sealed(keys: ClientKeys) throws -> [UInt8] {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let aad = Self.magic + Array(Layout.listing(snapshot).utf8)
+        return Self.magic + (try SymmetricBox.seal([UInt8](try e.encode(self)), key: keys.listingKey, associatedData: aad))
+    }
+
+    public static func open(_ bytes: [UInt8], path: String, keys: ClientKeys) throws -> PackListingDocument {
+        guard bytes.starts(with: magic) else { throw FormatError(object: path, problem: "does not start with FBKLST01") }
+        let plain = try SymmetricBox.open(Array(bytes.dropFirst(8)), key: keys.listingKey, associatedData: magic + Array(path.utf8))
+        do { return try JSONDecoder().decode(PackListingDocument.self, from: Data(plain)) } catch {
+            throw FormatError(object: path, problem: "JSON does not match the format: \(error)")
+        }
     }
 }

@@ -67,12 +67,12 @@ public final class Index {
         CREATE TABLE objects(
             id INTEGER PRIMARY KEY,
             path TEXT NOT NULL UNIQUE,          -- relative to the client directory
-            kind TEXT NOT NULL CHECK (kind IN ('pack', 'record', 'catalog', 'escrow')),
+            kind TEXT NOT NULL CHECK (kind IN ('pack', 'record', 'catalog', 'escrow', 'listing')),
             size INTEGER NOT NULL,
             sha256 BLOB NOT NULL,
             created INTEGER NOT NULL,           -- unix seconds
             last_referenced INTEGER NOT NULL,   -- unix seconds of the newest snapshot needing it
-            spool TEXT                          -- local copy while a mirror still lacks it
+            spool TEXT                          -- file name in the spool directory while a mirror still lacks it
         );
         CREATE TABLE delivered(object INTEGER NOT NULL REFERENCES objects(id),
                                mirror INTEGER NOT NULL REFERENCES mirrors(id),
@@ -127,6 +127,14 @@ public final class Index {
             try s.step()
             return s.int(0)
         }
+    }
+
+    /// Every chunk and the path of the pack holding it (for comparing indexes).
+    public func chunkPacks() throws -> [ChunkID: String] {
+        let s = try db.statement("SELECT c.id, o.path FROM chunks c JOIN objects o ON o.id = c.pack")
+        var out: [ChunkID: String] = [:]
+        while try s.step() { if let id = Digest(bytes: s.blob(0)) { out[id] = s.text(1) } }
+        return out
     }
 
     // MARK: Objects
@@ -257,8 +265,10 @@ public final class Index {
 
     // MARK: Snapshots
 
-    func recordSnapshot(id: String, started: Int, finished: Int, root: ChunkID, record: Int, catalog: Int, summary: String) throws {
-        let s = try db.statement("INSERT INTO snapshots(id, started, finished, root, record, catalog, summary) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    func recordSnapshot(id: String, started: Int, finished: Int, root: ChunkID, record: Int, catalog: Int, summary: String,
+                        replacing: Bool = true) throws {
+        let verb = replacing ? "INSERT" : "INSERT OR IGNORE"
+        let s = try db.statement("\(verb) INTO snapshots(id, started, finished, root, record, catalog, summary) VALUES (?, ?, ?, ?, ?, ?, ?)")
         s.bind(1, id); s.bind(2, started); s.bind(3, finished); s.bind(4, root.bytes)
         s.bind(5, record); s.bind(6, catalog); s.bind(7, summary)
         try s.run()

@@ -1,0 +1,99 @@
+import Foundation
+import Seal
+import Store
+import Testing
+import TestSupport
+
+@Suite(.timeLimit(.minutes(3))) struct IndexRebuildTests {
+    func random(_ n: Int) -> [UInt8] {
+        var g = SystemRandomNumberGenerator()
+        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+
+    func rebuild(_ f: SnapshotFixture, out: String) throws -> CLI.Result {
+        try CLI.run(["index", "rebuild", "--client", "c1", "--secret", f.dir.file("etc/secret"),
+                     "--from", f.mirrors[0].storageRoot, "--mirror-url", f.mirrors[0].url("c1"),
+                     "--from", f.mirrors[1].storageRoot, "--mirror-url", f.mirrors[1].url("c1"),
+                     "--out", out, "--json"])
+    }
+
+    /// New chunks on mirror 0 since `before`, by kind.
+    func newDataChunks(_ f: SnapshotFixture, since before: [ChunkID: (kind: ChunkKind, bytes: [UInt8])]) throws -> Int {
+        try f.chunks(0).filter { before[$0.key] == nil && $0.value.kind == .data }.count
+    }
+
+    @Test func rebuiltIndexEqualsTheOriginalAndNothingIsUploadedAgain() throws {
+        let f = try SnapshotFixture()
+        for i in 0..<4 { try f.dir.write("src/f\(i)", random(600_000)) }
+        try f.dir.write("src/sub/text", Array(String(repeating: "line\n", count: 10_000).utf8))
+        #expect(try f.snapshot().status == 0)
+        try f.dir.write("src/f4", random(300_000))
+        #expect(try f.snapshot().status == 0)
+
+        let indexPath = f.dir.file("state/index.sqlite")
+        let original = try Index.open(path: indexPath).chunkPacks()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: indexPath + suffix) }
+        let r = try rebuild(f, out: indexPath)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: r.stdoutBytes) as? [String: Any] ?? [:]
+        #expect(summary["snapshots"] as? Int == 2)
+        #expect(try Index.open(path: indexPath).chunkPacks() == original)
+
+        let before = try f.chunks(0)
+        let again = try f.snapshot()
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect((again.summary["bytes_read"] as? Int ?? 0) > 0)  // the files cache starts empty
+        #expect(try newDataChunks(f, since: before) == 0)
+        #expect(f.objects(0) == f.objects(1))
+    }
+
+    @Test func packsOneMirrorLacksAreDeliveredNotUploadedAgain() throws {
+        let f = try SnapshotFixture()
+        for i in 0..<4 { try f.dir.write("src/f\(i)", random(600_000)) }
+        #expect(try f.snapshot().status == 0)
+        let lost = f.objects(1).filter { $0.hasSuffix(".pack") }.sorted().prefix(2)
+        for p in lost { unlink(f.path(1, p)) }
+
+        let indexPath = f.dir.file("state/index.sqlite")
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: indexPath + suffix) }
+        let r = try rebuild(f, out: indexPath)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: r.stdoutBytes) as? [String: Any] ?? [:]
+        #expect(summary["respooled"] as? Int == lost.count)
+
+        let before = try f.chunks(0)
+        let again = try f.snapshot()
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect((again.summary["spool_delivered"] as? Int ?? 0) >= lost.count)
+        for p in lost { #expect(FileManager.default.fileExists(atPath: f.path(1, p)), "\(p) not re-delivered") }
+        #expect(try newDataChunks(f, since: before) == 0)
+        #expect(f.objects(0) == f.objects(1))
+    }
+
+    @Test func damagedOrMissingIndexStopsTheSnapshotWithTheRebuildCommand() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/x", random(100_000))
+        #expect(try f.snapshot().status == 0)
+        let indexPath = f.dir.file("state/index.sqlite")
+        // Checkpoint the WAL into the file, then cut the file short.
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: indexPath + suffix) }
+        let size = (try FileManager.default.attributesOfItem(atPath: indexPath)[.size] as? Int) ?? 0
+        truncate(indexPath, off_t(max(size / 2, 100)))
+        let truncated = try f.snapshot()
+        #expect(truncated.status == 66)
+        #expect(truncated.stderr.contains("fbk index rebuild"), "\(truncated.stderr)")
+
+        try Data("not a database at all, just text".utf8).write(to: URL(fileURLWithPath: indexPath))
+        let garbage = try f.snapshot()
+        #expect(garbage.status == 66)
+        #expect(garbage.stderr.contains("fbk index rebuild"))
+
+        unlink(indexPath)
+        let missing = try f.snapshot()
+        #expect(missing.status == 66)
+        #expect(missing.stderr.contains("does not exist"))
+
+        let reupload = try CLI.run(["snapshot", "--config", f.configPath, "--allow-reupload", "--json"])
+        #expect(reupload.status == 0, "\(reupload.stderr)")
+    }
+}
