@@ -40,7 +40,7 @@ let package = Package(
 
         .executableTarget(
             name: "fbk-bench",
-            dependencies: ["Chunker", "Seal"],
+            dependencies: ["Chunker", "Seal", "Store"],
             path: "Benchmarks/fbk-bench"
         ),
 

@@ -8,6 +8,7 @@
 import Chunker
 import Foundation
 import Seal
+import Store
 
 struct Options {
     var mebibytes = 1024
@@ -178,6 +179,58 @@ func sealBench(_ options: Options) {
     }
 }
 
+/// Index rebuild of a synthetic repository: one snapshot of 1,000,000
+/// chunks in 1,000 packs, from a local directory mirror.
+func rebuildBench(_ options: Options) {
+    let chunksPerPack = 1000, packCount = max(1, options.mebibytes == 1024 ? 1000 : options.mebibytes)
+    let root = NSTemporaryDirectory() + "/fbk-rebuild-bench-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let keys = try! ClientKeys(secret: [UInt8](repeating: 3, count: 32))
+    let signing = keys.signingKey()
+    var packs: [PackListing] = []
+    var catalogPacks: [Catalog.Object] = []
+    var counter: UInt64 = 0
+    for p in 0..<packCount {
+        var name = [UInt8](repeating: 0, count: 32)
+        withUnsafeBytes(of: UInt64(p).littleEndian) { for (i, b) in $0.enumerated() { name[i] = b } }
+        let digest = SHA256.hash(name)
+        let path = Layout.pack(digest)
+        let file = root + "/c1/" + path
+        try! FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: file, contents: Data([1]))
+        catalogPacks.append(Catalog.Object(path: path, size: 1, sha256: digest.hex))
+        var chunks: [PackListing.ListedChunk] = []
+        chunks.reserveCapacity(chunksPerPack)
+        for _ in 0..<chunksPerPack {
+            counter += 1
+            let id = withUnsafeBytes(of: counter) { SHA256.hash(Array($0)) }
+            chunks.append(.init(id: id.hex, kind: 0, length: 1 << 20))
+        }
+        packs.append(PackListing(path: path, chunks: chunks))
+    }
+    let id = "20260101T000000Z-0000000000000001"
+    try! FileManager.default.createDirectory(atPath: root + "/c1/snapshots", withIntermediateDirectories: true)
+    let listing = PackListingDocument(client: "c1", snapshot: id, root: SHA256.hash([0]).hex, packs: packs)
+    let listingBytes = try! listing.sealed(keys: keys)
+    _ = FileManager.default.createFile(atPath: root + "/c1/" + Layout.listing(id), contents: Data(listingBytes))
+    _ = FileManager.default.createFile(atPath: root + "/c1/" + Layout.record(id), contents: Data([1]))
+    let catalog = Catalog(client: "c1", snapshot: id, created: "2026-01-01T00:00:00Z",
+                          record: Catalog.Object(path: Layout.record(id), size: 1, sha256: SHA256.hash([1]).hex),
+                          listing: Catalog.Object(path: Layout.listing(id), size: listingBytes.count, sha256: SHA256.hash(listingBytes).hex),
+                          packs: catalogPacks, addedBytes: 0, signingKey: signing.publicKey.hex)
+    _ = FileManager.default.createFile(atPath: root + "/c1/" + Layout.catalog(id), contents: Data(SignedDocument.encode(catalog, key: signing)))
+    let source = try! LocalRepositorySource(root: root, client: "c1")
+    let clock = ContinuousClock()
+    let t0 = clock.now
+    let summary = try! IndexRebuild.run(sources: [RebuildSource(mirrorURL: "file:///m/c1/", source: source)],
+                                        keys: keys, client: "c1", indexPath: root + "/state/index.sqlite")
+    let d = clock.now - t0
+    let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    for w in summary.warnings.prefix(3) { print("warning: \(w)") }
+    print(String(format: "index rebuild: %d chunks in %d packs from a local mirror in %.1f s (%.0f chunks/s)",
+                 summary.chunks, summary.packs, seconds, Double(summary.chunks) / seconds))
+}
+
 /// Writes the benchmark inputs to files so other tools can chunk the same bytes.
 func generate(_ options: Options) {
     guard let out = options.out else { fail("gen needs --out PREFIX") }
@@ -194,8 +247,10 @@ switch args.first {
 case "gen": generate(parse(args.dropFirst()))
 case "chunker": chunkerBench(parse(args.dropFirst()))
 case "seal": sealBench(parse(args.dropFirst()))
+case "rebuild": rebuildBench(parse(args.dropFirst()))
 case "all", nil:
     chunkerBench(parse(args.dropFirst()))
     sealBench(parse(args.dropFirst()))
-default: fail("unknown benchmark \(args.first!); try: chunker, seal, all")
+    rebuildBench(parse(args.dropFirst()))
+default: fail("unknown benchmark \(args.first!); try: chunker, seal, rebuild, all")
 }

@@ -76,6 +76,11 @@ public struct PackListing: Codable, Sendable, Equatable {
     public var path: String
     public var chunks: [ListedChunk]
 
+    public init(path: String, chunks: [ListedChunk]) {
+        self.path = path
+        self.chunks = chunks
+    }
+
     public struct ListedChunk: Codable, Sendable, Equatable {
         public var id: String
         public var kind: Int
@@ -133,6 +138,12 @@ public struct Catalog: Codable, Sendable, Equatable {
         public var size: Int
         /// Hex SHA-256 of the stored (sealed) bytes.
         public var sha256: String
+
+        public init(path: String, size: Int, sha256: String) {
+            self.path = path
+            self.size = size
+            self.sha256 = sha256
+        }
     }
 
     public var format: Int = 1
@@ -155,6 +166,18 @@ public struct Catalog: Codable, Sendable, Equatable {
         case format, client, snapshot, created, record, packs, listing
         case addedBytes = "added_bytes"
         case signingKey = "signing_key"
+    }
+
+    public init(client: String, snapshot: String, created: String, record: Object, listing: Object? = nil,
+                packs: [Object], addedBytes: UInt64, signingKey: String) {
+        self.client = client
+        self.snapshot = snapshot
+        self.created = created
+        self.record = record
+        self.listing = listing
+        self.packs = packs
+        self.addedBytes = addedBytes
+        self.signingKey = signingKey
     }
 }
 
@@ -199,6 +222,13 @@ public struct PackListingDocument: Codable, Sendable, Equatable {
     public var packs: [PackListing]
 
     static let magic = Array("FBKLST01".utf8)
+
+    public init(client: String, snapshot: String, root: String, packs: [PackListing]) {
+        self.client = client
+        self.snapshot = snapshot
+        self.root = root
+        self.packs = packs
+    }
 
     /// "FBKLST01" || AES-256-GCM box; the associated data is the magic and the object path.
     public func sealed(keys: ClientKeys) throws -> [UInt8] {

@@ -36,6 +36,8 @@ public enum IndexRebuild {
     /// Rebuilds (or merges into) the index at `indexPath`; spool copies go to `spool/` beside it.
     public static func run(sources: [RebuildSource], keys: ClientKeys, client: String, indexPath: String) throws -> RebuildSummary {
         var summary = RebuildSummary()
+        try FileManager.default.createDirectory(atPath: (indexPath as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let index = FileManager.default.fileExists(atPath: indexPath) ? try Index.open(path: indexPath) : try Index.create(path: indexPath)
         let spoolDirectory = (indexPath as NSString).deletingLastPathComponent + "/spool"
         try FileManager.default.createDirectory(atPath: spoolDirectory, withIntermediateDirectories: true,
