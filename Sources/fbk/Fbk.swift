@@ -14,6 +14,7 @@ struct Fbk: ParsableCommand {
             the private key.
             """,
         subcommands: [InitCommand.self, SnapshotCommand.self, KeygenCommand.self, SnapshotsCommand.self, LsCommand.self,
-                      RestoreCommand.self, VerifyCommand.self, IndexCommand.self, DecryptCommand.self, ChunkCommand.self]
+                      RestoreCommand.self, VerifyCommand.self, IndexCommand.self, CheckCommand.self, MirrorSyncCommand.self,
+                      DecryptCommand.self, ChunkCommand.self]
     )
 }

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import Store
+
+/// `fbk check`: the weekly server-side check.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check a mirror's storage without any key: every client uploading, every snapshot complete, sizes plausible.",
+        discussion: """
+            Reads the storage root nginx serves, directly from disk. Freshness \
+            uses the server's own receipt time (file times), never a client's \
+            claim. Catalogs must verify with each client's enrolled signing key. \
+            --deep also re-hashes every object against its catalog and its name. \
+            Give --second-root (the other mirror's storage, copied or mounted) to \
+            list objects one mirror has and the other lacks; `fbk mirror-sync` \
+            copies them across.
+
+            Exit status: 0 all fine, 1 warnings, 2 failures, 64 bad configuration.
+
+            Example:
+              fbk check --config /etc/fbk/check.conf --root /srv/fbk --prometheus /var/lib/prometheus/node-exporter/fbk.prom
+            """
+    )
+
+    @Option(name: .long, help: "The check configuration (enrolled clients).")
+    var config: String = "/etc/fbk/check.conf"
+    @Option(name: .long, help: "The storage root: one directory per client.")
+    var root: String
+    @Option(name: .long, help: "The other mirror's storage root, to compare.")
+    var secondRoot: String?
+    @Flag(name: .long, help: "Re-hash every object (disk and SHA-256 speed).")
+    var deep = false
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+    @Option(name: .long, help: "Write node_exporter textfile metrics here (atomically).")
+    var prometheus: String?
+
+    func run() throws {
+        let report: CheckReport
+        do throws(any Error) {
+            let c = try CheckConfig.load(path: config)
+            var r = Checker.run(config: c, root: root, deep: deep)
+            if let secondRoot {
+                for (client, onlyA, onlyB) in Checker.compare(config: c, rootA: root, rootB: secondRoot) {
+                    guard let i = r.clients.firstIndex(where: { $0.client == client }) else { continue }
+                    if !onlyA.isEmpty { r.clients[i].add(.warn, "\(onlyA.count) objects only on \(root): \(onlyA.prefix(3).joined(separator: ", "))") }
+                    if !onlyB.isEmpty { r.clients[i].add(.warn, "\(onlyB.count) objects only on \(secondRoot): \(onlyB.prefix(3).joined(separator: ", "))") }
+                    r.status = max(r.status, r.clients[i].status)
+                }
+            }
+            report = r
+            if let prometheus {
+                let temporary = prometheus + ".tmp-\(getpid())"
+                try report.prometheus(now: Date()).write(toFile: temporary, atomically: false, encoding: .utf8)
+                guard rename(temporary, prometheus) == 0 else {
+                    throw CLIError(message: "cannot write \(prometheus): \(String(cString: strerror(errno)))", status: ExitStatus.cannotCreate)
+                }
+            }
+        } catch {
+            throw fail(error)
+        }
+        if json { printJSON(report) } else { print(report.text()) }
+        if report.exitCode != 0 { throw ExitCode(report.exitCode) }
+    }
+}
+
+/// `fbk mirror-sync`: copy what one mirror has and the other lacks.
+struct MirrorSyncCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mirror-sync",
+        abstract: "Copy objects one mirror's storage has and another lacks (operator command, no keys needed).",
+        discussion: """
+            Both are storage roots on local disk (copied or mounted). Objects are \
+            copied as they are, create-only: nothing is decrypted, overwritten or \
+            deleted.
+
+            Example:
+              fbk mirror-sync /srv/fbk /mnt/mirror2 --client manning
+            """
+    )
+
+    @Argument(help: "The storage root to copy from.")
+    var source: String
+    @Argument(help: "The storage root to copy to.")
+    var destination: String
+    @Option(name: .long, help: "Only this client; repeat (default: every client directory).")
+    var client: [String] = []
+
+    func run() throws {
+        do {
+            let copied = try MirrorSync.run(source: source, destination: destination, clients: client.isEmpty ? nil : client)
+            let total = copied.values.reduce(0, +)
+            for (c, n) in copied.sorted(by: { $0.key < $1.key }) { print("\(c): \(n) objects copied") }
+            print("\(total) objects copied from \(source) to \(destination)")
+        } catch {
+            throw fail(error)
+        }
+    }
+}
