@@ -231,6 +231,49 @@ func rebuildBench(_ options: Options) {
                  summary.chunks, summary.packs, seconds, Double(summary.chunks) / seconds))
 }
 
+/// fbk check over a synthetic storage root: 10,000 packs of 16 KiB and 100
+/// snapshots whose catalogs each list every pack.
+func checkBench(_ options: Options) {
+    let packCount = 10_000, snapshotCount = 100, packSize = 16 << 10
+    let root = NSTemporaryDirectory() + "/fbk-check-bench-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let keys = try! ClientKeys(secret: [UInt8](repeating: 5, count: 32))
+    let signing = keys.signingKey()
+    var objects: [Catalog.Object] = []
+    var counter: UInt64 = 0
+    for _ in 0..<packCount {
+        counter += 1
+        var bytes = randomBytes(count: packSize, seed: counter)
+        bytes[0] = UInt8(truncatingIfNeeded: counter)
+        let digest = SHA256.hash(bytes)
+        let path = Layout.pack(digest)
+        try! FileManager.default.createDirectory(atPath: root + "/c1/" + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: root + "/c1/" + path, contents: Data(bytes))
+        objects.append(Catalog.Object(path: path, size: packSize, sha256: digest.hex))
+    }
+    try! FileManager.default.createDirectory(atPath: root + "/c1/snapshots", withIntermediateDirectories: true)
+    for i in 0..<snapshotCount {
+        let id = String(format: "20260101T%06dZ-%016x", i, i)
+        let record: [UInt8] = Array("record \(i)".utf8)
+        _ = FileManager.default.createFile(atPath: root + "/c1/" + Layout.record(id), contents: Data(record))
+        let catalog = Catalog(client: "c1", snapshot: id, created: "2026-01-01T00:00:00Z",
+                              record: Catalog.Object(path: Layout.record(id), size: record.count, sha256: SHA256.hash(record).hex),
+                              packs: objects, addedBytes: 0, signingKey: signing.publicKey.hex)
+        _ = FileManager.default.createFile(atPath: root + "/c1/" + Layout.catalog(id), contents: Data(SignedDocument.encode(catalog, key: signing)))
+    }
+    let config = try! CheckConfig.parse("clients:\n  - name: c1\n    kind: fbk\n    signing_key: \(signing.publicKey.hex)\n", file: "bench")
+    let clock = ContinuousClock()
+    for deep in [false, true] {
+        let t0 = clock.now
+        let report = Checker.run(config: config, root: root, deep: deep)
+        let d = clock.now - t0
+        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        let mib = Double(packCount * packSize) / 1_048_576
+        print(String(format: "check%@: %d packs, %d snapshots in %.2f s (status %@)%@", deep ? " --deep" : "", packCount, snapshotCount,
+                     seconds, report.status.rawValue, deep ? String(format: ", %.0f MiB hashed at %.0f MiB/s", mib, mib / seconds) : ""))
+    }
+}
+
 /// Writes the benchmark inputs to files so other tools can chunk the same bytes.
 func generate(_ options: Options) {
     guard let out = options.out else { fail("gen needs --out PREFIX") }
@@ -248,9 +291,11 @@ case "gen": generate(parse(args.dropFirst()))
 case "chunker": chunkerBench(parse(args.dropFirst()))
 case "seal": sealBench(parse(args.dropFirst()))
 case "rebuild": rebuildBench(parse(args.dropFirst()))
+case "check": checkBench(parse(args.dropFirst()))
 case "all", nil:
     chunkerBench(parse(args.dropFirst()))
     sealBench(parse(args.dropFirst()))
     rebuildBench(parse(args.dropFirst()))
-default: fail("unknown benchmark \(args.first!); try: chunker, seal, rebuild, all")
+    checkBench(parse(args.dropFirst()))
+default: fail("unknown benchmark \(args.first!); try: chunker, seal, rebuild, check, all")
 }
