@@ -13,6 +13,8 @@ PACKAGES="
   libzstd-dev
   libcurl4-openssl-dev
   libsqlite3-dev
+  libcrypt-dev
+  systemd
   openssl
   zstd
   curl

@@ -6,6 +6,7 @@
 #include <sys/xattr.h>
 #include <sys/sysmacros.h>
 #include <sys/file.h>
+#include <crypt.h>
 /* makedev/major/minor are macros. */
 static inline dev_t CLinux_makedev(unsigned int ma, unsigned int mi) { return makedev(ma, mi); }
 #endif

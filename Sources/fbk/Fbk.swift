@@ -13,7 +13,7 @@ struct Fbk: ParsableCommand {
             backups but never read or decrypt them. Restores happen offline with \
             the private key.
             """,
-        subcommands: [InitCommand.self, SnapshotCommand.self, KeygenCommand.self, SnapshotsCommand.self, LsCommand.self,
+        subcommands: [InitCommand.self, SnapshotCommand.self, EnrollCommand.self, KeygenCommand.self, SnapshotsCommand.self, LsCommand.self,
                       RestoreCommand.self, VerifyCommand.self, IndexCommand.self, CheckCommand.self, MirrorSyncCommand.self,
                       DecryptCommand.self, ChunkCommand.self]
     )

@@ -7,8 +7,34 @@ struct IndexCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "index",
         abstract: "Work on a client's local index.",
-        subcommands: [IndexRebuildCommand.self]
+        subcommands: [IndexCreateCommand.self, IndexRebuildCommand.self]
     )
+}
+
+/// `fbk index create`: an empty index for a newly installed client.
+struct IndexCreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create the empty index of a newly enrolled client (refuses if one exists).",
+        discussion: """
+            For a client that has never uploaded. A client that has uploaded             before and lost its index needs `fbk index rebuild` instead, or the             next snapshot uploads everything again.
+            """
+    )
+
+    @Option(name: .long, help: "Configuration file.")
+    var config: String = ClientConfig.defaultPath
+
+    func run() throws {
+        do {
+            let c = try ClientConfig.load(path: config)
+            try FileManager.default.createDirectory(atPath: c.state, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            _ = try Index.create(path: c.indexPath)
+            print("created \(c.indexPath)")
+        } catch {
+            throw fail(error)
+        }
+    }
 }
 
 /// `fbk index rebuild`: recover a lost or damaged index from the mirrors.

@@ -1,0 +1,98 @@
+// Enrolling a client (operator side): its WebDAV password and secret, the
+// bundle to copy to it, the htpasswd line for each mirror, and the entry
+// for the check configuration.
+
+internal import CLinux
+import Foundation
+import Seal
+
+public struct EnrollmentResult: Sendable {
+    public var bundle: String
+    public var htpasswdLine: String
+    public var checkEntry: String
+    public var signingKey: String
+    public var rotated: Bool
+}
+
+public enum Enrollment {
+    /// Where an installed client keeps its files.
+    public static let configDirectory = "/etc/fbk"
+    public static let stateDirectory = "/var/lib/fbk"
+
+    /// Writes `out/CLIENT/`: fbk.conf, recipient.pem, password, secret (0600),
+    /// signing.pub, htpasswd (the line for every mirror), check-entry.yaml.
+    /// - Parameter rotate: re-enroll an existing client: a new password, the same secret
+    ///   (so the client keeps deduplicating against what it stored).
+    public static func enroll(client: String, mirrors: [String], recipients: [String], paths: [String],
+                              out: String, rotate: Bool) throws -> EnrollmentResult {
+        guard client.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]*$", options: .regularExpression) != nil else {
+            throw StoreError(.config, "client name '\(client)' may contain only letters, digits, '.', '_' and '-'")
+        }
+        for r in recipients { try Certificate(contentsOf: r).checkUsableAsRecipient() }
+        let bundle = out + "/" + client
+        let exists = FileManager.default.fileExists(atPath: bundle + "/secret")
+        if exists && !rotate {
+            throw StoreError(.config, "\(client) is already enrolled (\(bundle)); give --rotate for a new password")
+        }
+        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let keys = exists ? try ClientKeys.load(path: bundle + "/secret") : try ClientKeys.create(path: bundle + "/secret")
+        // 24 random bytes as 32 URL-safe characters.
+        let password = Data(secureRandomBytes(24)).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        let hash = try bcrypt(password)
+        let line = "\(client):\(hash)"
+        var config = ClientConfig(
+            client: client, recipients: recipients.enumerated().map { configDirectory + "/recipient\($0.offset == 0 ? "" : String($0.offset)).pem" },
+            secret: configDirectory + "/secret", state: stateDirectory,
+            mirrors: mirrors.map { MirrorConfig(url: $0, user: $0.hasPrefix("file:") ? nil : client,
+                                                passwordFile: $0.hasPrefix("file:") ? nil : configDirectory + "/password") },
+            paths: paths)
+        config.excludes = ["/var/cache/*", "/var/tmp/*", "*/lost+found", "/swapfile"]
+        _ = try ClientConfig.parse(config.rendered(), file: "fbk.conf")
+        try replace(bundle + "/fbk.conf", config.rendered(), mode: 0o600)
+        for (i, r) in recipients.enumerated() {
+            try replace(bundle + "/recipient\(i == 0 ? "" : String(i)).pem", String(contentsOfFile: r, encoding: .utf8), mode: 0o644)
+        }
+        try replace(bundle + "/password", password + "\n", mode: 0o600)
+        try replace(bundle + "/htpasswd", line + "\n", mode: 0o600)
+        let publicKey = keys.signingKey().publicKey.hex
+        try replace(bundle + "/signing.pub", publicKey + "\n", mode: 0o644)
+        let entry = """
+              - name: \(client)
+                kind: fbk
+                signing_key: \(publicKey)
+                max_age: 36h
+            """
+        try replace(bundle + "/check-entry.yaml", entry + "\n", mode: 0o644)
+        return EnrollmentResult(bundle: bundle, htpasswdLine: line, checkEntry: entry, signingKey: publicKey, rotated: exists)
+    }
+
+    /// A bcrypt ($2b$, cost 12) hash of `password`, as htpasswd -B writes
+    /// and nginx's auth_basic reads. The corresponding C functions are
+    /// `crypt_gensalt_rn` and `crypt_r` (libxcrypt).
+    public static func bcrypt(_ password: String) throws -> String {
+        var entropy = secureRandomBytes(16).map { CChar(bitPattern: $0) }
+        var salt = [CChar](repeating: 0, count: 64)
+        guard crypt_gensalt_rn("$2b$", 12, &entropy, Int32(entropy.count), &salt, Int32(salt.count)) != nil else {
+            throw StoreError(.config, "cannot make a bcrypt salt: \(String(cString: strerror(errno)))")
+        }
+        var data = crypt_data()
+        guard let out = crypt_r(password, salt, &data), out.pointee != 0, out.pointee != 42 /* "*": failure token */ else {
+            throw StoreError(.config, "bcrypt is not available in this system's libcrypt")
+        }
+        return String(cString: out)
+    }
+
+    private static func replace(_ path: String, _ text: String, mode: mode_t) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
+        let bytes = Array(text.utf8)
+        let ok = write(fd, bytes, bytes.count) == bytes.count && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
