@@ -1,0 +1,155 @@
+import Foundation
+import Store
+import Testing
+import TestSupport
+
+/// The POSIX-sh device scripts, run under busybox with stub sysupgrade,
+/// MTD and zfs, against real nginx mirrors, decrypted by fbk and watched
+/// by fbk check.
+@Suite(.timeLimit(.minutes(3))) struct DeviceTests {
+    func random(_ n: Int) -> [UInt8] {
+        var g = SystemRandomNumberGenerator()
+        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
+    }
+
+    struct Device {
+        let dir: TemporaryDirectory
+        let mirrors: [NginxMirror]
+        var conf: String { dir.file("device.conf") }
+    }
+
+    func setup(client: String, extra: String = "") throws -> Device {
+        let dir = try TemporaryDirectory()
+        let mirrors = [try NginxMirror(users: [client: "dev-pw"]), try NginxMirror(users: [client: "dev-pw"])]
+        #expect(try CLI.run(["keygen", "--out", dir.file("keys"), "--type", "p384"], environment: ["FBK_PASSPHRASE": "pw"]).status == 0)
+        let pw = try dir.write("password", Array("dev-pw\n".utf8))
+        chmod(pw, 0o600)
+        try FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
+        try dir.write("device.conf", Array("""
+            CLIENT=\(client)
+            MIRRORS="\(mirrors[0].url(client)) \(mirrors[1].url(client))"
+            PASSWORD_FILE=\(pw)
+            RECIPIENT=\(dir.file("keys/recipient.pem"))
+            PART_SIZE=65536
+            TMP=\(dir.file("tmp"))
+            \(extra)
+            """.utf8))
+        return Device(dir: dir, mirrors: mirrors)
+    }
+
+    func run(_ script: String, _ d: Device) throws -> (status: Int32, stdout: [UInt8], stderr: String) {
+        try runTool("busybox", ["sh", repositoryRoot + "/contrib/" + script],
+                    environment: ["FBK_DEVICE_CONF": d.conf, "PATH": d.dir.file("stubs") + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")])
+    }
+
+    func blobs(_ d: Device, _ i: Int, _ client: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: d.mirrors[i].storageRoot + "/\(client)/blobs")) ?? []).sorted()
+    }
+
+    func decrypt(_ d: Device, _ path: String) throws -> [UInt8] {
+        let out = d.dir.file("plain-\(UInt32.random(in: 0...UInt32.max))")
+        let r = try CLI.run(["decrypt", "--key", d.dir.file("keys/private.pem"), "--out", out, path], environment: ["FBK_PASSPHRASE": "pw"])
+        guard r.status == 0 else { throw FixtureError("decrypt \(path): \(r.stderr)") }
+        return d.dir.read((out as NSString).lastPathComponent) ?? []
+    }
+
+    /// Decrypts the parts a manifest lists, in order, and concatenates them.
+    func reassemble(_ d: Device, mirror: Int, client: String, manifest: String) throws -> [UInt8] {
+        let dir = d.mirrors[mirror].storageRoot + "/\(client)/blobs/"
+        let text = try String(contentsOfFile: dir + manifest, encoding: .utf8)
+        let base = manifest.replacingOccurrences(of: ".manifest", with: "")
+        var out: [UInt8] = []
+        for line in text.split(separator: "\n") where line.hasPrefix("part ") {
+            let n = Int(line.split(separator: " ")[1])!
+            out += try decrypt(d, dir + base + String(format: ".part%04d.cms", n))
+        }
+        return out
+    }
+
+    @Test func openWrtUploadsConfigAndFlashThatFbkDecryptsAndChecks() throws {
+        let d = try setup(client: "wifi", extra: "MTD_TABLE=MTDTABLE\nMTD_DIR=MTDDIR")
+        let table = try d.dir.write("mtd", Array("dev:    size   erasesize  name\nmtd0: 00010000 00010000 \"u-boot\"\nmtd1: 00030000 00010000 \"firmware\"\n".utf8))
+        let uboot = random(64 << 10), firmware = random(3 * (64 << 10) - 100)
+        try d.dir.write("mtddev/mtd0", uboot)
+        try d.dir.write("mtddev/mtd1", firmware)
+        var conf = try String(contentsOfFile: d.conf, encoding: .utf8)
+        conf = conf.replacingOccurrences(of: "MTDTABLE", with: table).replacingOccurrences(of: "MTDDIR", with: d.dir.file("mtddev"))
+        try conf.write(toFile: d.conf, atomically: true, encoding: .utf8)
+        let config = Array("the router's configuration archive".utf8)
+        let stub = try d.dir.write("stubs/sysupgrade", Array("#!/bin/sh\n[ \"$1\" = -b ] && printf '%s' \"the router's configuration archive\" > \"$2\"\n".utf8))
+        chmod(stub, 0o755)
+
+        let r = try run("openwrt/fbk-openwrt.sh", d)
+        #expect(r.status == 0, "\(r.stderr)")
+        let names = blobs(d, 0, "wifi")
+        #expect(names == blobs(d, 1, "wifi"))
+        let sysupgrade = try #require(names.first { $0.hasPrefix("sysupgrade-") })
+        #expect(try decrypt(d, d.mirrors[0].storageRoot + "/wifi/blobs/" + sysupgrade) == config)
+        let fw = try #require(names.first { $0.hasPrefix("flash-mtd1-firmware-") && $0.hasSuffix(".manifest") })
+        #expect(names.filter { $0.hasPrefix("flash-mtd1-firmware-") && $0.contains(".part") }.count == 3)
+        #expect(try reassemble(d, mirror: 1, client: "wifi", manifest: fw) == firmware)
+        let boot = try #require(names.first { $0.hasPrefix("flash-mtd0-u-boot-") && $0.hasSuffix(".manifest") })
+        #expect(try reassemble(d, mirror: 0, client: "wifi", manifest: boot) == uboot)
+
+        // fbk check sees the blobs fresh, then stale after their max age.
+        let check = try d.dir.write("check.conf", Array("""
+            clients:
+              - name: wifi
+                kind: device
+                max_age: 36h
+                blobs:
+                  - kind: sysupgrade
+                    min_size: 20B
+                  - kind: flash-mtd1-firmware
+                    min_size: 100KB
+            """.utf8))
+        let fresh = try CLI.run(["check", "--config", check, "--root", d.mirrors[0].storageRoot, "--deep"])
+        #expect(fresh.status == 0, "\(fresh.stdout)")
+        let old = Date().addingTimeInterval(-3 * 86_400).timeIntervalSince1970
+        for n in names {
+            var t = [timespec(tv_sec: Int(old), tv_nsec: 0), timespec(tv_sec: Int(old), tv_nsec: 0)]
+            utimensat(AT_FDCWD, d.mirrors[0].storageRoot + "/wifi/blobs/" + n, &t, 0)
+        }
+        let stale = try CLI.run(["check", "--config", check, "--root", d.mirrors[0].storageRoot])
+        #expect(stale.status == 2)
+        #expect(stale.stdout.contains("stale: the newest sysupgrade blob"), "\(stale.stdout)")
+
+        // One mirror down: the run still succeeds on the other.
+        d.mirrors[1].stop()
+        sleep(1)  // a new UTC second, so new object names
+        let again = try run("openwrt/fbk-openwrt.sh", d)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(blobs(d, 0, "wifi").count > names.count)
+        #expect(again.stderr.contains("upload of"))
+    }
+
+    @Test func opnsenseSendsZfsAndConfInPartsWithAManifest() throws {
+        let d = try setup(client: "fw", extra: "POOL=zroot\nCONF_DIR=CONFDIR")
+        try d.dir.write("conf/config.xml", Array("<opnsense/>".utf8))
+        var conf = try String(contentsOfFile: d.conf, encoding: .utf8)
+        conf = conf.replacingOccurrences(of: "CONFDIR", with: d.dir.file("conf"))
+        try conf.write(toFile: d.conf, atomically: true, encoding: .utf8)
+        let stream = random(150_000)
+        try d.dir.write("zfs-stream", stream)
+        let zfs = try d.dir.write("stubs/zfs", Array("""
+            #!/bin/sh
+            case "$1" in
+              send) cat \(d.dir.file("zfs-stream")) ;;
+              list) ;;
+              *) echo "$@" >> \(d.dir.file("zfs-calls")) ;;
+            esac
+            """.utf8))
+        chmod(zfs, 0o755)
+        let r = try run("opnsense/fbk-opnsense.sh", d)
+        #expect(r.status == 0, "\(r.stderr)")
+        let names = blobs(d, 0, "fw")
+        let manifest = try #require(names.first { $0.hasPrefix("zfs-full-") && $0.hasSuffix(".manifest") })
+        #expect(try reassemble(d, mirror: 0, client: "fw", manifest: manifest) == stream)
+        let confBlob = try #require(names.first { $0.hasPrefix("conf-") })
+        let tarball = try decrypt(d, d.mirrors[0].storageRoot + "/fw/blobs/" + confBlob)
+        let list = try runTool("tar", ["-tzf", "-"], stdin: tarball)
+        #expect(String(decoding: list.stdout, as: UTF8.self).contains("conf/config.xml"))
+        let calls = try String(contentsOfFile: d.dir.file("zfs-calls"), encoding: .utf8)
+        #expect(calls.contains("snapshot -r zroot@fbk-"))
+    }
+}

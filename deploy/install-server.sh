@@ -1,0 +1,40 @@
+#!/bin/sh
+# Sets up an fbk mirror on a Debian server: nginx with the WebDAV rules,
+# the storage directory, the htpasswd files, and the weekly fbk check.
+#
+#   deploy/install-server.sh [FBK_BINARY]
+#
+# Then, per client: append its htpasswd line (from fbk enroll) to
+# /etc/nginx/fbk.htpasswd, create /srv/fbk/CLIENT owned by www-data, and add
+# its check-entry.yaml to /etc/fbk/check.conf.
+#
+# Firewall: allow only the enrolled clients' addresses to reach port 8084
+# and only the operator's address to reach 8085, over IPv6 as in the
+# fleet's design (e.g. on OPNsense: a pass rule per client address to the
+# mirror's address, port 8084, and a block rule for the rest). There is no
+# TLS: everything stored is already encrypted, and the ports are closed to
+# everyone else.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+BINARY=${1:-$(command -v fbk || echo "$HERE/../.build/release/fbk")}
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -q --no-install-recommends nginx libnginx-mod-http-dav-ext apache2-utils
+
+install -d -o www-data -g www-data -m 0750 /srv/fbk /srv/fbk/.incoming
+install -m 0644 "$HERE/nginx/fbk-dav.conf" "$HERE/nginx/fbk-operator.conf" /etc/nginx/
+install -m 0644 "$HERE/nginx/fbk-mirror.site" /etc/nginx/sites-available/fbk
+ln -sf /etc/nginx/sites-available/fbk /etc/nginx/sites-enabled/fbk
+for f in /etc/nginx/fbk.htpasswd /etc/nginx/fbk-operators.htpasswd; do
+  [ -f "$f" ] || install -m 0640 -o root -g www-data /dev/null "$f"
+done
+nginx -t
+systemctl reload nginx || systemctl restart nginx
+
+install -m 0755 "$BINARY" /usr/local/bin/fbk
+install -d -m 0755 /etc/fbk /var/lib/prometheus/node-exporter
+[ -f /etc/fbk/check.conf ] || printf 'clients:\n' > /etc/fbk/check.conf
+install -m 0644 "$HERE/systemd/fbk-check.service" "$HERE/systemd/fbk-check.timer" /etc/systemd/system/
+systemctl daemon-reload
+systemctl enable --now fbk-check.timer
+echo "install-server: nginx serves /srv/fbk on 8084 (clients) and 8085 (operators); fbk check runs weekly."
+echo "install-server: add operators with: htpasswd -B /etc/nginx/fbk-operators.htpasswd NAME"
