@@ -37,12 +37,6 @@ import TestSupport
         return (c["findings"] as? [[String: Any]] ?? []).map { "\($0["level"] ?? ""): \($0["message"] ?? "")" }
     }
 
-    func setMtime(_ path: String, daysAgo: Double) {
-        let t = Date().addingTimeInterval(-daysAgo * 86_400).timeIntervalSince1970
-        var times = [timespec(tv_sec: Int(t), tv_nsec: 0), timespec(tv_sec: Int(t), tv_nsec: 0)]
-        utimensat(AT_FDCWD, path, &times, 0)
-    }
-
     @Test func aCompleteRepositoryPassesAndMetricsAreWritten() throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/a", random(1 << 20))
@@ -89,7 +83,7 @@ import TestSupport
         let f = try SnapshotFixture()
         try f.dir.write("src/a", random(100_000))
         #expect(try f.snapshot().status == 0)
-        for o in f.objects(0) { setMtime(f.path(0, o), daysAgo: 3) }
+        for o in f.objects(0) { setModificationTime(f.path(0, o), daysAgo: 3) }
         let conf = try config(f, extra: """
               - name: ghost
                 kind: fbk
@@ -117,7 +111,7 @@ import TestSupport
         let f = try SnapshotFixture()
         try f.dir.write("src/a", random(20_000))
         #expect(try f.snapshot().status == 0)
-        for o in f.objects(0) { setMtime(f.path(0, o), daysAgo: 1) }
+        for o in f.objects(0) { setModificationTime(f.path(0, o), daysAgo: 1) }
         try f.dir.write("src/b", random(2 << 20))
         #expect(try f.snapshot().status == 0)
         let r = try check(f, try config(f, growth: "50KB"))
@@ -131,7 +125,7 @@ import TestSupport
         try FileManager.default.createDirectory(atPath: root + "/wifi/blobs", withIntermediateDirectories: true)
         try Data(random(5000)).write(to: URL(fileURLWithPath: root + "/wifi/blobs/sysupgrade-20261126T030000Z.cms"))
         try Data(random(100)).write(to: URL(fileURLWithPath: root + "/wifi/blobs/flash-20261126T030000Z.cms"))
-        setMtime(root + "/wifi/blobs/flash-20261126T030000Z.cms", daysAgo: 3)
+        setModificationTime(root + "/wifi/blobs/flash-20261126T030000Z.cms", daysAgo: 3)
         let conf = try f.dir.write("check.conf", Array("""
             clients:
               - name: wifi
@@ -169,13 +163,7 @@ import TestSupport
     }
 
     @Test func systemdUnitsVerify() throws {
-        let dir = try TemporaryDirectory()
-        for unit in ["fbk-check.service", "fbk-check.timer"] {
-            var text = try String(contentsOfFile: repositoryRoot + "/deploy/systemd/" + unit, encoding: .utf8)
-            text = text.replacingOccurrences(of: "/usr/local/bin/fbk", with: CLI.binary.path)
-            try dir.write(unit, Array(text.utf8))
-        }
-        let r = try runTool("systemd-analyze", ["verify", dir.file("fbk-check.service"), dir.file("fbk-check.timer")])
+        let r = try verifySystemdUnits(["fbk-check.service", "fbk-check.timer"], binary: CLI.binary.path)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!r.stderr.contains("Unknown"), "\(r.stderr)")
     }

@@ -105,11 +105,7 @@ import TestSupport
             """.utf8))
         let fresh = try CLI.run(["check", "--config", check, "--root", d.mirrors[0].storageRoot, "--deep"])
         #expect(fresh.status == 0, "\(fresh.stdout)")
-        let old = Date().addingTimeInterval(-3 * 86_400).timeIntervalSince1970
-        for n in names {
-            var t = [timespec(tv_sec: Int(old), tv_nsec: 0), timespec(tv_sec: Int(old), tv_nsec: 0)]
-            utimensat(AT_FDCWD, d.mirrors[0].storageRoot + "/wifi/blobs/" + n, &t, 0)
-        }
+        for n in names { setModificationTime(d.mirrors[0].storageRoot + "/wifi/blobs/" + n, daysAgo: 3) }
         let stale = try CLI.run(["check", "--config", check, "--root", d.mirrors[0].storageRoot])
         #expect(stale.status == 2)
         #expect(stale.stdout.contains("stale: the newest sysupgrade blob"), "\(stale.stdout)")

@@ -63,13 +63,7 @@ import TestSupport
     }
 
     @Test func clientUnitsVerify() throws {
-        let dir = try TemporaryDirectory()
-        for unit in ["fbk-snapshot.service", "fbk-snapshot.timer"] {
-            var text = try String(contentsOfFile: repositoryRoot + "/deploy/systemd/" + unit, encoding: .utf8)
-            text = text.replacingOccurrences(of: "/usr/local/bin/fbk", with: CLI.binary.path)
-            try dir.write(unit, Array(text.utf8))
-        }
-        let r = try runTool("systemd-analyze", ["verify", dir.file("fbk-snapshot.service"), dir.file("fbk-snapshot.timer")])
+        let r = try verifySystemdUnits(["fbk-snapshot.service", "fbk-snapshot.timer"], binary: CLI.binary.path)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!r.stderr.contains("Unknown"), "\(r.stderr)")
     }

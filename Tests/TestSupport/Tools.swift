@@ -196,3 +196,23 @@ func canConnect(_ port: Int) -> Bool {
         p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
 }
+
+/// Sets a file's access and modification times to `daysAgo` days before now.
+public func setModificationTime(_ path: String, daysAgo: Double) {
+    let t = Int(Date().addingTimeInterval(-daysAgo * 86_400).timeIntervalSince1970)
+    var times = [timespec(tv_sec: t, tv_nsec: 0), timespec(tv_sec: t, tv_nsec: 0)]
+    utimensat(AT_FDCWD, path, &times, 0)
+}
+
+/// Runs `systemd-analyze verify` on units from deploy/systemd, with the
+/// built fbk binary in place of /usr/local/bin/fbk.
+public func verifySystemdUnits(_ names: [String], binary: String) throws -> (status: Int32, stderr: String) {
+    let dir = try TemporaryDirectory()
+    for unit in names {
+        var text = try String(contentsOfFile: repositoryRoot + "/deploy/systemd/" + unit, encoding: .utf8)
+        text = text.replacingOccurrences(of: "/usr/local/bin/fbk", with: binary)
+        try dir.write(unit, Array(text.utf8))
+    }
+    let r = try runTool("systemd-analyze", ["verify"] + names.map { dir.file($0) })
+    return (r.status, r.stderr)
+}

@@ -38,12 +38,9 @@ public struct CheckConfig: Sendable, Equatable {
     }
 
     public static func parse(_ text: String, file: String) throws(StoreError) -> CheckConfig {
-        func fail(_ node: Node?, _ message: String) -> StoreError {
-            StoreError(.config, "\(file):\(node?.mark.map { String($0.line) } ?? "1"): \(message)")
-        }
-        let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch { throw StoreError(.config, "\(file): not valid YAML: \(error)") }
-        guard let root, case .mapping(let top) = root, let clientsNode = top["clients"], case .sequence(let seq) = clientsNode else {
+        let fail = YAMLFile.failure(file)
+        let (root, top) = try YAMLFile.mapping(text, file: file, what: "the check configuration needs a list 'clients'")
+        guard let clientsNode = top["clients"], case .sequence(let seq) = clientsNode else {
             throw fail(root, "the check configuration needs a list 'clients'")
         }
         for (k, _) in top where k.string != "clients" { throw fail(k, "unknown field '\(k.string ?? "?")' (known: clients)") }

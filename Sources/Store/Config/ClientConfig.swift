@@ -76,14 +76,8 @@ public struct ClientConfig: Equatable, Sendable {
     }
 
     public static func parse(_ text: String, file: String) throws(StoreError) -> ClientConfig {
-        func fail(_ node: Node?, _ message: String) -> StoreError {
-            StoreError(.config, "\(file):\(node?.mark.map { String($0.line) } ?? "1"): \(message)")
-        }
-        let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch {
-            throw StoreError(.config, "\(file): not valid YAML: \(error)")
-        }
-        guard let root, case .mapping(let mapping) = root else { throw fail(root, "the configuration must be a mapping of fields") }
+        let fail = YAMLFile.failure(file)
+        let (root, mapping) = try YAMLFile.mapping(text, file: file, what: "the configuration must be a mapping of fields")
 
         var fields: [String: Node] = [:]
         for (k, v) in mapping {
@@ -277,5 +271,23 @@ public struct ClientConfig: Equatable, Sendable {
             lines.append("chunker: {min: \(chunker.minimumSize), avg: \(chunker.averageSize), max: \(chunker.maximumSize), window: \(chunker.windowSize)}")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// Reading a YAML configuration file with errors that name the line.
+enum YAMLFile {
+    /// A function making `FILE:LINE: message` errors.
+    static func failure(_ file: String) -> (Node?, String) -> StoreError {
+        { node, message in StoreError(.config, "\(file):\(node?.mark.map { String($0.line) } ?? "1"): \(message)") }
+    }
+
+    /// The document's top-level mapping.
+    static func mapping(_ text: String, file: String, what: String) throws(StoreError) -> (Node, Node.Mapping) {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch {
+            throw StoreError(.config, "\(file): not valid YAML: \(error)")
+        }
+        guard let root, case .mapping(let mapping) = root else { throw failure(file)(root, what) }
+        return (root, mapping)
     }
 }

@@ -41,3 +41,14 @@ public struct LocalRepositorySource: RepositorySource {
         return FileManager.default.fileExists(atPath: p) ? p : nil
     }
 }
+
+/// The source a `--from` value names: an operator WebDAV URL (http/https)
+/// or a storage root on local disk.
+public func makeRepositorySource(from location: String, client: String, user: String?, passwordFile: String?,
+                                 cacheDirectory: String) throws -> any RepositorySource {
+    if location.hasPrefix("http://") || location.hasPrefix("https://") {
+        return try WebDAVRepositorySource(url: location, client: client, user: user, passwordFile: passwordFile,
+                                          cacheDirectory: cacheDirectory)
+    }
+    return try LocalRepositorySource(root: location, client: client)
+}

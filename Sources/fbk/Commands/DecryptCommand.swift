@@ -18,6 +18,13 @@ struct DecryptCommand: ParsableCommand {
             --cert defaults to recipient.pem beside the key; with it, an object \
             not encrypted to this key is reported as such.
 
+            Device blobs (FORMAT.md section 12): a single blob decrypts to what the \
+            device sent (an OpenWrt sysupgrade archive: restore with sysupgrade \
+            -r; an OPNsense /conf tarball: tar -xzf). A set of parts decrypts part \
+            by part, in the order its manifest lists; concatenated, they are the \
+            flash image or the zfs send stream (zfs receive it, after the full \
+            set an incremental is based on).
+
             Example:
               fbk decrypt --key ~/fbk-keys/private.pem --out router-config.tar.gz wifi.lab-sysupgrade-20261127T030000Z.cms
             """

@@ -93,10 +93,8 @@ struct IndexRebuildCommand: ParsableCommand {
             defer { try? FileManager.default.removeItem(atPath: cache) }
             let sources = try zip(from, mirrorURL).enumerated().map { (i, pair) -> RebuildSource in
                 let (f, url) = pair
-                let source: any RepositorySource = (f.hasPrefix("http://") || f.hasPrefix("https://"))
-                    ? try WebDAVRepositorySource(url: f, client: client, user: user, passwordFile: passwordFile, cacheDirectory: cache + "/\(i)")
-                    : try LocalRepositorySource(root: f, client: client)
-                return RebuildSource(mirrorURL: url, source: source)
+                return RebuildSource(mirrorURL: url, source: try makeRepositorySource(
+                    from: f, client: client, user: user, passwordFile: passwordFile, cacheDirectory: cache + "/\(i)"))
             }
             let summary = try IndexRebuild.run(sources: sources, keys: keys, client: client, indexPath: out)
             if json { printJSON(summary) } else {

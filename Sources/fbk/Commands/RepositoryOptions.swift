@@ -33,12 +33,8 @@ struct RepositoryOptions: ParsableArguments {
 
     func openRepository() throws -> Repository {
         let cache = NSTemporaryDirectory() + "/fbk-fetch-\(getpid())"
-        let sources: [any RepositorySource] = try from.enumerated().map { (i, f) -> any RepositorySource in
-            if f.hasPrefix("http://") || f.hasPrefix("https://") {
-                return try WebDAVRepositorySource(url: f, client: client, user: user, passwordFile: passwordFile,
-                                                  cacheDirectory: cache + "/\(i)")
-            }
-            return try LocalRepositorySource(root: f, client: client)
+        let sources = try from.enumerated().map { (i, f) in
+            try makeRepositorySource(from: f, client: client, user: user, passwordFile: passwordFile, cacheDirectory: cache + "/\(i)")
         }
         let certificatePath = cert ?? ((key as NSString).deletingLastPathComponent + "/recipient.pem")
         let certificate = (cert != nil || FileManager.default.fileExists(atPath: certificatePath))
