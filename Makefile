@@ -4,7 +4,7 @@
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 RELEASE_BIN := .build/release
 
-.PHONY: deps build release test demo bench clean
+.PHONY: deps build release test demo bench crash-test clean
 
 deps:
 	./scripts/install-deps.sh
@@ -19,6 +19,11 @@ release: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-xctest
+
+# The full crash-consistency harness (about 300 MiB, 50 SIGKILLs); `make test` runs a small one.
+crash-test: deps
+	$(SWIFT) build --build-tests
+	FBK_SLOW_TESTS=1 $(SWIFT) test --skip-build --disable-xctest --filter CrashTests
 
 demo: release
 	./scripts/demo.sh $(RELEASE_BIN)/fbk
