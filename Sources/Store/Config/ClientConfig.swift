@@ -42,6 +42,8 @@ public struct ClientConfig: Equatable, Sendable {
     public var chunker = ChunkerParameters.default
     public var logInterval = 60
     public var connectTimeout = 10
+    /// A transfer slower than 1 KiB/s for this many seconds is abandoned.
+    public var stallTimeout = 30
     public var retryDelays: [Double] = [1, 2, 4]
 
     public init(client: String, recipients: [String], secret: String, state: String,
@@ -60,6 +62,7 @@ public struct ClientConfig: Equatable, Sendable {
     public var mirrorOptions: MirrorOptions {
         var o = MirrorOptions()
         o.connectTimeout = connectTimeout
+        o.lowSpeedTime = stallTimeout
         o.retryDelays = retryDelays
         return o
     }
@@ -184,6 +187,7 @@ public struct ClientConfig: Equatable, Sendable {
         if let v = try integer("spool_limit") { config.spoolLimit = v }
         if let v = try integer("log_interval") { config.logInterval = max(1, v) }
         if let v = try integer("connect_timeout") { config.connectTimeout = max(1, v) }
+        if let v = try integer("stall_timeout") { config.stallTimeout = max(1, v) }
         if let n = fields["retry_delays"] {
             guard case .sequence(let seq) = n else { throw fail(n, "retry_delays must be a list of seconds") }
             var delays: [Double] = []
@@ -219,7 +223,7 @@ public struct ClientConfig: Equatable, Sendable {
     static let known: Set<String> = [
         "client", "host", "recipients", "secret", "state", "mirrors", "required_mirrors", "paths", "excludes",
         "one_filesystem", "compression_level", "pack_size", "spool_limit", "chunker", "log_interval",
-        "connect_timeout", "retry_delays",
+        "connect_timeout", "stall_timeout", "retry_delays",
     ]
 
     /// "16777216", "16MiB", "512 KiB" → bytes.
@@ -266,6 +270,7 @@ public struct ClientConfig: Equatable, Sendable {
         lines.append("spool_limit: \(spoolLimit)")
         lines.append("log_interval: \(logInterval)")
         lines.append("connect_timeout: \(connectTimeout)")
+        lines.append("stall_timeout: \(stallTimeout)")
         lines.append("retry_delays: [\(retryDelays.map { String($0) }.joined(separator: ", "))]")
         if chunker != .default {
             lines.append("chunker: {min: \(chunker.minimumSize), avg: \(chunker.averageSize), max: \(chunker.maximumSize), window: \(chunker.windowSize)}")

@@ -57,6 +57,8 @@ struct InitCommand: ParsableCommand {
     var logInterval: Int = 60
     @Option(name: .long, help: "Seconds to wait for a mirror's TCP connection.")
     var connectTimeout: Int = 10
+    @Option(name: .long, help: "Seconds a mirror transfer may stall (under 1 KiB/s) before it is abandoned.")
+    var stallTimeout: Int = 30
     @Option(name: .long, help: "Delay in seconds before each retry after a transient mirror failure; repeat (default 1, 2, 4).")
     var retryDelay: [Double] = []
     @Option(name: .long, help: "Chunker minimum size in bytes (changes cut points: only for a new client).")
@@ -94,6 +96,7 @@ struct InitCommand: ParsableCommand {
             c.oneFilesystem = !crossFilesystems
             c.logInterval = logInterval
             c.connectTimeout = connectTimeout
+            c.stallTimeout = stallTimeout
             if !retryDelay.isEmpty { c.retryDelays = retryDelay }
             c.chunker.minimumSize = chunkerMin ?? c.chunker.minimumSize
             c.chunker.averageSize = chunkerAvg ?? c.chunker.averageSize
