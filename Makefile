@@ -4,7 +4,7 @@
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 RELEASE_BIN := .build/release
 
-.PHONY: deps build release test demo bench crash-test clean
+.PHONY: deps build release test demo bench crash-test fuzz clean
 
 deps:
 	./scripts/install-deps.sh
@@ -24,6 +24,11 @@ test: deps
 crash-test: deps
 	$(SWIFT) build --build-tests
 	FBK_SLOW_TESTS=1 $(SWIFT) test --skip-build --disable-xctest --filter CrashTests
+
+# The parsers of untrusted data under a long mutation run (make test runs a smoke of each).
+fuzz: deps
+	$(SWIFT) build --build-tests
+	FBK_FUZZ_ITERATIONS=2000000 $(SWIFT) test --skip-build --disable-xctest --filter FuzzTests
 
 demo: release
 	./scripts/demo.sh $(RELEASE_BIN)/fbk

@@ -108,6 +108,31 @@ import TestSupport
         #expect(lstat(target + "/d/f", &st) == 0 && st.st_mode & S_IFMT == S_IFIFO)
     }
 
+    @Test func missingWrongKindAndHugeFilesAreNamedNotWritten() throws {
+        let (dir, keys, cert, opener) = try setup()
+        let data: [UInt8] = Array("real content".utf8)
+        let dataID = data.withUnsafeBytes { keys.chunkID($0) }
+        func file(_ name: String, size: UInt64, chunks: [ChunkID]) -> TreeEntry {
+            var e = Self.entry(name, .file)
+            e.size = size
+            e.regions = chunks.isEmpty ? [] : [FileRegion(offset: 0, length: size, chunks: chunks)]
+            return e
+        }
+        let innerTree = [Self.entry("x", .fifo)]
+        let innerID = TreeFormat.serialize(innerTree).withUnsafeBytes { keys.chunkID($0) }
+        let root = [file("good", size: UInt64(data.count), chunks: [dataID]),
+                    file("missing", size: 5, chunks: [SHA256.hash([9])]),
+                    file("wrongkind", size: UInt64(TreeFormat.serialize(innerTree).count), chunks: [innerID]),
+                    file("huge", size: UInt64(Int64.max / 2), chunks: [])]
+        let storage = try Self.forge(dir, trees: [root, innerTree], data: [data], keys: keys, certificate: cert)
+        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1")
+        let target = dir.file("target")
+        let summary = try Restorer(repository: repo, snapshot: try repo.snapshot("latest"), target: target).run(paths: [])
+        #expect(Set(summary.damaged) == ["missing", "wrongkind", "huge"], "\(summary.damaged) \(summary.warnings)")
+        #expect(FileManager.default.contents(atPath: target + "/good") == Data(data))
+        for name in ["missing", "wrongkind", "huge"] { #expect(!FileManager.default.fileExists(atPath: target + "/" + name)) }
+    }
+
     @Test func objectPathsFromRecordsCannotLeaveTheClientDirectory() throws {
         let dir = try TemporaryDirectory()
         try dir.write("storage/c1/x", [1])

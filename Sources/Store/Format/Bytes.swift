@@ -57,6 +57,13 @@ struct ByteReader {
     mutating func u32(_ what: String) throws(FormatError) -> Int { Int(try le(4, what)) }
     mutating func u64(_ what: String) throws(FormatError) -> UInt64 { try le(8, what) }
     mutating func i64(_ what: String) throws(FormatError) -> Int64 { Int64(bitPattern: try le(8, what)) }
+    /// A 64-bit offset or size that must fit a signed 64-bit integer (as
+    /// file offsets do); a forged larger one is an error, not a trap.
+    mutating func offset(_ what: String) throws(FormatError) -> Int {
+        let v = try le(8, what)
+        guard v <= UInt64(Int64.max) else { throw fail("\(what) \(v) is beyond any file size") }
+        return Int(v)
+    }
     mutating func short(_ what: String) throws(FormatError) -> [UInt8] { Array(try take(try u16(what), what)) }
     mutating func long(_ what: String, limit: Int) throws(FormatError) -> [UInt8] {
         let n = try u32(what)

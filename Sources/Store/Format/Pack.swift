@@ -68,7 +68,7 @@ public enum PackFormat {
         let base = magic.count + dataLength
         var trailer = ByteReader(tail, object: object, offset: tail.count - trailerSize)
         let count = try trailer.u32("entry count")
-        let tableOffset = Int(try trailer.u64("table offset"))
+        let tableOffset = try trailer.offset("table offset")
         guard Array(try trailer.take(4, "trailer magic")) == trailerMagic else {
             throw FormatError(object: object, problem: "trailer does not end with FBKT")
         }
@@ -88,7 +88,7 @@ public enum PackFormat {
             guard let form = StorageForm(rawValue: try r.u8("form")) else {
                 throw FormatError(object: object, problem: "entry \(i) has an unknown storage form")
             }
-            let offset = Int(try r.u64("offset"))
+            let offset = try r.offset("offset")
             let stored = try r.u32("stored length")
             let plain = try r.u32("plain length")
             guard offset == expectedOffset, offset + stored <= tableOffset else {

@@ -135,7 +135,7 @@ public enum TreeFormat {
             var e = TreeEntry(name: entryName, type: type, mode: UInt32(try r.u32("mode")), uid: UInt32(try r.u32("uid")),
                               gid: UInt32(try r.u32("gid")), user: try r.short("user"), group: try r.short("group"),
                               mtimeNanoseconds: try r.i64("mtime"), ctimeNanoseconds: try r.i64("ctime"),
-                              size: try r.u64("size"), xattrs: [])
+                              size: UInt64(try r.offset("size")), xattrs: [])
             let xattrCount = try r.u16("xattr count")
             for _ in 0..<xattrCount {
                 e.xattrs.append((try r.short("xattr name"), try r.long("xattr value", limit: maxXattrValue)))

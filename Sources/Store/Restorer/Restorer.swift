@@ -193,7 +193,7 @@ public final class Restorer {
             }
             // Full length now: whatever no region covers stays a hole.
             if ftruncate(fd, off_t(f.entry.size)) != 0 {
-                summary.warnings.append("\(f.path.displayPath): cannot set size: \(FileSystem.errnoText())")
+                markDamaged(i, StoreError(.io, "cannot make it \(f.entry.size) bytes long: \(FileSystem.errnoText())"))
             }
             close(fd)
         }
