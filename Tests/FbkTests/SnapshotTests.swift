@@ -164,6 +164,38 @@ import TestSupport
         #expect(try f.entries(root: root, chunks: chunks, path: path).map(\.name) == [Array("leaf".utf8)])
     }
 
+    @Test func aFileGrowingWhileReadIsStoredAsReadAndReported() throws {
+        let f = try SnapshotFixture()
+        let path = f.dir.file("src/growing.log")
+        try f.dir.write("src/growing.log", [UInt8](repeating: 65, count: 96 << 20))
+        try f.dir.write("src/other", Array("steady".utf8))
+        // A writer appends to the log for as long as the snapshot runs.
+        let stop = ManagedAtomicFlag()
+        let writer = Thread {
+            let fd = open(path, O_WRONLY | O_APPEND)
+            defer { close(fd) }
+            while !stop.isSet {
+                _ = write(fd, "appended line\n", 14)
+                usleep(500)
+            }
+        }
+        writer.start()
+        let r = try f.snapshot()
+        stop.set()
+        #expect(r.status == 0, "\(r.stderr)")
+        let warnings = r.summary["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains("growing.log") && $0.contains("changed while being read") }, "\(warnings)")
+        // What was read is stored: the file in the snapshot is a prefix of the file now.
+        let chunks = try f.chunks(0)
+        let entries = try f.entries(root: try f.records(0)[0].root, chunks: chunks, path: f.sourceComponents)
+        let log = try #require(entries.first { $0.name == Array("growing.log".utf8) })
+        let stored = log.regions.flatMap { $0.chunks }.flatMap { chunks[$0]!.bytes }
+        let now = [UInt8](FileManager.default.contents(atPath: path)!)
+        #expect(stored.count >= 96 << 20 && stored.count <= now.count)
+        #expect(Array(now.prefix(stored.count)) == stored)
+        #expect(UInt64(stored.count) == log.size)
+    }
+
     @Test func configurationErrorsNameTheLineAndFailClosed() throws {
         let f = try SnapshotFixture()
         var text = try String(contentsOfFile: f.configPath, encoding: .utf8)
@@ -181,4 +213,12 @@ import TestSupport
         #expect(noCert.stderr.contains("cannot read certificate"), "\(noCert.stderr)")
         #expect(f.objects(0).isEmpty && f.objects(1).isEmpty)
     }
+}
+
+/// A flag set by one thread and read by another.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }
