@@ -70,6 +70,33 @@ import TestSupport
         #expect(f.objects(0) == f.objects(1))
     }
 
+    /// Whether this machine can make a file immutable (root, chattr, a filesystem with the attribute).
+    static let immutableFilesSupported: Bool = {
+        guard geteuid() == 0, let dir = try? TemporaryDirectory(), let f = try? dir.write("probe", [1]),
+              (try? runTool("chattr", ["+i", f]))?.status == 0 else { return false }
+        _ = try? runTool("chattr", ["-i", f])
+        return true
+    }()
+
+    @Test(.enabled(if: immutableFilesSupported, "needs root and chattr +i"))
+    func aReadOnlyIndexStopsTheSnapshotBeforeAnyUpload() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/x", random(50_000))
+        #expect(try f.snapshot().status == 0)
+        let before = f.objects(0)
+        try f.dir.write("src/y", random(50_000))
+        let index = f.dir.file("state/index.sqlite")
+        #expect(try runTool("chattr", ["+i", index]).status == 0)
+        defer { _ = try? runTool("chattr", ["-i", index]) }
+        let r = try f.snapshot()
+        #expect(r.status == 74, "\(r.stderr)")
+        #expect(r.stderr.contains("cannot be written"), "\(r.stderr)")
+        #expect(!r.stderr.contains("rebuild"), "a read-only index is not damage")
+        #expect(f.objects(0) == before, "nothing is uploaded that could not be recorded")
+        _ = try runTool("chattr", ["-i", index])
+        #expect(try f.snapshot().status == 0)
+    }
+
     @Test func damagedOrMissingIndexStopsTheSnapshotWithTheRebuildCommand() throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/x", random(100_000))

@@ -34,6 +34,9 @@ public final class Index {
         self.path = path
         do {
             db = try SQLiteDatabase(path: path)
+            if db.isReadOnly {
+                throw StoreError(.io, "the index \(path) cannot be written: check its permissions, attributes (lsattr) and the filesystem's mount options")
+            }
             try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384")
             if create {
                 try db.execute(Self.schema)
@@ -53,6 +56,8 @@ public final class Index {
             }
         } catch let e as StoreError {
             throw e
+        } catch let e as SQLiteError where e.isReadOnly {
+            throw StoreError(.io, "the index \(path) cannot be written (\(e.message)): check its permissions, attributes (lsattr) and the filesystem's mount options")
         } catch let e as SQLiteError {
             throw StoreError(.index, "the index \(path) cannot be used: \(e.message)")
         } catch {

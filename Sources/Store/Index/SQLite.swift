@@ -17,6 +17,9 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
         "SQLite error \(code) (\(extendedCode)): \(message)" + (sql.map { " in \($0)" } ?? "")
     }
 
+    /// The file or its directory cannot be written (permissions, immutable attribute, read-only mount).
+    public var isReadOnly: Bool { code == SQLITE_READONLY || code == SQLITE_PERM || code == SQLITE_CANTOPEN || code == SQLITE_AUTH }
+
     /// The database file is damaged or not a database.
     public var isCorruption: Bool { code == SQLITE_CORRUPT || code == SQLITE_NOTADB }
 }
@@ -43,6 +46,10 @@ final class SQLiteDatabase {
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, 5000)
     }
+
+    /// SQLite opened the file read-only (it could not open it for writing).
+    /// The corresponding C function is `sqlite3_db_readonly`.
+    var isReadOnly: Bool { sqlite3_db_readonly(handle, "main") == 1 }
 
     deinit {
         for (_, s) in statements { sqlite3_finalize(s) }

@@ -79,6 +79,8 @@ struct SnapshotCommand: ParsableCommand {
         do {
             return try Index.open(path: c.indexPath)
         } catch {
+            // A read-only or unreachable index is not damage: no rebuild, no fresh start.
+            guard error.code == .index else { throw error }
             guard allowReupload else {
                 throw StoreError(.index, "\(error.message). Rebuild it from a mirror with `fbk index rebuild --from MIRROR --client \(c.client) --out \(c.indexPath)`, or run with --allow-reupload to start a new index (everything is uploaded again)")
             }
