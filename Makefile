@@ -4,7 +4,7 @@
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 RELEASE_BIN := .build/release
 
-.PHONY: deps build release test demo bench crash-test fuzz clean
+.PHONY: deps build release test demo bench bench-e2e crash-test fuzz clean
 
 deps:
 	./scripts/install-deps.sh
@@ -19,6 +19,11 @@ release: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-xctest
+
+# fbk against restic and borg on a generated 1.5 GB tree (Benchmarks/e2e).
+bench-e2e: release
+	./scripts/install-deps.sh --bench
+	./Benchmarks/e2e/run.sh $(or $(SCALE),1.0)
 
 # The full crash-consistency harness (about 300 MiB, 50 SIGKILLs); `make test` runs a small one.
 crash-test: deps

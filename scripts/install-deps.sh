@@ -28,7 +28,7 @@ PACKAGES="
 "
 # `--bench` adds the peers the benchmarks compare against.
 if [ "${1:-}" = "--bench" ]; then
-  PACKAGES="$PACKAGES borgbackup"
+  PACKAGES="$PACKAGES borgbackup restic bc"
 fi
 
 missing=""

@@ -1,0 +1,98 @@
+#!/bin/sh
+# End-to-end benchmark: fbk against restic and borg on the same dataset, in
+# the same run (make bench-e2e). fbk uploads to two real nginx mirrors on
+# loopback (deploy/nginx); restic and borg use local repositories.
+#   S1 first snapshot, S2 rerun without change, S3 after a fixed change set,
+#   S4 full restore (fbk from a mirror's storage directory).
+# Figures: wall time, user+sys CPU, peak RSS (/usr/bin/time), bytes stored.
+# Usage: Benchmarks/e2e/run.sh [SCALE]   (1.0: about 1.5 GB)
+set -eu
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+SCALE=${1:-1.0}
+FBK=$ROOT/.build/release/fbk
+WORK=$(mktemp -d "${FBK_BENCH_DIR:-/var/tmp}/fbk-e2e.XXXXXX")
+RESULTS=${FBK_BENCH_RESULTS:-$ROOT/Benchmarks/e2e/results.json}
+cleanup() {
+  for p in "$WORK"/nginx*/nginx.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes FBK_PASSPHRASE=bench
+
+echo "== generating the dataset (scale $SCALE)"
+python3 Benchmarks/e2e/dataset.py "$WORK/data" "$SCALE"
+SIZE=$(du -sb "$WORK/data" | cut -f1)
+
+start_nginx() {  # DIR PORT
+  mkdir -p "$1/root" "$1/body" "$1/tmp" "$1/logs"
+  htpasswd -cbB "$1/htpasswd" bench bench-pw 2>/dev/null
+  user=""; [ "$(id -u)" = 0 ] && user="user root;"
+  cat > "$1/nginx.conf" <<CONF
+$user
+worker_processes 2;
+pid $1/nginx.pid;
+error_log $1/logs/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $1/body;
+  proxy_temp_path $1/tmp; fastcgi_temp_path $1/tmp; uwsgi_temp_path $1/tmp; scgi_temp_path $1/tmp;
+  server { listen 127.0.0.1:$2; root $1/root; auth_basic_user_file $1/htpasswd; include $ROOT/deploy/nginx/fbk-dav.conf; }
+}
+CONF
+  nginx -p "$1" -e "$1/logs/error.log" -c "$1/nginx.conf"
+}
+P0=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+P1=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+start_nginx "$WORK/nginx0" "$P0"
+start_nginx "$WORK/nginx1" "$P1"
+
+"$FBK" keygen --out "$WORK/keys" --type p384 >/dev/null
+printf 'bench-pw\n' > "$WORK/password"; chmod 600 "$WORK/password"
+"$FBK" init --config "$WORK/fbk.conf" --client bench --recipient "$WORK/keys/recipient.pem" \
+  --mirror "http://127.0.0.1:$P0/bench/" --mirror "http://127.0.0.1:$P1/bench/" \
+  --password-file "$WORK/password" --state "$WORK/state" "$WORK/data" >/dev/null
+HAVE_RESTIC=0; command -v restic >/dev/null && HAVE_RESTIC=1 && restic init --repo "$WORK/restic" >/dev/null 2>&1
+HAVE_BORG=0; command -v borg >/dev/null && HAVE_BORG=1 && borg init --encryption=repokey "$WORK/borg" >/dev/null 2>&1
+
+: > "$WORK/rows"
+measure() {  # TOOL SCENARIO STORED_DIR COMMAND...
+  tool=$1; scenario=$2; stored=$3; shift 3
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" > "$WORK/$tool-$scenario.out" 2>&1 || { echo "$tool $scenario failed"; tail -5 "$WORK/$tool-$scenario.out"; exit 1; }
+  read -r wall user sys rss < "$WORK/time"
+  bytes=$( [ -n "$stored" ] && du -sb $stored | awk '{s+=$1} END {print s}' || echo 0)
+  echo "$tool $scenario $wall $user $sys $rss $bytes" >> "$WORK/rows"
+  printf '%-7s %-3s wall %7.1f s  cpu %7.1f s  rss %6d MiB  stored %8.1f MiB\n' "$tool" "$scenario" "$wall" "$(echo "$user + $sys" | bc)" "$((rss / 1024))" "$(echo "$bytes / 1048576" | bc -l)"
+}
+FBKSTORE="$WORK/nginx0/root/bench $WORK/nginx1/root/bench"
+for s in S1 S2; do
+  measure fbk "$s" "$FBKSTORE" "$FBK" snapshot --config "$WORK/fbk.conf" --json
+  [ $HAVE_RESTIC = 1 ] && measure restic "$s" "$WORK/restic" restic backup --repo "$WORK/restic" "$WORK/data"
+  [ $HAVE_BORG = 1 ] && measure borg "$s" "$WORK/borg" borg create --compression zstd,3 "$WORK/borg::$s" "$WORK/data"
+done
+python3 Benchmarks/e2e/dataset.py "$WORK/data" "$SCALE" --change
+measure fbk S3 "$FBKSTORE" "$FBK" snapshot --config "$WORK/fbk.conf" --json
+[ $HAVE_RESTIC = 1 ] && measure restic S3 "$WORK/restic" restic backup --repo "$WORK/restic" "$WORK/data"
+[ $HAVE_BORG = 1 ] && measure borg S3 "$WORK/borg" borg create --compression zstd,3 "$WORK/borg::S3" "$WORK/data"
+measure fbk S4 "" "$FBK" restore --from "$WORK/nginx0/root" --client bench --key "$WORK/keys/private.pem" latest --target "$WORK/restore-fbk"
+[ $HAVE_RESTIC = 1 ] && measure restic S4 "" restic restore latest --repo "$WORK/restic" --target "$WORK/restore-restic"
+[ $HAVE_BORG = 1 ] && mkdir -p "$WORK/restore-borg" && measure borg S4 "" sh -c "cd '$WORK/restore-borg' && borg extract '$WORK/borg::S3'"
+diff -r --no-dereference "$WORK/data" "$WORK/restore-fbk$WORK/data" >/dev/null && echo "fbk restore: identical"
+
+python3 - "$WORK/rows" "$SIZE" "$SCALE" "$RESULTS" "$WORK/fbk-S1.out" "$WORK/fbk-S2.out" "$WORK/fbk-S3.out" <<'PY'
+import json, sys
+rows, size, scale, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+results = {"dataset_bytes": size, "scale": scale, "runs": []}
+for line in open(rows):
+    tool, scenario, wall, user, sys_, rss, stored = line.split()
+    results["runs"].append({"tool": tool, "scenario": scenario, "wall_s": float(wall), "cpu_s": float(user) + float(sys_),
+                            "peak_rss_kib": int(rss), "stored_bytes": int(stored)})
+for scenario, path in zip(["S1", "S2", "S3"], sys.argv[5:8]):
+    text = open(path).read()
+    summary = json.loads(text[text.index("{"):])
+    results.setdefault("fbk_uploads", {})[scenario] = {m["url"]: {"objects": m["uploaded_objects"], "bytes": m["uploaded_bytes"]} for m in summary["mirrors"]}
+json.dump(results, open(out, "w"), indent=2)
+print("results written to", out)
+PY
