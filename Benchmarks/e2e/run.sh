@@ -66,7 +66,8 @@ measure() {  # TOOL SCENARIO STORED_DIR COMMAND...
   echo "$tool $scenario $wall $user $sys $rss $bytes" >> "$WORK/rows"
   printf '%-7s %-3s wall %7.1f s  cpu %7.1f s  rss %6d MiB  stored %8.1f MiB\n' "$tool" "$scenario" "$wall" "$(echo "$user + $sys" | bc)" "$((rss / 1024))" "$(echo "$bytes / 1048576" | bc -l)"
 }
-FBKSTORE="$WORK/nginx0/root/bench $WORK/nginx1/root/bench"
+# Bytes stored on one mirror (the other holds the same objects).
+FBKSTORE="$WORK/nginx0/root/bench"
 for s in S1 S2; do
   measure fbk "$s" "$FBKSTORE" "$FBK" snapshot --config "$WORK/fbk.conf" --json
   [ $HAVE_RESTIC = 1 ] && measure restic "$s" "$WORK/restic" restic backup --repo "$WORK/restic" "$WORK/data"
