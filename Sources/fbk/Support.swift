@@ -45,3 +45,29 @@ func createNewFile(_ path: String, _ text: String, mode: mode_t) throws {
         throw CLIError(message: "cannot write \(path): \(String(cString: strerror(errno)))", status: ExitStatus.cannotCreate)
     }
 }
+
+/// Runs `body` on a thread with a large stack and waits for it. Walking a
+/// directory tree recurses once per level; the main thread's 8 MiB stack
+/// would overflow on trees a few thousand levels deep.
+func onLargeStack<T>(_ body: @escaping () throws -> T) throws -> T {
+    let box = ResultBox<T>(body)
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+        box.run()
+        done.signal()
+    }
+    thread.stackSize = 1 << 30  // address space; only the pages used are committed
+    thread.start()
+    done.wait()
+    return try box.result!.get()
+}
+
+/// Carries the work to the large-stack thread and its result back; the
+/// caller waits on a semaphore, so the two never touch it at once.
+final class ResultBox<T>: @unchecked Sendable {
+    private let body: () throws -> T
+    var result: Result<T, Error>?
+
+    init(_ body: @escaping () throws -> T) { self.body = body }
+    func run() { result = Result { try body() } }
+}

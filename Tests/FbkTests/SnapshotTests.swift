@@ -196,6 +196,42 @@ import TestSupport
         #expect(UInt64(stored.count) == log.size)
     }
 
+    /// Makes `depth` nested directories named "d" below `base`, by descriptor
+    /// (paths past PATH_MAX cannot be made by name), with a file at the bottom.
+    func makeDeepTree(_ base: String, depth: Int) {
+        mkdir(base, 0o755)
+        var fd = open(base, O_RDONLY | O_DIRECTORY)
+        for _ in 0..<depth {
+            mkdirat(fd, "d", 0o755)
+            let next = openat(fd, "d", O_RDONLY | O_DIRECTORY)
+            close(fd)
+            fd = next
+        }
+        let leaf = openat(fd, "leaf", O_WRONLY | O_CREAT, 0o644)
+        _ = write(leaf, "bottom", 6)
+        close(leaf)
+        close(fd)
+    }
+
+    @Test func deepTreesNeverCrashTheWalk() throws {
+        let f = try SnapshotFixture()
+        // 1,500 levels: stored and restored whole (the walk recurses per level, on a large stack).
+        makeDeepTree(f.dir.file("src/deep"), depth: 1500)
+        // 2,200 levels: past PATH_MAX; what cannot be named is reported, nothing crashes.
+        makeDeepTree(f.dir.file("src/deeper"), depth: 2200)
+        let r = try f.snapshot()
+        #expect(r.status == 3, "\(r.stderr)")
+        let warnings = r.summary["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains("File name too long") }, "\(warnings.prefix(3))")
+        let target = f.dir.file("t")
+        let restore = try CLI.run(["restore", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--key", f.keysDirectory + "/private.pem",
+                                   "latest", "--target", target, String(f.source.dropFirst()) + "/deep"],
+                                  environment: ["FBK_PASSPHRASE": f.passphrase])
+        #expect(restore.status == 0, "\(restore.stdout.suffix(300)) \(restore.stderr.suffix(300))")
+        let leaf = target + f.source + "/deep" + String(repeating: "/d", count: 1500) + "/leaf"
+        #expect((try? String(contentsOfFile: leaf, encoding: .utf8)) == "bottom")
+    }
+
     @Test func configurationErrorsNameTheLineAndFailClosed() throws {
         let f = try SnapshotFixture()
         var text = try String(contentsOfFile: f.configPath, encoding: .utf8)

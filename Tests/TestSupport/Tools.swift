@@ -41,7 +41,13 @@ public final class TemporaryDirectory: @unchecked Sendable {
 
     public func read(_ name: String) -> [UInt8]? { FileManager.default.contents(atPath: file(name)).map { [UInt8]($0) } }
 
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    deinit {
+        // FileManager cannot remove trees deeper than PATH_MAX; rm can.
+        if (try? FileManager.default.removeItem(atPath: path)) == nil {
+            _ = try? spawnAndWait("rm", ["-rf", path], environment: ProcessInfo.processInfo.environment,
+                                  stdin: nil, stdout: "/dev/null", stderr: "/dev/null")
+        }
+    }
 }
 
 /// The repository's root folder (for deploy/ files).

@@ -39,7 +39,11 @@ struct LsCommand: ParsableCommand {
             var rows: [Row] = []
             let prefix = path.split(separator: "/").joined(separator: "/")
             if let tree {
-                try list(repo, tree, prefix: prefix, into: &rows)
+                rows = try onLargeStack {
+                    var collected: [Row] = []
+                    try list(repo, tree, prefix: prefix, into: &collected)
+                    return collected
+                }
             } else if let entry {
                 rows.append(row(entry, path: prefix))
             }

@@ -40,7 +40,7 @@ struct RestoreCommand: ParsableCommand {
                     FileHandle.standardError.write(Data("\r\u{1B}[K\(chunks) chunks, \(bytes >> 20) MiB restored".utf8))
                 }
             }
-            summary = try restorer.run(paths: paths)
+            summary = try onLargeStack { try restorer.run(paths: paths) }
             if isatty(2) == 1 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         } catch {
             throw fail(error)
@@ -78,7 +78,8 @@ struct VerifyCommand: ParsableCommand {
                 throw StoreError(.integrity, "the escrowed client secret is missing: chunk IDs cannot be checked")
             }
             let s = try repo.snapshot(snapshot)
-            summary = try Restorer(repository: repo, snapshot: s, target: "", write: false).run(paths: [])
+            let restorer = Restorer(repository: repo, snapshot: s, target: "", write: false)
+            summary = try onLargeStack { try restorer.run(paths: []) }
         } catch {
             throw fail(error)
         }

@@ -64,7 +64,7 @@ struct SnapshotCommand: ParsableCommand {
         var summary: SnapshotSummary
         var failure: Error?
         do {
-            summary = try archiver.run()
+            summary = try onLargeStack { try archiver.run() }
         } catch {
             summary = archiver.partialSummary
             failure = error
