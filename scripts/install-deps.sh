@@ -13,6 +13,7 @@ PACKAGES="
   libzstd-dev
   libcurl4-openssl-dev
   libsqlite3-dev
+  sqlite3
   libcrypt-dev
   systemd
   openssl

@@ -47,6 +47,27 @@ import TestSupport
         #expect(f.objects(0) == f.objects(1))
     }
 
+    @Test func rebuildingOntoAnOlderIndexMerges() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", random(600_000))
+        #expect(try f.snapshot().status == 0)
+        // Keep the index as it was after the first snapshot (a restored, older state directory).
+        let indexPath = f.dir.file("state/index.sqlite")
+        #expect(try runTool("sqlite3", [indexPath, ".backup " + f.dir.file("older.sqlite")]).status == 0)
+        try f.dir.write("src/b", random(600_000))
+        #expect(try f.snapshot().status == 0)
+        let current = try Index.open(path: indexPath).chunkPacks()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: indexPath + suffix) }
+        try FileManager.default.copyItem(atPath: f.dir.file("older.sqlite"), toPath: indexPath)
+        #expect(try Index.open(path: indexPath).chunkPacks().count < current.count)
+        let r = try rebuild(f, out: indexPath)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        #expect(try Index.open(path: indexPath).chunkPacks() == current)
+        let before = try f.chunks(0)
+        #expect(try f.snapshot().status == 0)
+        #expect(try newDataChunks(f, since: before) == 0)
+    }
+
     @Test func packsOneMirrorLacksAreDeliveredNotUploadedAgain() throws {
         let f = try SnapshotFixture()
         for i in 0..<4 { try f.dir.write("src/f\(i)", random(600_000)) }
