@@ -30,14 +30,7 @@ struct DecryptCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The private key (PEM, PKCS#8).")
-    var key: String
-
-    @Option(name: .long, help: "The key's certificate (default: recipient.pem beside the key, if present).")
-    var cert: String?
-
-    @Option(name: .long, help: "Read the key's passphrase from this file (first line).")
-    var passphraseFile: String?
+    @OptionGroup var operatorKey: OperatorKeyOptions
 
     @Option(name: .long, help: "Write the plaintext here instead of standard output (never overwrites).")
     var out: String?
@@ -53,7 +46,7 @@ struct DecryptCommand: ParsableCommand {
             guard FileManager.default.isReadableFile(atPath: object) else {
                 throw CLIError(message: "cannot read \(object)", status: ExitStatus.noInput)
             }
-            let opener = try makeOpener()
+            let opener = try operatorKey.opener()
             let protection: ContentProtection
             if let out {
                 protection = try opener.open(fileAt: object, to: out)
@@ -71,21 +64,6 @@ struct DecryptCommand: ParsableCommand {
         } catch {
             throw fail(error)
         }
-    }
-
-    private func makeOpener() throws -> Opener {
-        let certificatePath = cert ?? ((key as NSString).deletingLastPathComponent + "/recipient.pem")
-        let certificate: Certificate?
-        if cert != nil || FileManager.default.fileExists(atPath: certificatePath) {
-            certificate = try Certificate(contentsOf: certificatePath)
-        } else {
-            certificate = nil
-        }
-        let bytes = (try? String(contentsOfFile: key, encoding: .utf8)) ?? ""
-        let needsPassphrase = bytes.contains("ENCRYPTED")
-        let passphrase = needsPassphrase
-            ? try Passphrase.obtain(file: passphraseFile, prompt: "Passphrase for \(key): ") : nil
-        return try Opener(key: PrivateKey(contentsOf: key, passphrase: passphrase), certificate: certificate)
     }
 
     private func copyToStandardOutput(_ path: String) throws {

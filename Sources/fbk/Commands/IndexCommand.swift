@@ -62,8 +62,7 @@ struct IndexRebuildCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "A mirror's storage root, a copy, or its operator WebDAV URL; repeat per mirror.")
-    var from: [String] = []
+    @OptionGroup var source: SourceOptions
     @Option(name: .long, help: "The mirror's URL as the client's configuration names it; one per --from, in order.")
     var mirrorURL: [String] = []
     @Option(name: .long, help: "The client name.")
@@ -72,17 +71,12 @@ struct IndexRebuildCommand: ParsableCommand {
     var secret: String
     @Option(name: .long, help: "The index to write or merge into.")
     var out: String
-    @Option(name: .long, help: "Operator account for WebDAV --from URLs.")
-    var user: String?
-    @Option(name: .long, help: "Password file of the operator account.")
-    var passwordFile: String?
     @Flag(name: .long, help: "Print the summary as JSON.")
     var json = false
 
     func validate() throws {
-        guard !from.isEmpty else { throw ValidationError("give at least one --from") }
-        guard mirrorURL.count == from.count else {
-            throw ValidationError("give one --mirror-url per --from (\(from.count)), naming the mirror as the client's configuration does")
+        guard mirrorURL.count == source.from.count else {
+            throw ValidationError("give one --mirror-url per --from (\(source.from.count)), naming the mirror as the client's configuration does")
         }
     }
 
@@ -91,10 +85,8 @@ struct IndexRebuildCommand: ParsableCommand {
             let keys = try ClientKeys.load(path: secret)
             let cache = NSTemporaryDirectory() + "/fbk-rebuild-\(getpid())"
             defer { try? FileManager.default.removeItem(atPath: cache) }
-            let sources = try zip(from, mirrorURL).enumerated().map { (i, pair) -> RebuildSource in
-                let (f, url) = pair
-                return RebuildSource(mirrorURL: url, source: try makeRepositorySource(
-                    from: f, client: client, user: user, passwordFile: passwordFile, cacheDirectory: cache + "/\(i)"))
+            let sources = zip(try source.sources(client: client, cache: cache), mirrorURL).map {
+                RebuildSource(mirrorURL: $1, source: $0)
             }
             let summary = try IndexRebuild.run(sources: sources, keys: keys, client: client, indexPath: out)
             if json { printJSON(summary) } else {
