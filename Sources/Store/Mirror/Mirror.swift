@@ -3,6 +3,8 @@
 // overwrites, renames or deletes, and repeating a `put` is harmless.
 // A client never reads anything back from a mirror.
 
+import Foundation
+
 /// The result of a successful upload.
 public enum PutOutcome: Sendable, Equatable {
     /// The object was created.
@@ -53,4 +55,17 @@ public func makeMirror(url: String, user: String?, passwordFile: String?, option
         return try WebDAVMirror(url: url, user: user, passwordFile: passwordFile, options: options)
     }
     throw StoreError(.config, "mirror URL \(url) must start with http://, https:// or file://")
+}
+
+/// Reads a password file: its first line, without the newline.
+/// - Parameter mustBePrivate: refuse a file others can read (a client's WebDAV password).
+func readPasswordFile(_ path: String, for what: String, mustBePrivate: Bool) throws(StoreError) -> String {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw StoreError(.config, "cannot read the password file \(path)\(what.isEmpty ? "" : " for " + what)")
+    }
+    var st = stat()
+    if mustBePrivate, stat(path, &st) == 0, st.st_mode & 0o077 != 0 {
+        throw StoreError(.config, "the password file \(path) is readable by others; chmod 600 it")
+    }
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
 }

@@ -21,17 +21,8 @@ public struct WebDAVMirror: Mirror {
         base = url.hasSuffix("/") ? url : url + "/"
         self.user = user
         self.options = options
-        if let passwordFile {
-            guard let data = FileManager.default.contents(atPath: passwordFile) else {
-                throw StoreError(.config, "cannot read the password file \(passwordFile) for mirror \(url)")
-            }
-            var st = stat()
-            if stat(passwordFile, &st) == 0, st.st_mode & 0o077 != 0 {
-                throw StoreError(.config, "the password file \(passwordFile) is readable by others; chmod 600 it")
-            }
-            password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
-        } else {
-            password = nil
+        password = try passwordFile.map { (f) throws(StoreError) in
+            try readPasswordFile(f, for: "mirror \(url)", mustBePrivate: true)
         }
     }
 

@@ -21,14 +21,7 @@ public final class WebDAVRepositorySource: RepositorySource, @unchecked Sendable
         base = root + client + "/"
         name = base
         self.user = user
-        if let passwordFile {
-            guard let data = FileManager.default.contents(atPath: passwordFile) else {
-                throw StoreError(.config, "cannot read the password file \(passwordFile)")
-            }
-            password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
-        } else {
-            password = nil
-        }
+        password = try passwordFile.map { (f) throws(StoreError) in try readPasswordFile(f, for: "", mustBePrivate: false) }
         var o = MirrorOptions()
         o.retryDelays = []
         options = o
