@@ -83,20 +83,33 @@ public struct Envelope: Sendable {
     }
 
     /// The CMS work: streamed, BER with indefinite lengths.
-    /// The corresponding C functions are `CMS_encrypt_ex` and `i2d_CMS_bio_stream`.
+    /// The corresponding C function is `i2d_CMS_bio_stream`.
     func seal(input: OpaquePointer, output: OpaquePointer) throws(SealError) {
+        let cms = try contentInfo()
+        defer { CMS_ContentInfo_free(cms) }
+        guard i2d_CMS_bio_stream(output, cms, input, Int32(Envelope.streamFlags)) == 1 else {
+            throw SealError.openSSL(.library, "CMS encryption failed")
+        }
+    }
+
+    static let streamFlags = UInt32(CMS_BINARY | CMS_STREAM | CMS_PARTIAL)
+
+    /// An AuthEnvelopedData (AES-256-GCM) structure with every recipient
+    /// added, ready to stream content into. The caller frees it.
+    /// The corresponding C functions are `CMS_encrypt_ex` and `CMS_add1_recipient_cert`.
+    func contentInfo() throws(SealError) -> OpaquePointer {
         _ = OpenSSLErrors.drain()
         guard let cipher = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else {
             throw SealError.openSSL(.library, "OpenSSL provides no AES-256-GCM")
         }
         defer { EVP_CIPHER_free(cipher) }
-        let flags = UInt32(CMS_BINARY | CMS_STREAM | CMS_PARTIAL)
-        guard let cms = CMS_encrypt_ex(nil, input, cipher, flags, nil, nil) else {
+        let flags = Envelope.streamFlags
+        guard let cms = CMS_encrypt_ex(nil, nil, cipher, flags, nil, nil) else {
             throw SealError.openSSL(.library, "CMS_encrypt_ex failed")
         }
-        defer { CMS_ContentInfo_free(cms) }
         for certificate in recipients {
             guard let ri = CMS_add1_recipient_cert(cms, certificate.x509, flags | UInt32(CMS_KEY_PARAM)) else {
+                CMS_ContentInfo_free(cms)
                 throw SealError.openSSL(.unusableCertificate, "cannot encrypt to certificate \(certificate.subject)")
             }
             if let key = X509_get0_pubkey(certificate.x509), EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA {
@@ -104,13 +117,12 @@ public struct Envelope: Sendable {
                       EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) > 0,
                       EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) > 0,
                       EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) > 0 else {
+                    CMS_ContentInfo_free(cms)
                     throw SealError.openSSL(.library, "cannot set RSA-OAEP for \(certificate.subject)")
                 }
             }
         }
-        guard i2d_CMS_bio_stream(output, cms, input, Int32(flags)) == 1 else {
-            throw SealError.openSSL(.library, "CMS encryption failed")
-        }
+        return cms
     }
 }
 
@@ -294,31 +306,70 @@ func looksLikeEncryptedCMS(_ prefix: [UInt8]) -> Bool {
 /// after the writer succeeded and the data reached the disk.
 enum AtomicFile {
     static func write(to path: String, _ body: (OpaquePointer) throws(SealError) -> Void) throws(SealError) {
-        let temporary = path + ".fbk-partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SealError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        var failure: SealError?
-        if let bio = BIO_new_fd(fd, BIO_NOCLOSE) {
-            do throws(SealError) {
-                try body(bio)
-                if COpenSSL_BIO_flush(bio) != 1 { failure = SealError.openSSL(.io, "cannot write \(temporary)") }
-            } catch {
-                failure = error
-            }
-            BIO_free(bio)
-        } else {
-            failure = SealError.openSSL(.library, "BIO_new_fd failed")
+        let file = try OutputFile(path: path)
+        do throws(SealError) {
+            try body(file.bio)
+            try file.commit()
+        } catch {
+            file.abandon()
+            throw error
         }
+    }
+}
+
+/// A file being written through a temporary name, behind a write buffer
+/// (OpenSSL's streaming encoders write in pieces of a few KiB). `commit`
+/// flushes, syncs and renames it into place; `abandon` removes it.
+final class OutputFile {
+    let path: String
+    let temporary: String
+    private var fd: Int32
+    /// The buffered BIO to write to.
+    let bio: OpaquePointer
+    private var done = false
+
+    init(path: String) throws(SealError) {
+        self.path = path
+        temporary = path + ".fbk-partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SealError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        guard let sink = BIO_new_fd(fd, BIO_NOCLOSE), let buffer = BIO_new(BIO_f_buffer()) else {
+            close(fd)
+            unlink(temporary)
+            throw SealError.openSSL(.library, "BIO_new failed")
+        }
+        _ = BIO_int_ctrl(buffer, BIO_C_SET_BUFF_SIZE, 1 << 18, 1)
+        bio = BIO_push(buffer, sink)
+    }
+
+    deinit { abandon() }
+
+    func commit() throws(SealError) {
+        var failure: SealError?
+        if COpenSSL_BIO_flush(bio) != 1 { failure = SealError.openSSL(.io, "cannot write \(temporary)") }
         if failure == nil && fsync(fd) != 0 {
             failure = SealError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))")
         }
-        close(fd)
         if failure == nil && rename(temporary, path) != 0 {
             failure = SealError(.io, "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
         }
         if let failure {
-            unlink(temporary)
+            abandon()
             throw failure
         }
+        release()
+    }
+
+    func abandon() {
+        guard !done else { return }
+        release()
+        unlink(temporary)
+    }
+
+    private func release() {
+        guard !done else { return }
+        done = true
+        BIO_free_all(bio)
+        close(fd)
     }
 }

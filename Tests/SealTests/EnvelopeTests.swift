@@ -50,6 +50,50 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["opened", "plain", "sealed"])
     }
 
+    @Test func sealingStreamWrittenInPiecesOpensEverywhere() throws {
+        let dir = try TempDir()
+        let plain = sampleBytes(3 << 20 + 11, seed: 78)
+        let envelope = try Envelope(recipients: [Keys.p384.certificate, Keys.rsa.certificate])
+        let stream = try envelope.sealingStream(to: dir.file("sealed"))
+        // Pieces of awkward sizes, including empty ones and one of several MiB.
+        var offset = 0
+        for length in [0, 1, 4095, 4097, 65_536, 2 << 20, 7] {
+            try stream.write(Array(plain[offset..<offset + length]))
+            offset += length
+        }
+        try stream.write(Array(plain[offset...]))
+        #expect(stream.count == plain.count)
+        #expect(dir.read("sealed") == nil, "nothing appears before finish")
+        let (size, digest) = try stream.finish()
+        let sealed = dir.read("sealed")!
+        #expect(size == sealed.count && digest == SHA256.hash(sealed))
+        for pair in [Keys.p384, Keys.rsa] {
+            let r = try runTool("openssl", ["cms", "-decrypt", "-binary", "-inform", "DER", "-in", dir.file("sealed"),
+                                            "-recip", pair.certificatePath, "-inkey", pair.keyPath])
+            #expect(r.stdout == plain, "openssl output differs for \(pair.name)")
+        }
+        let opened = try Opener(key: Keys.p384.key, certificate: Keys.p384.certificate).open(sealed)
+        #expect(opened.plaintext == plain && opened.protection == .authenticated)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["sealed"])
+    }
+
+    @Test func abandonedSealingStreamLeavesNothing() throws {
+        let dir = try TempDir()
+        let envelope = try Envelope(recipients: [Keys.p256.certificate])
+        do {
+            let stream = try envelope.sealingStream(to: dir.file("sealed"))
+            try stream.write(sampleBytes(100_000, seed: 1))
+            stream.abandon()
+            #expect(throws: SealError.self) { try stream.finish() }
+        }
+        do {
+            // Dropped without finish or abandon.
+            let stream = try envelope.sealingStream(to: dir.file("other"))
+            try stream.write(sampleBytes(10, seed: 2))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == [])
+    }
+
     static let deviceOutputs: [(String, [String])] = [
         ("cms gcm DER", ["cms", "-encrypt", "-binary", "-stream", "-aes-256-gcm", "-outform", "DER"]),
         ("cms gcm PEM", ["cms", "-encrypt", "-binary", "-stream", "-aes-256-gcm", "-outform", "PEM"]),
