@@ -21,7 +21,6 @@ public final class Archiver {
     let index: Index
     let mirrorSet: MirrorSet
     let chunker: Chunker
-    let compressor: ChunkCompressor
     let names = NameCache()
 
     /// Called now and then with live counters (from the archiving thread).
@@ -30,15 +29,18 @@ public final class Archiver {
     public var isCancelled: () -> Bool = { false }
 
     private var summary = SnapshotSummary()
-    private var builder = PackBuilder()
-    /// Chunks in the pack being built: deduplicated within the run.
+    /// Packs chunks: compresses, seals and uploads on other threads.
+    private var pipeline: PackPipeline?
+    /// Chunks handed to the pipeline whose pack is not recorded yet:
+    /// deduplicated within the run.
     private var pendingChunks = Set<ChunkID>()
-    /// Files whose chunks are all in the pack being built or earlier ones;
-    /// cached once that pack is stored.
-    private var pendingFiles: [(PathBytes, Index.CachedFile)] = []
+    /// Files read in this run, with the pipeline sequence number below
+    /// which all their chunks lie; cached once those chunks are stored.
+    private var pendingFiles: [(path: PathBytes, file: Index.CachedFile, through: Int)] = []
+    /// Chunks numbered below this are in packs the index records.
+    private var storedThrough = 0
     /// Packs (object IDs) the snapshot needs.
     private var neededPacks = Set<Int>()
-    private var needsPendingPack = false
     /// Packs created in this run, with their chunks (listed in the record).
     private var newPacks: [PackListing] = []
     /// First path seen for each multiply-linked inode.
@@ -60,7 +62,6 @@ public final class Archiver {
         let ids = try mirrors.map { try index.mirrorID($0.url) }
         mirrorSet = MirrorSet(mirrors: mirrors, ids: ids)
         chunker = try Chunker(parameters: config.chunker, seed: keys.chunkerSeed)
-        compressor = try ChunkCompressor(level: config.compressionLevel)
         summary.requiredMirrors = config.requiredMirrors
         excludedPaths = ["/proc", "/sys", "/dev", "/run", "/tmp", config.state, config.spoolDirectory]
             .map { Array($0.utf8) }
@@ -79,8 +80,17 @@ public final class Archiver {
         try deliverSpool()
         try escrowSecret()
 
+        let pipeline = try PackPipeline(
+            settings: .init(packSize: config.packSize, memory: max(config.pipelineMemory, config.chunker.maximumSize),
+                            compressionLevel: config.compressionLevel,
+                            workers: config.workers > 0 ? config.workers : ProcessInfo.processInfo.activeProcessorCount,
+                            spoolDirectory: config.spoolDirectory),
+            envelope: envelope, mirrorSet: mirrorSet)
+        self.pipeline = pipeline
+        defer { pipeline.shutdown() }
         let root = try archiveRoot()
-        try flushPack()
+        try record(pipeline.finish())
+        try commitPendingFiles()
         try checkCancelled()
 
         let id = Layout.newSnapshotID(at: startDate)
@@ -196,6 +206,14 @@ public final class Archiver {
                        chunks: [PackEntry] = []) throws -> Int {
         try checkCancelled()
         let delivered = mirrorSet.deliver(path, from: file, size: size)
+        return try record(file: file, as: path, kind: kind, size: size, sha256: sha256, chunks: chunks, deliveredTo: delivered)
+    }
+
+    /// Records an object the mirrors in `delivered` took. Keeps the local
+    /// copy in the spool while a mirror lacks it.
+    /// - Throws: `StoreError.mirrors` if no mirror took it.
+    private func record(file: String, as path: String, kind: String, size: Int, sha256: Digest,
+                        chunks: [PackEntry], deliveredTo delivered: [Int]) throws -> Int {
         guard !delivered.isEmpty else {
             unlink(file)
             throw StoreError(.mirrors, "no mirror stored \(path): "
@@ -276,62 +294,48 @@ public final class Archiver {
 
     // MARK: Chunks and packs
 
-    /// Stores one chunk unless the index or the current pack has it.
+    /// Stores one chunk unless the index or the pipeline has it.
     private func storeChunk(_ plaintext: UnsafeRawBufferPointer, kind: ChunkKind) throws -> ChunkID {
         let id = keys.chunkID(plaintext)
-        if pendingChunks.contains(id) {
-            needsPendingPack = true
-            return id
-        }
+        if pendingChunks.contains(id) { return id }
         if let pack = try index.packOfChunk(id) {
             neededPacks.insert(pack)
             return id
         }
-        let (form, stored) = try compressor.compress(plaintext)
-        builder.append(id: id, kind: kind, form: form, stored: stored, plainLength: plaintext.count)
+        try pipeline!.submit(id: id, kind: kind, plaintext: plaintext)
         pendingChunks.insert(id)
-        needsPendingPack = true
         summary.newChunks += 1
         summary.newBytes += UInt64(plaintext.count)
-        summary.storedBytes += UInt64(stored.count)
-        if builder.count >= config.packSize { try flushPack() }
+        try record(pipeline!.takeDelivered())
         return id
     }
 
-    /// Seals, uploads and records the pack being built.
-    private func flushPack() throws {
-        guard !builder.isEmpty else {
-            try commitPendingFiles()
-            return
+    /// Records packs the pipeline delivered: their chunks enter the index,
+    /// and files whose chunks are now all stored enter the files cache.
+    private func record(_ packs: [DeliveredPack]) throws {
+        guard !packs.isEmpty else { return }
+        for pack in packs {
+            let id = try record(file: pack.spoolFile, as: pack.path, kind: "pack", size: pack.size, sha256: pack.sha256,
+                                chunks: pack.entries, deliveredTo: pack.mirrors)
+            summary.packs += 1
+            summary.storedBytes += UInt64(pack.entries.reduce(0) { $0 + $1.storedLength })
+            newPacks.append(PackListing(path: pack.path, chunks: pack.entries.map {
+                PackListing.ListedChunk(id: $0.id.hex, kind: Int($0.kind.rawValue), length: $0.plainLength)
+            }))
+            // Every chunk a new pack holds was stored because this snapshot uses it.
+            neededPacks.insert(id)
+            for e in pack.entries { pendingChunks.remove(e.id) }
+            storedThrough = pack.lastSequence + 1
         }
-        let plaintext = builder.finish()
-        // Re-read the table we wrote before it leaves: a bug here would be
-        // found only at restore time.
-        let entries = try PackFormat.parseTable(plaintext)
-        let temporary = config.spoolDirectory + "/pack-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).partial"
-        let sealed = try envelope.seal(plaintext, to: temporary)
-        let spoolPath = config.spoolDirectory + "/\(sealed.sha256.hex).pack"
-        guard rename(temporary, spoolPath) == 0 else {
-            unlink(temporary)
-            throw StoreError(.io, "cannot move a sealed pack into the spool \(config.spoolDirectory): \(FileSystem.errnoText())")
-        }
-        let id = try store(file: spoolPath, as: Layout.pack(sealed.sha256), kind: "pack", size: sealed.size,
-                           sha256: sealed.sha256, chunks: entries)
-        summary.packs += 1
-        newPacks.append(PackListing(path: Layout.pack(sealed.sha256), chunks: entries.map {
-            PackListing.ListedChunk(id: $0.id.hex, kind: Int($0.kind.rawValue), length: $0.plainLength)
-        }))
-        if needsPendingPack { neededPacks.insert(id) }
-        builder = PackBuilder()
-        pendingChunks.removeAll(keepingCapacity: true)
-        needsPendingPack = false
         try commitPendingFiles()
     }
 
+    /// Caches the files whose chunks are all stored.
     private func commitPendingFiles() throws {
-        guard !pendingFiles.isEmpty else { return }
-        try index.transaction { for (path, f) in pendingFiles { try index.cacheFile(path: path, f) } }
-        pendingFiles.removeAll(keepingCapacity: true)
+        let ready = pendingFiles.prefix { $0.through <= storedThrough }
+        guard !ready.isEmpty else { return }
+        try index.transaction { for f in ready { try index.cacheFile(path: f.path, f.file) } }
+        pendingFiles.removeFirst(ready.count)
     }
 
     // MARK: Walking
@@ -534,7 +538,8 @@ public final class Archiver {
         }
         pendingFiles.append((path, Index.CachedFile(
             dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: UInt64(st.st_size),
-            mtime: st.mtimeNanoseconds, ctime: st.ctimeNanoseconds, regions: regions)))
+            mtime: st.mtimeNanoseconds, ctime: st.ctimeNanoseconds, regions: regions), pipeline!.submitted))
+        if pendingFiles.count >= 1024 { try commitPendingFiles() }
         return regions
     }
 

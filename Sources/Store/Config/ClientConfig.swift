@@ -38,6 +38,11 @@ public struct ClientConfig: Equatable, Sendable {
     public var oneFilesystem = true
     public var compressionLevel: Int32 = defaultCompressionLevel
     public var packSize = 16 << 20
+    /// Chunk data allowed between reading and sealing (the pipeline's
+    /// memory; the largest chunk always fits).
+    public var pipelineMemory = 8 << 20
+    /// Compression threads; 0 means one per online core.
+    public var workers = 0
     public var spoolLimit = 4 << 30
     public var chunker = ChunkerParameters.default
     public var logInterval = 60
@@ -184,6 +189,14 @@ public struct ClientConfig: Equatable, Sendable {
             guard v >= 1 << 20 && v <= 512 << 20 else { throw fail(fields["pack_size"], "pack_size must be between 1 MiB and 512 MiB") }
             config.packSize = v
         }
+        if let v = try integer("pipeline_memory") {
+            guard v >= 1 << 20 && v <= 1 << 30 else { throw fail(fields["pipeline_memory"], "pipeline_memory must be between 1 MiB and 1 GiB") }
+            config.pipelineMemory = v
+        }
+        if let v = try integer("workers") {
+            guard v >= 0 && v <= 64 else { throw fail(fields["workers"], "workers must be between 0 (one per core) and 64") }
+            config.workers = v
+        }
         if let v = try integer("spool_limit") { config.spoolLimit = v }
         if let v = try integer("log_interval") { config.logInterval = max(1, v) }
         if let v = try integer("connect_timeout") { config.connectTimeout = max(1, v) }
@@ -222,7 +235,7 @@ public struct ClientConfig: Equatable, Sendable {
 
     static let known: Set<String> = [
         "client", "host", "recipients", "secret", "state", "mirrors", "required_mirrors", "paths", "excludes",
-        "one_filesystem", "compression_level", "pack_size", "spool_limit", "chunker", "log_interval",
+        "one_filesystem", "compression_level", "pack_size", "pipeline_memory", "workers", "spool_limit", "chunker", "log_interval",
         "connect_timeout", "stall_timeout", "retry_delays",
     ]
 
@@ -267,6 +280,8 @@ public struct ClientConfig: Equatable, Sendable {
         lines.append("one_filesystem: \(oneFilesystem)")
         lines.append("compression_level: \(compressionLevel)")
         lines.append("pack_size: \(packSize)")
+        lines.append("pipeline_memory: \(pipelineMemory)")
+        lines.append("workers: \(workers)")
         lines.append("spool_limit: \(spoolLimit)")
         lines.append("log_interval: \(logInterval)")
         lines.append("connect_timeout: \(connectTimeout)")

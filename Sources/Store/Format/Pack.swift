@@ -107,11 +107,11 @@ public enum PackFormat {
     }
 }
 
-/// Builds a pack's plaintext in memory (bounded by the target size).
+/// Builds a pack's plaintext in memory (tests and tools; the archiver
+/// streams packs with `PackWriter`).
 struct PackBuilder {
     private(set) var bytes: [UInt8] = PackFormat.magic
     private(set) var entries: [PackEntry] = []
-    private(set) var plainBytes = 0
 
     var isEmpty: Bool { entries.isEmpty }
     var count: Int { bytes.count }
@@ -120,14 +120,58 @@ struct PackBuilder {
         entries.append(PackEntry(id: id, kind: kind, form: form, offset: bytes.count,
                                  storedLength: stored.count, plainLength: plainLength))
         bytes += stored
-        plainBytes += plainLength
     }
 
     /// The finished pack plaintext.
     func finish() -> [UInt8] {
+        bytes + PackFormat.tail(entries, tableOffset: bytes.count)
+    }
+}
+
+/// Writes a pack straight into a sealing stream: the magic, each stored
+/// chunk as it comes, then the table and trailer. Only the table is kept in
+/// memory, so a pack's size costs no memory.
+final class PackWriter {
+    private let stream: SealingStream
+    private(set) var entries: [PackEntry] = []
+    /// Plaintext bytes written so far.
+    var count: Int { stream.count }
+    var isEmpty: Bool { entries.isEmpty }
+    /// Where the sealed pack appears when finished.
+    var path: String { stream.path }
+
+    init(stream: SealingStream) throws {
+        self.stream = stream
+        try stream.write(PackFormat.magic)
+    }
+
+    func append(id: ChunkID, kind: ChunkKind, form: StorageForm, stored: [UInt8], plainLength: Int) throws {
+        entries.append(PackEntry(id: id, kind: kind, form: form, offset: stream.count,
+                                 storedLength: stored.count, plainLength: plainLength))
+        try stream.write(stored)
+    }
+
+    /// Writes the table and seals the pack.
+    /// - Returns: the entries, checked by parsing the table that was
+    ///   written (a bug here would otherwise be found only at restore
+    ///   time), and the sealed size and SHA-256.
+    func finish() throws -> (entries: [PackEntry], size: Int, sha256: Digest) {
+        let dataLength = stream.count - PackFormat.magic.count
+        let tail = PackFormat.tail(entries, tableOffset: stream.count)
+        let parsed = try PackFormat.parseTable(head: PackFormat.magic, dataLength: dataLength, tail: tail, name: "new pack")
+        guard parsed == entries else { throw FormatError(object: "new pack", problem: "table does not read back as written") }
+        try stream.write(tail)
+        let (size, sha256) = try stream.finish()
+        return (entries, size, sha256)
+    }
+
+    func abandon() { stream.abandon() }
+}
+
+extension PackFormat {
+    /// The table and trailer of a pack whose table starts at `tableOffset`.
+    static func tail(_ entries: [PackEntry], tableOffset: Int) -> [UInt8] {
         var w = ByteWriter()
-        w.raw(bytes)
-        let tableOffset = bytes.count
         for e in entries {
             w.raw(e.id.bytes)
             w.u8(e.kind.rawValue)
