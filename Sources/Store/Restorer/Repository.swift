@@ -146,37 +146,57 @@ public final class Repository {
     /// Pack path for a chunk, without decrypting (nil if unknown).
     public func packPath(of id: ChunkID) -> String? { chunkPacks[id] }
 
+    /// A pack decrypted into the work directory, with its table.
+    public struct OpenedPack: Sendable {
+        let path: String
+        let entries: [ChunkID: PackEntry]
+    }
+
     private func decrypt(_ pack: String) throws {
         if decryptedPacks[pack] != nil { return }
         if let reason = failedPacks[pack] { throw StoreError(.integrity, reason) }
-        guard let source = locate(pack) else {
-            let reason = "\(pack) is missing from \(sources.map(\.name).joined(separator: " and "))"
-            failedPacks[pack] = reason
-            throw StoreError(.integrity, reason)
-        }
-        let target = workDirectory + "/" + (pack as NSString).lastPathComponent
-        do {
-            _ = try opener.open(fileAt: source, to: target)
+        try adopt(pack, openPack(pack))
+    }
+
+    /// Takes a pack opened by `openPack` (perhaps on another thread, ahead
+    /// of need) as decrypted, or remembers why it could not be.
+    public func adopt(_ pack: String, _ opened: Result<OpenedPack, StoreError>) throws {
+        switch opened {
+        case .success(let o):
             packsDecrypted += 1
-            let plain = try readPackTable(target, name: pack)
-            decryptedPacks[pack] = (target, Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }))
-        } catch {
-            unlink(target)
-            // Another source may hold an intact copy.
-            for s in sources.dropFirst() {
-                guard let other = s.localPath(of: pack), other != source else { continue }
-                if (try? opener.open(fileAt: other, to: target)) != nil, let plain = try? readPackTable(target, name: pack) {
-                    packsDecrypted += 1
-                    decryptedPacks[pack] = (target, Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }))
-                    return
-                }
-                unlink(target)
-            }
-            let reason = "\(pack) cannot be opened: \(error)"
-            failedPacks[pack] = reason
-            throw StoreError(.integrity, reason)
+            decryptedPacks[pack] = (o.path, o.entries)
+        case .failure(let error):
+            failedPacks[pack] = error.message
+            throw error
         }
     }
+
+    /// Decrypts a pack into the work directory from the first source whose
+    /// copy opens and has a sound table. Touches no state of the repository
+    /// but the work directory, so it may run on another thread.
+    public func openPack(_ pack: String) -> Result<OpenedPack, StoreError> {
+        let holders = sources.compactMap { $0.localPath(of: pack) }
+        guard !holders.isEmpty else {
+            return .failure(StoreError(.integrity, "\(pack) is missing from \(sources.map(\.name).joined(separator: " and "))"))
+        }
+        let target = workDirectory + "/" + (pack as NSString).lastPathComponent
+        var firstError: (any Error)?
+        // Another source may hold an intact copy.
+        for holder in holders {
+            do {
+                _ = try opener.open(fileAt: holder, to: target)
+                let plain = try readPackTable(target, name: pack)
+                return .success(OpenedPack(path: target, entries: Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })))
+            } catch {
+                unlink(target)
+                if firstError == nil { firstError = error }
+            }
+        }
+        return .failure(StoreError(.integrity, "\(pack) cannot be opened: \(firstError!)"))
+    }
+
+    /// Whether a pack is decrypted already (or known not to open).
+    public func isDecrypted(_ pack: String) -> Bool { decryptedPacks[pack] != nil || failedPacks[pack] != nil }
 
     /// Drops a decrypted pack from the work directory once it is no longer needed.
     public func release(pack: String) {

@@ -218,7 +218,17 @@ public final class Restorer {
         }
         let handles = FileHandles(capacity: 64)
         defer { handles.closeAll() }
-        for pack in byPack.keys.sorted() {
+        let order = byPack.keys.sorted()
+        let prefetched = order.filter { !repository.isDecrypted($0) }
+        let prefetcher = PackPrefetcher(repository: repository, packs: prefetched, ahead: 2)
+        defer { prefetcher.stop() }
+        var nextPrefetched = 0
+        for pack in order {
+            if nextPrefetched < prefetched.count && prefetched[nextPrefetched] == pack {
+                nextPrefetched += 1
+                // A failure is remembered; the chunks below then report it.
+                try? repository.adopt(pack, prefetcher.take(pack))
+            }
             for c in byPack[pack]!.sorted() {
                 let needing = (targets[c] ?? []).filter { !damagedFiles.contains($0) }
                 if needing.isEmpty { continue }
