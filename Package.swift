@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(
             name: "fbk",
             dependencies: [
-                "Chunker", "Seal", "Store",
+                "Chunker", "Seal", "Store", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -47,17 +47,22 @@ public final class ChunkCompressor {
 
     /// Compresses `input`; returns `.stored` with the input itself when zstd
     /// would not make it smaller, so nothing is ever expanded.
-    /// The corresponding C function is `ZSTD_compress2`.
     public func compress(_ input: UnsafeRawBufferPointer) throws(SealError) -> (form: StorageForm, bytes: [UInt8]) {
-        let bound = ZSTD_compressBound(input.count)
-        var out = [UInt8](repeating: 0, count: bound)
-        let n = out.withUnsafeMutableBytes { o in
-            ZSTD_compress2(context, o.baseAddress, o.count, input.baseAddress, input.count)
+        if let out = try compressedIfSmaller(input) { return (.zstd, out) }
+        return (.stored, Array(input))
+    }
+
+    /// The zstd frame of `input`, or nil when it would not be smaller (the
+    /// caller then stores the input as it is, without a copy made here).
+    /// The corresponding C function is `ZSTD_compress2`.
+    public func compressedIfSmaller(_ input: UnsafeRawBufferPointer) throws(SealError) -> [UInt8]? {
+        var result = 0
+        let out = [UInt8](unsafeUninitializedCapacity: ZSTD_compressBound(input.count)) { o, count in
+            result = ZSTD_compress2(context, o.baseAddress, o.count, input.baseAddress, input.count)
+            count = ZSTD_isError(result) != 0 ? 0 : result
         }
-        if let e = zstdError(n, "zstd compression") { throw e }
-        if n >= input.count { return (.stored, Array(input)) }
-        out.removeSubrange(n...)
-        return (.zstd, out)
+        if let e = zstdError(result, "zstd compression") { throw e }
+        return result < input.count ? out : nil
     }
 }
 

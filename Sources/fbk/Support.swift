@@ -1,3 +1,4 @@
+internal import CLinux
 import Foundation
 
 /// Lists regular files under paths, without following symbolic links.
@@ -70,4 +71,14 @@ final class ResultBox<T>: @unchecked Sendable {
 
     init(_ body: @escaping () throws -> T) { self.body = body }
     func run() { result = Result { try body() } }
+}
+
+/// Keeps freed buffers from staying in the process. Chunks and pack pieces
+/// are buffers of about a megabyte allocated on several threads; glibc
+/// would raise its mmap threshold after the first is freed and then keep
+/// them in per-thread arenas, which measured about 20 MiB more peak RSS on
+/// a first snapshot. Fixed, the threshold sends them back to the kernel.
+func limitMallocRetention() {
+    _ = mallopt(M_MMAP_THRESHOLD, 256 << 10)
+    _ = mallopt(M_ARENA_MAX, 2)
 }

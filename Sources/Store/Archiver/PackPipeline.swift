@@ -79,7 +79,9 @@ final class PackPipeline: @unchecked Sendable {
 
     // Everything below is guarded by `condition`.
     private let condition = NSCondition()
-    private var jobs: [Job] = []
+    /// Submitted chunks not yet taken by a worker; taken slots are emptied
+    /// at once so their memory is freed.
+    private var jobs: [Job?] = []
     private var jobsHead = 0
     private var compressed: [Int: Compressed] = [:]
     private var memoryInUse = 0
@@ -198,9 +200,12 @@ final class PackPipeline: @unchecked Sendable {
             let next: Job? = condition.withLock {
                 while jobsHead == jobs.count && !stopping { condition.wait() }
                 guard !stopping else { return nil }
-                let job = jobs[jobsHead]
+                let job = jobs[jobsHead].take()
                 jobsHead += 1
-                if jobsHead > 256 && jobsHead * 2 > jobs.count {
+                if jobsHead == jobs.count {
+                    jobs.removeAll(keepingCapacity: true)
+                    jobsHead = 0
+                } else if jobsHead >= 1024 {
                     jobs.removeFirst(jobsHead)
                     jobsHead = 0
                 }
@@ -208,11 +213,11 @@ final class PackPipeline: @unchecked Sendable {
             }
             guard let job = next else { return }
             do {
-                let (form, stored) = try job.plaintext.withUnsafeBytes { p in
-                    Result { () throws(SealError) in try compressor.compress(p) }
+                let frame = try job.plaintext.withUnsafeBytes { p in
+                    Result { () throws(SealError) in try compressor.compressedIfSmaller(p) }
                 }.get()
-                let result = Compressed(id: job.id, kind: job.kind, form: form,
-                                        stored: form == .stored ? job.plaintext : stored, plainLength: job.plaintext.count)
+                let result = Compressed(id: job.id, kind: job.kind, form: frame == nil ? .stored : .zstd,
+                                        stored: frame ?? job.plaintext, plainLength: job.plaintext.count)
                 condition.withLock {
                     compressed[job.sequence] = result
                     condition.broadcast()

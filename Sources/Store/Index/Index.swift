@@ -37,7 +37,7 @@ public final class Index {
             if db.isReadOnly {
                 throw StoreError(.io, "the index \(path) cannot be written: check its permissions, attributes (lsattr) and the filesystem's mount options")
             }
-            try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384")
+            try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-2048")
             if create {
                 try db.execute(Self.schema)
                 let s = try db.statement("INSERT INTO meta(key, value) VALUES ('schema_version', ?)")

@@ -30,6 +30,7 @@ struct RestoreCommand: ParsableCommand {
     var paths: [String] = []
 
     func run() throws {
+        limitMallocRetention()
         let summary: RestoreSummary
         do {
             let repo = try repository.openRepository()
@@ -71,6 +72,7 @@ struct VerifyCommand: ParsableCommand {
     var snapshot: String
 
     func run() throws {
+        limitMallocRetention()
         let summary: RestoreSummary
         do {
             let repo = try repository.openRepository()

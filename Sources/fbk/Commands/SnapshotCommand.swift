@@ -34,6 +34,7 @@ struct SnapshotCommand: ParsableCommand {
     var allowReupload = false
 
     func run() throws {
+        limitMallocRetention()
         let status: Int32
         do {
             status = try snapshot()
