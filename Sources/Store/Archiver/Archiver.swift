@@ -53,6 +53,8 @@ public final class Archiver {
     private var readBuffer = [UInt8](repeating: 0, count: 1 << 20)
 
     struct HardlinkKey: Hashable { let dev: UInt64, ino: UInt64 }
+    /// How far ahead of reading the kernel is asked to fetch a file.
+    static let readAhead = 8 << 20
 
     public init(config: ClientConfig, keys: ClientKeys, envelope: Envelope, index: Index, mirrors: [any Mirror]) throws {
         self.config = config
@@ -77,6 +79,11 @@ public final class Archiver {
         try FileManager.default.createDirectory(atPath: config.spoolDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         try removeStraySpoolFiles()
+        let spoolNeeds = 2 * config.packSize + (4 << 20)
+        if let free = FileSystem.availableBytes(config.spoolDirectory), free < spoolNeeds {
+            throw StoreError(.io, "only \(free) bytes are free for the spool \(config.spoolDirectory) (the disk is nearly full); "
+                + "a run needs at least \(spoolNeeds) (two packs of pack_size and room for the index): free space there and run again")
+        }
         try deliverSpool()
         try escrowSecret()
 
@@ -383,33 +390,98 @@ public final class Archiver {
         }
         var entries: [TreeEntry] = []
         entries.reserveCapacity(names.count)
-        for name in names {
-            let childPath = path.appendingComponent(name)
-            let childSelection = selection?.children[name]
-            let explicitlySelected = childSelection != nil
-            if !explicitlySelected && isExcluded(childPath) { continue }
-            let builtIn = !explicitlySelected && excludedPaths.contains(childPath)
-            guard let st = FileSystem.lstat(childPath) else {
-                if errno == ENOENT {
-                    if explicitlySelected { warn(childPath, "configured path does not exist") }
-                    else { warn(childPath, "vanished before it was read") }
-                } else {
-                    warn(childPath, "cannot stat: \(FileSystem.errnoText())", unreadable: true)
+        // In batches: stat a batch, open the files that must be read and let
+        // the kernel fetch them all at once, then archive the batch in name
+        // order (so a hardlink's target always comes first in a depth-first
+        // walk). Before walking a subdirectory the batch's files are closed
+        // (the kernel keeps fetching them), so descriptors never pile up
+        // with depth.
+        var start = 0
+        while start < names.count {
+            let end = min(start + Self.batchSize, names.count)
+            var batch: [Pending] = []
+            for name in names[start..<end] {
+                let childPath = path.appendingComponent(name)
+                let childSelection = selection?.children[name]
+                let explicitlySelected = childSelection != nil
+                if !explicitlySelected && isExcluded(childPath) { continue }
+                guard let st = FileSystem.lstat(childPath) else {
+                    if errno == ENOENT {
+                        if explicitlySelected { warn(childPath, "configured path does not exist") }
+                        else { warn(childPath, "vanished before it was read") }
+                    } else {
+                        warn(childPath, "cannot stat: \(FileSystem.errnoText())", unreadable: true)
+                    }
+                    continue
                 }
-                continue
+                batch.append(Pending(name: name, path: childPath, selection: childSelection.flatMap { $0.all ? nil : $0 },
+                                     explicitlySelected: explicitlySelected,
+                                     builtIn: !explicitlySelected && excludedPaths.contains(childPath), st: st))
             }
-            if let entry = try archiveEntry(childPath, name: name, st: st,
-                                            selection: childSelection.flatMap { $0.all ? nil : $0 },
-                                            explicitlySelected: explicitlySelected, builtIn: builtIn) {
-                entries.append(entry)
+            var results = [TreeEntry?](repeating: nil, count: batch.count)
+            // Files handed to archiveEntry are closed there; the rest here.
+            defer { for item in batch { item.close() } }
+            try prepare(&batch)
+            for i in batch.indices {
+                if batch[i].st.fileType == S_IFDIR {
+                    for j in batch.indices where j > i {
+                        batch[j].close()
+                        batch[j].opened = nil
+                    }
+                }
+                let item = batch[i]
+                batch[i].opened = nil
+                results[i] = try archiveEntry(item)
             }
+            entries += results.compactMap { $0 }
+            start = end
         }
         let bytes = TreeFormat.serialize(entries)
         return try bytes.withUnsafeBytes { try storeChunk($0, kind: .tree) }
     }
 
-    private func archiveEntry(_ path: PathBytes, name: PathBytes, st: stat, selection: Selection?,
-                              explicitlySelected: Bool, builtIn: Bool) throws -> TreeEntry? {
+    static let batchSize = 256
+
+    /// A directory entry stat'ed ahead of archiving; a regular file that
+    /// must be read is already open, with the kernel asked to fetch it.
+    private struct Pending {
+        let name: PathBytes
+        let path: PathBytes
+        let selection: Selection?
+        let explicitlySelected: Bool
+        let builtIn: Bool
+        let st: stat
+        /// Regions from the files cache, usable as they are, and their packs.
+        var cached: (regions: [FileRegion], packs: Set<Int>)?
+        /// The open file, or why it could not be opened (errno).
+        var opened: Result<Int32, FileSystem.Errno>?
+
+        func close() {
+            if case .success(let fd) = opened { _ = Glibc.close(fd) }
+        }
+    }
+
+    /// Looks up the files cache for the batch's regular files and opens the
+    /// others, advising the kernel to read them now.
+    private func prepare(_ batch: inout [Pending]) throws {
+        for i in batch.indices where batch[i].st.fileType == S_IFREG {
+            let st = batch[i].st
+            if st.st_nlink > 1 && hardlinks[HardlinkKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))] != nil { continue }
+            if let cached = try usableCache(batch[i].path, st: st) {
+                batch[i].cached = cached
+                continue
+            }
+            let opened = FileSystem.openForReading(batch[i].path)
+            batch[i].opened = opened
+            if case .success(let fd) = opened, st.st_size > 0 {
+                _ = posix_fadvise(fd, 0, off_t(min(Int(st.st_size), Self.readAhead)), POSIX_FADV_WILLNEED)
+            }
+        }
+    }
+
+    private func archiveEntry(_ item: Pending) throws -> TreeEntry? {
+        let (path, name, st, selection) = (item.path, item.name, item.st, item.selection)
+        let (explicitlySelected, builtIn) = (item.explicitlySelected, item.builtIn)
         var e = TreeEntry(
             name: name, type: .file, mode: UInt32(st.st_mode & 0o7777), uid: st.st_uid, gid: st.st_gid,
             user: names.user(st.st_uid), group: names.group(st.st_gid),
@@ -432,11 +504,12 @@ public final class Archiver {
             summary.bytesScanned += UInt64(st.st_size)
             let key = HardlinkKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
             if st.st_nlink > 1, let first = hardlinks[key] {
+                item.close()
                 e.type = .hardlink
                 e.target = first
                 return e
             }
-            guard let regions = try archiveFile(path, st: st, size: &e.size) else { return nil }
+            guard let regions = try archiveFile(item, size: &e.size) else { return nil }
             e.regions = regions
             if st.st_nlink > 1 { hardlinks[key] = Array(path.dropFirst()) }
         case S_IFLNK:
@@ -466,24 +539,30 @@ public final class Archiver {
         return e
     }
 
+    /// The files cache's regions for a file, if it is unchanged since they
+    /// were stored and every chunk is still in a known pack.
+    private func usableCache(_ path: PathBytes, st: stat) throws -> (regions: [FileRegion], packs: Set<Int>)? {
+        guard let cached = try index.cachedFile(path: path), cached.dev == UInt64(st.st_dev), cached.ino == UInt64(st.st_ino),
+              cached.size == UInt64(st.st_size), cached.mtime == st.mtimeNanoseconds, cached.ctime == st.ctimeNanoseconds,
+              let packs = try packsHolding(cached.regions) else { return nil }
+        return (cached.regions, packs)
+    }
+
     /// Reads a regular file's content into chunks, or reuses the files cache.
     /// Returns nil if the file could not be read at all (a warning is recorded).
-    private func archiveFile(_ path: PathBytes, st: stat, size: inout UInt64) throws -> [FileRegion]? {
-        if let cached = try index.cachedFile(path: path), cached.dev == UInt64(st.st_dev), cached.ino == UInt64(st.st_ino),
-           cached.size == UInt64(st.st_size), cached.mtime == st.mtimeNanoseconds, cached.ctime == st.ctimeNanoseconds,
-           let packs = try packsHolding(cached.regions) {
-            neededPacks.formUnion(packs)
+    private func archiveFile(_ item: Pending, size: inout UInt64) throws -> [FileRegion]? {
+        let (path, st) = (item.path, item.st)
+        if let cached = item.cached {
+            neededPacks.formUnion(cached.packs)
             summary.filesFromCache += 1
             return cached.regions
         }
-        var fd = path.withCPath { open($0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | openNoAtime) }
-        if fd < 0 && errno == EPERM {
-            // O_NOATIME needs ownership or CAP_FOWNER.
-            fd = path.withCPath { open($0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
-        }
-        guard fd >= 0 else {
-            if errno == ENOENT { warn(path, "vanished before it was read") }
-            else { warn(path, "cannot open: \(FileSystem.errnoText())", unreadable: true) }
+        let fd: Int32
+        switch item.opened ?? FileSystem.openForReading(path) {
+        case .success(let opened): fd = opened
+        case .failure(let e):
+            if e.code == ENOENT { warn(path, "vanished before it was read") }
+            else { warn(path, "cannot open: \(e.text)", unreadable: true) }
             return nil
         }
         defer { close(fd) }
@@ -503,8 +582,15 @@ public final class Archiver {
             var chunks: [ChunkID] = []
             var remaining = length
             var got = 0
+            // Ask the kernel to read ahead of the chunker, so the disk works
+            // while this thread computes (a cold first snapshot was read-bound).
+            var advised = offset
             while remaining > 0 {
                 try checkCancelled()
+                if advised < offset + length && advised - (offset + got) < Self.readAhead / 2 {
+                    _ = posix_fadvise(fd, off_t(advised), off_t(Self.readAhead), POSIX_FADV_WILLNEED)
+                    advised += Self.readAhead
+                }
                 let want = min(remaining, readBuffer.count)
                 let n = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, want) }
                 if n < 0 {

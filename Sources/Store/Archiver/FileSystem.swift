@@ -28,6 +28,24 @@ enum FileSystem {
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
 
+    /// Bytes an unprivileged writer may still use on the filesystem holding `path`.
+    public static func availableBytes(_ path: String) -> Int? {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { return nil }
+        return Int(s.f_bavail) * Int(s.f_frsize)
+    }
+
+    /// Opens a regular file for reading without following a link, without
+    /// blocking on a FIFO swapped in, and without touching its atime where
+    /// permitted (O_NOATIME needs ownership or CAP_FOWNER).
+    static func openForReading(_ path: PathBytes) -> Result<Int32, Errno> {
+        var fd = path.withCPath { open($0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | openNoAtime) }
+        if fd < 0 && errno == EPERM {
+            fd = path.withCPath { open($0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+        }
+        return fd >= 0 ? .success(fd) : .failure(Errno(errno))
+    }
+
     /// Directory entry names, sorted by bytes, without . and ..
     static func listDirectory(_ path: PathBytes) -> Result<[PathBytes], Errno> {
         guard let dir = path.withCPath({ opendir($0) }) else { return .failure(Errno(errno)) }
