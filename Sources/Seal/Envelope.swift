@@ -346,7 +346,7 @@ final class OutputFile {
 
     func commit() throws(SealError) {
         var failure: SealError?
-        if COpenSSL_BIO_flush(bio) != 1 { failure = SealError.openSSL(.io, "cannot write \(temporary)") }
+        if COpenSSL_BIO_flush(bio) != 1 { failure = SealError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
         if failure == nil && fsync(fd) != 0 {
             failure = SealError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))")
         }

@@ -43,7 +43,10 @@ public final class SealingStream {
         while offset < bytes.count {
             let n = min(bytes.count - offset, Int(Int32.max))
             let written = BIO_write(chain, bytes.baseAddress! + offset, Int32(n))
-            guard written > 0 else { throw SealError.openSSL(.io, "cannot write \(file.temporary)") }
+            guard written > 0 else {
+                let cause = errno
+                throw SealError(.io, "cannot write \(file.temporary): \(String(cString: strerror(cause)))")
+            }
             offset += Int(written)
         }
         count += bytes.count
@@ -59,10 +62,11 @@ public final class SealingStream {
     public func finish() throws(SealError) -> (size: Int, sha256: Digest) {
         guard let chain else { throw SealError(.invalidArgument, "sealing stream finished twice") }
         let flushed = COpenSSL_BIO_flush(chain) == 1
+        let cause = errno
         releaseChain()
         guard flushed else {
             file.abandon()
-            throw SealError.openSSL(.library, "CMS encryption of \(file.path) failed")
+            throw SealError(.io, "cannot finish \(file.temporary): \(String(cString: strerror(cause)))")
         }
         try file.commit()
         let (digest, size) = try SHA256.hash(fileAt: file.path)

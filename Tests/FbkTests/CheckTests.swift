@@ -5,10 +5,8 @@ import Testing
 import TestSupport
 
 @Suite(.timeLimit(.minutes(3))) struct CheckTests {
-    func random(_ n: Int) -> [UInt8] {
-        var g = SystemRandomNumberGenerator()
-        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
-    }
+    /// Fresh random bytes (each call different, so nothing deduplicates).
+    func random(_ n: Int) -> [UInt8] { sampleBytes(n, seed: UInt64.random(in: 1...UInt64.max)) }
 
     func config(_ f: SnapshotFixture, extra: String = "", growth: String = "1GB") throws -> String {
         let key = try String(contentsOfFile: f.dir.file("etc/signing.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

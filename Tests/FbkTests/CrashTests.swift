@@ -34,23 +34,6 @@ import TestSupport
         try f.dir.write("src/changed/round\(round)", (0..<(256 << 10)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
     }
 
-    /// The invariants that must hold whenever fbk is not running.
-    func checkInvariants(_ f: SnapshotFixture, after what: String) throws {
-        let index = try Index.open(path: f.dir.file("state/index.sqlite"))   // it opens (quick_check, schema)
-        let present = Set(f.objects(0)).union(f.objects(1))
-        // Every chunk the index knows lives in a pack present on at least one mirror.
-        let packs = Set(try index.chunkPacks().values)
-        for p in packs { #expect(present.contains(p), "\(what): index chunk in \(p), which no mirror has") }
-        // No snapshot is recorded whose packs are not all stored.
-        for id in try index.snapshotIDs {
-            let catalogPath = Layout.catalog(id)
-            let holder = f.objects(0).contains(catalogPath) ? 0 : 1
-            let data = [UInt8](FileManager.default.contents(atPath: f.path(holder, catalogPath)) ?? Data())
-            let catalog = try SignedDocument.decode(Catalog.self, from: data, name: catalogPath, verifyingKey: nil).0
-            for p in catalog.packs { #expect(present.contains(p.path), "\(what): snapshot \(id) needs \(p.path), which no mirror has") }
-        }
-    }
-
     @Test func killedSnapshotsLeaveAConsistentIndexAndTheRerunCompletes() throws {
         let mebibytes = Self.slow ? 320 : 24
         let kills = Self.slow ? 50 : 6
@@ -73,10 +56,10 @@ import TestSupport
             usleep(UInt32(delay * 1_000_000))
             kill(pid, SIGKILL)
             _ = waitForExit(pid)
-            try checkInvariants(f, after: "kill \(round) at \(String(format: "%.2f", delay)) s")
+            try f.checkInvariants(after: "kill \(round) at \(String(format: "%.2f", delay)) s")
             let rerun = try f.snapshot()
             #expect(rerun.status == 0, "rerun after kill \(round): \(rerun.stderr)")
-            try checkInvariants(f, after: "rerun \(round)")
+            try f.checkInvariants(after: "rerun \(round)")
         }
         // The final snapshot restores to exactly the source.
         let target = f.dir.file("restored")
@@ -106,8 +89,8 @@ import TestSupport
         #expect(status == 130 || status == 0, "\(stderr)")
         if status == 130 { #expect(stderr.contains("stopped by a signal")) }
         #expect(took < 10)
-        try checkInvariants(f, after: "SIGTERM")
+        try f.checkInvariants(after: "SIGTERM")
         #expect(try f.snapshot().status == 0)
-        try checkInvariants(f, after: "rerun after SIGTERM")
+        try f.checkInvariants(after: "rerun after SIGTERM")
     }
 }

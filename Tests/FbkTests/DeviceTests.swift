@@ -7,10 +7,8 @@ import TestSupport
 /// MTD and zfs, against real nginx mirrors, decrypted by fbk and watched
 /// by fbk check.
 @Suite(.timeLimit(.minutes(3))) struct DeviceTests {
-    func random(_ n: Int) -> [UInt8] {
-        var g = SystemRandomNumberGenerator()
-        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
-    }
+    /// Fresh random bytes (each call different, so nothing deduplicates).
+    func random(_ n: Int) -> [UInt8] { sampleBytes(n, seed: UInt64.random(in: 1...UInt64.max)) }
 
     struct Device {
         let dir: TemporaryDirectory

@@ -5,10 +5,8 @@ import Testing
 import TestSupport
 
 @Suite(.timeLimit(.minutes(3))) struct IndexRebuildTests {
-    func random(_ n: Int) -> [UInt8] {
-        var g = SystemRandomNumberGenerator()
-        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
-    }
+    /// Fresh random bytes (each call different, so nothing deduplicates).
+    func random(_ n: Int) -> [UInt8] { sampleBytes(n, seed: UInt64.random(in: 1...UInt64.max)) }
 
     func rebuild(_ f: SnapshotFixture, out: String) throws -> CLI.Result {
         try CLI.run(["index", "rebuild", "--client", "c1", "--secret", f.dir.file("etc/secret"),

@@ -20,10 +20,8 @@ import TestSupport
         return try CLI.run(a + args, environment: ["FBK_PASSPHRASE": f.passphrase])
     }
 
-    func random(_ n: Int) -> [UInt8] {
-        var g = SystemRandomNumberGenerator()
-        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &g) }
-    }
+    /// Fresh random bytes (each call different, so nothing deduplicates).
+    func random(_ n: Int) -> [UInt8] { sampleBytes(n, seed: UInt64.random(in: 1...UInt64.max)) }
 
     /// Every kind of entry fbk stores, with odd names and sizes.
     func writeRichTree(_ f: SnapshotFixture) throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Seal
 import Store
+import Testing
 import TestSupport
 
 /// A client set up with `fbk keygen` and `fbk init` against two real nginx
@@ -111,4 +112,24 @@ final class SnapshotFixture: @unchecked Sendable {
     }
 
     var sourceComponents: [[UInt8]] { source.split(separator: "/").map { Array($0.utf8) } }
+}
+
+extension SnapshotFixture {
+    /// The invariants that must hold whenever fbk is not running.
+    func checkInvariants(after what: String) throws {
+        let f = self
+        let index = try Index.open(path: f.dir.file("state/index.sqlite"))   // it opens (quick_check, schema)
+        let present = Set(f.objects(0)).union(f.objects(1))
+        // Every chunk the index knows lives in a pack present on at least one mirror.
+        let packs = Set(try index.chunkPacks().values)
+        for p in packs { #expect(present.contains(p), "\(what): index chunk in \(p), which no mirror has") }
+        // No snapshot is recorded whose packs are not all stored.
+        for id in try index.snapshotIDs {
+            let catalogPath = Layout.catalog(id)
+            let holder = f.objects(0).contains(catalogPath) ? 0 : 1
+            let data = [UInt8](FileManager.default.contents(atPath: f.path(holder, catalogPath)) ?? Data())
+            let catalog = try SignedDocument.decode(Catalog.self, from: data, name: catalogPath, verifyingKey: nil).0
+            for p in catalog.packs { #expect(present.contains(p.path), "\(what): snapshot \(id) needs \(p.path), which no mirror has") }
+        }
+    }
 }

@@ -34,14 +34,3 @@ enum Keys {
     static let ed25519 = make("ed25519", ["-newkey", "ed25519"])
 }
 
-/// Deterministic bytes; `compressible` gives text-like data.
-func sampleBytes(_ count: Int, seed: UInt64 = 1, compressible: Bool = false) -> [UInt8] {
-    var s = seed | 1
-    var out = [UInt8](repeating: 0, count: count)
-    for i in 0..<count {
-        s ^= s >> 12; s ^= s << 25; s ^= s >> 27
-        let r = s &* 0x2545_F491_4F6C_DD1D
-        out[i] = compressible ? UInt8(ascii: "a") + UInt8(r >> 61) : UInt8(truncatingIfNeeded: r >> 32)
-    }
-    return out
-}

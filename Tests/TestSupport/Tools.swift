@@ -222,3 +222,15 @@ public func verifySystemdUnits(_ names: [String], binary: String) throws -> (sta
     let r = try runTool("systemd-analyze", ["verify"] + names.map { dir.file($0) })
     return (r.status, r.stderr)
 }
+
+/// Deterministic bytes; `compressible` gives text-like data.
+public func sampleBytes(_ count: Int, seed: UInt64 = 1, compressible: Bool = false) -> [UInt8] {
+    var s = seed | 1
+    var out = [UInt8](repeating: 0, count: count)
+    for i in 0..<count {
+        s ^= s >> 12; s ^= s << 25; s ^= s >> 27
+        let r = s &* 0x2545_F491_4F6C_DD1D
+        out[i] = compressible ? UInt8(ascii: "a") + UInt8(r >> 61) : UInt8(truncatingIfNeeded: r >> 32)
+    }
+    return out
+}

@@ -267,8 +267,12 @@ final class PackPipeline: @unchecked Sendable {
                     pack = nil
                 }
             }
-        } catch {
+        } catch let error as StoreError {
             fail(error)
+        } catch {
+            fail(StoreError(.io, "cannot write a pack into the spool \(settings.spoolDirectory): \(error). "
+                + "If its disk is full, free space there: a run needs room for about two packs (pack_size each) "
+                + "besides what the spool keeps for a mirror that is behind"))
         }
     }
 

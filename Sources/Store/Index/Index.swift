@@ -59,6 +59,11 @@ public final class Index {
         } catch let e as SQLiteError where e.isReadOnly {
             throw StoreError(.io, "the index \(path) cannot be written (\(e.message)): check its permissions, attributes (lsattr) and the filesystem's mount options")
         } catch let e as SQLiteError {
+            let directory = (path as NSString).deletingLastPathComponent
+            if let free = FileSystem.availableBytes(directory.isEmpty ? "." : directory), free < 1 << 20 {
+                throw StoreError(.io, "the filesystem holding the index \(path) is full (\(free) bytes free; SQLite: \(e.message)): "
+                    + "free space there and run again; the index is not damaged")
+            }
             throw StoreError(.index, "the index \(path) cannot be used: \(e.message)")
         } catch {
             throw StoreError(.index, "the index \(path) cannot be used: \(error)")

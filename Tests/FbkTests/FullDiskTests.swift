@@ -1,0 +1,90 @@
+import Foundation
+import Store
+import Testing
+import TestSupport
+
+/// A full disk under the state directory: the run stops with a message
+/// that names the place and the cause, records nothing it did not store,
+/// and the next run (with space again) completes. The small filesystem is
+/// a tmpfs mounted in a private mount namespace (`unshare -m`), so it
+/// vanishes with the run whatever happens.
+@Suite(.serialized) struct FullDiskTests {
+    /// Runs `fbk snapshot` with a tmpfs of `kibibytes` mounted over
+    /// `directory`; `prepare` is shell run after the mount (e.g. to copy the
+    /// state in and fill the rest).
+    func snapshotOnSmallFilesystem(_ f: SnapshotFixture, over directory: String, kibibytes: Int,
+                                   prepare: String = "") throws -> (status: Int32, stderr: String) {
+        let scratch = try TemporaryDirectory()
+        let script = """
+            set -e
+            mkdir -p "$1"
+            mount -t tmpfs -o size=\(kibibytes)k,mode=0700 fbk-test "$1"
+            \(prepare)
+            exec "$2" snapshot --config "$3"
+            """
+        let status = try spawnAndWait("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script, "sh",
+                                                          directory, CLI.binary.path, f.configPath],
+                                      environment: ProcessInfo.processInfo.environment, stdin: nil,
+                                      stdout: scratch.file("out"), stderr: scratch.file("err"))
+        return (status, String(decoding: FileManager.default.contents(atPath: scratch.file("err")) ?? Data(), as: UTF8.self))
+    }
+
+    @Test func aFullSpoolStopsTheRunCleanlyAndTheNextRunCompletes() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/small", Array("first\n".utf8))
+        #expect(try f.snapshot().status == 0)
+        // 3 MiB that does not compress, on a 512 KiB spool: no pack fits.
+        try f.dir.write("src/random", sampleBytes(3 << 20, seed: 9))
+        let before = try Index.open(path: f.dir.file("state/index.sqlite")).snapshotIDs
+        let r = try snapshotOnSmallFilesystem(f, over: f.dir.file("state/spool"), kibibytes: 512)
+        #expect(r.status == 74, "\(r.stderr)")
+        #expect(r.stderr.contains("bytes are free for the spool") && r.stderr.contains("free space there"), "\(r.stderr)")
+        #expect(try Index.open(path: f.dir.file("state/index.sqlite")).snapshotIDs == before, "nothing new is recorded")
+        try f.checkInvariants(after: "full spool")
+        let again = try f.snapshot()
+        #expect(again.status == 0, "\(again.stderr)")
+        try f.checkInvariants(after: "rerun with space")
+        #expect(try Index.open(path: f.dir.file("state/index.sqlite")).snapshotIDs.count == before.count + 1)
+    }
+
+    @Test func aSpoolFillingUpDuringTheRunStopsItCleanly() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/small", Array("first\n".utf8))
+        #expect(try f.snapshot().status == 0)
+        // With a mirror down, every pack stays in the spool for it: 16 MiB
+        // of packs cannot fit in 7 MiB, which passes the check at the start.
+        f.mirrors[1].stop()
+        for i in 0..<4 { try f.dir.write("src/random\(i)", sampleBytes(4 << 20, seed: UInt64(20 + i))) }
+        let before = try Index.open(path: f.dir.file("state/index.sqlite")).snapshotIDs
+        let r = try snapshotOnSmallFilesystem(f, over: f.dir.file("state/spool"), kibibytes: 7 << 10)
+        #expect(r.status == 74, "\(r.stderr)")
+        #expect(r.stderr.contains("No space left on device") && r.stderr.contains("spool"), "\(r.stderr)")
+        #expect(try Index.open(path: f.dir.file("state/index.sqlite")).snapshotIDs == before, "nothing new is recorded")
+        try f.checkInvariants(after: "spool filled during the run")
+        try f.mirrors[1].start()
+        let again = try f.snapshot()
+        #expect(again.status == 0, "\(again.stderr)")
+        try f.checkInvariants(after: "rerun with space")
+    }
+
+    @Test func aFullStateDirectoryStopsTheRunWithAClearMessage() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/small", Array("first\n".utf8))
+        #expect(try f.snapshot().status == 0)
+        try f.dir.write("src/more", sampleBytes(1 << 20, seed: 10))
+        // The state, copied onto a filesystem then filled to the last block.
+        let state = f.dir.file("state")
+        try FileManager.default.copyItem(atPath: state, toPath: f.dir.file("state-copy"))
+        let r = try snapshotOnSmallFilesystem(f, over: state, kibibytes: 4096, prepare: """
+            cp -a "\(f.dir.file("state-copy"))/." "$1/"
+            dd if=/dev/zero of="$1/filler" bs=4096 2>/dev/null || true
+            """)
+        #expect(r.status != 0 && r.status < 128, "exits with an error, not a signal: \(r.status) \(r.stderr)")
+        #expect(r.status == 74 && r.stderr.contains("is full") && r.stderr.contains("free space there"), "\(r.stderr)")
+        #expect(!r.stderr.contains("rebuild"), "a full disk is not a damaged index: \(r.stderr)")
+        try f.checkInvariants(after: "full state directory")
+        let again = try f.snapshot()
+        #expect(again.status == 0, "\(again.stderr)")
+        try f.checkInvariants(after: "rerun with space")
+    }
+}
