@@ -26,6 +26,8 @@ PACKAGES="
   python3
   time
   make
+  util-linux
+  mount
 "
 # `--bench` adds the peers the benchmarks compare against.
 if [ "${1:-}" = "--bench" ]; then
