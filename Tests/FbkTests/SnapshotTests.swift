@@ -196,6 +196,69 @@ import TestSupport
         #expect(UInt64(stored.count) == log.size)
     }
 
+    /// A version of a churned file: a header naming it, then bytes that
+    /// follow from the header, so any stored copy can be checked alone.
+    static func churnVersion(_ name: String, _ generation: Int) -> [UInt8] {
+        Array("\(name) \(generation)\n".utf8) + sampleBytes((generation * 7919) % 60_000, seed: UInt64(generation + 1))
+    }
+
+    @Test func filesVanishingAndReplacedWhileTheWalkRunsAreNeverStoredTorn() throws {
+        let f = try SnapshotFixture()
+        for i in 0..<20 { try f.dir.write("src/stable/s\(i)", sampleBytes(50_000 + i, seed: UInt64(i))) }
+        for i in 0..<200 { try f.dir.write("src/churn/f\(i)", Self.churnVersion("f\(i)", i)) }
+        try FileManager.default.createDirectory(atPath: f.dir.file("staging"), withIntermediateDirectories: true)
+        // Another process's churn: files deleted, and replaced by rename
+        // (written elsewhere first), as fast as it can, during every run.
+        let stop = ManagedAtomicFlag()
+        let churn = Thread {
+            var generation = 200
+            while !stop.isSet {
+                let name = "f\(generation % 200)"
+                let target = f.dir.file("src/churn/" + name)
+                if generation % 3 == 0 {
+                    unlink(target)
+                } else {
+                    let staged = f.dir.file("staging/" + name)
+                    _ = try? f.dir.write("staging/" + name, Self.churnVersion(name, generation))
+                    rename(staged, target)
+                }
+                generation += 1
+            }
+        }
+        churn.start()
+        defer { stop.set() }
+        for run in 0..<3 {
+            let r = try f.snapshot()
+            #expect(r.status == 0, "run \(run): \(r.stderr)")
+            for w in r.summary["warnings"] as? [String] ?? [] {
+                #expect(w.contains("vanished before it was read") || w.contains("was replaced while being read"), "run \(run): \(w)")
+            }
+        }
+        stop.set()
+        let chunks = try f.chunks(0)
+        for record in try f.records(0) {
+            let root = f.sourceComponents
+            let stable = try f.entries(root: record.root, chunks: chunks, path: root + [Array("stable".utf8)])
+            #expect(stable.count == 20)
+            for e in stable {
+                let i = Int(String(decoding: e.name.dropFirst(), as: UTF8.self))!
+                #expect(e.regions.flatMap(\.chunks).flatMap { chunks[$0]!.bytes } == sampleBytes(50_000 + i, seed: UInt64(i)))
+            }
+            // Every churned file stored is one whole version of it.
+            for e in try f.entries(root: record.root, chunks: chunks, path: root + [Array("churn".utf8)]) {
+                let bytes = e.regions.flatMap(\.chunks).flatMap { chunks[$0]!.bytes }
+                let header = String(decoding: bytes.prefix { $0 != 10 }, as: UTF8.self).split(separator: " ")
+                let name = String(decoding: e.name, as: UTF8.self)
+                guard header.count == 2, header[0] == name, let generation = Int(header[1]) else {
+                    Issue.record("\(name) stored with a torn header: \(header)")
+                    continue
+                }
+                #expect(bytes == Self.churnVersion(name, generation), "\(name) generation \(generation) stored torn")
+                #expect(UInt64(bytes.count) == e.size)
+            }
+        }
+    }
+
     /// Makes `depth` nested directories named "d" below `base`, by descriptor
     /// (paths past PATH_MAX cannot be made by name), with a file at the bottom.
     func makeDeepTree(_ base: String, depth: Int) {
