@@ -88,6 +88,41 @@ import Testing
     }
 }
 
+@Suite struct NewPackLogTests {
+    @Test func writesWhatJSONEncoderWritesAndSplicesIntoDocuments() throws {
+        var log = NewPackLog()
+        var listings: [PackListing] = []
+        for p in 0..<3 {
+            let entries = (0..<(p * 5)).map { i in
+                PackEntry(id: SHA256.hash([UInt8(p), UInt8(i)]), kind: i % 3 == 0 ? .tree : .data, form: .zstd,
+                          offset: 8, storedLength: 1, plainLength: [0, 1, 255, 65_536, 8 << 20, Int(UInt32.max)][i % 6])
+            }
+            let path = "packs/\(p)\"/\\ \u{1}é.pack"   // quoting, a control character, UTF-8
+            log.append(path: path, entries: entries)
+            listings.append(PackListing(path: path, chunks: entries.map {
+                .init(id: $0.id.hex, kind: Int($0.kind.rawValue), length: $0.plainLength)
+            }))
+        }
+        #expect(log.chunkCount == 15)
+        let same = log.json() == SignedDocument.json(listings)
+        #expect(same, "\(String(decoding: log.json().prefix(300), as: UTF8.self))")
+
+        var record = SnapshotRecord(id: "i", client: "c", host: "h \"new_packs\":[]", started: "a", finished: "b",
+                                    paths: ["/new_packs"], root: "00", chunker: ChunkerRecord(min: 1, avg: 2, max: 3, window: 4),
+                                    stats: SnapshotStats(), signingKey: "k", newPacks: [])
+        let spliced = JSONText.splice(SignedDocument.json(record), emptyArrayKey: "new_packs", with: log.json())
+        record.newPacks = listings
+        let splicedSame = spliced == SignedDocument.json(record)
+        #expect(splicedSame)
+
+        let keys = try ClientKeys(secret: [UInt8](repeating: 3, count: 32))
+        let empty = PackListingDocument(client: "c", snapshot: "s", root: "00", packs: [])
+        let sealed = try empty.sealed(keys: keys, packs: log)
+        let opened = try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: keys)
+        #expect(opened.packs == listings)
+    }
+}
+
 @Suite struct SignedDocumentTests {
     @Test func signatureVerifiesAndDetectsChanges() throws {
         let keys = try ClientKeys(secret: [UInt8](repeating: 7, count: 32))

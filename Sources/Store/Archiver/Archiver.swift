@@ -42,7 +42,7 @@ public final class Archiver {
     /// Packs (object IDs) the snapshot needs.
     private var neededPacks = Set<Int>()
     /// Packs created in this run, with their chunks (listed in the record).
-    private var newPacks: [PackListing] = []
+    private var newPacks = NewPackLog()
     /// First path seen for each multiply-linked inode.
     private var hardlinks: [HardlinkKey: PathBytes] = [:]
     private var rootDevice: UInt64 = 0
@@ -88,7 +88,7 @@ public final class Archiver {
         try escrowSecret()
 
         let pipeline = try PackPipeline(
-            settings: .init(packSize: config.packSize, memory: max(config.pipelineMemory, config.chunker.maximumSize),
+            settings: .init(packSize: config.packSize, memory: config.pipelineMemory,
                             compressionLevel: config.compressionLevel,
                             workers: config.workers > 0 ? config.workers : ProcessInfo.processInfo.activeProcessorCount,
                             spoolDirectory: config.spoolDirectory),
@@ -117,16 +117,17 @@ public final class Archiver {
             root: root.hex,
             chunker: ChunkerRecord(min: config.chunker.minimumSize, avg: config.chunker.averageSize,
                                    max: config.chunker.maximumSize, window: config.chunker.windowSize),
-            stats: stats, signingKey: signing.publicKey.hex, newPacks: newPacks)
-        let listing = PackListingDocument(client: config.client, snapshot: id, root: root.hex, packs: newPacks)
-        let listingBytes = try listing.sealed(keys: keys)
+            stats: stats, signingKey: signing.publicKey.hex, newPacks: [])
+        let listing = PackListingDocument(client: config.client, snapshot: id, root: root.hex, packs: [])
+        let listingBytes = try listing.sealed(keys: keys, packs: newPacks)
         let listingPath = config.spoolDirectory + "/\(id).listing"
         try writeFile(listingPath, listingBytes)
         let listingSHA = SHA256.hash(listingBytes)
         let listingID = try store(file: listingPath, as: Layout.listing(id), kind: "listing", size: listingBytes.count, sha256: listingSHA)
 
         let recordPath = config.spoolDirectory + "/\(id).snapshot"
-        let sealed = try envelope.seal(SignedDocument.encode(record, key: signing), to: recordPath)
+        let recordJSON = JSONText.splice(SignedDocument.json(record), emptyArrayKey: "new_packs", with: newPacks.json())
+        let sealed = try envelope.seal(SignedDocument.sign(recordJSON, key: signing), to: recordPath)
         let recordID = try store(file: recordPath, as: Layout.record(id), kind: "record", size: sealed.size, sha256: sealed.sha256)
 
         var packObjects: [Catalog.Object] = []
@@ -326,9 +327,7 @@ public final class Archiver {
                                 chunks: pack.entries, deliveredTo: pack.mirrors)
             summary.packs += 1
             summary.storedBytes += UInt64(pack.entries.reduce(0) { $0 + $1.storedLength })
-            newPacks.append(PackListing(path: pack.path, chunks: pack.entries.map {
-                PackListing.ListedChunk(id: $0.id.hex, kind: Int($0.kind.rawValue), length: $0.plainLength)
-            }))
+            newPacks.append(path: pack.path, entries: pack.entries)
             // Every chunk a new pack holds was stored because this snapshot uses it.
             neededPacks.insert(id)
             for e in pack.entries { pendingChunks.remove(e.id) }

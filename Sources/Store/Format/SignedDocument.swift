@@ -7,12 +7,24 @@ import Seal
 /// The JSON line and its signature.
 public enum SignedDocument {
     static let prefix = "ed25519 "
+    /// A record lists every chunk its run stored, about 90 bytes each: this
+    /// allows some six million, a first snapshot of as many small files.
+    static let maxSize = 512 << 20
 
     /// Encodes `value` as compact JSON with sorted keys and signs it.
     public static func encode<T: Encodable>(_ value: T, key: SigningKey) -> [UInt8] {
+        sign(json(value), key: key)
+    }
+
+    /// Compact JSON with sorted keys, the form every document uses.
+    static func json<T: Encodable>(_ value: T) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let body = [UInt8](try! encoder.encode(value))
+        return [UInt8](try! encoder.encode(value))
+    }
+
+    /// The JSON line followed by its signature line.
+    static func sign(_ body: [UInt8], key: SigningKey) -> [UInt8] {
         let signature = key.sign(body)
         return body + Array("\n\(prefix)\(Hex.encode(signature))\n".utf8)
     }
@@ -22,7 +34,7 @@ public enum SignedDocument {
     /// - Throws: `FormatError` for anything malformed or a bad signature.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], name: String,
                                             verifyingKey: VerifyingKey?) throws(FormatError) -> (T, signatureValid: Bool?) {
-        guard bytes.count <= 64 << 20 else { throw FormatError(object: name, problem: "larger than 64 MiB") }
+        guard bytes.count <= maxSize else { throw FormatError(object: name, problem: "larger than \(maxSize >> 20) MiB") }
         let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         guard lines.count == 3, lines[2].isEmpty,
               lines[1].starts(with: Array(prefix.utf8)),
@@ -232,10 +244,20 @@ public struct PackListingDocument: Codable, Sendable, Equatable {
 
     /// "FBKLST01" || AES-256-GCM box; the associated data is the magic and the object path.
     public func sealed(keys: ClientKeys) throws -> [UInt8] {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let aad = Self.magic + Array(Layout.listing(snapshot).utf8)
-        return Self.magic + (try SymmetricBox.seal([UInt8](try e.encode(self)), key: keys.listingKey, associatedData: aad))
+        try Self.seal(SignedDocument.json(self), snapshot: snapshot, keys: keys)
+    }
+
+    /// Seals a listing whose packs come from a run's log (this document's
+    /// `packs` must be empty: the log's JSON takes their place).
+    func sealed(keys: ClientKeys, packs log: NewPackLog) throws -> [UInt8] {
+        precondition(packs.isEmpty)
+        return try Self.seal(JSONText.splice(SignedDocument.json(self), emptyArrayKey: "packs", with: log.json()),
+                             snapshot: snapshot, keys: keys)
+    }
+
+    private static func seal(_ json: [UInt8], snapshot: String, keys: ClientKeys) throws -> [UInt8] {
+        let aad = magic + Array(Layout.listing(snapshot).utf8)
+        return magic + (try SymmetricBox.seal(json, key: keys.listingKey, associatedData: aad))
     }
 
     public static func open(_ bytes: [UInt8], path: String, keys: ClientKeys) throws -> PackListingDocument {
