@@ -398,24 +398,29 @@ public final class Archiver {
         var start = 0
         while start < names.count {
             let end = min(start + Self.batchSize, names.count)
-            var batch: [Pending] = []
+            var wanted: [(name: PathBytes, path: PathBytes, selection: Selection?)] = []
             for name in names[start..<end] {
                 let childPath = path.appendingComponent(name)
                 let childSelection = selection?.children[name]
-                let explicitlySelected = childSelection != nil
-                if !explicitlySelected && isExcluded(childPath) { continue }
-                guard let st = FileSystem.lstat(childPath) else {
-                    if errno == ENOENT {
-                        if explicitlySelected { warn(childPath, "configured path does not exist") }
-                        else { warn(childPath, "vanished before it was read") }
-                    } else {
-                        warn(childPath, "cannot stat: \(FileSystem.errnoText())", unreadable: true)
+                if childSelection == nil && isExcluded(childPath) { continue }
+                wanted.append((name, childPath, childSelection))
+            }
+            let inspected = FileSystem.inspect(wanted.map(\.path))
+            var batch: [Pending] = []
+            for (w, found) in zip(wanted, inspected) {
+                let explicitlySelected = w.selection != nil
+                guard case .success(let (st, xattrs)) = found else {
+                    if case .failure(let e) = found, e.code == ENOENT {
+                        if explicitlySelected { warn(w.path, "configured path does not exist") }
+                        else { warn(w.path, "vanished before it was read") }
+                    } else if case .failure(let e) = found {
+                        warn(w.path, "cannot stat: \(e.text)", unreadable: true)
                     }
                     continue
                 }
-                batch.append(Pending(name: name, path: childPath, selection: childSelection.flatMap { $0.all ? nil : $0 },
+                batch.append(Pending(name: w.name, path: w.path, selection: w.selection.flatMap { $0.all ? nil : $0 },
                                      explicitlySelected: explicitlySelected,
-                                     builtIn: !explicitlySelected && excludedPaths.contains(childPath), st: st))
+                                     builtIn: !explicitlySelected && excludedPaths.contains(w.path), st: st, xattrs: xattrs))
             }
             var results = [TreeEntry?](repeating: nil, count: batch.count)
             // Files handed to archiveEntry are closed there; the rest here.
@@ -450,6 +455,7 @@ public final class Archiver {
         let explicitlySelected: Bool
         let builtIn: Bool
         let st: stat
+        let xattrs: [(name: [UInt8], value: [UInt8])]
         /// Regions from the files cache, usable as they are, and their packs.
         var cached: (regions: [FileRegion], packs: Set<Int>)?
         /// The open file, or why it could not be opened (errno).
@@ -485,7 +491,7 @@ public final class Archiver {
             name: name, type: .file, mode: UInt32(st.st_mode & 0o7777), uid: st.st_uid, gid: st.st_gid,
             user: names.user(st.st_uid), group: names.group(st.st_gid),
             mtimeNanoseconds: st.mtimeNanoseconds, ctimeNanoseconds: st.ctimeNanoseconds,
-            size: 0, xattrs: FileSystem.xattrs(path))
+            size: 0, xattrs: item.xattrs)
         switch st.fileType {
         case S_IFDIR:
             e.type = .directory

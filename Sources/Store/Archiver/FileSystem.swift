@@ -104,6 +104,29 @@ enum FileSystem {
         }
     }
 
+    /// lstat and extended attributes of each path, on several threads when
+    /// there are many: on a cold cache each is a disk read, and the disk
+    /// serves several at once.
+    static func inspect(_ paths: [PathBytes]) -> [Result<(stat, [(name: [UInt8], value: [UInt8])]), Errno>] {
+        @Sendable func one(_ path: PathBytes) -> Result<(stat, [(name: [UInt8], value: [UInt8])]), Errno> {
+            guard let st = lstat(path) else { return .failure(Errno(errno)) }
+            return .success((st, xattrs(path)))
+        }
+        let threads = min(4, paths.count / 16)
+        guard threads > 1 else { return paths.map(one) }
+        let results = UnsafeMutableBufferPointer<Result<(stat, [(name: [UInt8], value: [UInt8])]), Errno>>.allocate(capacity: paths.count)
+        defer { results.deallocate() }
+        nonisolated(unsafe) let out = results
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            for i in stride(from: t, to: paths.count, by: threads) {
+                (out.baseAddress! + i).initialize(to: one(paths[i]))
+            }
+        }
+        let array = Array(results)
+        _ = results.deinitialize()
+        return array
+    }
+
     /// Data regions of an open file (SEEK_DATA / SEEK_HOLE), or the whole file.
     static func dataRegions(fd: Int32, size: Int, sparse: Bool) -> [(offset: Int, length: Int)] {
         guard sparse, size > 0 else { return size > 0 ? [(0, size)] : [] }
