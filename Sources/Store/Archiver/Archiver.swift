@@ -440,7 +440,14 @@ public final class Archiver {
             entries += results.compactMap { $0 }
             start = end
         }
-        let bytes = TreeFormat.serialize(entries)
+        var bytes = TreeFormat.serialize(entries)
+        if bytes.count > PackFormat.maxChunkLength {
+            // One tree is one chunk, and readers refuse chunks past 64 MiB
+            // (about 700,000 entries): say so rather than store a directory
+            // no restore could read.
+            warn(path, "has \(entries.count) entries, more than one tree holds (\(bytes.count) bytes, at most \(PackFormat.maxChunkLength)); stored empty", unreadable: true)
+            bytes = TreeFormat.serialize([])
+        }
         return try bytes.withUnsafeBytes { try storeChunk($0, kind: .tree) }
     }
 
