@@ -5,7 +5,10 @@
 #   S1 first snapshot, S2 rerun without change, S3 after a fixed change set,
 #   S4 full restore (fbk from a mirror's storage directory).
 # Figures: wall time, user+sys CPU, peak RSS (/usr/bin/time), bytes stored.
+#   S5 no-change scan of 100,000 small files, beside `find -printf` reading
+#      the same metadata (the stat()-bound rate).
 # Usage: Benchmarks/e2e/run.sh [SCALE]   (1.0: about 1.5 GB)
+#   FBK_BENCH_PEERS=0 leaves out restic and borg (e.g. for a 2x memory run).
 set -eu
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -53,8 +56,9 @@ printf 'bench-pw\n' > "$WORK/password"; chmod 600 "$WORK/password"
 "$FBK" init --config "$WORK/fbk.conf" --client bench --recipient "$WORK/keys/recipient.pem" \
   --mirror "http://127.0.0.1:$P0/bench/" --mirror "http://127.0.0.1:$P1/bench/" \
   --password-file "$WORK/password" --state "$WORK/state" "$WORK/data" >/dev/null
-HAVE_RESTIC=0; command -v restic >/dev/null && HAVE_RESTIC=1 && restic init --repo "$WORK/restic" >/dev/null 2>&1
-HAVE_BORG=0; command -v borg >/dev/null && HAVE_BORG=1 && borg init --encryption=repokey "$WORK/borg" >/dev/null 2>&1
+PEERS=${FBK_BENCH_PEERS:-1}
+HAVE_RESTIC=0; [ "$PEERS" = 1 ] && command -v restic >/dev/null && HAVE_RESTIC=1 && restic init --repo "$WORK/restic" >/dev/null 2>&1
+HAVE_BORG=0; [ "$PEERS" = 1 ] && command -v borg >/dev/null && HAVE_BORG=1 && borg init --encryption=repokey "$WORK/borg" >/dev/null 2>&1
 
 : > "$WORK/rows"
 measure() {  # TOOL SCENARIO STORED_DIR COMMAND...
@@ -81,6 +85,30 @@ measure fbk S4 "" "$FBK" restore --from "$WORK/nginx0/root" --client bench --key
 [ $HAVE_RESTIC = 1 ] && measure restic S4 "" restic restore latest --repo "$WORK/restic" --target "$WORK/restore-restic"
 [ $HAVE_BORG = 1 ] && mkdir -p "$WORK/restore-borg" && measure borg S4 "" sh -c "cd '$WORK/restore-borg' && borg extract '$WORK/borg::S3'"
 diff -r --no-dereference "$WORK/data" "$WORK/restore-fbk$WORK/data" >/dev/null && echo "fbk restore: identical"
+
+# S5: 100,000 files, page cache warm for both (no drop_caches here).
+python3 - "$WORK/many" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(1000):
+    os.makedirs(f"{root}/d{d:03}")
+    for f in range(100):
+        with open(f"{root}/d{d:03}/f{f:02}", "w") as out:
+            out.write("x" * ((d * 100 + f) % 200))
+PY
+"$FBK" init --config "$WORK/many.conf" --client many --recipient "$WORK/keys/recipient.pem" \
+  --mirror "file://$WORK/many-m0" --state "$WORK/many-state" "$WORK/many" >/dev/null
+"$FBK" snapshot --config "$WORK/many.conf" >/dev/null
+scan() {  # TOOL COMMAND...
+  tool=$1; shift
+  /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" > /dev/null 2>&1 || { echo "$tool S5 failed"; exit 1; }
+  read -r wall user sys rss < "$WORK/time"
+  echo "$tool S5 $wall $user $sys $rss 0" >> "$WORK/rows"
+  printf '%-7s S5  wall %7.2f s  cpu %7.2f s  rss %6d MiB  (100,000 files)\n' "$tool" "$wall" "$(echo "$user + $sys" | bc)" "$((rss / 1024))"
+}
+find "$WORK/many" -printf '%s %T@ %C@ %i %m %U %G\n' > /dev/null  # warm the cache
+scan find find "$WORK/many" -printf '%s %T@ %C@ %i %m %U %G\n'
+scan fbk "$FBK" snapshot --config "$WORK/many.conf"
 
 python3 - "$WORK/rows" "$SIZE" "$SCALE" "$RESULTS" "$WORK/fbk-S1.out" "$WORK/fbk-S2.out" "$WORK/fbk-S3.out" <<'PY'
 import json, sys
