@@ -13,6 +13,34 @@ extension Array where Element == UInt8 {
         try (self + [0]).withUnsafeBufferPointer { try $0.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) } }
     }
 
+    /// Calls `body` with a directory descriptor and a name relative to it
+    /// that together name this path, also past PATH_MAX: a path shorter
+    /// than `FileSystem.pieceLimit` goes whole with AT_FDCWD; a longer one
+    /// has its parent opened piece by piece and closed afterwards. If the
+    /// parent cannot be opened, `body` gets -1 (its call fails) and errno,
+    /// once `body` returns, says why.
+    func withAtPath<R>(_ body: (Int32, UnsafePointer<CChar>) throws -> R) rethrows -> R {
+        guard count >= FileSystem.pieceLimit, let slash = lastIndex(of: UInt8(ascii: "/")), slash > 0 else {
+            return try withCPath { try body(AT_FDCWD, $0) }
+        }
+        let directory = FileSystem.openDirectory(Array(self[..<slash]))
+        let cause = errno
+        defer {
+            if directory >= 0 { close(directory) } else { errno = cause }
+        }
+        return try Array(self[(slash + 1)...]).withCPath { try body(directory, $0) }
+    }
+
+    /// Calls `body` with a path of at most a few hundred bytes naming this
+    /// one (for calls without an *at form, like the xattr ones): this path
+    /// itself when short, else the parent's `/proc/self/fd` link and the name.
+    func withShortPath<R>(_ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
+        try withAtPath { directory, name in
+            if directory == AT_FDCWD { return try body(name) }
+            return try (Array("/proc/self/fd/\(directory)/".utf8) + Array(String(cString: name).utf8)).withCPath(body)
+        }
+    }
+
     var displayPath: String { String(decoding: self, as: UTF8.self) }
 
     func appendingComponent(_ name: [UInt8]) -> [UInt8] {
@@ -21,9 +49,41 @@ extension Array where Element == UInt8 {
 }
 
 enum FileSystem {
+    /// Paths at least this long are resolved in pieces (PATH_MAX is 4096).
+    static let pieceLimit = 3800
+
+    /// Opens a directory (O_PATH, enough to be the base of *at calls)
+    /// whatever the length of its path, in pieces shorter than `pieceLimit`.
+    /// Returns -1 with errno set on failure.
+    static func openDirectory(_ path: PathBytes) -> Int32 {
+        var base = AT_FDCWD
+        var start = 0
+        while start < path.count {
+            var end = path.count
+            if end - start >= pieceLimit {
+                guard let slash = path[start..<(start + pieceLimit)].lastIndex(of: UInt8(ascii: "/")), slash > start else {
+                    if base >= 0 { close(base) }
+                    errno = ENAMETOOLONG
+                    return -1
+                }
+                end = slash
+            }
+            let fd = Array(path[start..<end]).withCPath { openat(base, $0, openPathOnly | O_DIRECTORY | O_CLOEXEC) }
+            let cause = errno
+            if base >= 0 { close(base) }
+            guard fd >= 0 else {
+                errno = cause
+                return -1
+            }
+            base = fd
+            start = end + 1
+        }
+        return base == AT_FDCWD ? open(".", openPathOnly | O_DIRECTORY | O_CLOEXEC) : base
+    }
+
     static func lstat(_ path: PathBytes) -> stat? {
         var st = stat()
-        return path.withCPath { Glibc.lstat($0, &st) } == 0 ? st : nil
+        return path.withAtPath { fstatat($0, $1, &st, AT_SYMLINK_NOFOLLOW) } == 0 ? st : nil
     }
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
@@ -39,16 +99,22 @@ enum FileSystem {
     /// blocking on a FIFO swapped in, and without touching its atime where
     /// permitted (O_NOATIME needs ownership or CAP_FOWNER).
     static func openForReading(_ path: PathBytes) -> Result<Int32, Errno> {
-        var fd = path.withCPath { open($0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | openNoAtime) }
+        var fd = path.withAtPath { openat($0, $1, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | openNoAtime) }
         if fd < 0 && errno == EPERM {
-            fd = path.withCPath { open($0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+            fd = path.withAtPath { openat($0, $1, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
         }
         return fd >= 0 ? .success(fd) : .failure(Errno(errno))
     }
 
     /// Directory entry names, sorted by bytes, without . and ..
     static func listDirectory(_ path: PathBytes) -> Result<[PathBytes], Errno> {
-        guard let dir = path.withCPath({ opendir($0) }) else { return .failure(Errno(errno)) }
+        let fd = path.withAtPath { openat($0, $1, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard fd >= 0 else { return .failure(Errno(errno)) }
+        guard let dir = fdopendir(fd) else {
+            let cause = errno
+            close(fd)
+            return .failure(Errno(cause))
+        }
         defer { closedir(dir) }
         var names: [PathBytes] = []
         while true {
@@ -77,14 +143,14 @@ enum FileSystem {
 
     static func readlink(_ path: PathBytes) -> PathBytes? {
         var buffer = [UInt8](repeating: 0, count: 4097)
-        let n = path.withCPath { p in buffer.withUnsafeMutableBufferPointer { Glibc.readlink(p, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 4096) } }
+        let n = path.withAtPath { d, p in buffer.withUnsafeMutableBufferPointer { readlinkat(d, p, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 4096) } }
         guard n >= 0 else { return nil }
         return Array(buffer[0..<n])
     }
 
     /// Extended attributes (including POSIX ACLs, which are xattrs), sorted by name.
     static func xattrs(_ path: PathBytes) -> [(name: [UInt8], value: [UInt8])] {
-        path.withCPath { p -> [(name: [UInt8], value: [UInt8])] in
+        path.withShortPath { p -> [(name: [UInt8], value: [UInt8])] in
             let size = llistxattr(p, nil, 0)
             guard size > 0 else { return [] }
             var list = [CChar](repeating: 0, count: size)
@@ -181,3 +247,7 @@ extension stat {
     var ctimeNanoseconds: Int64 { Int64(st_ctim.tv_sec) * 1_000_000_000 + Int64(st_ctim.tv_nsec) }
     var fileType: mode_t { st_mode & S_IFMT }
 }
+
+/// O_PATH (Linux; Glibc exports it only with _GNU_SOURCE): a descriptor
+/// that names a directory for *at calls without opening it for reading.
+let openPathOnly: Int32 = 0o10000000

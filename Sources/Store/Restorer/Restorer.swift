@@ -180,12 +180,12 @@ public final class Restorer {
         guard write else { return }
         for d in directories {
             let p = bytesPath(d.path)
-            if p.withCPath({ mkdir($0, 0o700) }) != 0 && errno != EEXIST {
+            if p.withAtPath({ mkdirat($0, $1, 0o700) }) != 0 && errno != EEXIST {
                 summary.warnings.append("\(d.path.displayPath): cannot create directory: \(FileSystem.errnoText())")
             }
         }
         for (i, f) in files.enumerated() {
-            let fd = bytesPath(f.path).withCPath { open($0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+            let fd = bytesPath(f.path).withAtPath { openat($0, $1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
             guard fd >= 0 else {
                 summary.warnings.append("\(f.path.displayPath): cannot create: \(FileSystem.errnoText())")
                 damagedFiles.insert(i)
@@ -289,7 +289,7 @@ public final class Restorer {
 
     private func finish() throws {
         // Damaged files are removed: a restore never leaves a file that looks whole but is not.
-        for i in damagedFiles { _ = bytesPath(files[i].path).withCPath { unlink($0) } }
+        for i in damagedFiles { _ = bytesPath(files[i].path).withAtPath { unlinkat($0, $1, 0) } }
         for (i, f) in files.enumerated() where !damagedFiles.contains(i) {
             summary.files += 1
             applyMetadata(bytesPath(f.path), f.entry, isLink: false)
@@ -299,7 +299,9 @@ public final class Restorer {
                 summary.warnings.append("\(h.path.displayPath): its original \(h.target.displayPath) was not restored; link skipped")
                 continue
             }
-            let ok = bytesPath(files[i].path).withCPath { from in bytesPath(h.path).withCPath { to in link(from, to) == 0 } }
+            let ok = bytesPath(files[i].path).withAtPath { fromDirectory, from in
+                bytesPath(h.path).withAtPath { toDirectory, to in linkat(fromDirectory, from, toDirectory, to, 0) == 0 }
+            }
             if ok { summary.links += 1 } else { summary.warnings.append("\(h.path.displayPath): cannot link: \(FileSystem.errnoText())") }
         }
         for s in specials {
@@ -307,13 +309,13 @@ public final class Restorer {
             let mode = mode_t(s.entry.mode & 0o7777)
             let rc: Int32
             switch s.entry.type {
-            case .fifo: rc = p.withCPath { mkfifo($0, mode) }
+            case .fifo: rc = p.withAtPath { mkfifoat($0, $1, mode) }
             case .characterDevice, .blockDevice:
                 guard asRoot else {
                     summary.warnings.append("\(s.path.displayPath): device not restored (needs root)")
                     continue
                 }
-                rc = p.withCPath { mknod($0, (s.entry.type == .characterDevice ? S_IFCHR : S_IFBLK) | mode, dev_t(s.entry.rdev)) }
+                rc = p.withAtPath { mknodat($0, $1, (s.entry.type == .characterDevice ? S_IFCHR : S_IFBLK) | mode, dev_t(s.entry.rdev)) }
             default:
                 summary.warnings.append("\(s.path.displayPath): socket not restored (a socket is recreated by its server)")
                 continue
@@ -327,7 +329,7 @@ public final class Restorer {
         }
         for l in symlinks {
             let p = bytesPath(l.path)
-            let ok = l.entry.target.withCPath { t in p.withCPath { symlink(t, $0) == 0 } }
+            let ok = l.entry.target.withCPath { t in p.withAtPath { symlinkat(t, $0, $1) == 0 } }
             if ok {
                 summary.links += 1
                 applyMetadata(p, l.entry, isLink: true)
@@ -341,22 +343,26 @@ public final class Restorer {
     }
 
     private func applyMetadata(_ path: [UInt8], _ e: TreeEntry, isLink: Bool) {
-        path.withCPath { p in
+        path.withAtPath { directory, p in
             if asRoot {
                 let uid = e.user.isEmpty ? e.uid : (lookupUser(e.user) ?? e.uid)
                 let gid = e.group.isEmpty ? e.gid : (lookupGroup(e.group) ?? e.gid)
-                if lchown(p, uid, gid) != 0 { summary.warnings.append("\(path.displayPath): cannot set owner: \(FileSystem.errnoText())") }
+                if fchownat(directory, p, uid, gid, AT_SYMLINK_NOFOLLOW) != 0 {
+                    summary.warnings.append("\(path.displayPath): cannot set owner: \(FileSystem.errnoText())")
+                }
             }
-            if !isLink && chmod(p, mode_t(e.mode & 0o7777)) != 0 {
+            if !isLink && fchmodat(directory, p, mode_t(e.mode & 0o7777), 0) != 0 {
                 summary.warnings.append("\(path.displayPath): cannot set mode: \(FileSystem.errnoText())")
-            }
-            for x in e.xattrs {
-                let rc = x.name.withCPath { n in x.value.withUnsafeBytes { lsetxattr(p, n, $0.baseAddress, x.value.count, 0) } }
-                if rc != 0 { summary.warnings.append("\(path.displayPath): cannot set xattr \(x.name.displayPath): \(FileSystem.errnoText())") }
             }
             let t = timespec(tv_sec: Int(e.mtimeNanoseconds / 1_000_000_000), tv_nsec: Int(e.mtimeNanoseconds % 1_000_000_000))
             var times = [t, t]
-            if utimensat(AT_FDCWD, p, &times, AT_SYMLINK_NOFOLLOW) != 0 {
+            path.withShortPath { short in
+                for x in e.xattrs {
+                    let rc = x.name.withCPath { n in x.value.withUnsafeBytes { lsetxattr(short, n, $0.baseAddress, x.value.count, 0) } }
+                    if rc != 0 { summary.warnings.append("\(path.displayPath): cannot set xattr \(x.name.displayPath): \(FileSystem.errnoText())") }
+                }
+            }
+            if utimensat(directory, p, &times, AT_SYMLINK_NOFOLLOW) != 0 {
                 summary.warnings.append("\(path.displayPath): cannot set times: \(FileSystem.errnoText())")
             }
         }
@@ -385,7 +391,7 @@ final class FileHandles {
             order.removeFirst()
             if let fd = open_.removeValue(forKey: oldest) { close(fd) }
         }
-        let fd = path.withCPath { open($0, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
+        let fd = path.withAtPath { openat($0, $1, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else { return nil }
         open_[file] = fd
         order.append(file)
