@@ -4,7 +4,7 @@ import Store
 import Testing
 import TestSupport
 
-@Suite(.timeLimit(.minutes(3))) struct SnapshotTests {
+@Suite(.timeLimit(.minutes(10))) struct SnapshotTests {
     func writeSampleTree(_ f: SnapshotFixture) throws {
         var rng = SystemRandomNumberGenerator()
         try f.dir.write("src/big.bin", (0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &rng) })
@@ -310,6 +310,58 @@ import TestSupport
                                    "latest", "--target", target], environment: ["FBK_PASSPHRASE": f.passphrase])
         #expect(restore.status == 0, "\(restore.stdout.suffix(300)) \(restore.stderr.suffix(300))")
         #expect(readDeepLeaf(target + f.source + "/deep", depth: depth) == "bottom")
+    }
+
+    @Test func aLargeDirectoryIsStoredAsATreeOfParts() throws {
+        let f = try SnapshotFixture()
+        // 150,000 entries (about 12 MB of tree, so three parts): FIFOs, cheap
+        // to make and never opened, and one in a thousand a small file.
+        // (A million, in a release build: docs/RELIABILITY.md.)
+        let total = 150_000
+        let huge = f.dir.file("src/huge")
+        mkdir(huge, 0o755)
+        let dirFD = open(huge, O_RDONLY | O_DIRECTORY)
+        for i in 0..<total {
+            let name = String(format: "e%07d", i)
+            if i % 1000 == 0 {
+                let fd = openat(dirFD, name, O_WRONLY | O_CREAT, 0o644)
+                _ = write(fd, name, name.utf8.count)
+                close(fd)
+            } else {
+                mkfifoat(dirFD, name, 0o644)
+            }
+        }
+        close(dirFD)
+        let r = try f.snapshot()
+        #expect(r.status == 0, "\(r.stderr.suffix(500))")
+
+        // The directory's tree is a tree of parts whose entries join to all of it, in order.
+        let chunks = try f.chunks(0)
+        let parent = try f.entries(root: try f.records(0)[0].root, chunks: chunks, path: f.sourceComponents)
+        let subtree = try #require(parent.first { $0.name == Array("huge".utf8) }?.subtree)
+        let top = try #require(chunks[subtree]).bytes
+        #expect(Array(top.prefix(8)) == Array("FBKTREEP".utf8))
+        let count = Int(top[8]) | Int(top[9]) << 8 | Int(top[10]) << 16 | Int(top[11]) << 24
+        #expect(count >= 2 && top.count == 12 + 32 * count)
+        var names: [[UInt8]] = []
+        for i in 0..<min(count, 100) {
+            let part = Digest(bytes: Array(top[(12 + 32 * i)..<(44 + 32 * i)]))!
+            names += try TreeFormat.parse(try #require(chunks[part]).bytes).map(\.name)
+        }
+        #expect(names == (0..<total).map { Array(String(format: "e%07d", $0).utf8) })
+
+        // The operator's reader joins the parts: verify walks every tree and checks every file.
+        let verify = try CLI.run(["verify", "--from", f.mirrors[0].storageRoot, "--client", "c1",
+                                  "--key", f.keysDirectory + "/private.pem", "latest"],
+                                 environment: ["FBK_PASSPHRASE": f.passphrase])
+        #expect(verify.status == 0, "\(verify.stdout.suffix(300)) \(verify.stderr.suffix(300))")
+        // A rerun gives the same tree: the parts are cut at the same places.
+        let again = try f.snapshot()
+        #expect(again.status == 0)
+        let records = try f.records(0)
+        #expect(records.count == 2)
+        let later = try f.entries(root: records[1].root, chunks: try f.chunks(0), path: f.sourceComponents)
+        #expect(later.first { $0.name == Array("huge".utf8) }?.subtree == subtree)
     }
 
     @Test func configurationErrorsNameTheLineAndFailClosed() throws {

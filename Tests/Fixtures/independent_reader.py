@@ -78,6 +78,20 @@ def chunk(cid):
     return kind, stored
 
 
+def tree_entries(tree_id):
+    """FORMAT.md 7: a tree, or a tree of parts whose trees are joined."""
+    kind, data = chunk(tree_id)
+    assert kind == 1
+    if data[:8] == b"FBKTREEP":
+        (n,) = struct.unpack("<I", data[8:12])
+        assert len(data) == 12 + 32 * n
+        entries = []
+        for i in range(n):
+            entries += tree_entries(data[12 + 32 * i: 44 + 32 * i].hex())
+        return entries
+    return parse_tree(data)
+
+
 def parse_tree(data):
     """FORMAT.md 7."""
     assert data[:8] == b"FBKTREE1"
@@ -119,10 +133,8 @@ def parse_tree(data):
 
 
 def restore(tree_id, directory):
-    kind, data = chunk(tree_id)
-    assert kind == 1
     os.makedirs(directory, exist_ok=True)
-    for e in parse_tree(data):
+    for e in tree_entries(tree_id):
         path = os.path.join(directory, e["name"])
         if e["type"] == 2:
             restore(e["subtree"], path)

@@ -387,8 +387,9 @@ public final class Archiver {
                 names = []
             }
         }
-        var entries: [TreeEntry] = []
-        entries.reserveCapacity(names.count)
+        // A large directory's tree is written in parts as it goes, so its
+        // entries are never all in memory (FORMAT.md, "Trees").
+        var part = TreePartWriter()
         // In batches: stat a batch, open the files that must be read and let
         // the kernel fetch them all at once, then archive the batch in name
         // order (so a hardlink's target always comes first in a depth-first
@@ -437,18 +438,16 @@ public final class Archiver {
                 batch[i].opened = nil
                 results[i] = try archiveEntry(item)
             }
-            entries += results.compactMap { $0 }
+            for case let entry? in results where try part.append(entry) {
+                try part.flush { try storeTree($0) }
+            }
             start = end
         }
-        var bytes = TreeFormat.serialize(entries)
-        if bytes.count > PackFormat.maxChunkLength {
-            // One tree is one chunk, and readers refuse chunks past 64 MiB
-            // (about 700,000 entries): say so rather than store a directory
-            // no restore could read.
-            warn(path, "has \(entries.count) entries, more than one tree holds (\(bytes.count) bytes, at most \(PackFormat.maxChunkLength)); stored empty", unreadable: true)
-            bytes = TreeFormat.serialize([])
-        }
-        return try bytes.withUnsafeBytes { try storeChunk($0, kind: .tree) }
+        return try part.finish { try storeTree($0) }
+    }
+
+    private func storeTree(_ bytes: [UInt8]) throws -> ChunkID {
+        try bytes.withUnsafeBytes { try storeChunk($0, kind: .tree) }
     }
 
     static let batchSize = 256

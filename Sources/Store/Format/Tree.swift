@@ -47,8 +47,73 @@ public struct TreeEntry: Equatable, Sendable {
     }
 }
 
+/// Collects a directory's entries (in name order) into tree parts of at
+/// most `TreeFormat.partSize` bytes. A directory that fits one part is one
+/// ordinary tree, as it always was; a larger one is its parts plus a tree
+/// of parts listing them.
+struct TreePartWriter {
+    private var entries: [TreeEntry] = []
+    private var size = 0
+    private var parts: [ChunkID] = []
+
+    /// Adds an entry; true when the part is full and should be flushed.
+    mutating func append(_ entry: TreeEntry) throws -> Bool {
+        entries.append(entry)
+        size += TreeFormat.encodedSize(entry)
+        return size >= TreeFormat.partSize
+    }
+
+    /// Stores the entries so far as one part.
+    mutating func flush(_ store: ([UInt8]) throws -> ChunkID) throws {
+        guard !entries.isEmpty else { return }
+        parts.append(try store(TreeFormat.serialize(entries)))
+        entries.removeAll(keepingCapacity: true)
+        size = 0
+    }
+
+    /// The ID of the directory's tree.
+    mutating func finish(_ store: ([UInt8]) throws -> ChunkID) throws -> ChunkID {
+        if parts.isEmpty { return try store(TreeFormat.serialize(entries)) }
+        try flush(store)
+        return try store(TreeFormat.serializeParts(parts))
+    }
+}
+
 public enum TreeFormat {
     static let magic = Array("FBKTREE1".utf8)
+    static let partsMagic = Array("FBKTREEP".utf8)
+    /// A directory's tree is split into parts of about this many bytes.
+    static let partSize = 4 << 20
+    /// At most this many parts (a directory of some 500 million entries).
+    static let maxParts = 100_000
+
+    /// The serialized size of one entry.
+    static func encodedSize(_ e: TreeEntry) -> Int {
+        serialize([e]).count - magic.count - 4
+    }
+
+    /// A tree of parts: the IDs of the trees holding a large directory's
+    /// entries, in name order.
+    static func serializeParts(_ parts: [ChunkID]) -> [UInt8] {
+        var w = ByteWriter()
+        w.raw(partsMagic)
+        w.u32(parts.count)
+        for p in parts { w.raw(p.bytes) }
+        return w.bytes
+    }
+
+    /// The part IDs of a tree of parts, or nil if `bytes` is an ordinary tree.
+    static func parseParts(_ bytes: [UInt8], name: String = "tree") throws(FormatError) -> [ChunkID]? {
+        guard bytes.starts(with: partsMagic) else { return nil }
+        var r = ByteReader(bytes, object: name, offset: partsMagic.count)
+        let count = try r.u32("part count")
+        guard count >= 1, count <= maxParts, r.remaining == count * 32 else {
+            throw r.fail("part count \(count) does not match its \(bytes.count) bytes")
+        }
+        var parts: [ChunkID] = []
+        for _ in 0..<count { parts.append(try r.digest("part ID")) }
+        return parts
+    }
     static let maxEntries = 10_000_000
     static let maxXattrValue = 64 << 10
 

@@ -253,9 +253,33 @@ public final class Repository {
     }
 
     /// The entries of a directory tree chunk.
+    /// A large directory's tree lists parts; their entries are joined, and
+    /// must stay in name order across parts.
     public func tree(_ id: ChunkID) throws -> [TreeEntry] {
+        let bytes = try treeChunk(id)
+        let parts: [ChunkID]?
+        do { parts = try TreeFormat.parseParts(bytes, name: "tree \(id.shortDescription)") } catch {
+            throw StoreError(.integrity, error.description)
+        }
+        guard let parts else { return try parseTree(bytes, id) }
+        var entries: [TreeEntry] = []
+        for p in parts {
+            let more = try parseTree(try treeChunk(p), p)
+            if let last = entries.last, let next = more.first, !last.name.lexicographicallyPrecedes(next.name) {
+                throw StoreError(.integrity, "tree \(id.shortDescription): part \(p.shortDescription) is out of name order")
+            }
+            entries += more
+        }
+        return entries
+    }
+
+    private func treeChunk(_ id: ChunkID) throws -> [UInt8] {
         let (kind, bytes) = try chunk(id)
         guard kind == .tree else { throw StoreError(.integrity, "chunk \(id.shortDescription) is data, but a tree was expected") }
+        return bytes
+    }
+
+    private func parseTree(_ bytes: [UInt8], _ id: ChunkID) throws -> [TreeEntry] {
         do { return try TreeFormat.parse(bytes, name: "tree \(id.shortDescription)") } catch {
             throw StoreError(.integrity, error.description)
         }
