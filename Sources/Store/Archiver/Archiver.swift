@@ -376,15 +376,15 @@ public final class Archiver {
     /// Archives one directory (all of it, or the selected children) and returns its tree ID.
     private func archiveDirectory(_ path: PathBytes, selection: Selection?) throws -> ChunkID {
         try checkCancelled()
-        var names: [PathBytes]
+        var names: NameList
         if let selection {
-            names = selection.children.keys.sorted { $0.lexicographicallyPrecedes($1) }
+            names = NameList(Array(selection.children.keys))
         } else {
             switch FileSystem.listDirectory(path) {
             case .success(let n): names = n
             case .failure(let e):
                 warn(path, "cannot read directory: \(e.text)", unreadable: true)
-                names = []
+                names = NameList()
             }
         }
         // A large directory's tree is written in parts as it goes, so its
@@ -400,7 +400,7 @@ public final class Archiver {
         while start < names.count {
             let end = min(start + Self.batchSize, names.count)
             var wanted: [(name: PathBytes, path: PathBytes, selection: Selection?)] = []
-            for name in names[start..<end] {
+            for name in (start..<end).map({ names[$0] }) {
                 let childPath = path.appendingComponent(name)
                 let childSelection = selection?.children[name]
                 if childSelection == nil && isExcluded(childPath) { continue }

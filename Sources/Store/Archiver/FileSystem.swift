@@ -48,6 +48,47 @@ extension Array where Element == UInt8 {
     }
 }
 
+/// A directory's names, packed: one buffer of bytes and a word per name
+/// (offset and length), about 20 bytes a name where an array of arrays
+/// takes some 60. A directory of a million entries is listed whole, to be
+/// walked in name order.
+struct NameList {
+    private var bytes: [UInt8] = []
+    /// offset << 8 | length (names are at most 255 bytes).
+    private var spans: [UInt64] = []
+
+    init() {}
+
+    init(_ names: [PathBytes]) {
+        for n in names { n.withUnsafeBufferPointer { append($0) } }
+        sort()
+    }
+
+    var count: Int { spans.count }
+
+    subscript(i: Int) -> PathBytes {
+        let span = spans[i]
+        let offset = Int(span >> 8)
+        return Array(bytes[offset..<(offset + Int(span & 0xFF))])
+    }
+
+    mutating func append(_ name: UnsafeBufferPointer<UInt8>) {
+        spans.append(UInt64(bytes.count) << 8 | UInt64(min(name.count, 255)))
+        bytes.append(contentsOf: name.prefix(255))
+    }
+
+    /// Sorts by name bytes.
+    mutating func sort() {
+        bytes.withUnsafeBufferPointer { b in
+            spans.sort { x, y in
+                let a = UnsafeBufferPointer(rebasing: b[Int(x >> 8)..<(Int(x >> 8) + Int(x & 0xFF))])
+                let c = UnsafeBufferPointer(rebasing: b[Int(y >> 8)..<(Int(y >> 8) + Int(y & 0xFF))])
+                return a.lexicographicallyPrecedes(c)
+            }
+        }
+    }
+}
+
 enum FileSystem {
     /// Paths at least this long are resolved in pieces (PATH_MAX is 4096).
     static let pieceLimit = 3800
@@ -107,7 +148,7 @@ enum FileSystem {
     }
 
     /// Directory entry names, sorted by bytes, without . and ..
-    static func listDirectory(_ path: PathBytes) -> Result<[PathBytes], Errno> {
+    static func listDirectory(_ path: PathBytes) -> Result<NameList, Errno> {
         let fd = path.withAtPath { openat($0, $1, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard fd >= 0 else { return .failure(Errno(errno)) }
         guard let dir = fdopendir(fd) else {
@@ -116,22 +157,21 @@ enum FileSystem {
             return .failure(Errno(cause))
         }
         defer { closedir(dir) }
-        var names: [PathBytes] = []
+        var names = NameList()
         while true {
             errno = 0
             guard let entry = readdir(dir) else {
                 if errno != 0 { return .failure(Errno(errno)) }
                 break
             }
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw -> [UInt8] in
+            withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 let bytes = raw.bindMemory(to: UInt8.self)
-                let n = bytes.firstIndex(of: 0) ?? bytes.count
-                return Array(bytes[0..<n])
+                let name = UnsafeBufferPointer(rebasing: bytes[0..<(bytes.firstIndex(of: 0) ?? bytes.count)])
+                if name.elementsEqual([46]) || name.elementsEqual([46, 46]) { return }
+                names.append(name)
             }
-            if name == [46] || name == [46, 46] { continue }
-            names.append(name)
         }
-        names.sort { $0.lexicographicallyPrecedes($1) }
+        names.sort()
         return .success(names)
     }
 
