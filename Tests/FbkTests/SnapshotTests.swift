@@ -132,6 +132,11 @@ import TestSupport
         try f.dir.write("src/empty", [])
         mkfifo(f.dir.file("src/fifo"), 0o600)
         symlink("a", f.dir.file("src/link"))
+        // Symbolic link loops, and a link to a directory above: stored as links, never followed.
+        symlink("self", f.dir.file("src/self"))
+        symlink("loop-b", f.dir.file("src/loop-a"))
+        symlink("loop-a", f.dir.file("src/loop-b"))
+        symlink("..", f.dir.file("src/up"))
         var deep = f.dir.file("src/deep")
         for _ in 0..<60 { deep += "/d" }
         try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
@@ -155,6 +160,9 @@ import TestSupport
         #expect(entry(Array("empty".utf8))?.regions.isEmpty == true)
         #expect(entry(Array("fifo".utf8))?.type == .fifo)
         #expect(entry(Array("link".utf8))?.target == Array("a".utf8))
+        for (name, target) in [("self", "self"), ("loop-a", "loop-b"), ("loop-b", "loop-a"), ("up", "..")] {
+            #expect(entry(Array(name.utf8))?.type == .symlink && entry(Array(name.utf8))?.target == Array(target.utf8))
+        }
         let sparse = try #require(entry(Array("sparse".utf8)))
         #expect(sparse.size == 64 << 20)
         #expect(sparse.regions.count == 3)
