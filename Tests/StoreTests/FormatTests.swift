@@ -68,6 +68,15 @@ import Testing
         #expect(parsed == entries.sorted { $0.name.lexicographicallyPrecedes($1.name) })
         // Serialization is deterministic whatever the input order.
         #expect(TreeFormat.serialize(entries.reversed()) == bytes)
+        // The archiver's part writer makes the same tree for a directory that fits one part.
+        var writer = TreePartWriter()
+        for e in entries.sorted(by: { $0.name.lexicographicallyPrecedes($1.name) }) {
+            let full = writer.append(e)
+            #expect(!full)
+        }
+        var stored: [[UInt8]] = []
+        _ = try writer.finish { stored.append($0); return SHA256.hash($0) }
+        #expect(stored == [bytes])
     }
 
     @Test func dangerousNamesAndDamageAreRejected() {

@@ -423,23 +423,21 @@ public final class Archiver {
                                      explicitlySelected: explicitlySelected,
                                      builtIn: !explicitlySelected && excludedPaths.contains(w.path), st: st, xattrs: xattrs))
             }
-            var results = [TreeEntry?](repeating: nil, count: batch.count)
             // Files handed to archiveEntry are closed there; the rest here.
             defer { for item in batch { item.close() } }
             try prepare(&batch)
             for i in batch.indices {
                 if batch[i].st.fileType == S_IFDIR {
-                    for j in batch.indices where j > i {
+                    for j in batch.indices.dropFirst(i + 1) {
                         batch[j].close()
                         batch[j].opened = nil
                     }
                 }
                 let item = batch[i]
                 batch[i].opened = nil
-                results[i] = try archiveEntry(item)
-            }
-            for case let entry? in results where try part.append(entry) {
-                try part.flush { try storeTree($0) }
+                if let entry = try archiveEntry(item), part.append(entry) {
+                    try part.flush { try storeTree($0) }
+                }
             }
             start = end
         }
@@ -505,7 +503,7 @@ public final class Archiver {
             if builtIn || (config.oneFilesystem && UInt64(st.st_dev) != rootDevice && !explicitlySelected && selection == nil) {
                 // A mount point of another filesystem, or a built-in exclude
                 // (/proc, /tmp, fbk's own state…): recorded, not entered.
-                e.subtree = try TreeFormat.serialize([]).withUnsafeBytes { try storeChunk($0, kind: .tree) }
+                e.subtree = try storeTree(TreeFormat.serialize([]))
             } else {
                 e.subtree = try archiveDirectory(path, selection: selection)
             }

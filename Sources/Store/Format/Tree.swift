@@ -47,35 +47,48 @@ public struct TreeEntry: Equatable, Sendable {
     }
 }
 
-/// Collects a directory's entries (in name order) into tree parts of at
-/// most `TreeFormat.partSize` bytes. A directory that fits one part is one
-/// ordinary tree, as it always was; a larger one is its parts plus a tree
-/// of parts listing them.
+/// Serializes a directory's entries, arriving in name order, into tree
+/// parts of at most `TreeFormat.partSize` bytes as they come: a part holds
+/// its entries' bytes, not the entries. A directory that fits one part is
+/// one ordinary tree, as it always was; a larger one is its parts plus a
+/// tree of parts listing them.
 struct TreePartWriter {
-    private var entries: [TreeEntry] = []
-    private var size = 0
+    private var body = ByteWriter()
+    private var count = 0
+    private var lastName: [UInt8]?
     private var parts: [ChunkID] = []
 
     /// Adds an entry; true when the part is full and should be flushed.
-    mutating func append(_ entry: TreeEntry) throws -> Bool {
-        entries.append(entry)
-        size += TreeFormat.encodedSize(entry)
-        return size >= TreeFormat.partSize
+    mutating func append(_ entry: TreeEntry) -> Bool {
+        precondition(lastName.map { $0.lexicographicallyPrecedes(entry.name) } ?? true, "tree entries out of name order")
+        lastName = entry.name
+        TreeFormat.write(entry, to: &body)
+        count += 1
+        return body.bytes.count >= TreeFormat.partSize
     }
 
     /// Stores the entries so far as one part.
     mutating func flush(_ store: ([UInt8]) throws -> ChunkID) throws {
-        guard !entries.isEmpty else { return }
-        parts.append(try store(TreeFormat.serialize(entries)))
-        entries.removeAll(keepingCapacity: true)
-        size = 0
+        guard count > 0 else { return }
+        parts.append(try store(tree()))
+        body = ByteWriter()
+        count = 0
     }
 
     /// The ID of the directory's tree.
     mutating func finish(_ store: ([UInt8]) throws -> ChunkID) throws -> ChunkID {
-        if parts.isEmpty { return try store(TreeFormat.serialize(entries)) }
+        if parts.isEmpty { return try store(tree()) }
         try flush(store)
         return try store(TreeFormat.serializeParts(parts))
+    }
+
+    /// The entries so far as one tree: what `TreeFormat.serialize` writes.
+    private func tree() -> [UInt8] {
+        var w = ByteWriter()
+        w.raw(TreeFormat.magic)
+        w.u32(count)
+        w.raw(body.bytes)
+        return w.bytes
     }
 }
 
@@ -86,11 +99,6 @@ public enum TreeFormat {
     static let partSize = 4 << 20
     /// At most this many parts (a directory of some 500 million entries).
     static let maxParts = 100_000
-
-    /// The serialized size of one entry.
-    static func encodedSize(_ e: TreeEntry) -> Int {
-        serialize([e]).count - magic.count - 4
-    }
 
     /// A tree of parts: the IDs of the trees holding a large directory's
     /// entries, in name order.
@@ -123,24 +131,27 @@ public enum TreeFormat {
         w.raw(magic)
         let sorted = entries.sorted { $0.name.lexicographicallyPrecedes($1.name) }
         w.u32(sorted.count)
-        for e in sorted {
-            w.short(e.name)
-            w.u8(e.type.rawValue)
-            w.u32(Int(e.mode)); w.u32(Int(e.uid)); w.u32(Int(e.gid))
-            w.short(e.user); w.short(e.group)
-            w.i64(e.mtimeNanoseconds); w.i64(e.ctimeNanoseconds)
-            w.u64(e.size)
-            w.u16(e.xattrs.count)
-            for x in e.xattrs { w.short(x.name); w.long(x.value) }
-            switch e.type {
-            case .file: write(e.regions, to: &w)
-            case .directory: w.raw(e.subtree!.bytes)
-            case .symlink, .hardlink: w.long(e.target)
-            case .characterDevice, .blockDevice: w.u64(e.rdev)
-            case .fifo, .socket: break
-            }
-        }
+        for e in sorted { write(e, to: &w) }
         return w.bytes
+    }
+
+    /// One entry.
+    static func write(_ e: TreeEntry, to w: inout ByteWriter) {
+        w.short(e.name)
+        w.u8(e.type.rawValue)
+        w.u32(Int(e.mode)); w.u32(Int(e.uid)); w.u32(Int(e.gid))
+        w.short(e.user); w.short(e.group)
+        w.i64(e.mtimeNanoseconds); w.i64(e.ctimeNanoseconds)
+        w.u64(e.size)
+        w.u16(e.xattrs.count)
+        for x in e.xattrs { w.short(x.name); w.long(x.value) }
+        switch e.type {
+        case .file: write(e.regions, to: &w)
+        case .directory: w.raw(e.subtree!.bytes)
+        case .symlink, .hardlink: w.long(e.target)
+        case .characterDevice, .blockDevice: w.u64(e.rdev)
+        case .fifo, .socket: break
+        }
     }
 
     /// Region list: count (LE32), then per region offset (LE64) || length
