@@ -23,7 +23,8 @@
 import Foundation
 import Seal
 
-/// A sealed pack the uploader has offered to the mirrors.
+/// A sealed pack in the spool; once the uploader has offered it to the
+/// mirrors, `mirrors` says which took it.
 struct DeliveredPack {
     /// Name on the mirrors.
     let path: String
@@ -32,8 +33,8 @@ struct DeliveredPack {
     let size: Int
     let sha256: Digest
     let entries: [PackEntry]
-    /// Mirrors that now hold it (empty: none took it).
-    let mirrors: [Int]
+    /// Mirrors that now hold it (empty: none took it, or not offered yet).
+    var mirrors: [Int] = []
     /// The sequence number of its last chunk.
     let lastSequence: Int
 }
@@ -63,15 +64,6 @@ final class PackPipeline: @unchecked Sendable {
         let plainLength: Int
     }
 
-    private struct SealedPack {
-        let path: String
-        let spoolFile: String
-        let size: Int
-        let sha256: Digest
-        let entries: [PackEntry]
-        let lastSequence: Int
-    }
-
     private let settings: Settings
     private let envelope: Envelope
     private let mirrorSet: MirrorSet
@@ -90,7 +82,8 @@ final class PackPipeline: @unchecked Sendable {
     /// Chunks below this number are to be sealed into packs now, even if
     /// the current pack is not full (set by `finish`).
     private var flushThrough = 0
-    private var sealed: [SealedPack] = []
+    /// Sealed packs waiting for the uploader.
+    private var sealed: [DeliveredPack] = []
     private var delivered: [DeliveredPack] = []
     /// Sequence number after the last chunk of the last delivered pack.
     private var deliveredThrough = 0
@@ -150,11 +143,13 @@ final class PackPipeline: @unchecked Sendable {
     /// Packs delivered since the last call (without waiting).
     /// - Throws: the error that stopped the pipeline, if one did.
     func takeDelivered() throws -> [DeliveredPack] {
-        try condition.withLock {
-            if let failure { throw failure }
-            defer { delivered.removeAll() }
-            return delivered
-        }
+        try condition.withLock { try takeDeliveredLocked() }
+    }
+
+    private func takeDeliveredLocked() throws -> [DeliveredPack] {
+        if let failure { throw failure }
+        defer { delivered.removeAll() }
+        return delivered
     }
 
     /// Seals everything submitted so far, partial pack included, and waits
@@ -165,9 +160,7 @@ final class PackPipeline: @unchecked Sendable {
             flushThrough = nextSequence
             condition.broadcast()
             while failure == nil && deliveredThrough < flushThrough { condition.wait() }
-            if let failure { throw failure }
-            defer { delivered.removeAll() }
-            return delivered
+            return try takeDeliveredLocked()
         }
     }
 
@@ -292,7 +285,7 @@ final class PackPipeline: @unchecked Sendable {
         }
         condition.withLock {
             while sealed.count >= 2 && !stopping { condition.wait() }
-            sealed.append(SealedPack(path: Layout.pack(sha256), spoolFile: spoolFile, size: size, sha256: sha256,
+            sealed.append(DeliveredPack(path: Layout.pack(sha256), spoolFile: spoolFile, size: size, sha256: sha256,
                                      entries: entries, lastSequence: lastSequence))
             condition.broadcast()
         }
@@ -302,17 +295,15 @@ final class PackPipeline: @unchecked Sendable {
 
     private func uploadLoop() {
         while true {
-            let next: SealedPack? = condition.withLock {
+            let next: DeliveredPack? = condition.withLock {
                 while sealed.isEmpty && !stopping { condition.wait() }
                 return stopping ? nil : sealed.first
             }
-            guard let pack = next else { return }
-            let mirrors = mirrorSet.deliver(pack.path, from: pack.spoolFile, size: pack.size)
+            guard var pack = next else { return }
+            pack.mirrors = mirrorSet.deliver(pack.path, from: pack.spoolFile, size: pack.size)
             condition.withLock {
                 sealed.removeFirst()
-                delivered.append(DeliveredPack(path: pack.path, spoolFile: pack.spoolFile, size: pack.size,
-                                               sha256: pack.sha256, entries: pack.entries, mirrors: mirrors,
-                                               lastSequence: pack.lastSequence))
+                delivered.append(pack)
                 deliveredThrough = pack.lastSequence + 1
                 condition.broadcast()
             }
