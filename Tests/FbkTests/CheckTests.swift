@@ -4,7 +4,7 @@ import Store
 import Testing
 import TestSupport
 
-@Suite(.timeLimit(.minutes(3))) struct CheckTests {
+@Suite(.timeLimit(.minutes(10))) struct CheckTests {
     /// Fresh random bytes (each call different, so nothing deduplicates).
     func random(_ n: Int) -> [UInt8] { sampleBytes(n, seed: UInt64.random(in: 1...UInt64.max)) }
 

@@ -3,7 +3,7 @@ import Store
 import Testing
 import TestSupport
 
-@Suite(.timeLimit(.minutes(3))) struct EnrollTests {
+@Suite(.timeLimit(.minutes(10))) struct EnrollTests {
     @Test func enrollInstallAndSnapshotWithTheGeneratedCredentials() throws {
         let dir = try TemporaryDirectory()
         let keygen = try CLI.run(["keygen", "--out", dir.file("keys"), "--type", "p384"], environment: ["FBK_PASSPHRASE": "pw"])

@@ -5,7 +5,7 @@ import Store
 import Testing
 import TestSupport
 
-@Suite(.timeLimit(.minutes(5))) struct RestoreTests {
+@Suite(.timeLimit(.minutes(10))) struct RestoreTests {
     let fixtures = repositoryRoot + "/Tests/Fixtures"
 
     func manifest(_ root: String, _ flags: [String] = []) throws -> String {
