@@ -127,6 +127,31 @@ import TestSupport
         #expect(rows.count == 2 && rows[0]["id"] as? String == first)
     }
 
+    @Test func hardlinksToFilesOutsideAPartialRestoreBecomeOneCopy() throws {
+        let f = try SnapshotFixture()
+        let original = random(300_000)
+        try f.dir.write("src/data/original", original)
+        try f.dir.write("src/links/plain", Array("plain".utf8))
+        link(f.source + "/data/original", f.source + "/links/first")
+        link(f.source + "/data/original", f.source + "/links/second")
+        link(f.source + "/links/plain", f.source + "/links/third")
+        #expect(try f.snapshot().status == 0)
+
+        let target = f.dir.file("links")
+        let r = try restore(f, ["latest", "--target", target, String(f.source.dropFirst()) + "/links"])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let links = target + f.source + "/links"
+        #expect(!FileManager.default.fileExists(atPath: target + f.source + "/data"))
+        var a = stat(), b = stat(), c = stat(), d = stat()
+        #expect(stat(links + "/first", &a) == 0 && stat(links + "/second", &b) == 0)
+        #expect(stat(links + "/plain", &c) == 0 && stat(links + "/third", &d) == 0)
+        // The original, outside the chosen path, is restored once as a copy; the other link links to it.
+        #expect(a.st_ino == b.st_ino && a.st_nlink == 2)
+        #expect(c.st_ino == d.st_ino && c.st_nlink == 2)
+        #expect(FileManager.default.contents(atPath: links + "/first") == Data(original))
+        #expect(FileManager.default.contents(atPath: links + "/third") == Data("plain".utf8))
+    }
+
     @Test func damagedPacksNameTheFilesAndTheRestIsRestored() throws {
         let f = try SnapshotFixture()
         for i in 0..<6 { try f.dir.write("src/f\(i)", random(700_000)) }

@@ -135,6 +135,22 @@ public enum TreeFormat {
         return w.bytes
     }
 
+    /// One entry alone, as `write` lays it out (a restore plan keeps entries so).
+    static func serializeEntry(_ e: TreeEntry) -> [UInt8] {
+        var w = ByteWriter()
+        write(e, to: &w)
+        return w.bytes
+    }
+
+    /// An entry made by `serializeEntry`, checked as any tree's entries are.
+    static func parseEntry(_ bytes: [UInt8]) throws(FormatError) -> TreeEntry {
+        var w = ByteWriter()
+        w.raw(magic)
+        w.u32(1)
+        w.raw(bytes)
+        return try parse(w.bytes, name: "planned entry")[0]
+    }
+
     /// One entry.
     static func write(_ e: TreeEntry, to w: inout ByteWriter) {
         w.short(e.name)

@@ -94,6 +94,9 @@ final class SQLiteDatabase {
     }
 
     var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// The rowid of the last row inserted. The corresponding C function is `sqlite3_last_insert_rowid`.
+    var lastInsertedRow: Int { Int(sqlite3_last_insert_rowid(handle)) }
 }
 
 /// A prepared statement in use. Bind with 1-based indices.

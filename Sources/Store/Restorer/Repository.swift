@@ -1,6 +1,8 @@
 // A client's repository as the operator sees it with the private key:
 // snapshots, the escrowed client secret, and chunks, each pack decrypted at
 // most once, into a private work directory (never held whole in memory).
+// Where each chunk is goes into an SQLite file in that directory, so memory
+// does not grow with the number of chunks.
 
 import Foundation
 import Seal
@@ -18,9 +20,8 @@ public final class Repository {
     public private(set) var snapshots: [SnapshotRecord] = []
     /// Problems met while loading (unreadable records…).
     public private(set) var warnings: [String] = []
-    /// Chunk → pack path, from the records' pack listings.
-    private var chunkPacks: [ChunkID: String] = [:]
-    private var chunkLengths: [ChunkID: Int] = [:]
+    /// Chunk → pack and length, from the records' pack listings; the restore plan.
+    let work: WorkDatabase
     private var decryptedPacks: [String: (path: String, entries: [ChunkID: PackEntry])] = [:]
     private var failedPacks: [String: String] = [:]
     private let decompressor = ChunkDecompressor()
@@ -34,8 +35,12 @@ public final class Repository {
         var template = Array((NSTemporaryDirectory() + "/fbk-restore-XXXXXX").utf8CString)
         guard let p = mkdtemp(&template) else { throw StoreError(.io, "cannot create a work directory in \(NSTemporaryDirectory())") }
         workDirectory = String(cString: p)
+        do { work = try WorkDatabase(directory: workDirectory) } catch {
+            try? FileManager.default.removeItem(atPath: workDirectory)
+            throw error
+        }
         try loadSecret()
-        try loadSnapshots()
+        try work.batch { try loadSnapshots() }
     }
 
     deinit { try? FileManager.default.removeItem(atPath: workDirectory) }
@@ -64,27 +69,28 @@ public final class Repository {
         for source in sources {
             for object in source.list("snapshots") where object.hasSuffix(".snapshot") && !seen.contains(object) {
                 guard let path = source.localPath(of: object) else { continue }
+                let record: SnapshotRecord
                 do {
                     let sealed = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
                     let plain = try opener.open(sealed).plaintext
                     let key = keys.map { $0.signingKey().publicKey }
-                    let (record, _) = try SignedDocument.decode(SnapshotRecord.self, from: plain, name: object, verifyingKey: key)
-                    guard record.client == client, Layout.record(record.id) == object else {
-                        warnings.append("\(object) claims to be \(record.client)/\(record.id): ignored")
-                        continue
-                    }
-                    seen.insert(object)
-                    snapshots.append(record)
-                    for pack in record.newPacks {
-                        for c in pack.chunks {
-                            guard let id = Digest(hex: c.id) else { continue }
-                            chunkPacks[id] = pack.path
-                            chunkLengths[id] = c.length
-                        }
-                    }
+                    record = try SignedDocument.decode(SnapshotRecord.self, from: plain, name: object, verifyingKey: key).0
                 } catch {
                     warnings.append("\(object): \(error)")
+                    continue
                 }
+                guard record.client == client, Layout.record(record.id) == object else {
+                    warnings.append("\(object) claims to be \(record.client)/\(record.id): ignored")
+                    continue
+                }
+                seen.insert(object)
+                for pack in record.newPacks {
+                    try work.addPack(pack.path, chunks: pack.chunks.compactMap { c in Digest(hex: c.id).map { ($0, c.length) } })
+                }
+                // The listing lives in the work database; the record keeps its summary only.
+                var summary = record
+                summary.newPacks = []
+                snapshots.append(summary)
             }
         }
         snapshots.sort { ($0.started, $0.id) < ($1.started, $1.id) }
@@ -132,19 +138,21 @@ public final class Repository {
 
     /// The pack holding `id`, decrypted (once) into the work directory.
     func packHolding(_ id: ChunkID) throws -> String {
-        if chunkPacks[id] == nil { try scanUnlistedPacks(for: id) }
-        guard let pack = chunkPacks[id] else {
+        guard let pack = try chunkLocation(id)?.path else {
             throw StoreError(.integrity, "no pack holds chunk \(id.shortDescription)")
         }
         try decrypt(pack)
         return pack
     }
 
-    /// A chunk's plaintext length, from the listings (nil if unknown).
-    public func chunkLength(_ id: ChunkID) -> Int? { chunkLengths[id] }
-
-    /// Pack path for a chunk, without decrypting (nil if unknown).
-    public func packPath(of id: ChunkID) -> String? { chunkPacks[id] }
+    /// Where a chunk is (its pack's row in the work database and path) and
+    /// its plaintext length, without decrypting; packs no record lists are
+    /// opened once to find chunks the listings lack. Nil if no pack holds it.
+    func chunkLocation(_ id: ChunkID) throws -> (pack: Int, path: String, length: Int)? {
+        if let l = try work.location(of: id) { return l }
+        try scanUnlistedPacks()
+        return try work.location(of: id)
+    }
 
     /// A pack decrypted into the work directory, with its table.
     public struct OpenedPack: Sendable {
@@ -235,18 +243,15 @@ public final class Repository {
     /// Chunks written by a run that stored packs but no record: find them by
     /// opening packs no record lists (once).
     private var scannedUnlisted = false
-    private func scanUnlistedPacks(for id: ChunkID) throws {
+    private func scanUnlistedPacks() throws {
         guard !scannedUnlisted else { return }
         scannedUnlisted = true
-        let listed = Set(chunkPacks.values)
         for source in sources {
             for dir in source.list("packs") {
-                for pack in source.list(dir) where pack.hasSuffix(".pack") && !listed.contains(pack) {
+                for pack in source.list(dir) where pack.hasSuffix(".pack") {
+                    guard try !work.isListed(pack) else { continue }
                     guard (try? decrypt(pack)) != nil, let opened = decryptedPacks[pack] else { continue }
-                    for (c, e) in opened.entries where chunkPacks[c] == nil {
-                        chunkPacks[c] = pack
-                        chunkLengths[c] = e.plainLength
-                    }
+                    try work.addPack(pack, chunks: opened.entries.map { ($0.key, $0.value.plainLength) })
                 }
             }
         }

@@ -1,11 +1,14 @@
 // Restoring a snapshot (or chosen paths of it) into a target directory.
 //
 // Plan first, then write:
-//   1. Walk the trees of the chosen paths and make every directory and an
-//      empty, full-length file for every regular file (holes stay holes).
-//   2. Group the chunks needed by pack; decrypt each pack once, write its
-//      chunks where they belong, then drop it.
-//   3. Hardlinks, FIFOs and devices; then symbolic links, last, so no
+//   1. Walk the trees of the chosen paths into the plan (the work database,
+//      on disk, so memory does not grow with the snapshot): every entry to
+//      create, and every place a chunk is written, with the chunk's pack.
+//   2. Make every directory and an empty, full-length file for every
+//      regular file (holes stay holes).
+//   3. Take the planned writes sorted by pack; decrypt each pack once,
+//      write its chunks where they belong, then drop it.
+//   4. Hardlinks, FIFOs and devices; then symbolic links, last, so no
 //      path ever written through can be a link; then file metadata, and
 //      directory metadata deepest first, after their contents.
 // Names come from parsed trees (no `/`, `..` or NUL), hardlinks resolve only
@@ -54,15 +57,11 @@ public final class Restorer {
     public var progress: ((Int, UInt64) -> Void)?
 
     private var summary = RestoreSummary()
-    private struct FileJob { var path: [UInt8]; var entry: TreeEntry }
-    private var directories: [(path: [UInt8], entry: TreeEntry?, depth: Int)] = []
-    private var files: [FileJob] = []
-    private var hardlinks: [(path: [UInt8], target: [UInt8], entry: TreeEntry)] = []
-    private var specials: [(path: [UInt8], entry: TreeEntry)] = []
-    private var symlinks: [(path: [UInt8], entry: TreeEntry)] = []
-    /// Snapshot path → index in `files`, for hardlinks.
-    private var fileIndex: [[UInt8]: Int] = [:]
+    private var plan: WorkDatabase { repository.work }
+    /// File nodes of the plan that cannot be restored whole (rare: only damage grows it).
     private var damagedFiles = Set<Int>()
+    /// Hardlink targets outside the chosen paths, restored once as a copy: target → its file node.
+    private var copies: [[UInt8]: Int] = [:]
 
     public init(repository: Repository, snapshot: SnapshotRecord, target: String, write: Bool = true) {
         self.repository = repository
@@ -78,12 +77,13 @@ public final class Restorer {
     public func run(paths: [String]) throws -> RestoreSummary {
         let started = ContinuousClock.now
         if write { try prepareTarget() }
-        try plan(paths: paths)
+        try plan.clearPlan()
+        try plan.batch { try makePlan(paths: paths) }
         try makeFiles()
         try writeData()
         if write { try finish() }
         summary.packsDecrypted = repository.packsDecrypted
-        summary.damaged = damagedFiles.sorted().map { files[$0].path.displayPath }
+        summary.damaged = try damagedFiles.sorted().map { try plan.path(of: $0).displayPath }
         summary.seconds = (ContinuousClock.now - started).seconds
         return summary
     }
@@ -102,23 +102,32 @@ public final class Restorer {
 
     // MARK: Plan
 
-    private func plan(paths: [String]) throws {
+    private func makePlan(paths: [String]) throws {
         guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
         let wanted = paths.map { $0.split(separator: "/").map { Array($0.utf8) } }.filter { !$0.isEmpty }
         try walk(tree: root, relative: [], wanted: wanted.isEmpty ? nil : wanted, depth: 0)
-        // Hardlinks to files outside the chosen paths are restored as copies.
-        for (i, link) in hardlinks.enumerated().reversed() where fileIndex[link.target] == nil {
-            guard let original = try? repository.lookup(snapshot, components: link.target.split(separator: UInt8(ascii: "/")).map(Array.init)).entry,
+        if try plan.count(.hardlink) > 0 { try planHardlinkCopies() }
+    }
+
+    /// Hardlinks to files outside the chosen paths are restored as copies
+    /// (one copy per original; further links to it link to the copy).
+    private func planHardlinkCopies() throws {
+        try plan.indexPaths()
+        var outside: [(node: Int, path: [UInt8], entry: TreeEntry, depth: Int)] = []
+        try plan.forEachNode(.hardlink) { node, path, _, depth, bytes in
+            let link = try plannedEntry(bytes)
+            if try plan.file(at: link.target) == nil { outside.append((node, path, link, depth)) }
+        }
+        for link in outside where copies[link.entry.target] == nil {
+            try plan.removeNode(link.node)
+            guard let original = try? repository.lookup(snapshot, components: link.entry.target.split(separator: UInt8(ascii: "/")).map(Array.init)).entry,
                   original.type == .file else {
-                summary.warnings.append("\(link.path.displayPath): hardlink to \(link.target.displayPath), which is not a file of this snapshot; skipped")
-                hardlinks.remove(at: i)
+                summary.warnings.append("\(link.path.displayPath): hardlink to \(link.entry.target.displayPath), which is not a file of this snapshot; skipped")
                 continue
             }
             var copy = original
             copy.name = link.entry.name
-            fileIndex[link.target] = files.count
-            files.append(FileJob(path: link.path, entry: copy))
-            hardlinks.remove(at: i)
+            copies[link.entry.target] = try planFile(path: link.path, entry: copy, depth: link.depth)
         }
     }
 
@@ -142,21 +151,53 @@ public final class Restorer {
             let path = join(components)
             switch e.type {
             case .directory:
-                directories.append((path, below == nil ? e : nil, depth + 1))
+                _ = try plan.addNode(.directory, path: path, depth: depth + 1, entry: below == nil ? TreeFormat.serializeEntry(e) : nil)
                 if below == nil { summary.directories += 1 }
                 if let sub = e.subtree { try walk(tree: sub, relative: components, wanted: below, depth: depth + 1) }
             case .file:
-                fileIndex[path] = files.count
-                files.append(FileJob(path: path, entry: e))
+                _ = try planFile(path: path, entry: e, depth: depth + 1)
             case .hardlink:
-                guard let t = validLinkTarget(e.target) else {
+                guard validLinkTarget(e.target) != nil else {
                     summary.warnings.append("\(path.displayPath): hardlink target \(e.target.displayPath.debugDescription) is not a plain snapshot path; skipped")
                     continue
                 }
-                hardlinks.append((path, t, e))
-            case .symlink: symlinks.append((path, e))
-            case .fifo, .socket, .characterDevice, .blockDevice: specials.append((path, e))
+                _ = try plan.addNode(.hardlink, path: path, depth: depth + 1, entry: TreeFormat.serializeEntry(e))
+            case .symlink:
+                _ = try plan.addNode(.symlink, path: path, depth: depth + 1, entry: TreeFormat.serializeEntry(e))
+            case .fifo, .socket, .characterDevice, .blockDevice:
+                _ = try plan.addNode(.special, path: path, depth: depth + 1, entry: TreeFormat.serializeEntry(e))
             }
+        }
+    }
+
+    /// Plans a file: its entry (without the chunk list) and where each of
+    /// its chunks goes. Chunks of a region are consecutive; their lengths
+    /// come from the pack listings and must add up to the region's length.
+    private func planFile(path: [UInt8], entry e: TreeEntry, depth: Int) throws -> Int {
+        var metadata = e
+        metadata.regions = []
+        let node = try plan.addNode(.file, path: path, depth: depth, size: e.size, entry: TreeFormat.serializeEntry(metadata))
+        for r in e.regions {
+            var offset = r.offset
+            for c in r.chunks {
+                guard let location = try repository.chunkLocation(c) else {
+                    markDamaged(node, path: path, StoreError(.integrity, "no pack holds chunk \(c.shortDescription)"))
+                    return node
+                }
+                try plan.addUse(pack: location.pack, chunk: c, file: node, offset: offset)
+                offset += UInt64(location.length)
+            }
+            guard offset == r.offset + r.length else {
+                markDamaged(node, path: path, StoreError(.integrity, "its chunk list does not add up to its regions"))
+                return node
+            }
+        }
+        return node
+    }
+
+    private func plannedEntry(_ bytes: [UInt8]?) throws -> TreeEntry {
+        do { return try TreeFormat.parseEntry(bytes ?? []) } catch {
+            throw StoreError(.io, "the restore plan holds a damaged entry (\(error)); the temporary directory may be failing")
         }
     }
 
@@ -178,167 +219,151 @@ public final class Restorer {
 
     private func makeFiles() throws {
         guard write else { return }
-        for d in directories {
-            let p = bytesPath(d.path)
-            if p.withAtPath({ mkdirat($0, $1, 0o700) }) != 0 && errno != EEXIST {
-                summary.warnings.append("\(d.path.displayPath): cannot create directory: \(FileSystem.errnoText())")
+        try plan.forEachNode(.directory) { _, path, _, _, _ in
+            if bytesPath(path).withAtPath({ mkdirat($0, $1, 0o700) }) != 0 && errno != EEXIST {
+                summary.warnings.append("\(path.displayPath): cannot create directory: \(FileSystem.errnoText())")
             }
         }
-        for (i, f) in files.enumerated() {
-            let fd = bytesPath(f.path).withAtPath { openat($0, $1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        try plan.forEachNode(.file) { node, path, size, _, _ in
+            let fd = bytesPath(path).withAtPath { openat($0, $1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
             guard fd >= 0 else {
-                summary.warnings.append("\(f.path.displayPath): cannot create: \(FileSystem.errnoText())")
-                damagedFiles.insert(i)
-                continue
+                markDamaged(node, path: path, StoreError(.io, "cannot create: \(FileSystem.errnoText())"))
+                return
             }
             // Full length now: whatever no region covers stays a hole.
-            if ftruncate(fd, off_t(f.entry.size)) != 0 {
-                markDamaged(i, StoreError(.io, "cannot make it \(f.entry.size) bytes long: \(FileSystem.errnoText())"))
+            if ftruncate(fd, off_t(size)) != 0 {
+                markDamaged(node, path: path, StoreError(.io, "cannot make it \(size) bytes long: \(FileSystem.errnoText())"))
             }
             close(fd)
         }
     }
 
     private func writeData() throws {
-        // chunk → the files needing it; grouped by pack so each pack is opened once.
-        var targets: [ChunkID: Set<Int>] = [:]
-        for (i, f) in files.enumerated() where !damagedFiles.contains(i) {
-            for r in f.entry.regions { for c in r.chunks { targets[c, default: []].insert(i) } }
-        }
-        var byPack: [String: [ChunkID]] = [:]
-        for c in targets.keys {
-            if let p = repository.packPath(of: c) {
-                byPack[p, default: []].append(c)
-            } else {
-                // Not in any record's listing: the repository opens unlisted packs to find it.
-                do { byPack[try repository.packHolding(c), default: []].append(c) } catch {
-                    for f in targets[c] ?? [] { markDamaged(f, error) }
-                }
-            }
-        }
         let handles = FileHandles(capacity: 64)
         defer { handles.closeAll() }
-        let order = byPack.keys.sorted()
+        let order = try plan.plannedPacks()
         let prefetched = order.filter { !repository.isDecrypted($0) }
         let prefetcher = PackPrefetcher(repository: repository, packs: prefetched, ahead: 2)
         defer { prefetcher.stop() }
         var nextPrefetched = 0
-        for pack in order {
-            if nextPrefetched < prefetched.count && prefetched[nextPrefetched] == pack {
-                nextPrefetched += 1
-                // A failure is remembered; the chunks below then report it.
-                try? repository.adopt(pack, prefetcher.take(pack))
-            }
-            for c in byPack[pack]!.sorted() {
-                let needing = (targets[c] ?? []).filter { !damagedFiles.contains($0) }
-                if needing.isEmpty { continue }
-                let data: [UInt8]
-                do {
-                    let (kind, bytes) = try repository.chunk(c)
-                    guard kind == .data else { throw StoreError(.integrity, "chunk \(c.shortDescription) is a tree, not file data") }
-                    data = bytes
-                    summary.chunksVerified += 1
-                } catch {
-                    for f in needing { markDamaged(f, error) }
-                    continue
+        var currentPack: String?
+        // The chunk being written, read on its first use by a file not damaged.
+        var current: (id: ChunkID, data: Result<[UInt8], StoreError>?)?
+        try plan.forEachUse { pack, chunk, file, offset in
+            if pack != currentPack {
+                if let done = currentPack { repository.release(pack: done) }
+                currentPack = pack
+                if nextPrefetched < prefetched.count && prefetched[nextPrefetched] == pack {
+                    nextPrefetched += 1
+                    // A failure is remembered; the chunks below then report it.
+                    try? repository.adopt(pack, prefetcher.take(pack))
                 }
-                for f in needing.sorted() {
-                    guard let offsets = chunkOffsets(c, file: files[f].entry) else {
-                        markDamaged(f, StoreError(.integrity, "its chunk list does not add up to its regions"))
-                        continue
-                    }
-                    summary.bytes += UInt64(data.count * offsets.count)
-                    guard write else { continue }
-                    guard let fd = handles.fd(for: f, path: bytesPath(files[f].path)) else {
-                        markDamaged(f, StoreError(.io, "cannot reopen: \(FileSystem.errnoText())"))
-                        continue
-                    }
-                    for offset in offsets where pwrite(fd, data, data.count, off_t(offset)) != data.count {
-                        markDamaged(f, StoreError(.io, "cannot write: \(FileSystem.errnoText())"))
-                    }
-                }
-                progress?(summary.chunksVerified, summary.bytes)
             }
-            repository.release(pack: pack)
+            if current?.id != chunk {
+                if current?.data != nil { progress?(summary.chunksVerified, summary.bytes) }
+                current = (chunk, nil)
+            }
+            guard !damagedFiles.contains(file) else { return }
+            if current?.data == nil { current?.data = readChunk(chunk) }
+            let data: [UInt8]
+            switch current!.data! {
+            case .success(let bytes): data = bytes
+            case .failure(let error):
+                markDamaged(file, error)
+                return
+            }
+            summary.bytes += UInt64(data.count)
+            guard write else { return }
+            guard let fd = handles.fd(for: file, path: { try? bytesPath(plan.path(of: file)) }) else {
+                markDamaged(file, StoreError(.io, "cannot reopen: \(FileSystem.errnoText())"))
+                return
+            }
+            if pwrite(fd, data, data.count, off_t(offset)) != data.count {
+                markDamaged(file, StoreError(.io, "cannot write: \(FileSystem.errnoText())"))
+            }
+        }
+        if current?.data != nil { progress?(summary.chunksVerified, summary.bytes) }
+        if let done = currentPack { repository.release(pack: done) }
+    }
+
+    /// A data chunk's plaintext, checked against its ID.
+    private func readChunk(_ c: ChunkID) -> Result<[UInt8], StoreError> {
+        do {
+            let (kind, bytes) = try repository.chunk(c)
+            guard kind == .data else { throw StoreError(.integrity, "chunk \(c.shortDescription) is a tree, not file data") }
+            summary.chunksVerified += 1
+            return .success(bytes)
+        } catch let error as StoreError {
+            return .failure(error)
+        } catch {
+            return .failure(StoreError(.io, "\(error)"))
         }
     }
 
-    /// Where chunk `c` starts in a file (once per occurrence). Chunks of a
-    /// region are consecutive; lengths come from the pack listings. Nil if a
-    /// length is unknown or a region's chunks do not add up to its length.
-    private func chunkOffsets(_ c: ChunkID, file e: TreeEntry) -> [UInt64]? {
-        var out: [UInt64] = []
-        for r in e.regions {
-            var offset = r.offset
-            for other in r.chunks {
-                if other == c { out.append(offset) }
-                guard let l = repository.chunkLength(other) else { return nil }
-                offset += UInt64(l)
-            }
-            guard offset == r.offset + r.length else { return nil }
-        }
-        return out
-    }
-
-    private func markDamaged(_ file: Int, _ error: Error) {
-        if !damagedFiles.contains(file) {
-            damagedFiles.insert(file)
-            summary.warnings.append("\(files[file].path.displayPath): \(error)")
+    private func markDamaged(_ file: Int, path: [UInt8]? = nil, _ error: Error) {
+        if damagedFiles.insert(file).inserted {
+            let path = path ?? (try? plan.path(of: file)) ?? []
+            summary.warnings.append("\(path.displayPath): \(error)")
         }
     }
 
     private func finish() throws {
         // Damaged files are removed: a restore never leaves a file that looks whole but is not.
-        for i in damagedFiles { _ = bytesPath(files[i].path).withAtPath { unlinkat($0, $1, 0) } }
-        for (i, f) in files.enumerated() where !damagedFiles.contains(i) {
+        for node in damagedFiles { _ = bytesPath(try plan.path(of: node)).withAtPath { unlinkat($0, $1, 0) } }
+        try plan.forEachNode(.file) { node, path, _, _, bytes in
+            guard !damagedFiles.contains(node) else { return }
             summary.files += 1
-            applyMetadata(bytesPath(f.path), f.entry, isLink: false)
+            applyMetadata(bytesPath(path), try plannedEntry(bytes), isLink: false)
         }
-        for h in hardlinks {
-            guard let i = fileIndex[h.target], !damagedFiles.contains(i) else {
-                summary.warnings.append("\(h.path.displayPath): its original \(h.target.displayPath) was not restored; link skipped")
-                continue
+        try plan.forEachNode(.hardlink) { _, path, _, _, bytes in
+            let link = try plannedEntry(bytes)
+            guard let original = try plan.file(at: link.target) ?? copies[link.target], !damagedFiles.contains(original) else {
+                summary.warnings.append("\(path.displayPath): its original \(link.target.displayPath) was not restored; link skipped")
+                return
             }
-            let ok = bytesPath(files[i].path).withAtPath { fromDirectory, from in
-                bytesPath(h.path).withAtPath { toDirectory, to in linkat(fromDirectory, from, toDirectory, to, 0) == 0 }
+            let originalPath = bytesPath(try plan.path(of: original))
+            let ok = originalPath.withAtPath { fromDirectory, from in
+                bytesPath(path).withAtPath { toDirectory, to in linkat(fromDirectory, from, toDirectory, to, 0) == 0 }
             }
-            if ok { summary.links += 1 } else { summary.warnings.append("\(h.path.displayPath): cannot link: \(FileSystem.errnoText())") }
+            if ok { summary.links += 1 } else { summary.warnings.append("\(path.displayPath): cannot link: \(FileSystem.errnoText())") }
         }
-        for s in specials {
-            let p = bytesPath(s.path)
-            let mode = mode_t(s.entry.mode & 0o7777)
+        try plan.forEachNode(.special) { _, path, _, _, bytes in
+            let e = try plannedEntry(bytes)
+            let p = bytesPath(path)
+            let mode = mode_t(e.mode & 0o7777)
             let rc: Int32
-            switch s.entry.type {
+            switch e.type {
             case .fifo: rc = p.withAtPath { mkfifoat($0, $1, mode) }
             case .characterDevice, .blockDevice:
                 guard asRoot else {
-                    summary.warnings.append("\(s.path.displayPath): device not restored (needs root)")
-                    continue
+                    summary.warnings.append("\(path.displayPath): device not restored (needs root)")
+                    return
                 }
-                rc = p.withAtPath { mknodat($0, $1, (s.entry.type == .characterDevice ? S_IFCHR : S_IFBLK) | mode, dev_t(s.entry.rdev)) }
+                rc = p.withAtPath { mknodat($0, $1, (e.type == .characterDevice ? S_IFCHR : S_IFBLK) | mode, dev_t(e.rdev)) }
             default:
-                summary.warnings.append("\(s.path.displayPath): socket not restored (a socket is recreated by its server)")
-                continue
+                summary.warnings.append("\(path.displayPath): socket not restored (a socket is recreated by its server)")
+                return
             }
             if rc == 0 {
                 summary.others += 1
-                applyMetadata(p, s.entry, isLink: false)
+                applyMetadata(p, e, isLink: false)
             } else {
-                summary.warnings.append("\(s.path.displayPath): cannot create: \(FileSystem.errnoText())")
+                summary.warnings.append("\(path.displayPath): cannot create: \(FileSystem.errnoText())")
             }
         }
-        for l in symlinks {
-            let p = bytesPath(l.path)
-            let ok = l.entry.target.withCPath { t in p.withAtPath { symlinkat(t, $0, $1) == 0 } }
+        try plan.forEachNode(.symlink) { _, path, _, _, bytes in
+            let e = try plannedEntry(bytes)
+            let p = bytesPath(path)
+            let ok = e.target.withCPath { t in p.withAtPath { symlinkat(t, $0, $1) == 0 } }
             if ok {
                 summary.links += 1
-                applyMetadata(p, l.entry, isLink: true)
+                applyMetadata(p, e, isLink: true)
             } else {
-                summary.warnings.append("\(l.path.displayPath): cannot create symbolic link: \(FileSystem.errnoText())")
+                summary.warnings.append("\(path.displayPath): cannot create symbolic link: \(FileSystem.errnoText())")
             }
         }
-        for d in directories.sorted(by: { $0.depth > $1.depth }) {
-            if let e = d.entry { applyMetadata(bytesPath(d.path), e, isLink: false) }
+        try plan.forEachNode(.directory, order: "depth DESC, id") { _, path, _, _, bytes in
+            if bytes != nil { applyMetadata(bytesPath(path), try plannedEntry(bytes), isLink: false) }
         }
     }
 
@@ -385,12 +410,13 @@ final class FileHandles {
 
     init(capacity: Int) { self.capacity = capacity }
 
-    func fd(for file: Int, path: [UInt8]) -> Int32? {
+    func fd(for file: Int, path: () -> [UInt8]?) -> Int32? {
         if let fd = open_[file] { return fd }
         if open_.count >= capacity, let oldest = order.first {
             order.removeFirst()
             if let fd = open_.removeValue(forKey: oldest) { close(fd) }
         }
+        guard let path = path() else { return nil }
         let fd = path.withAtPath { openat($0, $1, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else { return nil }
         open_[file] = fd
