@@ -83,6 +83,15 @@ public final class ChunkDecompressor {
     ///     error, and no more than this is ever allocated.
     /// - Throws: `SealError.corruptCompressedData` if the data is invalid or
     ///   does not decompress to exactly `plainLength` bytes.
+    public func decompress(_ stored: [UInt8], form: StorageForm, plainLength: Int) throws(SealError) -> [UInt8] {
+        // A stored chunk is its own plaintext: no second copy of up to the largest chunk.
+        if form == .stored && stored.count == plainLength { return stored }
+        return try stored.withUnsafeBytes { p in
+            Result { () throws(SealError) in try decompress(p, form: form, plainLength: plainLength) }
+        }.get()
+    }
+
+    /// The plaintext of a stored chunk, from borrowed bytes.
     public func decompress(_ input: UnsafeRawBufferPointer, form: StorageForm, plainLength: Int) throws(SealError) -> [UInt8] {
         switch form {
         case .stored:

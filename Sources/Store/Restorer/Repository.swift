@@ -126,7 +126,7 @@ public final class Repository {
         }
         let bytes: [UInt8]
         do {
-            bytes = try stored.withUnsafeBytes { try decompressor.decompress($0, form: entry.form, plainLength: entry.plainLength) }
+            bytes = try decompressor.decompress(stored, form: entry.form, plainLength: entry.plainLength)
         } catch {
             throw StoreError(.integrity, "chunk \(id.shortDescription) in \(pack) does not decompress: \(error)")
         }
