@@ -120,6 +120,15 @@ public final class Repository {
         let fd = open(opened.path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw StoreError(.io, "cannot read \(opened.path)") }
         defer { close(fd) }
+        return (entry.kind, try Self.readChunk(entry, from: fd, pack: pack, keys: keys, decompressor: decompressor))
+    }
+
+    /// Reads a chunk from a decrypted pack, decompresses it and checks it
+    /// against its ID when `keys` are known. Touches no shared state, so
+    /// writer threads call it, each with its own decompressor.
+    static func readChunk(_ entry: PackEntry, from fd: Int32, pack: String, keys: ClientKeys?,
+                          decompressor: ChunkDecompressor) throws(StoreError) -> [UInt8] {
+        let id = entry.id
         var stored = [UInt8](repeating: 0, count: entry.storedLength)
         guard pread(fd, &stored, entry.storedLength, off_t(entry.offset)) == entry.storedLength else {
             throw StoreError(.io, "cannot read chunk \(id.shortDescription) from the decrypted \(pack)")
@@ -133,7 +142,14 @@ public final class Repository {
         if let keys, bytes.withUnsafeBytes({ keys.chunkID($0) }) != id {
             throw StoreError(.integrity, "chunk \(id.shortDescription) in \(pack) does not match its ID: the pack was replaced or forged")
         }
-        return (entry.kind, bytes)
+        return bytes
+    }
+
+    /// A pack decrypted (once) into the work directory, with its table.
+    func decryptedPack(_ pack: String) throws -> OpenedPack {
+        try decrypt(pack)
+        guard let o = decryptedPacks[pack] else { throw StoreError(.integrity, "\(pack) cannot be opened") }
+        return OpenedPack(path: o.path, entries: o.entries)
     }
 
     /// The pack holding `id`, decrypted (once) into the work directory.

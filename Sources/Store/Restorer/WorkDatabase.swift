@@ -171,18 +171,20 @@ final class WorkDatabase {
         }
     }
 
-    /// Every planned write, grouped by pack and then by chunk (SQLite sorts on disk).
-    func forEachUse(_ body: (_ pack: String, _ chunk: ChunkID, _ file: Int, _ offset: UInt64) throws -> Void) throws {
+    /// Every planned write with its file's path, grouped by pack and then
+    /// by chunk (SQLite sorts on disk).
+    func forEachUse(_ body: (_ pack: String, _ chunk: ChunkID, _ file: Int, _ path: [UInt8], _ offset: UInt64) throws -> Void) throws {
         let s: Statement
         do {
             s = try db.statement("""
-                SELECT pack.path, use.chunk, use.file, use.offset FROM use JOIN pack ON pack.id = use.pack
+                SELECT pack.path, use.chunk, use.file, node.path, use.offset
+                FROM use JOIN pack ON pack.id = use.pack JOIN node ON node.id = use.file
                 ORDER BY use.pack, use.chunk, use.file, use.offset
                 """)
         } catch { throw Self.failure(error) }
         while try run({ () throws(SQLiteError) in try s.step() }) {
             guard let chunk = Digest(bytes: s.blob(1)) else { continue }
-            try body(s.text(0), chunk, s.int(2), UInt64(bitPattern: Int64(s.int(3))))
+            try body(s.text(0), chunk, s.int(2), s.blob(3), UInt64(bitPattern: Int64(s.int(4))))
         }
     }
 }
