@@ -9,6 +9,37 @@
 #include <sys/file.h>
 #include <crypt.h>
 #include <malloc.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 /* makedev/major/minor are macros. */
 static inline dev_t CLinux_makedev(unsigned int ma, unsigned int mi) { return makedev(ma, mi); }
+
+/* listxattrat(2) and getxattrat(2) (Linux 6.13): extended attributes of a
+ * name relative to a directory descriptor, not following a final symbolic
+ * link. syscall() is variadic and glibc has no wrappers yet; the numbers
+ * are the same on x86-64, i386, arm and arm64. Older kernels: -1, ENOSYS. */
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__)
+#define CLINUX_NR_GETXATTRAT 464
+#define CLINUX_NR_LISTXATTRAT 465
+#endif
+static inline long CLinux_listxattrat(int dirfd, const char *name, char *list, size_t size) {
+#ifdef CLINUX_NR_LISTXATTRAT
+    return syscall(CLINUX_NR_LISTXATTRAT, dirfd, name, AT_SYMLINK_NOFOLLOW, list, size);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+static inline long CLinux_getxattrat(int dirfd, const char *name, const char *attribute, void *value, size_t size) {
+#ifdef CLINUX_NR_GETXATTRAT
+    struct { uint64_t value; uint32_t size; uint32_t flags; } args = { (uint64_t)(uintptr_t)value, (uint32_t)size, 0 };
+    return syscall(CLINUX_NR_GETXATTRAT, dirfd, name, AT_SYMLINK_NOFOLLOW, attribute, &args, sizeof args);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
 #endif

@@ -406,7 +406,7 @@ public final class Archiver {
                 if childSelection == nil && isExcluded(childPath) { continue }
                 wanted.append((name, childPath, childSelection))
             }
-            let inspected = FileSystem.inspect(wanted.map(\.path))
+            let inspected = FileSystem.inspect(in: path, wanted.map { ($0.name, $0.path) })
             var batch: [Pending] = []
             for (w, found) in zip(wanted, inspected) {
                 let explicitlySelected = w.selection != nil

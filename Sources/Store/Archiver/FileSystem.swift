@@ -189,43 +189,77 @@ enum FileSystem {
     }
 
     /// Extended attributes (including POSIX ACLs, which are xattrs), sorted by name.
-    static func xattrs(_ path: PathBytes) -> [(name: [UInt8], value: [UInt8])] {
-        path.withShortPath { p -> [(name: [UInt8], value: [UInt8])] in
-            let size = llistxattr(p, nil, 0)
-            guard size > 0 else { return [] }
-            var list = [CChar](repeating: 0, count: size)
-            let n = llistxattr(p, &list, size)
-            guard n > 0 else { return [] }
-            var out: [(name: [UInt8], value: [UInt8])] = []
-            for nameSlice in list[0..<n].split(separator: 0) {
-                let name = nameSlice.map { UInt8(bitPattern: $0) }
-                let valueSize = name.withCPath { lgetxattr(p, $0, nil, 0) }
-                guard valueSize >= 0, valueSize <= 64 << 10 else { continue }
-                var value = [UInt8](repeating: 0, count: valueSize)
-                let got = name.withCPath { np in value.withUnsafeMutableBytes { lgetxattr(p, np, $0.baseAddress, valueSize) } }
-                guard got >= 0 else { continue }
-                out.append((name, Array(value[0..<got])))
-            }
-            return out.sorted { $0.name.lexicographicallyPrecedes($1.name) }
+    typealias Xattrs = [(name: [UInt8], value: [UInt8])]
+
+    /// Extended attributes of a path (not following a final link), sorted by name.
+    static func xattrs(_ path: PathBytes) -> Xattrs {
+        path.withShortPath { p in
+            readXattrs(list: { llistxattr(p, $0, $1) }, get: { lgetxattr(p, $0, $1, $2) })
         }
     }
 
-    /// lstat and extended attributes of each path, on several threads when
-    /// there are many: on a cold cache each is a disk read, and the disk
-    /// serves several at once.
-    static func inspect(_ paths: [PathBytes]) -> [Result<(stat, [(name: [UInt8], value: [UInt8])]), Errno>] {
-        @Sendable func one(_ path: PathBytes) -> Result<(stat, [(name: [UInt8], value: [UInt8])]), Errno> {
-            guard let st = lstat(path) else { return .failure(Errno(errno)) }
-            return .success((st, xattrs(path)))
+    /// Extended attributes of `name` in an open directory, without walking
+    /// its whole path again (listxattrat/getxattrat); `path` where the
+    /// kernel predates them.
+    static func xattrs(in directory: Int32, name: PathBytes, path: PathBytes) -> Xattrs {
+        guard xattrAtCalls else { return xattrs(path) }
+        return name.withCPath { n in
+            readXattrs(list: { CLinux_listxattrat(directory, n, $0, $1) }, get: { CLinux_getxattrat(directory, n, $0, $1, $2) })
         }
-        let threads = min(4, paths.count / 16)
-        guard threads > 1 else { return paths.map(one) }
-        let results = UnsafeMutableBufferPointer<Result<(stat, [(name: [UInt8], value: [UInt8])]), Errno>>.allocate(capacity: paths.count)
+    }
+
+    /// Whether the kernel has listxattrat and getxattrat (Linux 6.13), probed once.
+    static let xattrAtCalls: Bool = {
+        if CLinux_listxattrat(AT_FDCWD, "/", nil, 0) >= 0 { return true }
+        return errno != ENOSYS && errno != EPERM
+    }()
+
+    private static func readXattrs(list: (UnsafeMutablePointer<CChar>?, Int) -> Int,
+                                   get: (UnsafePointer<CChar>, UnsafeMutableRawPointer?, Int) -> Int) -> Xattrs {
+        let size = list(nil, 0)
+        guard size > 0 else { return [] }
+        var names = [CChar](repeating: 0, count: size)
+        let n = list(&names, size)
+        guard n > 0 else { return [] }
+        var out: Xattrs = []
+        for nameSlice in names[0..<n].split(separator: 0) {
+            let name = nameSlice.map { UInt8(bitPattern: $0) }
+            let valueSize = name.withCPath { get($0, nil, 0) }
+            guard valueSize >= 0, valueSize <= 64 << 10 else { continue }
+            var value = [UInt8](repeating: 0, count: valueSize)
+            let got = name.withCPath { np in value.withUnsafeMutableBytes { get(np, $0.baseAddress, valueSize) } }
+            guard got >= 0 else { continue }
+            out.append((name, Array(value[0..<got])))
+        }
+        return out.sorted { $0.name.lexicographicallyPrecedes($1.name) }
+    }
+
+    /// lstat and extended attributes of each entry of a directory, relative
+    /// to the directory opened once (no path walked again per entry), on
+    /// several threads when there are many: on a cold cache each is a disk
+    /// read, and the disk serves several at once.
+    static func inspect(in directory: PathBytes, _ entries: [(name: PathBytes, path: PathBytes)]) -> [Result<(stat, Xattrs), Errno>] {
+        let base = openDirectory(directory)
+        defer { if base >= 0 { close(base) } }
+        @Sendable func one(_ entry: (name: PathBytes, path: PathBytes)) -> Result<(stat, Xattrs), Errno> {
+            // The directory could not be opened (it vanished, or no search
+            // permission): each path gives its own error.
+            guard base >= 0 else {
+                guard let st = lstat(entry.path) else { return .failure(Errno(errno)) }
+                return .success((st, xattrs(entry.path)))
+            }
+            var st = stat()
+            guard entry.name.withCPath({ fstatat(base, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return .failure(Errno(errno)) }
+            return .success((st, xattrs(in: base, name: entry.name, path: entry.path)))
+        }
+        let threads = min(4, entries.count / 16)
+        guard threads > 1 else { return entries.map(one) }
+        let results = UnsafeMutableBufferPointer<Result<(stat, Xattrs), Errno>>.allocate(capacity: entries.count)
         defer { results.deallocate() }
         nonisolated(unsafe) let out = results
         DispatchQueue.concurrentPerform(iterations: threads) { t in
-            for i in stride(from: t, to: paths.count, by: threads) {
-                (out.baseAddress! + i).initialize(to: one(paths[i]))
+            for i in stride(from: t, to: entries.count, by: threads) {
+                (out.baseAddress! + i).initialize(to: one(entries[i]))
             }
         }
         let array = Array(results)
