@@ -60,13 +60,18 @@ public struct VerifyingKey: Hashable, Sendable, CustomStringConvertible {
 
     /// Whether `signature` is this key's signature of `message`.
     public func verify(_ signature: [UInt8], of message: [UInt8]) -> Bool {
+        message.withUnsafeBytes { verify(signature, of: $0) }
+    }
+
+    /// Whether `signature` is this key's signature of borrowed bytes.
+    public func verify(_ signature: [UInt8], of message: UnsafeRawBufferPointer) -> Bool {
         guard signature.count == 64,
               let pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, raw, 32) else { return false }
         defer { EVP_PKEY_free(pkey) }
         guard let ctx = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(ctx) }
         guard EVP_DigestVerifyInit(ctx, nil, nil, nil, pkey) == 1 else { return false }
-        let ok = EVP_DigestVerify(ctx, signature, 64, message, message.count) == 1
+        let ok = EVP_DigestVerify(ctx, signature, 64, message.baseAddress ?? UnsafeRawPointer(signature), message.count) == 1
         _ = OpenSSLErrors.drain()
         return ok
     }

@@ -16,6 +16,40 @@ public enum SymmetricBox {
         return nonce + Array(out.prefix(plaintext.count)) + tag
     }
 
+    public static let nonceLength = 12
+
+    /// Seals in place: `buffer[nonceAt..<nonceAt + 12]` receives a fresh
+    /// nonce, everything after it is encrypted where it lies and the tag is
+    /// appended, giving the same layout as `seal` (nonce || ciphertext ||
+    /// tag) without a second copy of a large plaintext.
+    public static func seal(inPlace buffer: inout [UInt8], nonceAt: Int, key: [UInt8], associatedData: [UInt8]) throws(SealError) {
+        guard key.count == 32 else { throw SealError(.invalidArgument, "an AES-256 key is 32 bytes") }
+        precondition(nonceAt >= 0 && nonceAt + nonceLength <= buffer.count)
+        let nonce = secureRandomBytes(nonceLength)
+        buffer.replaceSubrange(nonceAt..<nonceAt + nonceLength, with: nonce)
+        guard let ctx = EVP_CIPHER_CTX_new(), let cipher = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else {
+            throw SealError.openSSL(.library, "AES-256-GCM is not available")
+        }
+        defer { EVP_CIPHER_CTX_free(ctx); EVP_CIPHER_free(cipher) }
+        let start = nonceAt + nonceLength
+        var n: Int32 = 0, final: Int32 = 0
+        var ok = EVP_CipherInit_ex2(ctx, cipher, key, nonce, 1, nil) == 1
+        if !associatedData.isEmpty { ok = ok && EVP_CipherUpdate(ctx, nil, &n, associatedData, Int32(associatedData.count)) == 1 }
+        ok = ok && buffer.withUnsafeMutableBufferPointer { b in
+            let text = b.baseAddress! + start
+            let count = b.count - start
+            // GCM is a stream mode: OpenSSL encrypts in place and keeps nothing back.
+            var written: Int32 = 0
+            guard count == 0 || EVP_CipherUpdate(ctx, text, &written, text, Int32(count)) == 1, Int(written) == count else { return false }
+            return EVP_CipherFinal_ex(ctx, text + count, &final) == 1 && final == 0
+        }
+        var tag = [UInt8](repeating: 0, count: 16)
+        guard ok, EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, &tag) == 1 else {
+            throw SealError.openSSL(.library, "AES-256-GCM failed")
+        }
+        buffer += tag
+    }
+
     /// Decrypts and authenticates.
     /// - Throws: `SealError.authenticationFailed` if anything was changed or the key is wrong.
     public static func open(_ box: [UInt8], key: [UInt8], associatedData: [UInt8]) throws(SealError) -> [UInt8] {

@@ -133,6 +133,74 @@ import Testing
 }
 
 @Suite struct SignedDocumentTests {
+    func record(packs: [PackListing]) -> SnapshotRecord {
+        SnapshotRecord(id: "20260101T000000Z-00", client: "c", host: "h", started: "a", finished: "b", paths: ["/etc"],
+                       root: String(repeating: "0", count: 64), chunker: ChunkerRecord(min: 1, avg: 2, max: 3, window: 4),
+                       stats: SnapshotStats(), signingKey: "k", newPacks: packs)
+    }
+
+    func listing(_ n: Int) -> [PackListing] {
+        (0..<n).map { p in
+            PackListing(path: "packs/\(p)/p\\\"\(p).pack", chunks: (0..<(p + 1)).map { c in
+                .init(id: Hex.encode([UInt8](repeating: UInt8(truncatingIfNeeded: p * 16 + c), count: 32)), kind: c % 2, length: c * 1000 + p)
+            })
+        }
+    }
+
+    func streamed(_ document: [UInt8], accept: Bool = true) throws -> (SnapshotRecord?, [PackListing]) {
+        var packs: [PackListing] = []
+        let r = try SignedDocument.decodeRecord(from: document, name: "r", verifyingKey: nil, accept: { _ in accept }) { path, chunks in
+            packs.append(PackListing(path: path, chunks: chunks.map { .init(id: $0.id.hex, kind: -1, length: $0.length) }))
+        }
+        return (r, packs)
+    }
+
+    @Test func recordsStreamTheirListingLikeTheDecoderReadsIt() throws {
+        let key = try ClientKeys(secret: [UInt8](repeating: 5, count: 32)).signingKey()
+        let packs = listing(20)
+        let document = SignedDocument.encode(record(packs: packs), key: key)
+        let (r, streamedPacks) = try streamed(document)
+        let decoded = try SignedDocument.decode(SnapshotRecord.self, from: document, name: "r", verifyingKey: nil).0
+        #expect(r == record(packs: []))
+        #expect(streamedPacks.map(\.path) == decoded.newPacks.map(\.path))
+        #expect(streamedPacks.map { $0.chunks.map(\.id) } == decoded.newPacks.map { $0.chunks.map(\.id) })
+        #expect(streamedPacks.map { $0.chunks.map(\.length) } == decoded.newPacks.map { $0.chunks.map(\.length) })
+        // The signature is checked on the way.
+        #expect(try SignedDocument.decodeRecord(from: document, name: "r", verifyingKey: key.publicKey, accept: { _ in true },
+                                                eachPack: { _, _ in }) != nil)
+        var forged = document
+        forged[forged.firstIndex(of: UInt8(ascii: "h"))!] = UInt8(ascii: "H")
+        #expect(throws: FormatError.self) {
+            try SignedDocument.decodeRecord(from: forged, name: "r", verifyingKey: key.publicKey, accept: { _ in true }, eachPack: { _, _ in })
+        }
+        // A record refused by its reader hands over nothing.
+        let (refused, none) = try streamed(document, accept: false)
+        #expect(refused == nil && none.isEmpty)
+    }
+
+    @Test func recordListingsWithSpacesOtherKeyOrdersAndDamage() throws {
+        let key = try ClientKeys(secret: [UInt8](repeating: 5, count: 32)).signingKey()
+        let id = String(repeating: "ab", count: 32)
+        let base = String(decoding: SignedDocument.json(record(packs: [])), as: UTF8.self)
+        func document(_ newPacks: String) -> [UInt8] {
+            SignedDocument.sign(Array(base.replacingOccurrences(of: "\"new_packs\":[]", with: "\"new_packs\" : " + newPacks).utf8), key: key)
+        }
+        let spaced = document(" [ { \"path\" : \"packs/a.pack\" , \"chunks\" : [ [ \"\(id)\" , 0 , 12 ] ] } ] ")
+        let (r, packs) = try streamed(spaced)
+        #expect(r != nil && packs.count == 1 && packs[0].path == "packs/a.pack" && packs[0].chunks.map(\.length) == [12])
+        // Damage anywhere, even after the listing, means nothing is handed over.
+        for bad in ["[{\"path\":\"p\",\"chunks\":[[\"zz\",0,1]]}]", "[{\"path\":\"p\"}]",
+                    "[{\"path\":\"p\",\"chunks\":[[\"\(id)\",0,-1]]}]", "[{\"path\":\"p\",\"chunks\":[[\"\(id)\",0,1]],\"x\":1}]",
+                    "[{\"path\":\"p\",\"chunks\":[[\"\(id)\",0,1]]}", "[{\"path\":\"p\",\"chunks\":[[\"\(id)\",0,1]]}] trailing"] {
+            var handed = 0
+            #expect(throws: FormatError.self) {
+                try SignedDocument.decodeRecord(from: document(bad), name: "r", verifyingKey: nil, accept: { _ in true },
+                                                eachPack: { _, _ in handed += 1 })
+            }
+            #expect(handed == 0)
+        }
+    }
+
     @Test func signatureVerifiesAndDetectsChanges() throws {
         let keys = try ClientKeys(secret: [UInt8](repeating: 7, count: 32))
         let signing = keys.signingKey()

@@ -99,12 +99,17 @@ import Testing
         let record = SnapshotRecord(id: "i", client: "c", host: "h", started: "a", finished: "b", paths: ["/"], root: "00",
                                     chunker: ChunkerRecord(min: 1, avg: 2, max: 3, window: 4), stats: SnapshotStats(),
                                     signingKey: "k", newPacks: [PackListing(path: "p", chunks: [.init(id: "00", kind: 0, length: 1)])])
-        let corpus = [SignedDocument.encode(catalog, key: keys.signingKey()), SignedDocument.encode(record, key: keys.signingKey())]
+        var listed = record
+        listed.newPacks = [PackListing(path: "packs/ab/x.pack", chunks: [.init(id: String(repeating: "ab", count: 32), kind: 0, length: 7),
+                                                                      .init(id: String(repeating: "cd", count: 32), kind: 1, length: 9)])]
+        let corpus = [SignedDocument.encode(catalog, key: keys.signingKey()), SignedDocument.encode(record, key: keys.signingKey()),
+                      SignedDocument.encode(listed, key: keys.signingKey())]
         let key = keys.signingKey().publicKey
         fuzz("signed", seed: 3, corpus: corpus) { input in
             _ = try? SignedDocument.decode(Catalog.self, from: input, name: "c", verifyingKey: key)
             _ = try? SignedDocument.decode(SnapshotRecord.self, from: input, name: "r", verifyingKey: nil)
             _ = try? SignedDocument.decode(Catalog.self, from: input, name: "c", verifyingKey: nil)
+            _ = try? SignedDocument.decodeRecord(from: input, name: "r", verifyingKey: nil, accept: { _ in true }, eachPack: { _, _ in })
         }
         // A forged document must never verify.
         var m = Mutator(s: 33)

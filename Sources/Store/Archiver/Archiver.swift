@@ -118,16 +118,26 @@ public final class Archiver {
             chunker: ChunkerRecord(min: config.chunker.minimumSize, avg: config.chunker.averageSize,
                                    max: config.chunker.maximumSize, window: config.chunker.windowSize),
             stats: stats, signingKey: signing.publicKey.hex, newPacks: [])
-        let listing = PackListingDocument(client: config.client, snapshot: id, root: root.hex, packs: [])
-        let listingBytes = try listing.sealed(keys: keys, packs: newPacks)
+        // The listing and the record each list every new chunk: each is
+        // built in one buffer, written, and dropped before the next.
         let listingPath = config.spoolDirectory + "/\(id).listing"
-        try writeFile(listingPath, listingBytes)
-        let listingSHA = SHA256.hash(listingBytes)
-        let listingID = try store(file: listingPath, as: Layout.listing(id), kind: "listing", size: listingBytes.count, sha256: listingSHA)
+        let (listingSize, listingSHA) = try {
+            let listing = try PackListingDocument(client: config.client, snapshot: id, root: root.hex, packs: [])
+                .sealed(keys: keys, packs: newPacks)
+            try writeFile(listingPath, listing)
+            return (listing.count, SHA256.hash(listing))
+        }()
+        let listingID = try store(file: listingPath, as: Layout.listing(id), kind: "listing", size: listingSize, sha256: listingSHA)
 
         let recordPath = config.spoolDirectory + "/\(id).snapshot"
-        let recordJSON = JSONText.splice(SignedDocument.json(record), emptyArrayKey: "new_packs", with: newPacks.json())
-        let sealed = try envelope.seal(SignedDocument.sign(recordJSON, key: signing), to: recordPath)
+        let sealed = try {
+            var document: [UInt8] = []
+            JSONText.splice(SignedDocument.json(record), emptyArrayKey: "new_packs", into: &document,
+                            reserving: newPacks.jsonLengthEstimate + 160) { newPacks.appendJSON(to: &$0) }
+            SignedDocument.sign(&document, key: signing)
+            return try envelope.seal(document, to: recordPath)
+        }()
+        newPacks = NewPackLog()
         let recordID = try store(file: recordPath, as: Layout.record(id), kind: "record", size: sealed.size, sha256: sealed.sha256)
 
         var packObjects: [Catalog.Object] = []
@@ -141,7 +151,7 @@ public final class Archiver {
         addedBytes = UInt64(summary.storedBytes)
         let catalog = Catalog(client: config.client, snapshot: id, created: Layout.rfc3339(finishDate),
                               record: Catalog.Object(path: Layout.record(id), size: sealed.size, sha256: sealed.sha256.hex),
-                              listing: Catalog.Object(path: Layout.listing(id), size: listingBytes.count, sha256: listingSHA.hex),
+                              listing: Catalog.Object(path: Layout.listing(id), size: listingSize, sha256: listingSHA.hex),
                               packs: packObjects, addedBytes: addedBytes, signingKey: signing.publicKey.hex)
         let catalogBytes = SignedDocument.encode(catalog, key: signing)
         let catalogPath = config.spoolDirectory + "/\(id).catalog"

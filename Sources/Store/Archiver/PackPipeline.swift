@@ -127,14 +127,14 @@ final class PackPipeline: @unchecked Sendable {
     /// Hands a new chunk over; waits while the pipeline's memory is full.
     /// - Throws: the error that stopped the pipeline, if one did.
     func submit(id: ChunkID, kind: ChunkKind, plaintext: UnsafeRawBufferPointer) throws {
-        let copy = Array(plaintext)
         try condition.withLock {
-            while failure == nil && !stopping && memoryInUse > 0 && memoryInUse + copy.count > settings.memory {
+            while failure == nil && !stopping && memoryInUse > 0 && memoryInUse + plaintext.count > settings.memory {
                 condition.wait()
             }
             if let failure { throw failure }
-            memoryInUse += copy.count
-            jobs.append(Job(sequence: nextSequence, id: id, kind: kind, plaintext: copy))
+            // Copied once there is room, so a chunk waiting for room holds no memory.
+            memoryInUse += plaintext.count
+            jobs.append(Job(sequence: nextSequence, id: id, kind: kind, plaintext: Array(plaintext)))
             nextSequence += 1
             condition.broadcast()
         }

@@ -31,7 +31,16 @@ struct NewPackLog {
     /// JSONEncoder writes with sorted keys and unescaped slashes.
     func json() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(chunks.count * 3 + packs.count * 96)
+        appendJSON(to: &out)
+        return out
+    }
+
+    /// About the length of `json()`, for reserving a buffer once.
+    var jsonLengthEstimate: Int { chunks.count * 3 + packs.count * 96 + 2 }
+
+    /// Appends `json()` to a buffer that holds the rest of a document.
+    func appendJSON(to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + jsonLengthEstimate)
         out.append(UInt8(ascii: "["))
         var record = 0
         for (p, pack) in packs.enumerated() {
@@ -60,7 +69,6 @@ struct NewPackLog {
             out.append(UInt8(ascii: "}"))
         }
         out.append(UInt8(ascii: "]"))
-        return out
     }
 }
 
@@ -87,13 +95,22 @@ enum JSONText {
     /// Replaces the first `"key":[]` in compact JSON by `"key":` + `array`.
     /// Only a key can match: inside a string value a quote is escaped.
     static func splice(_ json: [UInt8], emptyArrayKey key: String, with array: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        splice(json, emptyArrayKey: key, into: &out, reserving: array.count) { $0 += array }
+        return out
+    }
+
+    /// Appends `json` to `out` with its first `"key":[]` replaced by `"key":`
+    /// and what `writeArray` appends, so a large array is written once,
+    /// straight into the document's buffer.
+    static func splice(_ json: [UInt8], emptyArrayKey key: String, into out: inout [UInt8], reserving: Int,
+                       writeArray: (inout [UInt8]) -> Void) {
         let needle = Array("\"\(key)\":[]".utf8)
         guard let at = json.firstRange(of: needle) else { preconditionFailure("\(key) is not in the encoded document") }
-        var out = Array(json[..<at.lowerBound])
-        out.reserveCapacity(json.count + array.count)
+        out.reserveCapacity(out.count + json.count + reserving + 160)
+        out += json[..<at.lowerBound]
         out += Array("\"\(key)\":".utf8)
-        out += array
+        writeArray(&out)
         out += json[at.upperBound...]
-        return out
     }
 }

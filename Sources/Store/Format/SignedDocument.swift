@@ -25,8 +25,15 @@ public enum SignedDocument {
 
     /// The JSON line followed by its signature line.
     static func sign(_ body: [UInt8], key: SigningKey) -> [UInt8] {
+        var document = body
+        sign(&document, key: key)
+        return document
+    }
+
+    /// Appends the signature line to a JSON line in place (no copy of a large record).
+    static func sign(_ body: inout [UInt8], key: SigningKey) {
         let signature = key.sign(body)
-        return body + Array("\n\(prefix)\(Hex.encode(signature))\n".utf8)
+        body += Array("\n\(prefix)\(Hex.encode(signature))\n".utf8)
     }
 
     /// Splits a document into its JSON line and signature, and decodes it.
@@ -34,25 +41,80 @@ public enum SignedDocument {
     /// - Throws: `FormatError` for anything malformed or a bad signature.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], name: String,
                                             verifyingKey: VerifyingKey?) throws(FormatError) -> (T, signatureValid: Bool?) {
+        let (bodyEnd, valid) = try verifiedBody(bytes, name: name, verifyingKey: verifyingKey)
+        return (try decodeJSON(T.self, Data(bytes[..<bodyEnd]), name: name), valid)
+    }
+
+    /// The length of the JSON line, once the document's shape is checked and
+    /// (with a key) its signature verified.
+    private static func verifiedBody(_ bytes: [UInt8], name: String,
+                                     verifyingKey: VerifyingKey?) throws(FormatError) -> (Int, signatureValid: Bool?) {
         guard bytes.count <= maxSize else { throw FormatError(object: name, problem: "larger than \(maxSize >> 20) MiB") }
-        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        guard lines.count == 3, lines[2].isEmpty,
-              lines[1].starts(with: Array(prefix.utf8)),
-              let signature = Hex.decode(String(decoding: lines[1].dropFirst(prefix.utf8.count), as: UTF8.self)),
+        let newline = UInt8(ascii: "\n")
+        guard let first = bytes.firstIndex(of: newline), bytes.last == newline,
+              bytes[(first + 1)...].firstIndex(of: newline) == bytes.count - 1,
+              bytes[(first + 1)...].starts(with: Array(prefix.utf8)),
+              let signature = Hex.decode(String(decoding: bytes[(first + 1 + prefix.utf8.count)..<(bytes.count - 1)], as: UTF8.self)),
               signature.count == 64 else {
             throw FormatError(object: name, problem: "not a JSON line followed by an ed25519 signature line")
         }
-        let body = Array(lines[0])
         var valid: Bool? = nil
         if let verifyingKey {
-            valid = verifyingKey.verify(signature, of: body)
+            valid = bytes.withUnsafeBytes { verifyingKey.verify(signature, of: UnsafeRawBufferPointer(rebasing: $0[..<first])) }
             guard valid == true else { throw FormatError(object: name, problem: "the signature does not verify with the client's signing key") }
         }
-        do {
-            return (try JSONDecoder().decode(T.self, from: Data(body)), valid)
-        } catch {
+        return (first, valid)
+    }
+
+    private static func decodeJSON<T: Decodable>(_ type: T.Type, _ data: Data, name: String) throws(FormatError) -> T {
+        do { return try JSONDecoder().decode(T.self, from: data) } catch {
             throw FormatError(object: name, problem: "JSON does not match the format: \(error)")
         }
+    }
+
+    /// Decodes a snapshot record without holding its pack listing decoded:
+    /// the record comes back with `newPacks` empty, and `eachPack` then gets
+    /// the listing a pack at a time, but only once the whole document has
+    /// been checked (so a malformed record hands over nothing).
+    static func decodeRecord(from bytes: [UInt8], name: String, verifyingKey: VerifyingKey?,
+                             accept: (SnapshotRecord) -> Bool,
+                             eachPack: (String, [(id: ChunkID, length: Int)]) throws -> Void) throws -> SnapshotRecord? {
+        let (bodyEnd, _) = try verifiedBody(bytes, name: name, verifyingKey: verifyingKey)
+        // Find the top-level "new_packs" array, checking its syntax on the way.
+        var scanner = JSONScanner(bytes, from: 0, to: bodyEnd, name: name)
+        var listing: Range<Int>?
+        try scanner.expect(UInt8(ascii: "{"))
+        if !scanner.consume(UInt8(ascii: "}")) {
+            repeat {
+                let key = try scanner.string()
+                try scanner.expect(UInt8(ascii: ":"))
+                scanner.skipSpace()
+                let start = scanner.at
+                if key == "new_packs" && listing == nil {
+                    try scanner.packListing { _, _ in }
+                    listing = start..<scanner.at
+                } else {
+                    try scanner.skipValue()
+                }
+            } while scanner.consume(UInt8(ascii: ","))
+            try scanner.expect(UInt8(ascii: "}"))
+        }
+        scanner.skipSpace()
+        guard scanner.atEnd else { throw scanner.fail("text after the document") }
+        // The rest is small: Foundation decodes it with the listing left empty.
+        var rest = Data(bytes[..<(listing?.lowerBound ?? bodyEnd)])
+        if let listing {
+            rest.append(contentsOf: Array("[]".utf8))
+            rest.append(contentsOf: bytes[listing.upperBound..<bodyEnd])
+        }
+        var record = try decodeJSON(SnapshotRecord.self, rest, name: name)
+        record.newPacks = []
+        guard accept(record) else { return nil }
+        if let listing {
+            var packs = JSONScanner(bytes, from: listing.lowerBound, to: listing.upperBound, name: name)
+            try packs.packListing(eachPack)
+        }
+        return record
     }
 }
 
@@ -249,10 +311,17 @@ public struct PackListingDocument: Codable, Sendable, Equatable {
 
     /// Seals a listing whose packs come from a run's log (this document's
     /// `packs` must be empty: the log's JSON takes their place).
+    /// The magic, the nonce and the JSON are laid out in one buffer and the
+    /// JSON encrypted in place: the listing exists once in memory.
     func sealed(keys: ClientKeys, packs log: NewPackLog) throws -> [UInt8] {
         precondition(packs.isEmpty)
-        return try Self.seal(JSONText.splice(SignedDocument.json(self), emptyArrayKey: "packs", with: log.json()),
-                             snapshot: snapshot, keys: keys)
+        var box = Self.magic + [UInt8](repeating: 0, count: SymmetricBox.nonceLength)
+        JSONText.splice(SignedDocument.json(self), emptyArrayKey: "packs", into: &box, reserving: log.jsonLengthEstimate + 16) {
+            log.appendJSON(to: &$0)
+        }
+        try SymmetricBox.seal(inPlace: &box, nonceAt: Self.magic.count, key: keys.listingKey,
+                              associatedData: Self.magic + Array(Layout.listing(snapshot).utf8))
+        return box
     }
 
     private static func seal(_ json: [UInt8], snapshot: String, keys: ClientKeys) throws -> [UInt8] {

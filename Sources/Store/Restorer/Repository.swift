@@ -69,28 +69,29 @@ public final class Repository {
         for source in sources {
             for object in source.list("snapshots") where object.hasSuffix(".snapshot") && !seen.contains(object) {
                 guard let path = source.localPath(of: object) else { continue }
-                let record: SnapshotRecord
                 do {
                     let sealed = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
                     let plain = try opener.open(sealed).plaintext
-                    let key = keys.map { $0.signingKey().publicKey }
-                    record = try SignedDocument.decode(SnapshotRecord.self, from: plain, name: object, verifyingKey: key).0
+                    // The listing goes straight into the work database, a pack at a
+                    // time, once the record is whole and really this client's.
+                    let record = try SignedDocument.decodeRecord(
+                        from: plain, name: object, verifyingKey: keys.map { $0.signingKey().publicKey },
+                        accept: { record in
+                            guard record.client == client, Layout.record(record.id) == object else {
+                                warnings.append("\(object) claims to be \(record.client)/\(record.id): ignored")
+                                return false
+                            }
+                            return true
+                        },
+                        eachPack: { pack, chunks in try work.addPack(pack, chunks: chunks) })
+                    guard let record else { continue }
+                    seen.insert(object)
+                    snapshots.append(record)
+                } catch let error as StoreError {
+                    throw error
                 } catch {
                     warnings.append("\(object): \(error)")
-                    continue
                 }
-                guard record.client == client, Layout.record(record.id) == object else {
-                    warnings.append("\(object) claims to be \(record.client)/\(record.id): ignored")
-                    continue
-                }
-                seen.insert(object)
-                for pack in record.newPacks {
-                    try work.addPack(pack.path, chunks: pack.chunks.compactMap { c in Digest(hex: c.id).map { ($0, c.length) } })
-                }
-                // The listing lives in the work database; the record keeps its summary only.
-                var summary = record
-                summary.newPacks = []
-                snapshots.append(summary)
             }
         }
         snapshots.sort { ($0.started, $0.id) < ($1.started, $1.id) }
