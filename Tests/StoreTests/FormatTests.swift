@@ -119,7 +119,9 @@ import Testing
         var record = SnapshotRecord(id: "i", client: "c", host: "h \"new_packs\":[]", started: "a", finished: "b",
                                     paths: ["/new_packs"], root: "00", chunker: ChunkerRecord(min: 1, avg: 2, max: 3, window: 4),
                                     stats: SnapshotStats(), signingKey: "k", newPacks: [])
-        let spliced = JSONText.splice(SignedDocument.json(record), emptyArrayKey: "new_packs", with: log.json())
+        var spliced: [UInt8] = []
+        JSONText.splice(SignedDocument.json(record), emptyArrayKey: "new_packs", into: &spliced,
+                        reserving: log.jsonLengthEstimate) { log.appendJSON(to: &$0) }
         record.newPacks = listings
         let splicedSame = spliced == SignedDocument.json(record)
         #expect(splicedSame)

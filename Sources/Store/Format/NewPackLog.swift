@@ -92,17 +92,10 @@ enum JSONText {
         out.append(UInt8(ascii: "\""))
     }
 
-    /// Replaces the first `"key":[]` in compact JSON by `"key":` + `array`.
-    /// Only a key can match: inside a string value a quote is escaped.
-    static func splice(_ json: [UInt8], emptyArrayKey key: String, with array: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        splice(json, emptyArrayKey: key, into: &out, reserving: array.count) { $0 += array }
-        return out
-    }
-
     /// Appends `json` to `out` with its first `"key":[]` replaced by `"key":`
     /// and what `writeArray` appends, so a large array is written once,
-    /// straight into the document's buffer.
+    /// straight into the document's buffer. Only a key can match: inside a
+    /// string value a quote is escaped.
     static func splice(_ json: [UInt8], emptyArrayKey key: String, into out: inout [UInt8], reserving: Int,
                        writeArray: (inout [UInt8]) -> Void) {
         let needle = Array("\"\(key)\":[]".utf8)

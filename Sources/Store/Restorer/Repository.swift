@@ -22,7 +22,7 @@ public final class Repository {
     public private(set) var warnings: [String] = []
     /// Chunk → pack and length, from the records' pack listings; the restore plan.
     let work: WorkDatabase
-    private var decryptedPacks: [String: (path: String, entries: [ChunkID: PackEntry])] = [:]
+    private var decryptedPacks: [String: OpenedPack] = [:]
     private var failedPacks: [String: String] = [:]
     private let decompressor = ChunkDecompressor()
     public private(set) var packsDecrypted = 0
@@ -149,8 +149,8 @@ public final class Repository {
     /// A pack decrypted (once) into the work directory, with its table.
     func decryptedPack(_ pack: String) throws -> OpenedPack {
         try decrypt(pack)
-        guard let o = decryptedPacks[pack] else { throw StoreError(.integrity, "\(pack) cannot be opened") }
-        return OpenedPack(path: o.path, entries: o.entries)
+        guard let opened = decryptedPacks[pack] else { throw StoreError(.integrity, "\(pack) cannot be opened") }
+        return opened
     }
 
     /// The pack holding `id`, decrypted (once) into the work directory.
@@ -189,7 +189,7 @@ public final class Repository {
         switch opened {
         case .success(let o):
             packsDecrypted += 1
-            decryptedPacks[pack] = (o.path, o.entries)
+            decryptedPacks[pack] = o
         case .failure(let error):
             failedPacks[pack] = error.message
             throw error
