@@ -88,8 +88,10 @@ public final class Repository {
                     seen.insert(object)
                     snapshots.append(record)
                 } catch let error as StoreError {
+                    // The work database failed (a full TMPDIR): no restore can go on.
                     throw error
                 } catch {
+                    // This record cannot be read; the others still can.
                     warnings.append("\(object): \(error)")
                 }
             }

@@ -277,7 +277,7 @@ public final class Restorer {
                 return true
             }
         }
-        func open(_ pack: String) -> Result<Repository.OpenedPack, StoreError> {
+        func decrypted(_ pack: String) -> Result<Repository.OpenedPack, StoreError> {
             do { return .success(try repository.decryptedPack(pack)) } catch let e as StoreError { return .failure(e) } catch {
                 return .failure(StoreError(.io, "\(error)"))
             }
@@ -297,7 +297,7 @@ public final class Restorer {
                         // A failure is remembered; the chunks below then report it.
                         try? repository.adopt(pack, prefetcher.take(pack))
                     }
-                    current = (pack, open(pack))
+                    current = (pack, decrypted(pack))
                 }
                 guard !damagedFiles.contains(file) else { return }
                 if let f = failed, f.chunk == chunk {
