@@ -115,7 +115,7 @@ final class ChunkWriters: @unchecked Sendable {
             var found: [Damage] = []
             var written: UInt64 = 0
             var verified = 0
-            do {
+            do throws(StoreError) {
                 if pack?.file != job.packFile {
                     if let pack { close(pack.fd) }
                     pack = nil
@@ -144,8 +144,7 @@ final class ChunkWriters: @unchecked Sendable {
                     }
                 }
             } catch {
-                let e = error as? StoreError ?? StoreError(.io, "\(error)")
-                found += job.uses.map { Damage(file: $0.file, path: $0.path, error: e) }
+                found += job.uses.map { Damage(file: $0.file, path: $0.path, error: error) }
             }
             condition.withLock {
                 memoryInUse -= job.entry.plainLength + job.entry.storedLength

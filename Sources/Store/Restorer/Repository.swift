@@ -149,7 +149,7 @@ public final class Repository {
     }
 
     /// A pack decrypted (once) into the work directory, with its table.
-    func decryptedPack(_ pack: String) throws -> OpenedPack {
+    func decryptedPack(_ pack: String) throws(StoreError) -> OpenedPack {
         try decrypt(pack)
         guard let opened = decryptedPacks[pack] else { throw StoreError(.integrity, "\(pack) cannot be opened") }
         return opened
@@ -179,7 +179,7 @@ public final class Repository {
         let entries: [ChunkID: PackEntry]
     }
 
-    private func decrypt(_ pack: String) throws {
+    private func decrypt(_ pack: String) throws(StoreError) {
         if decryptedPacks[pack] != nil { return }
         if let reason = failedPacks[pack] { throw StoreError(.integrity, reason) }
         try adopt(pack, openPack(pack))
@@ -187,7 +187,7 @@ public final class Repository {
 
     /// Takes a pack opened by `openPack` (perhaps on another thread, ahead
     /// of need) as decrypted, or remembers why it could not be.
-    public func adopt(_ pack: String, _ opened: Result<OpenedPack, StoreError>) throws {
+    public func adopt(_ pack: String, _ opened: Result<OpenedPack, StoreError>) throws(StoreError) {
         switch opened {
         case .success(let o):
             packsDecrypted += 1

@@ -277,12 +277,6 @@ public final class Restorer {
                 return true
             }
         }
-        func decrypted(_ pack: String) -> Result<Repository.OpenedPack, StoreError> {
-            do { return .success(try repository.decryptedPack(pack)) } catch let e as StoreError { return .failure(e) } catch {
-                return .failure(StoreError(.io, "\(error)"))
-            }
-        }
-
         do {
             try plan.forEachUse { pack, chunk, file, path, offset in
                 if pack != current?.name {
@@ -297,7 +291,7 @@ public final class Restorer {
                         // A failure is remembered; the chunks below then report it.
                         try? repository.adopt(pack, prefetcher.take(pack))
                     }
-                    current = (pack, decrypted(pack))
+                    current = (pack, Result { () throws(StoreError) in try repository.decryptedPack(pack) })
                 }
                 guard !damagedFiles.contains(file) else { return }
                 if let f = failed, f.chunk == chunk {
@@ -307,7 +301,7 @@ public final class Restorer {
                 if job?.entry.id != chunk || job!.uses.count >= Self.usesPerJob {
                     dispatch()
                     failed = nil
-                    do {
+                    do throws(StoreError) {
                         let opened = try current!.opened.get()
                         guard let entry = opened.entries[chunk] else {
                             throw StoreError(.integrity, "chunk \(chunk.shortDescription) is not in \(pack) although the snapshot lists it there")
@@ -317,9 +311,8 @@ public final class Restorer {
                         }
                         job = ChunkWriters.Job(pack: pack, packFile: opened.path, entry: entry, uses: [])
                     } catch {
-                        let e = error as? StoreError ?? StoreError(.io, "\(error)")
-                        failed = (chunk, e)
-                        markDamaged(file, path: path, e)
+                        failed = (chunk, error)
+                        markDamaged(file, path: path, error)
                         return
                     }
                 }
