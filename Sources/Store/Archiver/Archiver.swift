@@ -133,7 +133,7 @@ public final class Archiver {
         let sealed = try {
             var document: [UInt8] = []
             JSONText.splice(SignedDocument.json(record), emptyArrayKey: "new_packs", into: &document,
-                            reserving: newPacks.jsonLengthEstimate + 160) { newPacks.appendJSON(to: &$0) }
+                            reserving: newPacks.jsonLengthEstimate) { newPacks.appendJSON(to: &$0) }
             SignedDocument.sign(&document, key: signing)
             return try envelope.seal(document, to: recordPath)
         }()

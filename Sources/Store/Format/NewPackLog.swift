@@ -100,6 +100,7 @@ enum JSONText {
                        writeArray: (inout [UInt8]) -> Void) {
         let needle = Array("\"\(key)\":[]".utf8)
         guard let at = json.firstRange(of: needle) else { preconditionFailure("\(key) is not in the encoded document") }
+        // The rest of the document and its signature line (about 140 bytes) fit too.
         out.reserveCapacity(out.count + json.count + reserving + 160)
         out += json[..<at.lowerBound]
         out += Array("\"\(key)\":".utf8)
