@@ -24,6 +24,7 @@ PACKAGES="
   apache2-utils
   busybox
   python3
+  python3-cryptography
   time
   make
   util-linux

@@ -127,6 +127,38 @@ import TestSupport
         #expect(rows.count == 2 && rows[0]["id"] as? String == first)
     }
 
+    @Test func aSnapshotRestoresWithoutItsListingOrTheEscrowedSecret() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a/file1", random(300_000))
+        try f.dir.write("src/b/file2", random(1 << 20))
+        #expect(try f.snapshot().status == 0)
+        let record = try f.records(0)[0]
+        // A record names its listing; a second mirror's copy is untouched.
+        #expect(record.format == 2 && record.newPacks == nil && record.listing?.path == Layout.listing(record.id))
+        let listing = f.path(0, Layout.listing(record.id))
+        var damaged = [UInt8](FileManager.default.contents(atPath: listing)!)
+        damaged[damaged.count / 2] ^= 1
+        try Data(damaged).write(to: URL(fileURLWithPath: listing))
+
+        let target = f.dir.file("damaged")
+        let r = try restore(f, ["latest", "--target", target])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains(Layout.listing(record.id)) && r.stderr.contains("packs will be opened"))
+        #expect(FileManager.default.contents(atPath: target + f.source + "/b/file2") == FileManager.default.contents(atPath: f.source + "/b/file2"))
+
+        // Without the escrow the listing cannot be read: packs are opened, chunks are not checked.
+        try FileManager.default.removeItem(atPath: f.path(0, Layout.secretEscrow))
+        let plain = f.dir.file("noescrow")
+        let n = try restore(f, ["latest", "--target", plain])
+        #expect(n.status == 0, "\(n.stderr)")
+        #expect(n.stderr.contains("no escrowed client secret"))
+        #expect(FileManager.default.contents(atPath: plain + f.source + "/a/file1") == FileManager.default.contents(atPath: f.source + "/a/file1"))
+
+        // The other mirror's listing is whole: no warning there.
+        let whole = try restore(f, ["latest", "--target", f.dir.file("whole")], from: [1])
+        #expect(whole.status == 0 && !whole.stderr.contains("listing"), "\(whole.stderr)")
+    }
+
     @Test func hardlinksToFilesOutsideAPartialRestoreBecomeOneCopy() throws {
         let f = try SnapshotFixture()
         let original = random(300_000)

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """An independent reader of fbk repositories, written from FORMAT.md only:
-Python's standard library plus the openssl and zstd command-line tools.
+Python's standard library, its cryptography package (AES-GCM) and the
+openssl and zstd command-line tools.
 It restores the file contents, directories and symbolic links of a
 snapshot, checking every chunk's HMAC with the escrowed client secret.
 
@@ -44,10 +45,31 @@ for name in sorted(os.listdir(os.path.join(base, "snapshots"))):
         records.append(signed_json(decrypt(os.path.join(base, "snapshots", name))))
 record = [r for r in records if r["id"] == wanted][0] if wanted else records[-1]
 
-# FORMAT.md 6: records list the packs each run created and their chunks.
+listing_key = hmac.new(secret, b"fbk listing key v1", hashlib.sha256).digest()
+
+
+def listing_packs(r):
+    """FORMAT.md 6: a format-2 record names its pack listing, an AES-256-GCM
+    box under the listing key holding one zstd frame of JSON."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    named = r["listing"]
+    assert named["path"] == "snapshots/%s.listing" % r["id"]
+    with open(os.path.join(base, named["path"]), "rb") as f:
+        data = f.read()
+    assert len(data) == named["size"] and hashlib.sha256(data).hexdigest() == named["sha256"]
+    assert data[:8] == b"FBKLST02"
+    frame = AESGCM(listing_key).decrypt(data[8:20], data[20:], data[:8] + named["path"].encode())
+    text = subprocess.run(["zstd", "-d", "-c", "-q"], input=frame, check=True, stdout=subprocess.PIPE).stdout
+    listing = json.loads(text)
+    assert listing["client"] == r["client"] and listing["snapshot"] == r["id"] and listing["root"] == r["root"]
+    return listing["packs"]
+
+
+# FORMAT.md 6: each record lists (format 1) or names the listing of (format 2)
+# the packs its run created and their chunks.
 chunk_pack = {}
 for r in records:
-    for pack in r.get("new_packs", []):
+    for pack in (listing_packs(r) if r["format"] == 2 else r.get("new_packs", [])):
         for chunk_id, _kind, _length in pack["chunks"]:
             chunk_pack[chunk_id] = pack["path"]
 

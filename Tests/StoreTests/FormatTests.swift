@@ -97,40 +97,85 @@ import Testing
     }
 }
 
-@Suite struct NewPackLogTests {
-    @Test func writesWhatJSONEncoderWritesAndSplicesIntoDocuments() throws {
-        var log = NewPackLog()
+@Suite struct PackListingTests {
+    let keys = try! ClientKeys(secret: [UInt8](repeating: 3, count: 32))
+
+    /// Three packs whose paths need quoting, with every kind and edge lengths.
+    func sample() -> (PackListingDocument, [[PackEntry]]) {
         var listings: [PackListing] = []
+        var entries: [[PackEntry]] = []
         for p in 0..<3 {
-            let entries = (0..<(p * 5)).map { i in
+            let pack = (0..<(p * 5)).map { i in
                 PackEntry(id: SHA256.hash([UInt8(p), UInt8(i)]), kind: i % 3 == 0 ? .tree : .data, form: .zstd,
                           offset: 8, storedLength: 1, plainLength: [0, 1, 255, 65_536, 8 << 20, Int(UInt32.max)][i % 6])
             }
             let path = "packs/\(p)\"/\\ \u{1}é.pack"   // quoting, a control character, UTF-8
-            log.append(path: path, entries: entries)
-            listings.append(PackListing(path: path, chunks: entries.map {
+            entries.append(pack)
+            listings.append(PackListing(path: path, chunks: pack.map {
                 .init(id: $0.id.hex, kind: Int($0.kind.rawValue), length: $0.plainLength)
             }))
         }
-        #expect(log.chunkCount == 15)
-        let same = log.json() == SignedDocument.json(listings)
-        #expect(same, "\(String(decoding: log.json().prefix(300), as: UTF8.self))")
+        return (PackListingDocument(client: "c\"1", snapshot: "s", root: String(repeating: "0", count: 64), packs: listings), entries)
+    }
 
-        var record = SnapshotRecord(id: "i", client: "c", host: "h \"new_packs\":[]", started: "a", finished: "b",
-                                    paths: ["/new_packs"], root: "00", chunker: ChunkerRecord(min: 1, avg: 2, max: 3, window: 4),
-                                    stats: SnapshotStats(), signingKey: "k", newPacks: [])
-        var spliced: [UInt8] = []
-        JSONText.splice(SignedDocument.json(record), emptyArrayKey: "new_packs", into: &spliced,
-                        reserving: log.jsonLengthEstimate) { log.appendJSON(to: &$0) }
-        record.newPacks = listings
-        let splicedSame = spliced == SignedDocument.json(record)
-        #expect(splicedSame)
+    @Test func theWriterWritesWhatJSONEncoderWritesCompressedAndSealed() throws {
+        let (document, entries) = sample()
+        var sealed: [UInt8] = []
+        let writer = try PackListingWriter(client: document.client, snapshot: document.snapshot, keys: keys) { sealed += $0 }
+        for (listing, pack) in zip(document.packs, entries) { try writer.append(path: listing.path, entries: pack) }
+        let (size, sha256) = try writer.finish(root: document.root)
+        #expect(size == sealed.count && sha256 == SHA256.hash(sealed))
+        #expect(sealed.starts(with: Array("FBKLST02".utf8)))
+        let json = try PackListingDocument.plaintext(sealed, path: Layout.listing("s"), keys: keys)
+        let same = json == SignedDocument.json(document)
+        #expect(same, "\(String(decoding: json.prefix(300), as: UTF8.self))")
+        #expect(try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: keys) == document)
+        // The in-memory form is the same object.
+        #expect(try PackListingDocument.open(document.sealed(keys: keys), path: Layout.listing("s"), keys: keys) == document)
+        // The body is compressed: hex IDs take about half their length.
+        #expect(sealed.count < json.count * 3 / 4)
+    }
 
-        let keys = try ClientKeys(secret: [UInt8](repeating: 3, count: 32))
-        let empty = PackListingDocument(client: "c", snapshot: "s", root: "00", packs: [])
-        let sealed = try empty.sealed(keys: keys, packs: log)
-        let opened = try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: keys)
-        #expect(opened.packs == listings)
+    @Test func listingsStreamTheirPacksOnlyOnceWholeAndAccepted() throws {
+        let (document, _) = sample()
+        let sealed = try document.sealed(keys: keys)
+        var paths: [String] = []
+        var lengths: [[Int]] = []
+        let header = try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: keys, accept: { $0.client == "c\"1" }) {
+            paths.append($0)
+            lengths.append($1.map(\.length))
+        }
+        #expect(header?.root == document.root && header?.packs == [])
+        #expect(paths == document.packs.map(\.path) && lengths == document.packs.map { $0.chunks.map(\.length) })
+        var handed = 0
+        #expect(try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: keys, accept: { _ in false }) { _, _ in handed += 1 } == nil)
+        #expect(handed == 0)
+    }
+
+    @Test func aListingIsBoundToItsKeyPathAndBytes() throws {
+        let (document, _) = sample()
+        let sealed = try document.sealed(keys: keys)
+        let otherKeys = try ClientKeys(secret: [UInt8](repeating: 4, count: 32))
+        #expect(throws: SealError.self) { try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: otherKeys) }
+        #expect(throws: SealError.self) { try PackListingDocument.open(sealed, path: Layout.listing("t"), keys: keys) }
+        for at in [9, sealed.count / 2, sealed.count - 1] {
+            var damaged = sealed
+            damaged[at] ^= 1
+            #expect(throws: (any Error).self) { try PackListingDocument.open(damaged, path: Layout.listing("s"), keys: keys) }
+        }
+        var foreign = sealed
+        foreign[7] = UInt8(ascii: "9")
+        #expect(throws: FormatError.self) { try PackListingDocument.open(foreign, path: Layout.listing("s"), keys: keys) }
+    }
+
+    @Test func formatOneListingsStillOpen() throws {
+        let (document, _) = sample()
+        var old = document
+        old.format = 1
+        let magic = Array("FBKLST01".utf8)
+        let sealed = magic + (try SymmetricBox.seal(SignedDocument.json(old), key: keys.listingKey,
+                                                    associatedData: magic + Array(Layout.listing("s").utf8)))
+        #expect(try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: keys) == old)
     }
 }
 
@@ -164,9 +209,9 @@ import Testing
         let (r, streamedPacks) = try streamed(document)
         let decoded = try SignedDocument.decode(SnapshotRecord.self, from: document, name: "r", verifyingKey: nil).0
         #expect(r == record(packs: []))
-        #expect(streamedPacks.map(\.path) == decoded.newPacks.map(\.path))
-        #expect(streamedPacks.map { $0.chunks.map(\.id) } == decoded.newPacks.map { $0.chunks.map(\.id) })
-        #expect(streamedPacks.map { $0.chunks.map(\.length) } == decoded.newPacks.map { $0.chunks.map(\.length) })
+        #expect(streamedPacks.map(\.path) == decoded.newPacks!.map(\.path))
+        #expect(streamedPacks.map { $0.chunks.map(\.id) } == decoded.newPacks!.map { $0.chunks.map(\.id) })
+        #expect(streamedPacks.map { $0.chunks.map(\.length) } == decoded.newPacks!.map { $0.chunks.map(\.length) })
         // The signature is checked on the way.
         #expect(try SignedDocument.decodeRecord(from: document, name: "r", verifyingKey: key.publicKey, accept: { _ in true },
                                                 eachPack: { _, _ in }) != nil)

@@ -102,8 +102,11 @@ import Testing
         var listed = record
         listed.newPacks = [PackListing(path: "packs/ab/x.pack", chunks: [.init(id: String(repeating: "ab", count: 32), kind: 0, length: 7),
                                                                       .init(id: String(repeating: "cd", count: 32), kind: 1, length: 9)])]
+        var named = record
+        named.newPacks = nil
+        named.listing = .init(path: Layout.listing("i"), size: 100, sha256: String(repeating: "ef", count: 32))
         let corpus = [SignedDocument.encode(catalog, key: keys.signingKey()), SignedDocument.encode(record, key: keys.signingKey()),
-                      SignedDocument.encode(listed, key: keys.signingKey())]
+                      SignedDocument.encode(listed, key: keys.signingKey()), SignedDocument.encode(named, key: keys.signingKey())]
         let key = keys.signingKey().publicKey
         fuzz("signed", seed: 3, corpus: corpus) { input in
             _ = try? SignedDocument.decode(Catalog.self, from: input, name: "c", verifyingKey: key)
@@ -123,11 +126,14 @@ import Testing
 
     @Test func packListings() throws {
         let keys = try ClientKeys(secret: [UInt8](repeating: 4, count: 32))
-        let doc = PackListingDocument(client: "c", snapshot: "s", root: "00", packs: [PackListing(path: "p", chunks: [.init(id: "ab", kind: 1, length: 2)])])
+        let doc = PackListingDocument(client: "c", snapshot: "s", root: "00", packs: [PackListing(path: "p", chunks: [.init(id: String(repeating: "ab", count: 32), kind: 1, length: 2)])])
         let sealed = try doc.sealed(keys: keys)
         fuzz("listing", seed: 4, corpus: [sealed], iterations: Self.iterations / 3) { input in
             let opened = try? PackListingDocument.open(input, path: Layout.listing("s"), keys: keys)
             #expect(opened == nil || input == sealed, "a changed listing was accepted")
+            var handed = 0
+            let streamed = try? PackListingDocument.open(input, path: Layout.listing("s"), keys: keys, accept: { _ in true }) { _, _ in handed += 1 }
+            #expect(streamed == nil && handed == 0 || input == sealed, "a changed listing handed packs over")
         }
     }
 

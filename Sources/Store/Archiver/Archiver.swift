@@ -41,8 +41,8 @@ public final class Archiver {
     private var storedThrough = 0
     /// Packs (object IDs) the snapshot needs.
     private var neededPacks = Set<Int>()
-    /// Packs created in this run, with their chunks (listed in the record).
-    private var newPacks = NewPackLog()
+    /// The pack listing of this run, written as its packs are delivered.
+    private var listing: PackListingWriter?
     /// First path seen for each multiply-linked inode.
     private var hardlinks: [HardlinkKey: PathBytes] = [:]
     private var rootDevice: UInt64 = 0
@@ -95,12 +95,22 @@ public final class Archiver {
             envelope: envelope, mirrorSet: mirrorSet)
         self.pipeline = pipeline
         defer { pipeline.shutdown() }
+        // The pack listing is written as packs are delivered (FORMAT.md 6).
+        let id = Layout.newSnapshotID(at: startDate)
+        let listingFile = try SpoolFile(creating: config.spoolDirectory + "/\(id).listing")
+        listing = try PackListingWriter(client: config.client, snapshot: id, keys: keys) { try listingFile.write($0) }
+        defer { listing = nil }
         let root = try archiveRoot()
         try record(pipeline.finish())
         try commitPendingFiles()
         try checkCancelled()
 
-        let id = Layout.newSnapshotID(at: startDate)
+        let (listingSize, listingSHA) = try listing!.finish(root: root.hex)
+        listing = nil
+        try listingFile.commit()
+        let listingObject = Catalog.Object(path: Layout.listing(id), size: listingSize, sha256: listingSHA.hex)
+        let listingID = try store(file: listingFile.path, as: listingObject.path, kind: "listing", size: listingSize, sha256: listingSHA)
+
         let finishDate = Date()
         let signing = keys.signingKey()
         var stats = SnapshotStats()
@@ -117,27 +127,9 @@ public final class Archiver {
             root: root.hex,
             chunker: ChunkerRecord(min: config.chunker.minimumSize, avg: config.chunker.averageSize,
                                    max: config.chunker.maximumSize, window: config.chunker.windowSize),
-            stats: stats, signingKey: signing.publicKey.hex, newPacks: [])
-        // The listing and the record each list every new chunk: each is
-        // built in one buffer, written, and dropped before the next.
-        let listingPath = config.spoolDirectory + "/\(id).listing"
-        let (listingSize, listingSHA) = try {
-            let listing = try PackListingDocument(client: config.client, snapshot: id, root: root.hex, packs: [])
-                .sealed(keys: keys, packs: newPacks)
-            try writeFile(listingPath, listing)
-            return (listing.count, SHA256.hash(listing))
-        }()
-        let listingID = try store(file: listingPath, as: Layout.listing(id), kind: "listing", size: listingSize, sha256: listingSHA)
-
+            stats: stats, signingKey: signing.publicKey.hex, listing: listingObject)
         let recordPath = config.spoolDirectory + "/\(id).snapshot"
-        let sealed = try {
-            var document: [UInt8] = []
-            JSONText.splice(SignedDocument.json(record), emptyArrayKey: "new_packs", into: &document,
-                            reserving: newPacks.jsonLengthEstimate) { newPacks.appendJSON(to: &$0) }
-            SignedDocument.sign(&document, key: signing)
-            return try envelope.seal(document, to: recordPath)
-        }()
-        newPacks = NewPackLog()
+        let sealed = try envelope.seal(SignedDocument.encode(record, key: signing), to: recordPath)
         let recordID = try store(file: recordPath, as: Layout.record(id), kind: "record", size: sealed.size, sha256: sealed.sha256)
 
         var packObjects: [Catalog.Object] = []
@@ -151,7 +143,7 @@ public final class Archiver {
         addedBytes = UInt64(summary.storedBytes)
         let catalog = Catalog(client: config.client, snapshot: id, created: Layout.rfc3339(finishDate),
                               record: Catalog.Object(path: Layout.record(id), size: sealed.size, sha256: sealed.sha256.hex),
-                              listing: Catalog.Object(path: Layout.listing(id), size: listingSize, sha256: listingSHA.hex),
+                              listing: listingObject,
                               packs: packObjects, addedBytes: addedBytes, signingKey: signing.publicKey.hex)
         let catalogBytes = SignedDocument.encode(catalog, key: signing)
         let catalogPath = config.spoolDirectory + "/\(id).catalog"
@@ -337,7 +329,7 @@ public final class Archiver {
                                 chunks: pack.entries, deliveredTo: pack.mirrors)
             summary.packs += 1
             summary.storedBytes += UInt64(pack.entries.reduce(0) { $0 + $1.storedLength })
-            newPacks.append(path: pack.path, entries: pack.entries)
+            try listing?.append(path: pack.path, entries: pack.entries)
             // Every chunk a new pack holds was stored because this snapshot uses it.
             neededPacks.insert(id)
             for e in pack.entries { pendingChunks.remove(e.id) }
@@ -695,11 +687,49 @@ public final class Archiver {
     }
 
     private func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let file = try SpoolFile(creating: path)
+        try bytes.withUnsafeBytes { try file.write($0) }
+        try file.commit()
+    }
+}
+
+/// A file being written into the spool; removed unless committed.
+final class SpoolFile {
+    let path: String
+    private var fd: Int32
+
+    init(creating path: String) throws(StoreError) {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError(.io, "cannot create \(path): \(FileSystem.errnoText())") }
-        defer { close(fd) }
-        guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-            throw StoreError(.io, "cannot write \(path): \(FileSystem.errnoText())")
+    }
+
+    deinit {
+        if fd >= 0 {
+            close(fd)
+            unlink(path)
+        }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws(StoreError) {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw StoreError(.io, "cannot write \(path): \(FileSystem.errnoText())") }
+            done += n
+        }
+    }
+
+    /// Makes the file durable and closes it.
+    func commit() throws(StoreError) {
+        let synced = fsync(fd) == 0
+        let reason = FileSystem.errnoText()
+        close(fd)
+        fd = -1
+        guard synced else {
+            unlink(path)
+            throw StoreError(.io, "cannot write \(path): \(reason)")
         }
     }
 }

@@ -72,16 +72,29 @@ public enum SignedDocument {
         }
     }
 
-    /// Decodes a snapshot record without holding its pack listing decoded:
-    /// the record comes back with `newPacks` empty, and `eachPack` then gets
-    /// the listing a pack at a time, but only once the whole document has
-    /// been checked (so a malformed record hands over nothing).
+    /// Decodes a snapshot record without holding a format-1 pack listing
+    /// (`new_packs`) decoded: the record comes back with `newPacks` empty,
+    /// and `eachPack` then gets the listing a pack at a time, but only once
+    /// the whole document has been checked (so a malformed record hands
+    /// over nothing). A format-2 record names its listing instead.
     static func decodeRecord(from bytes: [UInt8], name: String, verifyingKey: VerifyingKey?,
                              accept: (SnapshotRecord) -> Bool,
                              eachPack: (String, [(id: ChunkID, length: Int)]) throws -> Void) throws -> SnapshotRecord? {
         let (bodyEnd, _) = try verifiedBody(bytes, name: name, verifyingKey: verifyingKey)
-        // Find the top-level "new_packs" array, checking its syntax on the way.
-        var scanner = JSONScanner(bytes, from: 0, to: bodyEnd, name: name)
+        return try decodeStreamingPacks(SnapshotRecord.self, from: bytes, end: bodyEnd, key: "new_packs", name: name,
+                                        accept: accept, eachPack: eachPack)
+    }
+
+    /// Decodes the JSON object `bytes[..<end]` whose top-level array `key`
+    /// (if present) lists packs and their chunks, which may be large: the
+    /// rest is decoded by Foundation with that array empty, and the array is
+    /// handed to `eachPack` a pack at a time, once the whole text is checked
+    /// and `accept` took the rest.
+    static func decodeStreamingPacks<T: Decodable>(
+        _ type: T.Type, from bytes: [UInt8], end: Int, key listingKey: String, name: String,
+        accept: (T) -> Bool, eachPack: (String, [(id: ChunkID, length: Int)]) throws -> Void) throws -> T? {
+        // Find the top-level array, checking its syntax on the way.
+        var scanner = JSONScanner(bytes, from: 0, to: end, name: name)
         var listing: Range<Int>?
         try scanner.expect(UInt8(ascii: "{"))
         if !scanner.consume(UInt8(ascii: "}")) {
@@ -90,7 +103,7 @@ public enum SignedDocument {
                 try scanner.expect(UInt8(ascii: ":"))
                 scanner.skipSpace()
                 let start = scanner.at
-                if key == "new_packs" && listing == nil {
+                if key == listingKey && listing == nil {
                     try scanner.packListing { _, _ in }
                     listing = start..<scanner.at
                 } else {
@@ -102,25 +115,25 @@ public enum SignedDocument {
         scanner.skipSpace()
         guard scanner.atEnd else { throw scanner.fail("text after the document") }
         // The rest is small: Foundation decodes it with the listing left empty.
-        var rest = Data(bytes[..<(listing?.lowerBound ?? bodyEnd)])
+        var rest = Data(bytes[..<(listing?.lowerBound ?? end)])
         if let listing {
             rest.append(contentsOf: Array("[]".utf8))
-            rest.append(contentsOf: bytes[listing.upperBound..<bodyEnd])
+            rest.append(contentsOf: bytes[listing.upperBound..<end])
         }
-        var record = try decodeJSON(SnapshotRecord.self, rest, name: name)
-        record.newPacks = []
-        guard accept(record) else { return nil }
+        let value = try decodeJSON(T.self, rest, name: name)
+        guard accept(value) else { return nil }
         if let listing {
             var packs = JSONScanner(bytes, from: listing.lowerBound, to: listing.upperBound, name: name)
             try packs.packListing(eachPack)
         }
-        return record
+        return value
     }
 }
 
 /// What a snapshot records (sealed: only the private key reads it).
 public struct SnapshotRecord: Codable, Sendable, Equatable {
-    public var format: Int = 1
+    /// 2 names a pack listing (`listing`); 1 lists packs inline (`new_packs`).
+    public var format: Int = 2
     public var id: String
     public var client: String
     public var host: String
@@ -134,12 +147,15 @@ public struct SnapshotRecord: Codable, Sendable, Equatable {
     public var stats: SnapshotStats
     /// Hex Ed25519 public key of the client.
     public var signingKey: String
-    /// The packs this run created and the chunks in each, so a restore can
-    /// find a chunk's pack without opening every pack.
-    public var newPacks: [PackListing] = []
+    /// Format 1: the packs this run created and the chunks in each, so a
+    /// restore can find a chunk's pack without opening every pack.
+    public var newPacks: [PackListing]? = nil
+    /// Format 2: the sealed pack listing that holds the same, readable with
+    /// the escrowed client secret.
+    public var listing: Catalog.Object? = nil
 
     enum CodingKeys: String, CodingKey {
-        case format, id, client, host, started, finished, paths, root, chunker, stats
+        case format, id, client, host, started, finished, paths, root, chunker, stats, listing
         case signingKey = "signing_key"
         case newPacks = "new_packs"
     }
@@ -287,15 +303,17 @@ public enum Layout {
 
 /// What a pack listing holds: the snapshot's root and the packs the run
 /// created with their chunks. Encrypted with the client's listing key, so
-/// the index can be rebuilt with the client secret alone.
+/// the index can be rebuilt with the client secret alone (and the operator
+/// reads it through the escrowed secret). Written by `PackListingWriter`.
 public struct PackListingDocument: Codable, Sendable, Equatable {
-    public var format: Int = 1
+    public var format: Int = 2
     public var client: String
     public var snapshot: String
     public var root: String
     public var packs: [PackListing]
 
-    static let magic = Array("FBKLST01".utf8)
+    /// Format 1: JSON in the box; format 2: one zstd frame of JSON.
+    static let magic1 = Array("FBKLST01".utf8)
 
     public init(client: String, snapshot: String, root: String, packs: [PackListing]) {
         self.client = client
@@ -304,36 +322,69 @@ public struct PackListingDocument: Codable, Sendable, Equatable {
         self.packs = packs
     }
 
-    /// "FBKLST01" || AES-256-GCM box; the associated data is the magic and the object path.
+    /// Seals the whole listing in memory, as `PackListingWriter` writes one
+    /// during a run ("FBKLST02").
+    /// - Throws: `FormatError` for a chunk whose ID or kind is not valid.
     public func sealed(keys: ClientKeys) throws -> [UInt8] {
-        try Self.seal(SignedDocument.json(self), snapshot: snapshot, keys: keys)
-    }
-
-    /// Seals a listing whose packs come from a run's log (this document's
-    /// `packs` must be empty: the log's JSON takes their place).
-    /// The magic, the nonce and the JSON are laid out in one buffer and the
-    /// JSON encrypted in place: the listing exists once in memory.
-    func sealed(keys: ClientKeys, packs log: NewPackLog) throws -> [UInt8] {
-        precondition(packs.isEmpty)
-        var box = Self.magic + [UInt8](repeating: 0, count: SymmetricBox.nonceLength)
-        JSONText.splice(SignedDocument.json(self), emptyArrayKey: "packs", into: &box, reserving: log.jsonLengthEstimate + 16) {
-            log.appendJSON(to: &$0)
+        let name = Layout.listing(snapshot)
+        var out: [UInt8] = []
+        let writer = try PackListingWriter(client: client, snapshot: snapshot, keys: keys) { out.append(contentsOf: $0) }
+        for pack in packs {
+            try writer.append(path: pack.path, chunks: try pack.chunks.map { c throws(FormatError) in
+                guard let id = ChunkID(hex: c.id), let kind = UInt8(exactly: c.kind).flatMap(ChunkKind.init(rawValue:)) else {
+                    throw FormatError(object: name, problem: "chunk [\(c.id), \(c.kind)] is not a valid ID and kind")
+                }
+                return (id, kind, c.length)
+            })
         }
-        try SymmetricBox.seal(inPlace: &box, nonceAt: Self.magic.count, key: keys.listingKey,
-                              associatedData: Self.magic + Array(Layout.listing(snapshot).utf8))
-        return box
+        _ = try writer.finish(root: root)
+        return out
     }
 
-    private static func seal(_ json: [UInt8], snapshot: String, keys: ClientKeys) throws -> [UInt8] {
-        let aad = magic + Array(Layout.listing(snapshot).utf8)
-        return magic + (try SymmetricBox.seal(json, key: keys.listingKey, associatedData: aad))
-    }
-
+    /// Opens and decodes a whole listing.
     public static func open(_ bytes: [UInt8], path: String, keys: ClientKeys) throws -> PackListingDocument {
-        guard bytes.starts(with: magic) else { throw FormatError(object: path, problem: "does not start with FBKLST01") }
-        let plain = try SymmetricBox.open(Array(bytes.dropFirst(8)), key: keys.listingKey, associatedData: magic + Array(path.utf8))
-        do { return try JSONDecoder().decode(PackListingDocument.self, from: Data(plain)) } catch {
+        let json = try plaintext(bytes, path: path, keys: keys)
+        do { return try JSONDecoder().decode(PackListingDocument.self, from: Data(json)) } catch {
             throw FormatError(object: path, problem: "JSON does not match the format: \(error)")
         }
+    }
+
+    /// Opens a listing and hands its packs to `eachPack` one at a time,
+    /// once the whole document is checked and `accept` took its header.
+    static func open(_ bytes: [UInt8], path: String, keys: ClientKeys, accept: (PackListingDocument) -> Bool,
+                     eachPack: (String, [(id: ChunkID, length: Int)]) throws -> Void) throws -> PackListingDocument? {
+        let json = try plaintext(bytes, path: path, keys: keys)
+        return try SignedDocument.decodeStreamingPacks(PackListingDocument.self, from: json, end: json.count, key: "packs",
+                                                       name: path, accept: accept, eachPack: eachPack)
+    }
+
+    /// The listing's JSON: authenticated with the listing key and the
+    /// object's path, then (format 2) decompressed, never past
+    /// `SignedDocument.maxSize`.
+    static func plaintext(_ bytes: [UInt8], path: String, keys: ClientKeys) throws -> [UInt8] {
+        let magic = Array(bytes.prefix(8))
+        guard magic == magic1 || magic == PackListingWriter.magic else {
+            throw FormatError(object: path, problem: "does not start with FBKLST01 or FBKLST02")
+        }
+        let box = try SymmetricBox.open(Array(bytes.dropFirst(8)), key: keys.listingKey, associatedData: magic + Array(path.utf8))
+        guard magic == PackListingWriter.magic else { return box }
+        var json: [UInt8] = []
+        let decompressor = StreamDecompressor()
+        do {
+            try box.withUnsafeBytes { frame in
+                try decompressor.decompress(frame) { piece in
+                    guard json.count + piece.count <= SignedDocument.maxSize else {
+                        throw FormatError(object: path, problem: "decompresses to more than \(SignedDocument.maxSize >> 20) MiB")
+                    }
+                    json.append(contentsOf: piece)
+                }
+            }
+            try decompressor.finish()
+        } catch let error as FormatError {
+            throw error
+        } catch {
+            throw FormatError(object: path, problem: "its compressed JSON is damaged: \(error)")
+        }
+        return json
     }
 }

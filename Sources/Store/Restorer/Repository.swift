@@ -87,6 +87,7 @@ public final class Repository {
                     guard let record else { continue }
                     seen.insert(object)
                     snapshots.append(record)
+                    if let listing = record.listing { try loadListing(listing, of: record) }
                 } catch let error as StoreError {
                     // The work database failed (a full TMPDIR): no restore can go on.
                     throw error
@@ -97,6 +98,41 @@ public final class Repository {
             }
         }
         snapshots.sort { ($0.started, $0.id) < ($1.started, $1.id) }
+    }
+
+    /// Puts a format-2 record's pack listing into the work database. Without
+    /// it (no escrowed secret, a missing or damaged listing) the snapshot is
+    /// still restorable: its packs are opened to find their chunks.
+    /// - Throws: `StoreError` only if the work database fails.
+    private func loadListing(_ listing: Catalog.Object, of record: SnapshotRecord) throws {
+        guard let keys else { return }  // loadSecret has said why
+        let unused = "its packs will be opened to find their chunks"
+        guard listing.path == Layout.listing(record.id) else {
+            warnings.append("\(Layout.record(record.id)) names \(listing.path) as its listing: ignored, \(unused)")
+            return
+        }
+        guard let path = locate(listing.path) else {
+            warnings.append("\(listing.path) is missing: \(unused)")
+            return
+        }
+        let bytes = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
+        guard bytes.count == listing.size, SHA256.hash(bytes).hex == listing.sha256 else {
+            warnings.append("\(listing.path) is not the listing its record names (size or SHA-256 differ): \(unused)")
+            return
+        }
+        do {
+            let opened = try PackListingDocument.open(
+                bytes, path: listing.path, keys: keys,
+                accept: { document in
+                    document.client == record.client && document.snapshot == record.id && document.root == record.root
+                },
+                eachPack: { pack, chunks in try work.addPack(pack, chunks: chunks) })
+            if opened == nil { warnings.append("\(listing.path) belongs to another client, snapshot or root: \(unused)") }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            warnings.append("\(listing.path): \(error); \(unused)")
+        }
     }
 
     /// A snapshot by ID, unique ID prefix, or `latest`.
