@@ -1,5 +1,7 @@
 import Chunker
 import Foundation
+import Seal
+import Store
 import TestSupport
 import Testing
 
@@ -28,6 +30,28 @@ import Testing
         let emptyEntry = files.first { ($0["path"] as! String).hasSuffix("/empty") }!
         #expect(emptyEntry["chunks"] as? Int == 0)
         #expect(json["total_chunks"] as? Int == expected + 1)
+    }
+
+    @Test func aClientSecretCutsAsThatClientAndListsEachChunk() throws {
+        let dir = try TemporaryDirectory()
+        let data = sampleBytes(3 << 20, seed: 11)
+        try Data(data).write(to: URL(fileURLWithPath: dir.file("f")))
+        let secret = [UInt8](repeating: 0x5a, count: 32)
+        try Data((Hex.encode(secret) + "\n").utf8).write(to: URL(fileURLWithPath: dir.file("secret")))
+        chmod(dir.file("secret"), 0o600)
+
+        let r = try CLI.run(["chunk", "--json", "--list", "--secret", dir.file("secret"), dir.file("f")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let list = (json["files"] as! [[String: Any]])[0]["list"] as! [[Int]]
+        let chunker = try Chunker(seed: try ClientKeys(secret: secret).chunkerSeed)
+        let lengths = data.withUnsafeBytes { chunker.chunkLengths(of: $0) }
+        #expect(list.map { $0[1] } == lengths)
+        #expect(list.map { $0[0] } == lengths.indices.map { lengths[..<$0].reduce(0, +) })
+        #expect(lengths.count > 1)
+
+        let text = try CLI.run(["chunk", "--list", "--secret", dir.file("secret"), dir.file("f")])
+        #expect(text.stdout.contains("\n  0 \(lengths[0])\n"))
     }
 
     @Test func textReportEndsWithTotals() throws {

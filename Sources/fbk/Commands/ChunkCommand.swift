@@ -2,6 +2,7 @@ import ArgumentParser
 import Chunker
 import Foundation
 import Seal
+import Store
 
 /// `fbk chunk`: cut files into chunks and report counts, sizes and speed.
 struct ChunkCommand: ParsableCommand {
@@ -13,16 +14,27 @@ struct ChunkCommand: ParsableCommand {
             followed) and prints per-file and total chunk counts, the mean chunk \
             size and the chunking throughput. Nothing is stored.
 
-            Example:
+            With --secret the files are cut exactly as that client cuts them \
+            (its chunker seed is derived from the secret), and --list prints \
+            where each chunk starts and how long it is.
+
+            Examples:
               fbk chunk --json /usr/share/doc
+              fbk chunk --secret /var/lib/fbk/secret --list /var/log/syslog
             """
     )
 
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
-    @Option(name: .long, help: "Repository seed, 64 hex digits (default: all zero, for measurements only).")
+    @Option(name: .long, help: "Chunker seed, 64 hex digits (default: all zero, for measurements only).")
     var seed: String = String(repeating: "0", count: 64)
+
+    @Option(name: .long, help: "A client secret file: cut as that client does (instead of --seed).")
+    var secret: String?
+
+    @Flag(name: .long, help: "List each chunk's offset and length.")
+    var list = false
 
     @Option(name: .customLong("min"), help: "Minimum chunk size in bytes.")
     var minimumSize = ChunkerParameters.default.minimumSize
@@ -52,13 +64,14 @@ struct ChunkCommand: ParsableCommand {
     }
 
     func run() throws {
-        let chunker = try Chunker(parameters: parameters, seed: Hex.decode(seed)!)
+        let chunkerSeed = try secret.map { try ClientKeys.load(path: $0).chunkerSeed } ?? Hex.decode(seed)!
+        let chunker = try Chunker(parameters: parameters, seed: chunkerSeed)
         var report = ChunkReport(parameters: parameters)
         let clock = ContinuousClock()
         let started = clock.now
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for file in try FileWalker.regularFiles(under: paths) {
-            var entry = ChunkReport.File(path: file, bytes: 0, chunks: 0)
+            var entry = ChunkReport.File(path: file, bytes: 0, chunks: 0, list: list ? [] : nil)
             let fd = open(file, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
                 report.warnings.append("\(file): cannot open: \(String(cString: strerror(errno)))")
@@ -75,10 +88,10 @@ struct ChunkCommand: ParsableCommand {
                 if n == 0 { break }
                 entry.bytes += n
                 buffer.withUnsafeBytes { raw in
-                    chunker.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n])) { _ in entry.chunks += 1 }
+                    chunker.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n])) { entry.add($0.count, listing: list) }
                 }
             }
-            chunker.finish { _ in entry.chunks += 1 }
+            chunker.finish { entry.add($0.count, listing: list) }
             report.add(entry)
         }
         report.seconds = (clock.now - started).seconds
@@ -93,6 +106,18 @@ struct ChunkReport: Codable {
         var path: String
         var bytes: Int
         var chunks: Int
+        /// With --list: each chunk's [offset, length].
+        var list: [[Int]]?
+
+        /// Counts a chunk that ends the file's bytes read so far.
+        mutating func add(_ length: Int, listing: Bool) {
+            if listing { list!.append([chunkedBytes, length]) }
+            chunkedBytes += length
+            chunks += 1
+        }
+
+        fileprivate var chunkedBytes = 0
+        enum CodingKeys: String, CodingKey { case path, bytes, chunks, list }
     }
 
     var parameters: String
@@ -114,8 +139,10 @@ struct ChunkReport: Codable {
     }
 
     func text() -> String {
-        var lines = files.map { f in
-            "\(f.path): \(f.bytes) bytes, \(f.chunks) chunks, mean \(f.chunks == 0 ? 0 : f.bytes / f.chunks) bytes"
+        var lines: [String] = []
+        for f in files {
+            lines.append("\(f.path): \(f.bytes) bytes, \(f.chunks) chunks, mean \(f.chunks == 0 ? 0 : f.bytes / f.chunks) bytes")
+            lines += (f.list ?? []).map { "  \($0[0]) \($0[1])" }
         }
         lines.append(String(
             format: "total: %d files, %d bytes, %d chunks, mean %.0f bytes, %.3f s, %.1f MiB/s (%@)",
