@@ -276,3 +276,34 @@ import Testing
         #expect(throws: StoreError.self) { try ClientKeys(secret: [1, 2]) }
     }
 }
+
+@Suite struct TextFormsTests {
+    @Test func timesAreWhatFoundationsFormattersWrite() {
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let compact = DateFormatter()
+        compact.locale = Locale(identifier: "en_US_POSIX")
+        compact.timeZone = TimeZone(identifier: "UTC")
+        compact.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        // Exact binary fractions, so rounding cannot differ.
+        for seconds in [0.0, 951_782_400.5, 1_795_000_000.125, 4_102_444_799.875, 1_000_000_000.0] {
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(Layout.rfc3339(date) == iso.string(from: date))
+            #expect(Layout.compactTime(date) == compact.string(from: date))
+        }
+        #expect(Layout.newSnapshotID(at: Date(timeIntervalSince1970: 1_795_000_000)).hasPrefix("20261118T"))
+    }
+
+    @Test func sizesAreInBinaryUnits() {
+        #expect(SnapshotSummary.binarySize(0) == "0 B")
+        #expect(SnapshotSummary.binarySize(1023) == "1023 B")
+        #expect(SnapshotSummary.binarySize(1024) == "1.0 KiB")
+        #expect(SnapshotSummary.binarySize(479_780_691) == "457.6 MiB")
+        #expect(SnapshotSummary.binarySize(3 << 40) == "3.0 TiB")
+    }
+
+    @Test func clientNames() {
+        for good in ["a", "web-1", "pi.lab_2", "9x", "Z"] { #expect(ClientConfig.isValidClientName(good), "\(good)") }
+        for bad in ["", "-a", ".a", "_a", "a/b", "a b", "é", "a@b", "a\u{0}", "[a]"] { #expect(!ClientConfig.isValidClientName(bad), "\(bad)") }
+    }
+}

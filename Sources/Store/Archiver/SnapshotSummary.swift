@@ -91,8 +91,21 @@ public struct SnapshotSummary: Encodable, Sendable {
         return String(decoding: try! e.encode(self), as: UTF8.self)
     }
 
+    /// Bytes in binary units, e.g. `0 B`, `812 B`, `457.4 MiB`.
+    static func binarySize(_ bytes: UInt64) -> String {
+        guard bytes >= 1024 else { return "\(bytes) B" }
+        var value = Double(bytes)
+        var unit = 0
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return String(format: "%.1f", value) + " " + units[unit]
+    }
+
     public func text() -> String {
-        func size(_ b: UInt64) -> String { ByteCountFormatter.string(fromByteCount: Int64(b), countStyle: .binary) }
+        func size(_ b: UInt64) -> String { Self.binarySize(b) }
         var lines: [String] = []
         lines.append("snapshot \(snapshot ?? "(none)"): \(files) files, \(directories) directories, \(size(bytesScanned)) scanned, \(size(bytesRead)) read, \(filesFromCache) files unchanged")
         lines.append("new: \(newChunks) chunks, \(size(newBytes)) before compression, \(size(storedBytes)) stored in \(packs) packs; \(String(format: "%.1f", seconds)) s")

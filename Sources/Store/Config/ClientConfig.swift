@@ -24,6 +24,15 @@ public struct MirrorConfig: Equatable, Sendable {
 
 /// Everything `fbk snapshot` needs to know.
 public struct ClientConfig: Equatable, Sendable {
+    /// A client name: a letter or digit, then letters, digits, `.`, `_`
+    /// and `-` (it names a directory on every mirror).
+    public static func isValidClientName(_ name: String) -> Bool {
+        func allowed(_ c: UInt8, first: Bool) -> Bool {
+            (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7a) || (!first && (c == 0x2e || c == 0x5f || c == 0x2d))
+        }
+        return !name.isEmpty && name.utf8.enumerated().allSatisfy { allowed($0.element, first: $0.offset == 0) }
+    }
+
     public static let defaultPath = "/etc/fbk/fbk.conf"
 
     public var client: String
@@ -126,7 +135,7 @@ public struct ClientConfig: Equatable, Sendable {
         }
 
         let client = try string("client")!
-        guard client.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]*$", options: .regularExpression) != nil else {
+        guard ClientConfig.isValidClientName(client) else {
             throw fail(fields["client"], "client name '\(client)' may contain only letters, digits, '.', '_' and '-'")
         }
         var mirrors: [MirrorConfig] = []
@@ -304,7 +313,10 @@ enum YAMLFile {
     /// The document's top-level mapping.
     static func mapping(_ text: String, file: String, what: String) throws(StoreError) -> (Node, Node.Mapping) {
         let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch {
+        // Fields are read as text, so no tag resolution is needed; the
+        // default resolver's regular expressions would load ICU (megabytes
+        // of resident memory) in every run.
+        do { root = try Yams.compose(yaml: text, .basic) } catch {
             throw StoreError(.config, "\(file): not valid YAML: \(error)")
         }
         guard let root, case .mapping(let mapping) = root else { throw failure(file)(root, what) }

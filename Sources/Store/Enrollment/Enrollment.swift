@@ -25,7 +25,7 @@ public enum Enrollment {
     ///   (so the client keeps deduplicating against what it stored).
     public static func enroll(client: String, mirrors: [String], recipients: [String], paths: [String],
                               out: String, rotate: Bool) throws -> EnrollmentResult {
-        guard client.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]*$", options: .regularExpression) != nil else {
+        guard ClientConfig.isValidClientName(client) else {
             throw StoreError(.config, "client name '\(client)' may contain only letters, digits, '.', '_' and '-'")
         }
         for r in recipients { try Certificate(contentsOf: r).checkUsableAsRecipient() }

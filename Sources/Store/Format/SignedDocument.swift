@@ -286,18 +286,33 @@ public enum Layout {
         "\(compactTime(date))-\(Hex.encode(secureRandomBytes(8)))"
     }
 
+    /// `yyyyMMddTHHmmssZ` in UTC.
     static func compactTime(_ date: Date) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return f.string(from: date)
+        let t = utc(date)
+        return digits(t.tm_year + 1900, 4) + digits(t.tm_mon + 1, 2) + digits(t.tm_mday, 2) + "T"
+            + digits(t.tm_hour, 2) + digits(t.tm_min, 2) + digits(t.tm_sec, 2) + "Z"
     }
 
-    static func rfc3339(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: date)
+    /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T03:00:00.123Z`.
+    public static func rfc3339(_ date: Date) -> String {
+        let t = utc(date)
+        let milliseconds = Int32((date.timeIntervalSince1970 - date.timeIntervalSince1970.rounded(.down)) * 1000)
+        return digits(t.tm_year + 1900, 4) + "-" + digits(t.tm_mon + 1, 2) + "-" + digits(t.tm_mday, 2) + "T"
+            + digits(t.tm_hour, 2) + ":" + digits(t.tm_min, 2) + ":" + digits(t.tm_sec, 2) + "." + digits(milliseconds, 3) + "Z"
+    }
+
+    // Formatted by hand: Foundation's date formatters load ICU's locale data,
+    // megabytes of resident memory for a fixed format.
+    private static func utc(_ date: Date) -> tm {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var t = tm()
+        gmtime_r(&seconds, &t)
+        return t
+    }
+
+    private static func digits(_ value: Int32, _ width: Int) -> String {
+        let text = String(value)
+        return String(repeating: "0", count: max(0, width - text.count)) + text
     }
 }
 

@@ -82,10 +82,9 @@ struct LsCommand: ParsableCommand {
         let bits: [(UInt32, Character)] = [(0o400, "r"), (0o200, "w"), (0o100, "x"), (0o40, "r"), (0o20, "w"), (0o10, "x"), (0o4, "r"), (0o2, "w"), (0o1, "x")]
         for (bit, c) in bits { mode.append(e.mode & bit != 0 ? c : "-") }
         let date = Date(timeIntervalSince1970: Double(e.mtimeNanoseconds) / 1e9)
-        let f = ISO8601DateFormatter()
         let user = e.user.isEmpty ? String(e.uid) : String(decoding: e.user, as: UTF8.self)
         let group = e.group.isEmpty ? String(e.gid) : String(decoding: e.group, as: UTF8.self)
-        return Row(path: path, type: "\(e.type)", mode: mode, user: user, group: group, size: e.size, mtime: f.string(from: date),
+        return Row(path: path, type: "\(e.type)", mode: mode, user: user, group: group, size: e.size, mtime: Layout.rfc3339(date),
                    target: (e.type == .symlink || e.type == .hardlink) ? String(decoding: e.target, as: UTF8.self) : nil)
     }
 }
