@@ -2,8 +2,10 @@
 //
 // Feed the stream in buffers of any size; complete chunks come back through
 // a closure, with the same boundaries whatever the buffer sizes were. The
-// chunker copies input only for a chunk that spans two buffers, into one
-// internal buffer of `maximumSize` bytes: memory is bounded by one chunk.
+// chunker copies input only for a chunk that spans two buffers, gathering it
+// in an array of its own (at most `maximumSize` bytes) that it then hands
+// over, so a caller that keeps chunks need not copy it again: memory is
+// bounded by one chunk being gathered.
 
 import Foundation
 
@@ -17,9 +19,9 @@ public final class Chunker {
     private let threshold: UInt64
     /// T followed by Tout (256 + 256 words), owned, freed in deinit.
     private let tables: UnsafeMutablePointer<UInt64>
-    /// The bytes of a chunk that spans buffers, owned, `maximumSize` long.
-    private let pending: UnsafeMutablePointer<UInt8>
-    private var pendingCount = 0
+    /// The bytes gathered so far of a chunk that began in an earlier buffer
+    /// (or of the stream's last chunk).
+    private var pending: [UInt8] = []
     /// Scan state, relative to the start of the current chunk.
     private var position = 0
     private var hash: UInt64 = 0
@@ -41,7 +43,6 @@ public final class Chunker {
             tables[c] = table.words[c]
             tables[256 + c] = rotl(table.words[c], outRotation)
         }
-        pending = .allocate(capacity: parameters.maximumSize)
     }
 
     /// Creates a chunker from a 32-byte repository seed.
@@ -50,10 +51,7 @@ public final class Chunker {
         try self.init(parameters: parameters, table: BuzhashTable(seed: seed))
     }
 
-    deinit {
-        tables.deallocate()
-        pending.deallocate()
-    }
+    deinit { tables.deallocate() }
 
     /// Feeds the next bytes of the stream.
     /// - Parameters:
@@ -61,22 +59,39 @@ public final class Chunker {
     ///   - emit: called with each chunk completed, in order. The buffer is
     ///     valid only during the call.
     public func feed(_ data: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        try feed(data, emit: emit, emitGathered: { chunk in try chunk.withUnsafeBytes { try emit($0) } })
+    }
+
+    /// Feeds the next bytes of the stream, handing over without a copy the
+    /// chunks the chunker had to gather because they spanned buffers.
+    /// - Parameters:
+    ///   - emit: called with each chunk that lies within `data`, valid only
+    ///     during the call.
+    ///   - emitGathered: called, in the same order, with each chunk that
+    ///     began in an earlier buffer, as an array the caller may keep.
+    public func feed(_ data: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws -> Void,
+                     emitGathered: ([UInt8]) throws -> Void) rethrows {
         guard let start = data.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
         var offset = 0
         while offset < data.count {
-            if pendingCount > 0 {
+            if !pending.isEmpty {
                 // The current chunk began in an earlier buffer: grow it in steps
                 // so that little is copied past the cut.
-                let room = parameters.maximumSize - pendingCount
+                let room = parameters.maximumSize - pending.count
                 let take = min(data.count - offset, room, Self.appendStep)
-                (pending + pendingCount).update(from: start + offset, count: take)
-                pendingCount += take
+                // Room for the longest chunk, reserved once the chunk is seen
+                // to span buffers (untouched pages cost no memory).
+                if pending.capacity < parameters.maximumSize { pending.reserveCapacity(parameters.maximumSize) }
+                pending.append(contentsOf: UnsafeBufferPointer(start: start + offset, count: take))
                 offset += take
-                if let cut = scan(pending, available: pendingCount) {
-                    try emit(UnsafeRawBufferPointer(start: pending, count: cut))
-                    offset -= pendingCount - cut  // the bytes past the cut are still in `data`
-                    pendingCount = 0
+                let cut = pending.withUnsafeBufferPointer { scan($0.baseAddress!, available: $0.count) }
+                if let cut {
+                    offset -= pending.count - cut  // the bytes past the cut are still in `data`
+                    pending.removeSubrange(cut...)
                     position = 0
+                    var chunk: [UInt8] = []
+                    swap(&chunk, &pending)
+                    try emitGathered(chunk)
                 }
             } else {
                 let base = start + offset
@@ -88,8 +103,8 @@ public final class Chunker {
                 } else {
                     // The chunk goes on in the next buffer. Scan state is
                     // relative to the chunk start, so it stays valid.
-                    pending.update(from: base, count: available)
-                    pendingCount = available
+                    // Exactly its size: a small file's only chunk is handed over as it is.
+                    pending = Array(UnsafeBufferPointer(start: base, count: available))
                     offset = data.count
                 }
             }
@@ -104,14 +119,20 @@ public final class Chunker {
     /// Ends the stream: emits the last chunk (shorter than the minimum, maybe)
     /// if any bytes remain, and resets the chunker for a new stream.
     public func finish(emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
-        let count = pendingCount
+        try finishGathered { chunk in try chunk.withUnsafeBytes { try emit($0) } }
+    }
+
+    /// Ends the stream like `finish`, handing the last chunk over as an array.
+    public func finishGathered(_ emitGathered: ([UInt8]) throws -> Void) rethrows {
+        var chunk: [UInt8] = []
+        swap(&chunk, &pending)
         reset()
-        if count > 0 { try emit(UnsafeRawBufferPointer(start: pending, count: count)) }
+        if !chunk.isEmpty { try emitGathered(chunk) }
     }
 
     /// Forgets any partial chunk and starts a new stream.
     public func reset() {
-        pendingCount = 0
+        pending = []
         position = 0
         hash = 0
     }

@@ -306,13 +306,25 @@ public final class Archiver {
 
     /// Stores one chunk unless the index or the pipeline has it.
     private func storeChunk(_ plaintext: UnsafeRawBufferPointer, kind: ChunkKind) throws -> ChunkID {
+        try storeChunk(plaintext, kind: kind) { Array(plaintext) }
+    }
+
+    /// Stores a data chunk the chunker gathered in an array of its own: the
+    /// pipeline takes that array, no copy is made.
+    private func storeChunk(gathered chunk: [UInt8]) throws -> ChunkID {
+        try chunk.withUnsafeBytes { try storeChunk($0, kind: .data) { chunk } }
+    }
+
+    /// - Parameter bytes: the chunk as an array the pipeline can keep, asked
+    ///   for only if the chunk is new and once the pipeline has room.
+    private func storeChunk(_ plaintext: UnsafeRawBufferPointer, kind: ChunkKind, bytes: () -> [UInt8]) throws -> ChunkID {
         let id = keys.chunkID(plaintext)
         if pendingChunks.contains(id) { return id }
         if let pack = try index.packOfChunk(id) {
             neededPacks.insert(pack)
             return id
         }
-        try pipeline!.submit(id: id, kind: kind, plaintext: plaintext)
+        try pipeline!.submit(id: id, kind: kind, length: plaintext.count, bytes: bytes)
         pendingChunks.insert(id)
         summary.newChunks += 1
         summary.newBytes += UInt64(plaintext.count)
@@ -612,16 +624,16 @@ public final class Archiver {
                 }
                 if n == 0 { break }  // shrank while being read
                 try readBuffer.withUnsafeBytes { raw in
-                    try chunker.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n])) { chunk in
-                        chunks.append(try storeChunk(chunk, kind: .data))
-                    }
+                    try chunker.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n]),
+                                     emit: { chunks.append(try storeChunk($0, kind: .data)) },
+                                     emitGathered: { chunks.append(try storeChunk(gathered: $0)) })
                 }
                 remaining -= n
                 got += n
                 summary.bytesRead += UInt64(n)
                 reportProgress()
             }
-            try chunker.finish { chunk in chunks.append(try storeChunk(chunk, kind: .data)) }
+            try chunker.finishGathered { chunks.append(try storeChunk(gathered: $0)) }
             if got > 0 { regions.append(FileRegion(offset: UInt64(offset), length: UInt64(got), chunks: chunks)) }
             end = offset + got
         }

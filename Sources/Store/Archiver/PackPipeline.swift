@@ -125,16 +125,20 @@ final class PackPipeline: @unchecked Sendable {
     var submitted: Int { condition.withLock { nextSequence } }
 
     /// Hands a new chunk over; waits while the pipeline's memory is full.
+    /// - Parameter bytes: the chunk's `length` bytes as an array, asked for
+    ///   once there is room (so a chunk copied for the pipeline is copied
+    ///   only then, and a waiting chunk holds no extra memory).
     /// - Throws: the error that stopped the pipeline, if one did.
-    func submit(id: ChunkID, kind: ChunkKind, plaintext: UnsafeRawBufferPointer) throws {
+    func submit(id: ChunkID, kind: ChunkKind, length: Int, bytes: () -> [UInt8]) throws {
         try condition.withLock {
-            while failure == nil && !stopping && memoryInUse > 0 && memoryInUse + plaintext.count > settings.memory {
+            while failure == nil && !stopping && memoryInUse > 0 && memoryInUse + length > settings.memory {
                 condition.wait()
             }
             if let failure { throw failure }
-            // Copied once there is room, so a chunk waiting for room holds no memory.
-            memoryInUse += plaintext.count
-            jobs.append(Job(sequence: nextSequence, id: id, kind: kind, plaintext: Array(plaintext)))
+            memoryInUse += length
+            let plaintext = bytes()
+            precondition(plaintext.count == length)
+            jobs.append(Job(sequence: nextSequence, id: id, kind: kind, plaintext: plaintext))
             nextSequence += 1
             condition.broadcast()
         }
