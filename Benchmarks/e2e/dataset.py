@@ -2,7 +2,9 @@
 """Generates the end-to-end benchmark dataset, reproducibly (seeded).
 
 Usage: dataset.py DIR [SCALE]          create the tree (SCALE 1.0 is about 1.5 GB)
-       dataset.py DIR [SCALE] --change apply the fixed change set (S3)
+       dataset.py DIR [SCALE] --change apply the fixed change set (S3) and
+                                       print what changed as JSON: regions
+                                       inside existing files, and whole files
 
 The tree: tens of thousands of small text/config files, shared libraries
 (copied from /usr/lib), a growing log file, a disk-image-like file with
@@ -69,17 +71,27 @@ if not change:
 else:
     # S3: append 8 MiB to the log, overwrite 4 KiB at 3 places in the image,
     # modify 200 small files, add 64 MiB of new random files, delete 100 files.
-    with open(os.path.join(root, "var", "log", "app.log"), "ab") as f:
-        f.write(text(8 * MiB))
-    with open(os.path.join(root, "disk.img"), "r+b") as f:
+    regions, files = [], []
+    log = os.path.join(root, "var", "log", "app.log")
+    appended = text(8 * MiB)
+    regions.append({"path": log, "offset": os.path.getsize(log), "length": len(appended)})
+    with open(log, "ab") as f:
+        f.write(appended)
+    image = os.path.join(root, "disk.img")
+    with open(image, "r+b") as f:
         for k in range(3):
             f.seek((k + 1) * image_size // 4)
             f.write(rng.randbytes(4096))
+            regions.append({"path": image, "offset": (k + 1) * image_size // 4, "length": 4096})
     for i in range(200):
-        write(os.path.join(root, "etc", "d%03d" % (i % 300), "f%05d.conf" % i), text(1000))
+        files.append(os.path.join(root, "etc", "d%03d" % (i % 300), "f%05d.conf" % i))
+        write(files[-1], text(1000))
     for i in range(16):
-        write(os.path.join(root, "new", "n%02d.bin" % i), rng.randbytes(4 * MiB))
+        files.append(os.path.join(root, "new", "n%02d.bin" % i))
+        write(files[-1], rng.randbytes(4 * MiB))
     for i in range(200, 300):
         p = os.path.join(root, "etc", "d%03d" % (i % 300), "f%05d.conf" % i)
         if os.path.exists(p):
             os.remove(p)
+    import json
+    print(json.dumps({"regions": regions, "files": files}))

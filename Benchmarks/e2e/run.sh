@@ -77,8 +77,10 @@ for s in S1 S2; do
   [ $HAVE_RESTIC = 1 ] && measure restic "$s" "$WORK/restic" restic backup --repo "$WORK/restic" "$WORK/data"
   [ $HAVE_BORG = 1 ] && measure borg "$s" "$WORK/borg" borg create --compression zstd,3 "$WORK/borg::$s" "$WORK/data"
 done
-python3 Benchmarks/e2e/dataset.py "$WORK/data" "$SCALE" --change
+python3 Benchmarks/e2e/dataset.py "$WORK/data" "$SCALE" --change > "$WORK/changes.json"
 measure fbk S3 "$FBKSTORE" "$FBK" snapshot --config "$WORK/fbk.conf" --json
+# The S3 goal's bound, from the chunks this client cut around the changes.
+python3 Benchmarks/e2e/s3_bound.py "$WORK/changes.json" "$FBK" "$(sed -n 's/^secret: "\(.*\)"$/\1/p' "$WORK/fbk.conf")" > "$WORK/s3-bound.json"
 [ $HAVE_RESTIC = 1 ] && measure restic S3 "$WORK/restic" restic backup --repo "$WORK/restic" "$WORK/data"
 [ $HAVE_BORG = 1 ] && measure borg S3 "$WORK/borg" borg create --compression zstd,3 "$WORK/borg::S3" "$WORK/data"
 measure fbk S4 "" "$FBK" restore --from "$WORK/nginx0/root" --client bench --key "$WORK/keys/private.pem" latest --target "$WORK/restore-fbk"
@@ -110,18 +112,24 @@ find "$WORK/many" -printf '%s %T@ %C@ %i %m %U %G\n' > /dev/null  # warm the cac
 scan find find "$WORK/many" -printf '%s %T@ %C@ %i %m %U %G\n'
 scan fbk "$FBK" snapshot --config "$WORK/many.conf"
 
-python3 - "$WORK/rows" "$SIZE" "$SCALE" "$RESULTS" "$WORK/fbk-S1.out" "$WORK/fbk-S2.out" "$WORK/fbk-S3.out" <<'PY'
+python3 - "$WORK/rows" "$SIZE" "$SCALE" "$RESULTS" "$WORK/s3-bound.json" "$WORK/fbk-S1.out" "$WORK/fbk-S2.out" "$WORK/fbk-S3.out" <<'PY'
 import json, sys
 rows, size, scale, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+bound = json.load(open(sys.argv[5]))
 results = {"dataset_bytes": size, "scale": scale, "runs": []}
 for line in open(rows):
     tool, scenario, wall, user, sys_, rss, stored = line.split()
     results["runs"].append({"tool": tool, "scenario": scenario, "wall_s": float(wall), "cpu_s": float(user) + float(sys_),
                             "peak_rss_kib": int(rss), "stored_bytes": int(stored)})
-for scenario, path in zip(["S1", "S2", "S3"], sys.argv[5:8]):
+for scenario, path in zip(["S1", "S2", "S3"], sys.argv[6:9]):
     text = open(path).read()
     summary = json.loads(text[text.index("{"):])
     results.setdefault("fbk_uploads", {})[scenario] = {m["url"]: {"objects": m["uploaded_objects"], "bytes": m["uploaded_bytes"]} for m in summary["mirrors"]}
+uploaded = max(m["bytes"] for m in results["fbk_uploads"]["S3"].values())
+results["s3_bound"] = dict(bound, uploaded=uploaded, met=uploaded <= bound["bound"])
+print("S3: uploaded %d bytes to each mirror; bound 1.1 x (%d changed + %d in %d region chunks) = %d: %s" % (
+    uploaded, bound["changed_compressed"], bound["region_chunks_compressed"], bound["regions"], bound["bound"],
+    "met" if uploaded <= bound["bound"] else "NOT met"))
 json.dump(results, open(out, "w"), indent=2)
 print("results written to", out)
 PY
