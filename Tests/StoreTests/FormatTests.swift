@@ -307,3 +307,21 @@ import Testing
         for bad in ["", "-a", ".a", "_a", "a/b", "a b", "é", "a@b", "a\u{0}", "[a]"] { #expect(!ClientConfig.isValidClientName(bad), "\(bad)") }
     }
 }
+
+@Suite struct FilesCacheCodecTests {
+    @Test func rowsKeepTheirPacksAndOlderRowsStillRead() throws {
+        let regions = [FileRegion(offset: 0, length: 10, chunks: [SHA256.hash([1]), SHA256.hash([2])]),
+                       FileRegion(offset: 4096, length: 3, chunks: [SHA256.hash([3])])]
+        let row = FilesCacheCodec.encode(regions, packs: [3, 70_000, 1 << 40])
+        let decoded = try FilesCacheCodec.decode(row)
+        #expect(decoded.regions == regions && decoded.packs == [3, 70_000, 1 << 40])
+        // A row written before packs were kept: regions only.
+        let old = FilesCacheCodec.encode(regions, packs: nil)
+        let oldDecoded = try FilesCacheCodec.decode(old)
+        #expect(oldDecoded.regions == regions && oldDecoded.packs == nil)
+        #expect(try FilesCacheCodec.decode(FilesCacheCodec.encode([], packs: [])).packs == [])
+        // A damaged pack list is refused, not half read.
+        #expect(throws: FormatError.self) { try FilesCacheCodec.decode(Array(row.dropLast())) }
+        #expect(throws: FormatError.self) { try FilesCacheCodec.decode(old + [2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]) }
+    }
+}

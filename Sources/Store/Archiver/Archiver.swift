@@ -41,6 +41,9 @@ public final class Archiver {
     private var storedThrough = 0
     /// Packs (object IDs) the snapshot needs.
     private var neededPacks = Set<Int>()
+    /// Packs (object IDs) the index held when the run began: a files-cache
+    /// row naming only these needs no chunk lookups.
+    private var knownPacks = Set<Int>()
     /// The pack listing of this run, written as its packs are delivered.
     private var listing: PackListingWriter?
     /// First path seen for each multiply-linked inode.
@@ -85,6 +88,7 @@ public final class Archiver {
                 + "a run needs at least \(spoolNeeds) (two packs of pack_size and room for the index): free space there and run again")
         }
         try deliverSpool()
+        knownPacks = try index.packIDs()
         try escrowSecret()
 
         let pipeline = try PackPipeline(
@@ -354,7 +358,13 @@ public final class Archiver {
     private func commitPendingFiles() throws {
         let ready = pendingFiles.prefix { $0.through <= storedThrough }
         guard !ready.isEmpty else { return }
-        try index.transaction { for f in ready { try index.cacheFile(path: f.path, f.file) } }
+        try index.transaction {
+            for f in ready {
+                var file = f.file
+                if file.packs == nil { file.packs = try packsHolding(file.regions).map { $0.sorted() } }
+                try index.cacheFile(path: f.path, file)
+            }
+        }
         pendingFiles.removeFirst(ready.count)
     }
 
@@ -420,9 +430,15 @@ public final class Archiver {
                 if childSelection == nil && isExcluded(childPath) { continue }
                 wanted.append((name, childPath, childSelection))
             }
-            let inspected = FileSystem.inspect(in: path, wanted.map { ($0.name, $0.path) })
+            // The files cache is read while the entries are stat'ed: the
+            // lookups need only the paths, and this thread would otherwise
+            // wait. (The index is used by one thread at a time all the same.)
+            var rows: [Result<Index.CachedFile?, any Error>] = []
+            let inspected = FileSystem.inspect(in: path, wanted.map { ($0.name, $0.path) }) {
+                rows = wanted.map { w in Result { try index.cachedFile(path: w.path) } }
+            }
             var batch: [Pending] = []
-            for (w, found) in zip(wanted, inspected) {
+            for ((w, found), row) in zip(zip(wanted, inspected), rows) {
                 let explicitlySelected = w.selection != nil
                 guard case .success(let (st, xattrs)) = found else {
                     if case .failure(let e) = found, e.code == ENOENT {
@@ -435,7 +451,8 @@ public final class Archiver {
                 }
                 batch.append(Pending(name: w.name, path: w.path, selection: w.selection.flatMap { $0.all ? nil : $0 },
                                      explicitlySelected: explicitlySelected,
-                                     builtIn: !explicitlySelected && excludedPaths.contains(w.path), st: st, xattrs: xattrs))
+                                     builtIn: !explicitlySelected && excludedPaths.contains(w.path), st: st, xattrs: xattrs,
+                                     cacheRow: try row.get()))
             }
             // Files handed to archiveEntry are closed there; the rest here.
             defer { for item in batch { item.close() } }
@@ -474,6 +491,8 @@ public final class Archiver {
         let builtIn: Bool
         let st: stat
         let xattrs: [(name: [UInt8], value: [UInt8])]
+        /// The files cache's row for the path, if any (not yet compared).
+        let cacheRow: Index.CachedFile?
         /// Regions from the files cache, usable as they are, and their packs.
         var cached: (regions: [FileRegion], packs: Set<Int>)?
         /// The open file, or why it could not be opened (errno).
@@ -490,7 +509,7 @@ public final class Archiver {
         for i in batch.indices where batch[i].st.fileType == S_IFREG {
             let st = batch[i].st
             if st.st_nlink > 1 && hardlinks[HardlinkKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))] != nil { continue }
-            if let cached = try usableCache(batch[i].path, st: st) {
+            if let row = batch[i].cacheRow, let cached = try usableCache(row, path: batch[i].path, st: st) {
                 batch[i].cached = cached
                 continue
             }
@@ -564,10 +583,17 @@ public final class Archiver {
 
     /// The files cache's regions for a file, if it is unchanged since they
     /// were stored and every chunk is still in a known pack.
-    private func usableCache(_ path: PathBytes, st: stat) throws -> (regions: [FileRegion], packs: Set<Int>)? {
-        guard let cached = try index.cachedFile(path: path), cached.dev == UInt64(st.st_dev), cached.ino == UInt64(st.st_ino),
-              cached.size == UInt64(st.st_size), cached.mtime == st.mtimeNanoseconds, cached.ctime == st.ctimeNanoseconds,
-              let packs = try packsHolding(cached.regions) else { return nil }
+    private func usableCache(_ cached: Index.CachedFile, path: PathBytes, st: stat) throws -> (regions: [FileRegion], packs: Set<Int>)? {
+        guard cached.dev == UInt64(st.st_dev), cached.ino == UInt64(st.st_ino),
+              cached.size == UInt64(st.st_size), cached.mtime == st.mtimeNanoseconds, cached.ctime == st.ctimeNanoseconds
+        else { return nil }
+        if let packs = cached.packs, packs.allSatisfy({ knownPacks.contains($0) }) { return (cached.regions, Set(packs)) }
+        guard let packs = try packsHolding(cached.regions) else { return nil }
+        // A row from before packs were kept: rewritten with them, once.
+        var upgraded = cached
+        upgraded.packs = packs.sorted()
+        pendingFiles.append((path, upgraded, 0))
+        if pendingFiles.count >= 1024 { try commitPendingFiles() }
         return (cached.regions, packs)
     }
 

@@ -238,7 +238,10 @@ enum FileSystem {
     /// to the directory opened once (no path walked again per entry), on
     /// several threads when there are many: on a cold cache each is a disk
     /// read, and the disk serves several at once.
-    static func inspect(in directory: PathBytes, _ entries: [(name: PathBytes, path: PathBytes)]) -> [Result<(stat, Xattrs), Errno>] {
+    /// - Parameter alongside: work to run on another thread meanwhile (the
+    ///   files-cache lookups for the same entries), done when this returns.
+    static func inspect(in directory: PathBytes, _ entries: [(name: PathBytes, path: PathBytes)],
+                        alongside: () -> Void = {}) -> [Result<(stat, Xattrs), Errno>] {
         let base = openDirectory(directory)
         defer { if base >= 0 { close(base) } }
         @Sendable func one(_ entry: (name: PathBytes, path: PathBytes)) -> Result<(stat, Xattrs), Errno> {
@@ -253,11 +256,16 @@ enum FileSystem {
             return .success((st, xattrs(in: base, name: entry.name, path: entry.path)))
         }
         let threads = min(4, entries.count / 16)
-        guard threads > 1 else { return entries.map(one) }
+        guard threads > 1 else {
+            alongside()
+            return entries.map(one)
+        }
         let results = UnsafeMutableBufferPointer<Result<(stat, Xattrs), Errno>>.allocate(capacity: entries.count)
         defer { results.deallocate() }
         nonisolated(unsafe) let out = results
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
+        nonisolated(unsafe) let other = alongside
+        DispatchQueue.concurrentPerform(iterations: threads + 1) { t in
+            guard t < threads else { return other() }
             for i in stride(from: t, to: entries.count, by: threads) {
                 (out.baseAddress! + i).initialize(to: one(entries[i]))
             }

@@ -125,6 +125,14 @@ public final class Index {
     }
 
     /// The pack (object row) holding a chunk.
+    /// The object IDs of every pack.
+    func packIDs() throws -> Set<Int> {
+        let s = try db.statement("SELECT id FROM objects WHERE kind = 'pack'")
+        var out = Set<Int>()
+        while try s.step() { out.insert(s.int(0)) }
+        return out
+    }
+
     public func packOfChunk(_ id: ChunkID) throws -> Int? {
         let s = try db.statement("SELECT pack FROM chunks WHERE id = ?")
         s.bind(1, id.bytes)
@@ -298,37 +306,54 @@ public final class Index {
     public struct CachedFile: Equatable, Sendable {
         public var dev: UInt64, ino: UInt64, size: UInt64, mtime: Int64, ctime: Int64
         public var regions: [FileRegion]
+        /// The packs (object IDs) holding the file's chunks, so an unchanged
+        /// file costs no chunk lookups. Nil in rows written before they were kept.
+        public var packs: [Int]? = nil
     }
 
     func cachedFile(path: [UInt8]) throws -> CachedFile? {
         let s = try db.statement("SELECT dev, ino, size, mtime, ctime, regions FROM files WHERE path = ?")
         s.bind(1, path)
         guard try s.step() else { return nil }
-        guard let regions = try? FilesCacheCodec.decode(s.blob(5)) else { return nil }
+        guard let (regions, packs) = try? FilesCacheCodec.decode(s.blob(5)) else { return nil }
         return CachedFile(dev: UInt64(bitPattern: Int64(s.int(0))), ino: UInt64(bitPattern: Int64(s.int(1))),
-                          size: UInt64(s.int(2)), mtime: Int64(s.int(3)), ctime: Int64(s.int(4)), regions: regions)
+                          size: UInt64(s.int(2)), mtime: Int64(s.int(3)), ctime: Int64(s.int(4)), regions: regions, packs: packs)
     }
 
     func cacheFile(path: [UInt8], _ f: CachedFile) throws {
         let s = try db.statement("INSERT OR REPLACE INTO files(path, dev, ino, size, mtime, ctime, regions) VALUES (?, ?, ?, ?, ?, ?, ?)")
         s.bind(1, path); s.bind(2, Int64(bitPattern: f.dev)); s.bind(3, Int64(bitPattern: f.ino)); s.bind(4, Int(f.size))
-        s.bind(5, f.mtime); s.bind(6, f.ctime); s.bind(7, FilesCacheCodec.encode(f.regions))
+        s.bind(5, f.mtime); s.bind(6, f.ctime); s.bind(7, FilesCacheCodec.encode(f.regions, packs: f.packs))
         try s.run()
     }
 
     func transaction<R>(_ body: () throws -> R) throws -> R { try db.transaction(body) }
 }
 
-/// The files cache's regions column: the tree format's region encoding.
+/// The files cache's regions column: the tree format's region encoding,
+/// then the packs holding the chunks: count (LE32) and object IDs (LE64).
 enum FilesCacheCodec {
-    static func encode(_ regions: [FileRegion]) -> [UInt8] {
+    static func encode(_ regions: [FileRegion], packs: [Int]?) -> [UInt8] {
         var w = ByteWriter()
         TreeFormat.write(regions, to: &w)
+        if let packs {
+            w.u32(packs.count)
+            for p in packs { w.u64(UInt64(p)) }
+        }
         return w.bytes
     }
 
-    static func decode(_ bytes: [UInt8]) throws(FormatError) -> [FileRegion] {
+    static func decode(_ bytes: [UInt8]) throws(FormatError) -> (regions: [FileRegion], packs: [Int]?) {
         var r = ByteReader(bytes, object: "files cache entry")
-        return try TreeFormat.readRegions(&r, fileSize: .max)
+        let regions = try TreeFormat.readRegions(&r, fileSize: .max)
+        guard r.remaining > 0 else { return (regions, nil) }
+        let count = try r.u32("pack count")
+        guard count == r.remaining / 8, r.remaining % 8 == 0 else { throw r.fail("pack count \(count) does not fit the entry") }
+        var packs: [Int] = []
+        for _ in 0..<count {
+            guard let p = Int(exactly: try r.u64("pack")) else { throw r.fail("pack ID out of range") }
+            packs.append(p)
+        }
+        return (regions, packs)
     }
 }
