@@ -75,6 +75,10 @@ import Testing
         let opened = try Opener(key: Keys.p384.key, certificate: Keys.p384.certificate).open(sealed)
         #expect(opened.plaintext == plain && opened.protection == .authenticated)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["sealed"])
+        // The content is in 256 KiB pieces (FORMAT.md 5.2), not the cipher's 4 KiB.
+        let parsed = try runTool("openssl", ["asn1parse", "-inform", "DER", "-in", dir.file("sealed")])
+        let pieces = String(decoding: parsed.stdout, as: UTF8.self).components(separatedBy: "l=262144 ").count - 1
+        #expect(pieces == plain.count / (256 << 10), "\(String(decoding: parsed.stdout.suffix(2000), as: UTF8.self))")
     }
 
     @Test func abandonedSealingStreamLeavesNothing() throws {
