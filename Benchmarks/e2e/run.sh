@@ -108,6 +108,7 @@ scan() {  # TOOL COMMAND...
   echo "$tool S5 $wall $user $sys $rss 0" >> "$WORK/rows"
   printf '%-7s S5  wall %7.2f s  cpu %7.2f s  rss %6d MiB  (100,000 files)\n' "$tool" "$wall" "$(echo "$user + $sys" | bc)" "$((rss / 1024))"
 }
+sync  # the restores' writeback is not this scenario's to wait for
 find "$WORK/many" -printf '%s %T@ %C@ %i %m %U %G\n' > /dev/null  # warm the cache
 scan find find "$WORK/many" -printf '%s %T@ %C@ %i %m %U %G\n'
 scan fbk "$FBK" snapshot --config "$WORK/many.conf"

@@ -25,6 +25,8 @@ private func zstdError(_ code: Int, _ what: String) -> SealError? {
 /// Not thread-safe: use one per thread.
 public final class ChunkCompressor {
     private let context: OpaquePointer
+    /// For `looksCompressible`'s samples (small, fast level).
+    fileprivate let probe: OpaquePointer
     public let level: Int32
 
     /// - Throws: `SealError.invalidArgument` for a level outside 1…19.
@@ -33,17 +35,26 @@ public final class ChunkCompressor {
             throw SealError(.invalidArgument, "compression level \(level) is outside \(compressionLevels)")
         }
         guard let ctx = ZSTD_createCCtx() else { throw SealError(.library, "ZSTD_createCCtx: out of memory") }
+        guard let probe = ZSTD_createCCtx() else {
+            ZSTD_freeCCtx(ctx)
+            throw SealError(.library, "ZSTD_createCCtx: out of memory")
+        }
         context = ctx
+        self.probe = probe
         self.level = level
         if let e = zstdError(ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level), "setting the zstd level") {
             ZSTD_freeCCtx(ctx)
+            ZSTD_freeCCtx(probe)
             throw e
         }
         // A content checksum would duplicate the chunk ID check on restore.
         _ = ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 0)
     }
 
-    deinit { ZSTD_freeCCtx(context) }
+    deinit {
+        ZSTD_freeCCtx(context)
+        ZSTD_freeCCtx(probe)
+    }
 
     /// Compresses `input`; returns `.stored` with the input itself when zstd
     /// would not make it smaller, so nothing is ever expanded.
@@ -56,6 +67,7 @@ public final class ChunkCompressor {
     /// caller then stores the input as it is, without a copy made here).
     /// The corresponding C function is `ZSTD_compress2`.
     public func compressedIfSmaller(_ input: UnsafeRawBufferPointer) throws(SealError) -> [UInt8]? {
+        guard looksCompressible(input) else { return nil }
         var result = 0
         let out = [UInt8](unsafeUninitializedCapacity: ZSTD_compressBound(input.count)) { o, count in
             result = ZSTD_compress2(context, o.baseAddress, o.count, input.baseAddress, input.count)
@@ -63,6 +75,32 @@ public final class ChunkCompressor {
         }
         if let e = zstdError(result, "zstd compression") { throw e }
         return result < input.count ? out : nil
+    }
+}
+
+extension ChunkCompressor {
+    /// Bytes sampled from every `probeStride` of a large chunk.
+    static let probeSample = 2048
+    static let probeStride = 64 << 10
+    /// A sample is compressible when its frame is at most this fraction of it.
+    static let probeRatio = 0.97
+
+    /// Whether any sample of a large chunk shrinks under zstd. Random data
+    /// would otherwise fill an output buffer as large as itself only to be
+    /// stored as it is: on two workers, up to twice the largest chunk of
+    /// transient memory. A compressible stretch of 66 KiB or more always
+    /// holds a whole sample, so little that would shrink is stored as it is.
+    func looksCompressible(_ input: UnsafeRawBufferPointer) -> Bool {
+        guard input.count >= 4 * Self.probeStride else { return true }
+        return withUnsafeTemporaryAllocation(byteCount: ZSTD_compressBound(Self.probeSample), alignment: 8) { out in
+            var offset = 0
+            while offset + Self.probeSample <= input.count {
+                let n = ZSTD_compressCCtx(probe, out.baseAddress, out.count, input.baseAddress! + offset, Self.probeSample, 1)
+                if ZSTD_isError(n) == 0 && Double(n) <= Double(Self.probeSample) * Self.probeRatio { return true }
+                offset += Self.probeStride
+            }
+            return false
+        }
     }
 }
 

@@ -73,6 +73,20 @@ import Testing
         #expect(empty.form == .stored && empty.bytes.isEmpty)
     }
 
+    @Test func aCompressibleStretchInRandomDataIsFoundAndCompressed() throws {
+        let c = try ChunkCompressor()
+        // 2 MiB of random data with 70 KiB of text at an odd place.
+        var mixed = sampleBytes(2 << 20, seed: 5)
+        let text = sampleBytes(70 << 10, compressible: true)
+        mixed.replaceSubrange(777_777..<(777_777 + text.count), with: text)
+        let (form, bytes) = try mixed.withUnsafeBytes { try c.compress($0) }
+        #expect(form == .zstd && bytes.count < mixed.count - 20_000, "\(mixed.count - bytes.count) bytes saved")
+        #expect(try bytes.withUnsafeBytes { try ChunkDecompressor().decompress($0, form: form, plainLength: mixed.count) } == mixed)
+        // Random data alone is stored as it is.
+        let random = sampleBytes(2 << 20, seed: 6)
+        #expect(try random.withUnsafeBytes { try c.compress($0) }.form == .stored)
+    }
+
     @Test func wrongLengthAndCorruptDataAreErrors() throws {
         let c = try ChunkCompressor()
         let d = ChunkDecompressor()
