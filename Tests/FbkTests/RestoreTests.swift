@@ -147,6 +147,10 @@ import TestSupport
         #expect(r.stderr.contains(Layout.listing(record.id)) && r.stderr.contains("packs will be opened"))
         #expect(FileManager.default.contents(atPath: target + f.source + "/b/file2") == FileManager.default.contents(atPath: f.source + "/b/file2"))
 
+        // With both mirrors as sources, the second's copy is used.
+        let both = try restore(f, ["latest", "--target", f.dir.file("both")], from: [0, 1])
+        #expect(both.status == 0 && !both.stderr.contains("listing"), "\(both.stderr)")
+
         // Without the escrow the listing cannot be read: packs are opened, chunks are not checked.
         try FileManager.default.removeItem(atPath: f.path(0, Layout.secretEscrow))
         let plain = f.dir.file("noescrow")

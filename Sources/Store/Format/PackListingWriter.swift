@@ -20,7 +20,7 @@ final class PackListingWriter {
     private var json: [UInt8] = []
     private var ciphertext: [UInt8] = []
     private var packCount = 0
-    private(set) var size = 0
+    private var size = 0
 
     /// Starts a listing; `output` receives the object's bytes in order.
     /// - Throws: `SealError` if the cipher or compressor cannot start.

@@ -111,13 +111,21 @@ public final class Repository {
             warnings.append("\(Layout.record(record.id)) names \(listing.path) as its listing: ignored, \(unused)")
             return
         }
-        guard let path = locate(listing.path) else {
-            warnings.append("\(listing.path) is missing: \(unused)")
-            return
+        // The first source whose copy is the one the record names.
+        var found: [UInt8]?
+        var present = false
+        for source in sources {
+            guard let path = source.localPath(of: listing.path) else { continue }
+            present = true
+            let bytes = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
+            if bytes.count == listing.size && SHA256.hash(bytes).hex == listing.sha256 {
+                found = bytes
+                break
+            }
         }
-        let bytes = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
-        guard bytes.count == listing.size, SHA256.hash(bytes).hex == listing.sha256 else {
-            warnings.append("\(listing.path) is not the listing its record names (size or SHA-256 differ): \(unused)")
+        guard let bytes = found else {
+            warnings.append(present ? "\(listing.path) is not the listing its record names (size or SHA-256 differ): \(unused)"
+                                    : "\(listing.path) is missing: \(unused)")
             return
         }
         do {
