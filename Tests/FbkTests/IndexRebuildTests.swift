@@ -45,6 +45,26 @@ import TestSupport
         #expect(f.objects(0) == f.objects(1))
     }
 
+    @Test func aDamagedListingIsTakenFromTheOtherMirror() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/f", random(700_000))
+        #expect(try f.snapshot().status == 0)
+        let indexPath = f.dir.file("state/index.sqlite")
+        let original = try Index.open(path: indexPath).chunkPacks()
+        let listing = try #require(f.objects(0).first { $0.hasSuffix(".listing") })
+        var damaged = [UInt8](FileManager.default.contents(atPath: f.path(0, listing))!)
+        damaged[damaged.count / 2] ^= 1
+        try Data(damaged).write(to: URL(fileURLWithPath: f.path(0, listing)))
+
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: indexPath + suffix) }
+        let r = try rebuild(f, out: indexPath)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: r.stdoutBytes) as? [String: Any] ?? [:]
+        #expect(summary["snapshots"] as? Int == 1)
+        #expect((summary["warnings"] as? [String] ?? []).contains { $0.contains(listing) && $0.contains("SHA-256") })
+        #expect(try Index.open(path: indexPath).chunkPacks() == original)
+    }
+
     @Test func rebuildingOntoAnOlderIndexMerges() throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/a", random(600_000))

@@ -103,8 +103,18 @@ public enum IndexRebuild {
             guard let l = c.listing else { summary.warnings.append("\(path) names no pack listing"); continue }
             for (i, s) in sources.enumerated() where holds(i, l.path, size: l.size) {
                 guard let local = s.source.localPath(of: l.path), let data = FileManager.default.contents(atPath: local) else { continue }
+                let bytes = [UInt8](data)
+                guard SHA256.hash(bytes).hex == l.sha256 else {
+                    summary.warnings.append("\(l.path): not the listing \(path) names (SHA-256 differs)")
+                    continue
+                }
                 do {
-                    listings[path] = try PackListingDocument.open([UInt8](data), path: l.path, keys: keys)
+                    let listing = try PackListingDocument.open(bytes, path: l.path, keys: keys)
+                    guard listing.client == client, listing.snapshot == c.snapshot else {
+                        summary.warnings.append("\(l.path) names \(listing.client)/\(listing.snapshot); ignored")
+                        continue
+                    }
+                    listings[path] = listing
                     break
                 } catch {
                     summary.warnings.append("\(l.path): \(error)")
