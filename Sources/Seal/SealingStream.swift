@@ -35,12 +35,18 @@ public final class SealingStream {
         // The cipher passes on 4 KiB at a time and the BER encoder makes each
         // write an OCTET STRING with a 4-byte header: 0.1 % of every pack.
         // A buffer between them makes the pieces 256 KiB.
-        guard let encoder = BIO_pop(chain), let buffer = BIO_new(BIO_f_buffer()) else {
+        guard let buffer = BIO_new(BIO_f_buffer()) else {
             releaseChain()
             file.abandon()
             throw SealError.openSSL(.library, "cannot set up the sealing stream's buffer")
         }
-        _ = BIO_int_ctrl(buffer, BIO_C_SET_BUFF_SIZE, Int(Self.pieceSize), 1)  // 1: the write buffer
+        guard BIO_int_ctrl(buffer, BIO_C_SET_BUFF_SIZE, Int(Self.pieceSize), 1) == 1,  // 1: the write buffer
+              let encoder = BIO_pop(chain) else {
+            BIO_free(buffer)
+            releaseChain()
+            file.abandon()
+            throw SealError.openSSL(.library, "cannot set up the sealing stream's buffer")
+        }
         BIO_push(buffer, encoder)
         BIO_push(chain, buffer)
     }
