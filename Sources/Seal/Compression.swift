@@ -65,6 +65,10 @@ public final class ChunkCompressor {
 
     /// The zstd frame of `input`, or nil when it would not be smaller (the
     /// caller then stores the input as it is, without a copy made here).
+    /// A chunk of 256 KiB or more is first sampled (`looksCompressible`):
+    /// if no sample shrinks it is taken as incompressible without trying,
+    /// which misses only data that shrinks through repeats farther apart
+    /// than a sample while no 2 KiB of it shrinks alone.
     /// The corresponding C function is `ZSTD_compress2`.
     public func compressedIfSmaller(_ input: UnsafeRawBufferPointer) throws(SealError) -> [UInt8]? {
         guard looksCompressible(input) else { return nil }

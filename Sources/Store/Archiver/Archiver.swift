@@ -432,11 +432,13 @@ public final class Archiver {
             }
             // The files cache is read while the entries are stat'ed: the
             // lookups need only the paths, and this thread would otherwise
-            // wait. (The index is used by one thread at a time all the same.)
+            // wait. They run on a worker while this thread waits for the
+            // batch, so the index is still used by one thread at a time.
             var rows: [Result<Index.CachedFile?, any Error>] = []
             let inspected = FileSystem.inspect(in: path, wanted.map { ($0.name, $0.path) }) {
                 rows = wanted.map { w in Result { try index.cachedFile(path: w.path) } }
             }
+            precondition(rows.count == wanted.count && inspected.count == wanted.count)
             var batch: [Pending] = []
             for ((w, found), row) in zip(zip(wanted, inspected), rows) {
                 let explicitlySelected = w.selection != nil

@@ -13,7 +13,8 @@
 // order and the uploader delivers packs in that order, so when a pack is
 // stored every chunk numbered up to its last one is stored: the archiving
 // thread caches a file once its last chunk is covered (FORMAT.md, "Write
-// ordering"). The index is touched by the archiving thread only.
+// ordering"). The index is touched by the archiving thread only (or on
+// its behalf while it waits: the files-cache lookups of a batch).
 //
 // Memory: chunk data between the archiving thread and the writer is
 // limited to `memory` bytes (the largest chunk always fits); packs are

@@ -125,7 +125,10 @@ public final class Index {
     }
 
     /// The pack (object row) holding a chunk.
-    /// The object IDs of every pack.
+    /// The object IDs of every pack. Files-cache rows name packs by these
+    /// IDs, which stay valid because no object or chunk row is ever deleted
+    /// and a chunk never moves to another pack (INSERT OR IGNORE): anything
+    /// that ever prunes the index must clear the files cache too.
     func packIDs() throws -> Set<Int> {
         let s = try db.statement("SELECT id FROM objects WHERE kind = 'pack'")
         var out = Set<Int>()

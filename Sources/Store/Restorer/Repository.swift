@@ -117,6 +117,8 @@ public final class Repository {
         for source in sources {
             guard let path = source.localPath(of: listing.path) else { continue }
             present = true
+            var st = stat()
+            guard stat(path, &st) == 0, Int(st.st_size) == listing.size else { continue }
             let bytes = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
             if bytes.count == listing.size && SHA256.hash(bytes).hex == listing.sha256 {
                 found = bytes
