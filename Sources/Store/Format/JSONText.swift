@@ -1,16 +1,13 @@
 // JSON text written by hand where Foundation's encoder would first build a
 // tree of values several times the size of its output (pack listings).
 
-enum JSONText {
-    static let hexDigits = Array("0123456789abcdef".utf8)
+import Seal
 
+enum JSONText {
     /// Bytes as a JSON string of lower-case hex digits.
     static func appendHexString<C: Collection<UInt8>>(_ bytes: C, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for b in bytes {
-            out.append(hexDigits[Int(b >> 4)])
-            out.append(hexDigits[Int(b & 15)])
-        }
+        Hex.append(bytes, to: &out)
         out.append(UInt8(ascii: "\""))
     }
 
@@ -26,7 +23,9 @@ enum JSONText {
             case 0x0A: out += [92, UInt8(ascii: "n")]
             case 0x0D: out += [92, UInt8(ascii: "r")]
             case 0x09: out += [92, UInt8(ascii: "t")]
-            case 0..<0x20: out += Array("\\u00".utf8) + [hexDigits[Int(b >> 4)], hexDigits[Int(b & 15)]]
+            case 0..<0x20:
+                out += Array("\\u00".utf8)
+                Hex.append([b], to: &out)
             default: out.append(b)
             }
         }
