@@ -19,21 +19,6 @@ public enum SymmetricBox {
 
     public static let nonceLength = 12
 
-    /// Seals in place: `buffer[nonceAt..<nonceAt + 12]` receives a fresh
-    /// nonce, everything after it is encrypted where it lies and the tag is
-    /// appended, giving the same layout as `seal` (nonce || ciphertext ||
-    /// tag) without a second copy of a large plaintext.
-    public static func seal(inPlace buffer: inout [UInt8], nonceAt: Int, key: [UInt8], associatedData: [UInt8]) throws(SealError) {
-        precondition(nonceAt >= 0 && nonceAt + nonceLength <= buffer.count)
-        let sealer = try Sealer(key: key, associatedData: associatedData)
-        buffer.replaceSubrange(nonceAt..<nonceAt + nonceLength, with: sealer.nonce)
-        try buffer.withUnsafeMutableBytes { b in
-            let text = UnsafeMutableRawBufferPointer(rebasing: b[(nonceAt + nonceLength)...])
-            return Result { () throws(SealError) in try sealer.encrypt(UnsafeRawBufferPointer(text), into: text) }
-        }.get()
-        buffer += try sealer.finish()
-    }
-
     /// Seals a stream a piece at a time, with the layout of `seal`: write
     /// `nonce` first, then what `encrypt` gives for each piece, then the
     /// tag `finish` returns. Nothing is held back between pieces.
