@@ -22,6 +22,9 @@ public final class Chunker {
     /// The bytes gathered so far of a chunk that began in an earlier buffer
     /// (or of the stream's last chunk).
     private var pending: [UInt8] = []
+    /// A gathered chunk's array that the copying `feed` and `finish` gave
+    /// back, reused for the next chunk that spans buffers.
+    private var spare: [UInt8] = []
     /// Scan state, relative to the start of the current chunk.
     private var position = 0
     private var hash: UInt64 = 0
@@ -59,7 +62,10 @@ public final class Chunker {
     ///   - emit: called with each chunk completed, in order. The buffer is
     ///     valid only during the call.
     public func feed(_ data: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
-        try feed(data, emit: emit, emitGathered: { chunk in try chunk.withUnsafeBytes { try emit($0) } })
+        try feed(data, emit: emit, emitGathered: { chunk in
+            try chunk.withUnsafeBytes { try emit($0) }
+            spare = chunk
+        })
     }
 
     /// Feeds the next bytes of the stream, handing over without a copy the
@@ -103,8 +109,14 @@ public final class Chunker {
                 } else {
                     // The chunk goes on in the next buffer. Scan state is
                     // relative to the chunk start, so it stays valid.
-                    // Exactly its size: a small file's only chunk is handed over as it is.
-                    pending = Array(UnsafeBufferPointer(start: base, count: available))
+                    if spare.capacity >= parameters.maximumSize {
+                        swap(&pending, &spare)
+                        pending.removeAll(keepingCapacity: true)
+                        pending.append(contentsOf: UnsafeBufferPointer(start: base, count: available))
+                    } else {
+                        // Exactly its size: a small file's only chunk is handed over as it is.
+                        pending = Array(UnsafeBufferPointer(start: base, count: available))
+                    }
                     offset = data.count
                 }
             }
@@ -119,7 +131,10 @@ public final class Chunker {
     /// Ends the stream: emits the last chunk (shorter than the minimum, maybe)
     /// if any bytes remain, and resets the chunker for a new stream.
     public func finish(emit: (UnsafeRawBufferPointer) throws -> Void) rethrows {
-        try finishGathered { chunk in try chunk.withUnsafeBytes { try emit($0) } }
+        try finishGathered { chunk in
+            try chunk.withUnsafeBytes { try emit($0) }
+            spare = chunk
+        }
     }
 
     /// Ends the stream like `finish`, handing the last chunk over as an array.
