@@ -1,5 +1,5 @@
 // A thin owner of SQLite handles: one connection, prepared statements
-// cached by SQL text, errors carrying SQLite's codes and message.
+// cached by their SQL literal, errors carrying SQLite's codes and message.
 
 internal import CSQLite
 import Foundation
@@ -27,7 +27,9 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
 /// One SQLite connection. Not thread-safe: use from one thread.
 final class SQLiteDatabase {
     private(set) var handle: OpaquePointer?
-    private var statements: [String: OpaquePointer] = [:]
+    /// Prepared statements by the address of their SQL literal: a lookup
+    /// hashes one word, not the text (it runs once per file in a scan).
+    private var statements: [UnsafeRawPointer: OpaquePointer] = [:]
     let path: String
 
     init(path: String, readOnly: Bool = false) throws(SQLiteError) {
@@ -67,16 +69,21 @@ final class SQLiteDatabase {
     }
 
     /// A cached prepared statement, reset and with bindings cleared.
-    func statement(_ sql: String) throws(SQLiteError) -> Statement {
-        if let s = statements[sql] {
+    func statement(_ sql: StaticString) throws(SQLiteError) -> Statement {
+        let key = UnsafeRawPointer(sql.utf8Start)
+        if let s = statements[key] {
             sqlite3_reset(s)
             sqlite3_clear_bindings(s)
             return Statement(db: self, handle: s, sql: sql)
         }
         var s: OpaquePointer?
-        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil)
-        guard rc == SQLITE_OK, let s else { throw error(rc, sql) }
-        statements[sql] = s
+        let rc = sql.withUTF8Buffer { text in
+            text.withMemoryRebound(to: CChar.self) {
+                sqlite3_prepare_v3(handle, $0.baseAddress, Int32($0.count), UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil)
+            }
+        }
+        guard rc == SQLITE_OK, let s else { throw error(rc, "\(sql)") }
+        statements[key] = s
         return Statement(db: self, handle: s, sql: sql)
     }
 
@@ -103,7 +110,7 @@ final class SQLiteDatabase {
 struct Statement {
     let db: SQLiteDatabase
     let handle: OpaquePointer
-    let sql: String
+    let sql: StaticString
 
     func bind(_ index: Int32, _ value: Int) { sqlite3_bind_int64(handle, index, Int64(value)) }
     func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(handle, index, value) }
@@ -119,7 +126,7 @@ struct Statement {
         let rc = sqlite3_step(handle)
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
-        throw db.error(rc, sql)
+        throw db.error(rc, "\(sql)")
     }
 
     func run() throws(SQLiteError) {
@@ -132,6 +139,21 @@ struct Statement {
         guard let p = sqlite3_column_text(handle, column) else { return "" }
         return String(cString: p)
     }
+    /// How a blob column orders against `bytes`, as SQLite orders blobs:
+    /// negative if before, 0 if equal, positive if after.
+    func compareBlob(_ column: Int32, _ bytes: [UInt8]) -> Int {
+        let n = Int(sqlite3_column_bytes(handle, column))
+        let p = sqlite3_column_blob(handle, column)
+        return bytes.withUnsafeBytes { b in
+            let common = min(n, b.count)
+            if common > 0, let p {
+                let c = memcmp(p, b.baseAddress!, common)
+                if c != 0 { return Int(c) }
+            }
+            return n - b.count
+        }
+    }
+
     func blob(_ column: Int32) -> [UInt8] {
         let n = Int(sqlite3_column_bytes(handle, column))
         guard n > 0, let p = sqlite3_column_blob(handle, column) else { return [] }

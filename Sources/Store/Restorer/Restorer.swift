@@ -392,7 +392,7 @@ public final class Restorer {
                 summary.warnings.append("\(path.displayPath): cannot create symbolic link: \(FileSystem.errnoText())")
             }
         }
-        try plan.forEachNode(.directory, order: "depth DESC, id") { _, path, _, _, bytes in
+        try plan.forEachNode(.directory, order: .deepestFirst) { _, path, _, _, bytes in
             if bytes != nil { applyMetadata(bytesPath(path), try plannedEntry(bytes), isLink: false) }
         }
     }

@@ -118,11 +118,23 @@ final class WorkDatabase {
         }
     }
 
-    /// Calls `body` with each node of a kind, in `order` (an SQL ORDER BY over node columns).
-    func forEachNode(_ kind: NodeKind, order: String = "id",
+    enum NodeOrder {
+        /// The order the nodes were added in (the tree's walk order).
+        case added
+        /// Deepest first, then as added: children before their directory.
+        case deepestFirst
+    }
+
+    /// Calls `body` with each node of a kind, in `order`.
+    func forEachNode(_ kind: NodeKind, order: NodeOrder = .added,
                      _ body: (_ id: Int, _ path: [UInt8], _ size: UInt64, _ depth: Int, _ entry: [UInt8]?) throws -> Void) throws {
         let s: Statement
-        do { s = try db.statement("SELECT id, path, size, depth, entry FROM node WHERE kind = ? ORDER BY \(order)") } catch { throw Self.failure(error) }
+        do {
+            switch order {
+            case .added: s = try db.statement("SELECT id, path, size, depth, entry FROM node WHERE kind = ? ORDER BY id")
+            case .deepestFirst: s = try db.statement("SELECT id, path, size, depth, entry FROM node WHERE kind = ? ORDER BY depth DESC, id")
+            }
+        } catch { throw Self.failure(error) }
         s.bind(1, kind.rawValue)
         while try run({ () throws(SQLiteError) in try s.step() }) {
             try body(s.int(0), s.blob(1), UInt64(bitPattern: Int64(s.int(2))), s.int(3), s.isNull(4) ? nil : s.blob(4))
