@@ -1,6 +1,7 @@
+import CLinux
 import Foundation
 import Seal
-import Store
+@testable import Store
 import Testing
 import TestSupport
 
@@ -75,6 +76,64 @@ import TestSupport
         #expect(newChunks.values.allSatisfy { $0.kind == .tree })
         #expect(f.objects(0).filter { $0.hasSuffix(".pack") }.subtracting(packsBefore).count <= 1)
         #expect(try f.records(0).count == 2)
+    }
+
+    @Test func unchangedFilesTakeTheirExtendedAttributesFromTheFilesCache() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", Array("alpha".utf8))
+        try f.dir.write("src/b", Array("beta".utf8))
+        try FileManager.default.createDirectory(atPath: f.dir.file("src/d"), withIntermediateDirectories: true)
+        func set(_ path: String, _ value: String) throws {
+            let rc = "user.fbk".withCString { n in value.withCString { v in setxattr(f.dir.file(path), n, v, strlen(v), 0) } }
+            try #require(rc == 0, "setxattr \(path): \(String(cString: strerror(errno)))")
+        }
+        try set("src/a", "one")
+        try set("src/d", "directory")
+        /// Takes a snapshot; returns its summary and each entry's `user.fbk`.
+        func snapshot() throws -> (summary: [String: Any], attributes: [String: String]) {
+            let r = try f.snapshot()
+            try #require(r.status == 0, "\(r.stderr)")
+            let record = try #require(try f.records(0).first { $0.id == r.summary["snapshot"] as? String })
+            let entries = try f.entries(root: record.root, chunks: try f.chunks(0), path: f.sourceComponents)
+            var out: [String: String] = [:]
+            for e in entries {
+                out[String(decoding: e.name, as: UTF8.self)] = e.xattrs.first { $0.name == Array("user.fbk".utf8) }
+                    .map { String(decoding: $0.value, as: UTF8.self) } ?? "-"
+            }
+            return (r.summary, out)
+        }
+        #expect(try snapshot().attributes == ["a": "one", "b": "-", "d": "directory"])
+
+        // No change: the attributes come from the files cache, the same.
+        let second = try snapshot()
+        #expect(second.summary["files_from_cache"] as? Int == 2, "\(second.summary)")
+        #expect(second.attributes == ["a": "one", "b": "-", "d": "directory"])
+
+        // Rows from before attributes were kept: read from the files, and
+        // the rows written again with them.
+        let paths = [f.source + "/a", f.source + "/b"].map { Array($0.utf8) }
+        do {
+            let index = try Index.open(path: f.dir.file("state/index.sqlite"))
+            for (path, row) in zip(paths, try index.cachedFiles(paths: paths)) {
+                var old = try #require(row)
+                #expect(old.xattrs != nil)
+                old.xattrs = nil
+                try index.cacheFile(path: path, old)
+            }
+        }
+        let third = try snapshot()
+        #expect(third.summary["files_from_cache"] as? Int == 2, "\(third.summary)")
+        #expect(third.attributes == ["a": "one", "b": "-", "d": "directory"])
+        do {
+            let index = try Index.open(path: f.dir.file("state/index.sqlite"))
+            let rows = try index.cachedFiles(paths: paths)
+            #expect(rows.map { $0?.xattrs?.map(\.value) } == [[Array("one".utf8)], []])
+        }
+
+        // Setting an attribute changes the file's ctime: it is seen.
+        try set("src/b", "two")
+        try set("src/a", "three")
+        #expect(try snapshot().attributes == ["a": "three", "b": "two", "d": "directory"])
     }
 
     @Test func aStoppedMirrorIsCaughtUpOnTheNextRun() throws {
@@ -214,9 +273,11 @@ import TestSupport
         let f = try SnapshotFixture()
         for i in 0..<20 { try f.dir.write("src/stable/s\(i)", sampleBytes(50_000 + i, seed: UInt64(i))) }
         for i in 0..<200 { try f.dir.write("src/churn/f\(i)", Self.churnVersion("f\(i)", i)) }
+        for i in 0..<50 { try f.dir.write("src/grow/g\(i)", [UInt8](repeating: 0x61, count: 1000 * i)) }
         try FileManager.default.createDirectory(atPath: f.dir.file("staging"), withIntermediateDirectories: true)
         // Another process's churn: files deleted, and replaced by rename
-        // (written elsewhere first), as fast as it can, during every run.
+        // (written elsewhere first), as fast as it can, during every run;
+        // and files growing in place, as logs do.
         let stop = ManagedAtomicFlag()
         let churn = Thread {
             var generation = 200
@@ -230,6 +291,9 @@ import TestSupport
                     _ = try? f.dir.write("staging/" + name, Self.churnVersion(name, generation))
                     rename(staged, target)
                 }
+                let grow = open(f.dir.file("src/grow/g\(generation % 50)"), O_WRONLY | O_APPEND)
+                _ = write(grow, [UInt8](repeating: 0x61, count: 997), 997)
+                close(grow)
                 generation += 1
             }
         }
@@ -239,7 +303,8 @@ import TestSupport
             let r = try f.snapshot()
             #expect(r.status == 0, "run \(run): \(r.stderr)")
             for w in r.summary["warnings"] as? [String] ?? [] {
-                #expect(w.contains("vanished before it was read") || w.contains("was replaced while being read"), "run \(run): \(w)")
+                #expect(w.contains("vanished before it was read") || w.contains("was replaced while being read")
+                        || w.contains("changed while being read"), "run \(run): \(w)")
             }
         }
         stop.set()
@@ -263,6 +328,14 @@ import TestSupport
                 }
                 #expect(bytes == Self.churnVersion(name, generation), "\(name) generation \(generation) stored torn")
                 #expect(UInt64(bytes.count) == e.size)
+            }
+            // A file that grew after it was listed is stored with the size
+            // of what was read (its tree parsed above, regions and size agree).
+            let grown = try f.entries(root: record.root, chunks: chunks, path: root + [Array("grow".utf8)])
+            #expect(grown.count == 50)
+            for e in grown {
+                let bytes = e.regions.flatMap(\.chunks).flatMap { chunks[$0]!.bytes }
+                #expect(UInt64(bytes.count) == e.size && bytes.allSatisfy { $0 == 0x61 }, "\(String(decoding: e.name, as: UTF8.self))")
             }
         }
     }

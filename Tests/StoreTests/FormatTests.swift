@@ -309,19 +309,33 @@ import Testing
 }
 
 @Suite struct FilesCacheCodecTests {
-    @Test func rowsKeepTheirPacksAndOlderRowsStillRead() throws {
+    @Test func rowsKeepTheirPacksAndXattrsAndOlderRowsStillRead() throws {
         let regions = [FileRegion(offset: 0, length: 10, chunks: [SHA256.hash([1]), SHA256.hash([2])]),
                        FileRegion(offset: 4096, length: 3, chunks: [SHA256.hash([3])])]
-        let row = FilesCacheCodec.encode(regions, packs: [3, 70_000, 1 << 40])
-        let decoded = try FilesCacheCodec.decode(row)
-        #expect(decoded.regions == regions && decoded.packs == [3, 70_000, 1 << 40])
-        // A row written before packs were kept: regions only.
-        let old = FilesCacheCodec.encode(regions, packs: nil)
-        let oldDecoded = try FilesCacheCodec.decode(old)
-        #expect(oldDecoded.regions == regions && oldDecoded.packs == nil)
-        #expect(try FilesCacheCodec.decode(FilesCacheCodec.encode([], packs: [])).packs == [])
-        // A damaged pack list is refused, not half read.
-        #expect(throws: FormatError.self) { try FilesCacheCodec.decode(Array(row.dropLast())) }
-        #expect(throws: FormatError.self) { try FilesCacheCodec.decode(old + [2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]) }
+        let encoded = EncodedRegions(regions)
+        let xattrs: [(name: [UInt8], value: [UInt8])] = [(Array("user.a".utf8), [0, 1, 2]), (Array("user.b".utf8), [])]
+        let row = FilesCacheCodec.encode(encoded, packs: [3, 70_000, 1 << 40], xattrs: xattrs)
+        let decoded = try FilesCacheCodec.decode(row, fileSize: 4099)
+        #expect(decoded.regions.decoded == regions && decoded.packs == [3, 70_000, 1 << 40])
+        #expect(decoded.xattrs?.map(\.name) == xattrs.map(\.name) && decoded.xattrs?.map(\.value) == xattrs.map(\.value))
+        // The regions go into a tree as they are: the same bytes a tree writer makes.
+        var w = ByteWriter()
+        TreeFormat.write(regions, to: &w)
+        #expect(Array(decoded.regions.bytes) == w.bytes)
+        // A file with no extended attributes keeps that it has none.
+        #expect(try FilesCacheCodec.decode(FilesCacheCodec.encode(encoded, packs: [1], xattrs: []), fileSize: 4099).xattrs?.isEmpty == true)
+        // Rows written before extended attributes, or packs, were kept.
+        let withoutXattrs = FilesCacheCodec.encode(encoded, packs: [3])
+        #expect(try FilesCacheCodec.decode(withoutXattrs, fileSize: 4099).xattrs == nil)
+        let old = FilesCacheCodec.encode(encoded, packs: nil)
+        let oldDecoded = try FilesCacheCodec.decode(old, fileSize: 4099)
+        #expect(oldDecoded.regions.decoded == regions && oldDecoded.packs == nil && oldDecoded.xattrs == nil)
+        #expect(try FilesCacheCodec.decode(FilesCacheCodec.encode(EncodedRegions([]), packs: []), fileSize: 0).packs == [])
+        // Damage is refused, not half read.
+        #expect(throws: FormatError.self) { try FilesCacheCodec.decode(Array(row.dropLast()), fileSize: 4099) }
+        #expect(throws: FormatError.self) { try FilesCacheCodec.decode(row + [0], fileSize: 4099) }
+        #expect(throws: FormatError.self) { try FilesCacheCodec.decode(old + [2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0], fileSize: 4099) }
+        // Regions past the file's size (the row's size column) are refused.
+        #expect(throws: FormatError.self) { try FilesCacheCodec.decode(row, fileSize: 4098) }
     }
 }

@@ -208,6 +208,13 @@ enum FileSystem {
         }
     }
 
+    /// Extended attributes of entries of one directory, opened once.
+    static func xattrs(in directory: PathBytes, _ entries: [(name: PathBytes, path: PathBytes)]) -> [Xattrs] {
+        let base = openDirectory(directory)
+        defer { if base >= 0 { close(base) } }
+        return entries.map { base >= 0 ? xattrs(in: base, name: $0.name, path: $0.path) : xattrs($0.path) }
+    }
+
     /// Whether the kernel has listxattrat and getxattrat (Linux 6.13), probed once.
     static let xattrAtCalls: Bool = {
         if CLinux_listxattrat(AT_FDCWD, "/", nil, 0) >= 0 { return true }
@@ -234,38 +241,32 @@ enum FileSystem {
         return out.sorted { $0.name.lexicographicallyPrecedes($1.name) }
     }
 
-    /// lstat and extended attributes of each entry of a directory, relative
-    /// to the directory opened once (no path walked again per entry), on
-    /// several threads when there are many: on a cold cache each is a disk
-    /// read, and the disk serves several at once.
-    /// - Parameter alongside: work to run on another thread meanwhile (the
-    ///   files-cache lookups for the same entries), done when this returns.
-    static func inspect(in directory: PathBytes, _ entries: [(name: PathBytes, path: PathBytes)],
-                        alongside: () -> Void = {}) -> [Result<(stat, Xattrs), Errno>] {
+    /// lstat of each entry of a directory, and the extended attributes of
+    /// those that are not regular files (a regular file's may be in the
+    /// files cache, which only its stat can say), relative to the directory
+    /// opened once (no path walked again per entry), on several threads
+    /// when there are many: on a cold cache each is a disk read, and the
+    /// disk serves several at once.
+    static func inspect(in directory: PathBytes, _ entries: [(name: PathBytes, path: PathBytes)]) -> [Result<(stat, Xattrs?), Errno>] {
         let base = openDirectory(directory)
         defer { if base >= 0 { close(base) } }
-        @Sendable func one(_ entry: (name: PathBytes, path: PathBytes)) -> Result<(stat, Xattrs), Errno> {
+        @Sendable func one(_ entry: (name: PathBytes, path: PathBytes)) -> Result<(stat, Xattrs?), Errno> {
             // The directory could not be opened (it vanished, or no search
             // permission): each path gives its own error.
             guard base >= 0 else {
                 guard let st = lstat(entry.path) else { return .failure(Errno(errno)) }
-                return .success((st, xattrs(entry.path)))
+                return .success((st, st.fileType == S_IFREG ? nil : xattrs(entry.path)))
             }
             var st = stat()
             guard entry.name.withCPath({ fstatat(base, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return .failure(Errno(errno)) }
-            return .success((st, xattrs(in: base, name: entry.name, path: entry.path)))
+            return .success((st, st.fileType == S_IFREG ? nil : xattrs(in: base, name: entry.name, path: entry.path)))
         }
         let threads = min(4, entries.count / 16)
-        guard threads > 1 else {
-            alongside()
-            return entries.map(one)
-        }
-        let results = UnsafeMutableBufferPointer<Result<(stat, Xattrs), Errno>>.allocate(capacity: entries.count)
+        guard threads > 1 else { return entries.map(one) }
+        let results = UnsafeMutableBufferPointer<Result<(stat, Xattrs?), Errno>>.allocate(capacity: entries.count)
         defer { results.deallocate() }
         nonisolated(unsafe) let out = results
-        nonisolated(unsafe) let other = alongside
-        DispatchQueue.concurrentPerform(iterations: threads + 1) { t in
-            guard t < threads else { return other() }
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
             for i in stride(from: t, to: entries.count, by: threads) {
                 (out.baseAddress! + i).initialize(to: one(entries[i]))
             }

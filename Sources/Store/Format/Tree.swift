@@ -15,6 +15,66 @@ public struct FileRegion: Equatable, Sendable {
     public var chunks: [ChunkID]
 }
 
+/// A file's region list as the tree format lays it out, checked but not
+/// decoded: an unchanged file's regions go from the files cache into its
+/// tree entry as they are, without an array per region.
+struct EncodedRegions {
+    let bytes: ArraySlice<UInt8>
+
+    /// Encodes regions.
+    init(_ regions: [FileRegion]) {
+        var w = ByteWriter()
+        TreeFormat.write(regions, to: &w)
+        bytes = w.bytes[...]
+    }
+
+    /// Takes a region list from `r`, checking it as a tree parser does
+    /// for a file of `fileSize` bytes.
+    init(_ r: inout ByteReader, fileSize: UInt64) throws(FormatError) {
+        let start = r.offset
+        let regionCount = try r.u32("region count")
+        guard regionCount <= r.remaining / 20 else { throw r.fail("region count \(regionCount) is implausible") }
+        var end: UInt64 = 0
+        for _ in 0..<regionCount {
+            let offset = try r.u64("region offset"), length = try r.u64("region length")
+            let chunkCount = try r.u32("chunk count")
+            guard chunkCount <= r.remaining / 32 else { throw r.fail("chunk count \(chunkCount) is implausible") }
+            guard offset >= end, length <= fileSize, offset <= fileSize - length else {
+                throw r.fail("file regions overlap or extend past the file size")
+            }
+            end = offset + length
+            _ = try r.take(chunkCount * 32, "chunk IDs")
+        }
+        bytes = r.bytes[start..<r.offset]
+    }
+
+    /// The regions (the bytes were checked when taken or made).
+    var decoded: [FileRegion] {
+        bytes.withUnsafeBytes { raw in
+            var at = 0
+            func le<T: FixedWidthInteger>(_: T.Type) -> T {
+                defer { at += MemoryLayout<T>.size }
+                return T(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: T.self))
+            }
+            let count = Int(le(UInt32.self))
+            var regions: [FileRegion] = []
+            regions.reserveCapacity(count)
+            for _ in 0..<count {
+                let offset = le(UInt64.self), length = le(UInt64.self)
+                let chunkCount = Int(le(UInt32.self))
+                var chunks: [ChunkID] = []
+                chunks.reserveCapacity(chunkCount)
+                for _ in 0..<chunkCount {
+                    chunks.append(Digest(bytes: Array(raw[at..<(at + 32)]))!)
+                    at += 32
+                }
+                regions.append(FileRegion(offset: offset, length: length, chunks: chunks))
+            }
+            return regions
+        }
+    }
+}
+
 /// One entry of a directory.
 public struct TreeEntry: Equatable, Sendable {
     public var name: [UInt8]
@@ -59,10 +119,12 @@ struct TreePartWriter {
     private var parts: [ChunkID] = []
 
     /// Adds an entry; true when the part is full and should be flushed.
-    mutating func append(_ entry: TreeEntry) -> Bool {
+    /// - Parameter regions: a file's regions already encoded, written in
+    ///   place of the entry's own.
+    mutating func append(_ entry: TreeEntry, regions: EncodedRegions? = nil) -> Bool {
         precondition(lastName.map { $0.lexicographicallyPrecedes(entry.name) } ?? true, "tree entries out of name order")
         lastName = entry.name
-        TreeFormat.write(entry, to: &body)
+        TreeFormat.write(entry, regions: regions, to: &body)
         count += 1
         return body.bytes.count >= TreeFormat.partSize
     }
@@ -151,23 +213,39 @@ public enum TreeFormat {
         return try parse(w.bytes, name: "planned entry")[0]
     }
 
-    /// One entry.
-    static func write(_ e: TreeEntry, to w: inout ByteWriter) {
+    /// One entry; a file's regions from `regions` when given.
+    static func write(_ e: TreeEntry, regions: EncodedRegions? = nil, to w: inout ByteWriter) {
         w.short(e.name)
         w.u8(e.type.rawValue)
         w.u32(Int(e.mode)); w.u32(Int(e.uid)); w.u32(Int(e.gid))
         w.short(e.user); w.short(e.group)
         w.i64(e.mtimeNanoseconds); w.i64(e.ctimeNanoseconds)
         w.u64(e.size)
-        w.u16(e.xattrs.count)
-        for x in e.xattrs { w.short(x.name); w.long(x.value) }
+        write(e.xattrs, to: &w)
         switch e.type {
-        case .file: write(e.regions, to: &w)
+        case .file:
+            if let regions { w.raw(regions.bytes) } else { write(e.regions, to: &w) }
         case .directory: w.raw(e.subtree!.bytes)
         case .symlink, .hardlink: w.long(e.target)
         case .characterDevice, .blockDevice: w.u64(e.rdev)
         case .fifo, .socket: break
         }
+    }
+
+    /// Extended attributes: count (LE16), then per attribute name (short)
+    /// || value (long).
+    static func write(_ xattrs: [(name: [UInt8], value: [UInt8])], to w: inout ByteWriter) {
+        w.u16(xattrs.count)
+        for x in xattrs { w.short(x.name); w.long(x.value) }
+    }
+
+    static func readXattrs(_ r: inout ByteReader) throws(FormatError) -> [(name: [UInt8], value: [UInt8])] {
+        let count = try r.u16("xattr count")
+        var xattrs: [(name: [UInt8], value: [UInt8])] = []
+        for _ in 0..<count {
+            xattrs.append((try r.short("xattr name"), try r.long("xattr value", limit: maxXattrValue)))
+        }
+        return xattrs
     }
 
     /// Region list: count (LE32), then per region offset (LE64) || length
@@ -181,24 +259,7 @@ public enum TreeFormat {
     }
 
     static func readRegions(_ r: inout ByteReader, fileSize: UInt64) throws(FormatError) -> [FileRegion] {
-        let regionCount = try r.u32("region count")
-        guard regionCount <= r.remaining / 20 else { throw r.fail("region count \(regionCount) is implausible") }
-        var regions: [FileRegion] = []
-        var end: UInt64 = 0
-        for _ in 0..<regionCount {
-            let offset = try r.u64("region offset"), length = try r.u64("region length")
-            let chunkCount = try r.u32("chunk count")
-            guard chunkCount <= r.remaining / 32 else { throw r.fail("chunk count \(chunkCount) is implausible") }
-            guard offset >= end, length <= fileSize, offset <= fileSize - length else {
-                throw r.fail("file regions overlap or extend past the file size")
-            }
-            end = offset + length
-            var chunks: [ChunkID] = []
-            chunks.reserveCapacity(chunkCount)
-            for _ in 0..<chunkCount { chunks.append(try r.digest("chunk ID")) }
-            regions.append(FileRegion(offset: offset, length: length, chunks: chunks))
-        }
-        return regions
+        try EncodedRegions(&r, fileSize: fileSize).decoded
     }
 
     /// Parses a tree, checking every name and length.
@@ -227,11 +288,7 @@ public enum TreeFormat {
             var e = TreeEntry(name: entryName, type: type, mode: UInt32(try r.u32("mode")), uid: UInt32(try r.u32("uid")),
                               gid: UInt32(try r.u32("gid")), user: try r.short("user"), group: try r.short("group"),
                               mtimeNanoseconds: try r.i64("mtime"), ctimeNanoseconds: try r.i64("ctime"),
-                              size: UInt64(try r.offset("size")), xattrs: [])
-            let xattrCount = try r.u16("xattr count")
-            for _ in 0..<xattrCount {
-                e.xattrs.append((try r.short("xattr name"), try r.long("xattr value", limit: maxXattrValue)))
-            }
+                              size: UInt64(try r.offset("size")), xattrs: try readXattrs(&r))
             switch type {
             case .file: e.regions = try readRegions(&r, fileSize: e.size)
             case .directory: e.subtree = try r.digest("subtree ID")

@@ -1,0 +1,206 @@
+// Lists and stats directories ahead of the archiving thread.
+//
+// A snapshot walks depth first, a directory's entries in name order, in
+// batches (`DirectoryBatches`). Inside a directory taken whole, which
+// entries are inspected and which subdirectories are entered depend only
+// on the entries' stat and the configuration (`WalkRules`), so a thread of
+// its own can walk the same order ahead: while the archiving thread looks
+// up the files cache and builds trees for one batch, the walker reads the
+// next directories' entries and their stat and extended attributes. At
+// most `lookahead` entries wait between the two.
+
+import Foundation
+
+/// What decides, for the walker and the archiver alike, which entries of a
+/// directory taken whole are archived and which subdirectories are entered.
+struct WalkRules: Sendable {
+    /// User exclude patterns (fnmatch).
+    let excludes: [String]
+    /// Built-in excludes: recorded as empty directories, not entered.
+    let builtIn: Set<PathBytes>
+    let oneFilesystem: Bool
+    /// The device of /: with `oneFilesystem`, other devices are not entered.
+    let rootDevice: UInt64
+
+    /// Whether a user exclude pattern matches the path.
+    func isExcluded(_ path: PathBytes) -> Bool {
+        for pattern in excludes {
+            let matched = path.withCPath { p in
+                pattern.withCString { fnmatch($0, p, 0) == 0 } || (pattern.hasPrefix("/") && path.starts(with: Array((pattern + "/").utf8)))
+            }
+            if matched { return true }
+            // A pattern without a slash also matches the last component.
+            if !pattern.contains("/"), let slash = path.lastIndex(of: UInt8(ascii: "/")) {
+                let base = Array(path[(slash + 1)...])
+                if base.withCPath({ b in pattern.withCString { fnmatch($0, b, 0) == 0 } }) { return true }
+            }
+        }
+        return false
+    }
+
+    /// Whether a directory met inside a directory taken whole (not named
+    /// by the configuration itself) is entered, or only recorded.
+    func enters(_ path: PathBytes, _ st: stat) -> Bool {
+        !builtIn.contains(path) && !(oneFilesystem && UInt64(st.st_dev) != rootDevice)
+    }
+}
+
+/// A directory entry and what lstat gave; and the extended attributes,
+/// unless it is a regular file (`FileSystem.inspect`).
+struct ScannedEntry {
+    let name: PathBytes
+    let path: PathBytes
+    let inspected: Result<(stat, FileSystem.Xattrs?), FileSystem.Errno>
+
+    /// Whether this is a directory the walk enters.
+    func isEnteredDirectory(_ rules: WalkRules) -> Bool {
+        if case .success(let (st, _)) = inspected, st.fileType == S_IFDIR { return rules.enters(path, st) }
+        return false
+    }
+}
+
+/// Up to `DirectoryBatches.size` entries of a directory, in name order.
+struct ScannedBatch {
+    let directory: PathBytes
+    let entries: [ScannedEntry]
+    /// The directory's last batch (a directory gives at least one).
+    let isLast: Bool
+    /// Why the directory could not be listed (its only batch is then empty).
+    let listingError: FileSystem.Errno?
+}
+
+/// A directory's entries, stat'ed a batch at a time.
+struct DirectoryBatches {
+    static let size = 256
+
+    let directory: PathBytes
+    private var names: NameList
+    private var listingError: FileSystem.Errno?
+    private var next = 0
+    private var gaveLast = false
+
+    /// The directory's entries as listed now.
+    init(listing directory: PathBytes) {
+        self.directory = directory
+        switch FileSystem.listDirectory(directory) {
+        case .success(let n): names = n
+        case .failure(let e): names = NameList(); listingError = e
+        }
+    }
+
+    /// The given entries of the directory (sorted here), not listed.
+    init(directory: PathBytes, names: [PathBytes]) {
+        self.directory = directory
+        self.names = NameList(names)
+    }
+
+    var isFinished: Bool { gaveLast }
+
+    /// The next batch: the entries `skip` does not reject, stat'ed.
+    mutating func nextBatch(skipping skip: (_ name: PathBytes, _ path: PathBytes) -> Bool) -> ScannedBatch? {
+        guard !gaveLast else { return nil }
+        let end = min(next + Self.size, names.count)
+        var wanted: [(name: PathBytes, path: PathBytes)] = []
+        for i in next..<end {
+            let name = names[i]
+            let path = directory.appendingComponent(name)
+            if !skip(name, path) { wanted.append((name, path)) }
+        }
+        next = end
+        gaveLast = end == names.count
+        let inspected = FileSystem.inspect(in: directory, wanted)
+        return ScannedBatch(directory: directory,
+                            entries: zip(wanted, inspected).map { ScannedEntry(name: $0.name, path: $0.path, inspected: $1) },
+                            isLast: gaveLast, listingError: listingError)
+    }
+}
+
+/// Walks a directory taken whole on a thread of its own, in the order the
+/// archiver takes it: a batch of a directory, then each subdirectory of
+/// that batch it enters (with all below it), then the next batch.
+final class DirectoryWalker: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var queue: [ScannedBatch] = []
+    private var head = 0
+    private var queuedEntries = 0
+    private var stopping = false
+    private var finished = false
+
+    init(root: PathBytes, rules: WalkRules, lookahead: Int = 2048) {
+        let thread = Thread { [self] in
+            walk(root: root, rules: rules, lookahead: lookahead)
+            condition.withLock {
+                finished = true
+                condition.broadcast()
+            }
+        }
+        thread.name = "fbk-walk"
+        thread.start()
+    }
+
+    private struct Frame {
+        var batches: DirectoryBatches
+        /// Subdirectories of the last batch given, entered in turn.
+        var subdirectories: [PathBytes] = []
+        var nextSubdirectory = 0
+    }
+
+    private func walk(root: PathBytes, rules: WalkRules, lookahead: Int) {
+        var stack = [Frame(batches: DirectoryBatches(listing: root))]
+        while !stack.isEmpty {
+            let top = stack.count - 1
+            if stack[top].nextSubdirectory < stack[top].subdirectories.count {
+                let path = stack[top].subdirectories[stack[top].nextSubdirectory]
+                stack[top].nextSubdirectory += 1
+                stack.append(Frame(batches: DirectoryBatches(listing: path)))
+                continue
+            }
+            guard let batch = stack[top].batches.nextBatch(skipping: { rules.isExcluded($1) }) else {
+                stack.removeLast()
+                continue
+            }
+            stack[top].subdirectories = batch.entries.filter { $0.isEnteredDirectory(rules) }.map(\.path)
+            stack[top].nextSubdirectory = 0
+            let go = condition.withLock {
+                while queuedEntries >= lookahead && !stopping { condition.wait() }
+                guard !stopping else { return false }
+                queue.append(batch)
+                queuedEntries += batch.entries.count
+                condition.broadcast()
+                return true
+            }
+            guard go else { return }
+        }
+    }
+
+    /// The next batch of the walk (waits for it), which must be of `directory`.
+    func next(of directory: PathBytes) throws(StoreError) -> ScannedBatch {
+        let batch: ScannedBatch? = condition.withLock {
+            while head == queue.count && !finished { condition.wait() }
+            guard head < queue.count else { return nil }
+            let batch = queue[head]
+            head += 1
+            queuedEntries -= batch.entries.count
+            if head >= 64 && head * 2 >= queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            condition.broadcast()
+            return batch
+        }
+        guard let batch, batch.directory == directory else {
+            throw StoreError(.io, "the walk ahead of the archiver lost its place at \(directory.displayPath); run the snapshot again, and report this if it recurs")
+        }
+        return batch
+    }
+
+    /// Stops the thread (waits for it to end).
+    func stop() {
+        condition.withLock {
+            stopping = true
+            condition.broadcast()
+            while !finished { condition.wait() }
+            queue.removeAll()
+        }
+    }
+}
