@@ -148,6 +148,25 @@ import Testing
         #expect(mismatched == .wrongKey)
     }
 
+    @Test func everyWrongPassphraseIsNamed() throws {
+        // One wrong passphrase in about 256 decrypts to a valid padding and
+        // then fails to parse: still a wrong passphrase. A key with one
+        // PBKDF2 iteration (made by openssl) makes many tries cheap.
+        let dir = try TempDir()
+        let plain = dir.file("plain.pem"), path = dir.file("cheap.pem")
+        let generated = try runTool("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", plain])
+        try #require(generated.status == 0, "\(generated.stderr)")
+        let made = try runTool("openssl", ["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-iter", "1", "-in", plain,
+                                           "-out", path, "-passout", "pass:right"])
+        try #require(made.status == 0, "\(made.stderr)")
+        for i in 0..<1500 {
+            let got = code { _ = try PrivateKey(contentsOf: path, passphrase: Array("wrong \(i)".utf8)) }
+            #expect(got == .wrongPassphrase, "passphrase \"wrong \(i)\"")
+            if got != .wrongPassphrase { break }
+        }
+        _ = try PrivateKey(contentsOf: path, passphrase: Array("right".utf8))
+    }
+
     @Test func wrongPassphraseIsNamed() throws {
         let dir = try TempDir()
         let pair = try generateKeyPair(type: .p384, subject: "t", passphrase: Array("right horse".utf8))
