@@ -98,6 +98,7 @@ for d in range(1000):
         with open(f"{root}/d{d:03}/f{f:02}", "w") as out:
             out.write("x" * ((d * 100 + f) % 200))
 PY
+sleep 2  # files changed within fbk's settle time of being listed are read again next run
 "$FBK" init --config "$WORK/many.conf" --client many --recipient "$WORK/keys/recipient.pem" \
   --mirror "file://$WORK/many-m0" --state "$WORK/many-state" "$WORK/many" >/dev/null
 "$FBK" snapshot --config "$WORK/many.conf" >/dev/null

@@ -458,7 +458,8 @@ public final class Archiver {
                     continue
                 }
                 batch.append(Pending(name: entry.name, path: entry.path, selection: childSelection.flatMap { $0.all ? nil : $0 },
-                                     explicitlySelected: explicitlySelected, st: st, xattrs: xattrs,
+                                     explicitlySelected: explicitlySelected, st: st, settled: isSettled(st, at: scanned.statedAfter),
+                                     xattrs: xattrs,
                                      cacheRow: st.fileType == S_IFREG ? rows.next()! : nil))
             }
             // Files handed to archiveEntry are closed there; the rest here.
@@ -494,6 +495,8 @@ public final class Archiver {
         let selection: Selection?
         let explicitlySelected: Bool
         let st: stat
+        /// Its ctime was old enough when it was stat'ed for a files-cache row.
+        let settled: Bool
         /// Nil for a regular file until `prepare` fills it in.
         var xattrs: FileSystem.Xattrs?
         /// The files cache's row for the path, if any (not yet compared).
@@ -535,7 +538,7 @@ public final class Archiver {
         }
         // A row from before packs or extended attributes were kept:
         // rewritten with them, once.
-        for (i, var row) in upgrades.sorted(by: { $0.key < $1.key }) {
+        for (i, var row) in upgrades.sorted(by: { $0.key < $1.key }) where batch[i].settled {
             row.xattrs = batch[i].xattrs
             pendingFiles.append((batch[i].path, row, 0))
         }
@@ -602,6 +605,17 @@ public final class Archiver {
         }
         reportProgress()
         return (e, nil)
+    }
+
+    /// A file changed less than this before it was stat'ed gets no
+    /// files-cache row (it is read again next time). File times are
+    /// coarse, a clock tick (a second or two on some filesystems): a change
+    /// in the same tick after the file was read would leave the stat as
+    /// the row has it, and the cache would keep the older content.
+    static let settleTime: Int64 = 2_000_000_000
+
+    private func isSettled(_ st: stat, at statedAfter: Int64) -> Bool {
+        st.ctimeNanoseconds <= statedAfter - Self.settleTime
     }
 
     /// The files cache's regions for a file, if it is unchanged since they
@@ -701,11 +715,13 @@ public final class Archiver {
             return EncodedRegions(regions)
         }
         let encoded = EncodedRegions(regions)
-        // Keyed by the stat taken when the file was opened: the content is
-        // as of then, or later (which the next run's stat will show).
+        guard item.settled else { return encoded }
+        // Keyed by the stat taken when the file was listed, before its
+        // extended attributes and content were read: whatever changed
+        // since shows in the next run's stat, and the file is read again.
         pendingFiles.append((path, Index.CachedFile(
-            dev: UInt64(before.st_dev), ino: UInt64(before.st_ino), size: UInt64(before.st_size),
-            mtime: before.mtimeNanoseconds, ctime: before.ctimeNanoseconds, regions: encoded, xattrs: item.xattrs), pipeline!.submitted))
+            dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: UInt64(st.st_size),
+            mtime: st.mtimeNanoseconds, ctime: st.ctimeNanoseconds, regions: encoded, xattrs: item.xattrs), pipeline!.submitted))
         if pendingFiles.count >= 1024 { try commitPendingFiles() }
         return encoded
     }

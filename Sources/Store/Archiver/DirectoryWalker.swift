@@ -67,6 +67,9 @@ struct ScannedBatch {
     let isLast: Bool
     /// Why the directory could not be listed (its only batch is then empty).
     let listingError: FileSystem.Errno?
+    /// The wall clock (nanoseconds since 1970) before the entries were
+    /// stat'ed: a file changed shortly before is not cached (`FilesCache`).
+    let statedAfter: Int64
 }
 
 /// A directory's entries, stat'ed a batch at a time.
@@ -108,10 +111,11 @@ struct DirectoryBatches {
         }
         next = end
         gaveLast = end == names.count
+        let statedAfter = FileSystem.wallClock()
         let inspected = FileSystem.inspect(in: directory, wanted)
         return ScannedBatch(directory: directory,
                             entries: zip(wanted, inspected).map { ScannedEntry(name: $0.name, path: $0.path, inspected: $1) },
-                            isLast: gaveLast, listingError: listingError)
+                            isLast: gaveLast, listingError: listingError, statedAfter: statedAfter)
     }
 }
 

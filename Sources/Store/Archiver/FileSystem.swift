@@ -129,6 +129,13 @@ enum FileSystem {
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
 
+    /// The wall clock, in nanoseconds since 1970, as file times are kept.
+    static func wallClock() -> Int64 {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+    }
+
     /// Bytes an unprivileged writer may still use on the filesystem holding `path`.
     public static func availableBytes(_ path: String) -> Int? {
         var s = statvfs()
