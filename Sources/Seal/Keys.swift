@@ -180,14 +180,18 @@ public final class PrivateKey: @unchecked Sendable {
             // A wrong passphrase usually fails the padding check ("bad
             // decrypt"); about one time in 256 the padding passes and the
             // garbage fails to parse instead. An intact encrypted PKCS#8
-            // container that does not open means the same either way.
+            // container that does not open means the same either way,
+            // unless OpenSSL cannot do its cipher or key type.
             let intactContainer = (try? withMemoryBIO(bytes) { bio throws(SealError) in
                 guard let sig = PEM_read_bio_PKCS8(bio, nil, nil, nil) else { return false }
                 X509_SIG_free(sig)
                 return true
             }) ?? false
             _ = OpenSSLErrors.drain()
-            if encrypted && (intactContainer || errors.text.contains("bad decrypt") || errors.text.contains("cipherfinal")) {
+            // A cipher OpenSSL cannot fetch (one only its legacy provider
+            // has); a decoder finding nothing in garbage says "unsupported" too.
+            let unsupported = errors.text.contains("digital envelope routines") && errors.text.contains("unsupported")
+            if encrypted && !unsupported && (intactContainer || errors.text.contains("bad decrypt") || errors.text.contains("cipherfinal")) {
                 throw SealError(.wrongPassphrase, "wrong passphrase for private key \(path)")
             }
             throw SealError(.unreadableKeyMaterial, "\(path) is not a PEM private key", detail: errors.text)

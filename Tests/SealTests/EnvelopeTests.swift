@@ -165,6 +165,14 @@ import Testing
             if got != .wrongPassphrase { break }
         }
         _ = try PrivateKey(contentsOf: path, passphrase: Array("right".utf8))
+        // A cipher OpenSSL has only in its legacy provider is not a wrong
+        // passphrase, even though the container is intact.
+        let legacy = dir.file("legacy.pem")
+        let old = try runTool("openssl", ["pkcs8", "-topk8", "-v1", "PBE-SHA1-RC2-40", "-provider", "legacy", "-provider", "default",
+                                          "-in", plain, "-out", legacy, "-passout", "pass:right"])
+        if old.status == 0 {
+            #expect(code { _ = try PrivateKey(contentsOf: legacy, passphrase: Array("right".utf8)) } == .unreadableKeyMaterial)
+        }
     }
 
     @Test func wrongPassphraseIsNamed() throws {
