@@ -88,3 +88,55 @@ import TestSupport
         try f.checkInvariants(after: "rerun with space")
     }
 }
+
+/// `one_filesystem` keeps each configured path to its own filesystem, and a
+/// configured path is taken even when another filesystem is mounted there.
+/// The other filesystem is a tmpfs in a private mount namespace.
+@Suite struct OneFilesystemTests {
+    @Test func eachConfiguredPathKeepsToItsOwnFilesystem() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/here", Array("same filesystem".utf8))
+        let mount = f.source + "/mnt"
+        let config = try String(contentsOfFile: f.configPath, encoding: .utf8)
+        /// Runs a snapshot of `paths` with a tmpfs holding top and sub/file
+        /// mounted on src/mnt; returns what the snapshot holds below src.
+        func snapshot(_ paths: [String]) throws -> [String] {
+            let listed = paths.map { "  - \"\($0)\"\n" }.joined()
+            try config.replacingOccurrences(of: "paths:\n  - \"\(f.source)\"\n", with: "paths:\n" + listed)
+                .write(toFile: f.configPath, atomically: true, encoding: .utf8)
+            let scratch = try TemporaryDirectory()
+            let script = """
+                set -e
+                mkdir -p "$1"
+                mount -t tmpfs -o size=1m fbk-test "$1"
+                mkdir "$1/sub"
+                echo top > "$1/top"
+                echo file > "$1/sub/file"
+                exec "$2" snapshot --config "$3" --json
+                """
+            let status = try spawnAndWait("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script, "sh",
+                                                              mount, CLI.binary.path, f.configPath],
+                                          environment: ProcessInfo.processInfo.environment, stdin: nil,
+                                          stdout: scratch.file("out"), stderr: scratch.file("err"))
+            let stderr = String(decoding: FileManager.default.contents(atPath: scratch.file("err")) ?? Data(), as: UTF8.self)
+            try #require(status == 0, "\(paths): \(stderr)")
+            let summary = try JSONSerialization.jsonObject(with: FileManager.default.contents(atPath: scratch.file("out")) ?? Data())
+            let id = try #require((summary as? [String: Any])?["snapshot"] as? String)
+            let record = try #require(try f.records(0).first { $0.id == id })
+            let chunks = try f.chunks(0)
+            func walk(_ components: [[UInt8]], _ prefix: String) throws -> [String] {
+                try f.entries(root: record.root, chunks: chunks, path: components).flatMap { e in
+                    let path = prefix + String(decoding: e.name, as: UTF8.self)
+                    return [path] + (e.type == .directory ? try walk(components + [e.name], path + "/") : [])
+                }
+            }
+            return try walk(f.sourceComponents, "")
+        }
+        // The source whole: the mount point is recorded, not entered.
+        #expect(try snapshot([f.source]) == ["here", "mnt"])
+        // The mount point configured too: taken whole, all of it.
+        #expect(try snapshot([f.source, mount]) == ["here", "mnt", "mnt/sub", "mnt/sub/file", "mnt/top"])
+        // The mount point alone: its own filesystem is the one it keeps to.
+        #expect(try snapshot([mount]) == ["mnt", "mnt/sub", "mnt/sub/file", "mnt/top"])
+    }
+}

@@ -433,6 +433,10 @@ import TestSupport
                 let fd = openat(dirFD, name, O_WRONLY | O_CREAT, 0o644)
                 _ = write(fd, name, name.utf8.count)
                 close(fd)
+            } else if i % 9973 == 255 {
+                // Subdirectories across batch boundaries, walked ahead in turn.
+                mkdirat(dirFD, name, 0o755)
+                try f.dir.write("src/huge/\(name)/inner/file", Array(name.utf8))
             } else {
                 mkfifoat(dirFD, name, 0o644)
             }

@@ -71,12 +71,9 @@ public final class Archiver {
         mirrorSet = MirrorSet(mirrors: mirrors, ids: ids)
         chunker = try Chunker(parameters: config.chunker, seed: keys.chunkerSeed)
         summary.requiredMirrors = config.requiredMirrors
-        guard let root = FileSystem.lstat([UInt8(ascii: "/")]) else {
-            throw StoreError(.io, "cannot stat /: \(FileSystem.errnoText())")
-        }
         rules = WalkRules(excludes: config.excludes,
-                          builtIn: Set(["/proc", "/sys", "/dev", "/run", "/tmp", config.state, config.spoolDirectory].map { Array($0.utf8) }),
-                          oneFilesystem: config.oneFilesystem, rootDevice: UInt64(root.st_dev))
+                          builtIn: ["/proc", "/sys", "/dev", "/run", "/tmp", config.state, config.spoolDirectory],
+                          configured: config.paths, oneFilesystem: config.oneFilesystem)
     }
 
     /// Runs the snapshot.
@@ -368,7 +365,7 @@ public final class Archiver {
         try index.transaction {
             for f in ready {
                 var file = f.file
-                if file.packs == nil { file.packs = try packsHolding(file.regions.decoded).map { $0.sorted() } }
+                if file.packs == nil { file.packs = try packsHolding(file.regions.decode()).map { $0.sorted() } }
                 try index.cacheFile(path: f.path, file)
             }
         }
@@ -397,11 +394,15 @@ public final class Archiver {
             }
             node.all = true
         }
-        return try archiveDirectory([UInt8(ascii: "/")], selection: selection.all ? nil : selection)
+        guard let root = FileSystem.lstat([UInt8(ascii: "/")]) else {
+            throw StoreError(.io, "cannot stat /: \(FileSystem.errnoText())")
+        }
+        return try archiveDirectory([UInt8(ascii: "/")], selection: selection.all ? nil : selection, device: UInt64(root.st_dev))
     }
 
-    /// Archives one directory (all of it, or the selected children) and returns its tree ID.
-    private func archiveDirectory(_ path: PathBytes, selection: Selection?) throws -> ChunkID {
+    /// Archives one directory (all of it, or the selected children) and
+    /// returns its tree ID. `device` is the filesystem its subtree keeps to.
+    private func archiveDirectory(_ path: PathBytes, selection: Selection?, device: UInt64) throws -> ChunkID {
         try checkCancelled()
         // A directory taken whole is walked ahead on a thread of its own
         // (all below it too); one taken in part, as the configured paths
@@ -411,7 +412,7 @@ public final class Archiver {
         if let selection {
             selected = DirectoryBatches(directory: path, names: Array(selection.children.keys))
         } else if walker == nil {
-            walker = DirectoryWalker(root: path, rules: rules)
+            walker = DirectoryWalker(root: path, device: device, rules: rules)
             startedWalker = true
         }
         defer {
@@ -438,10 +439,7 @@ public final class Archiver {
                 scanned = try walker!.next(of: path)
             }
             if let e = scanned.listingError { warn(path, "cannot read directory: \(e.text)", unreadable: true) }
-            let files = scanned.entries.filter {
-                if case .success(let (st, _)) = $0.inspected { return st.fileType == S_IFREG }
-                return false
-            }
+            let files = scanned.entries.filter { $0.stat?.fileType == S_IFREG }
             var rows = try index.cachedFiles(paths: files.map(\.path)).makeIterator()
             var batch: [Pending] = []
             for entry in scanned.entries {
@@ -474,7 +472,7 @@ public final class Archiver {
                 }
                 let item = batch[i]
                 batch[i].opened = nil
-                if let (entry, regions) = try archiveEntry(item), part.append(entry, regions: regions) {
+                if let (entry, regions) = try archiveEntry(item, device: device), part.append(entry, regions: regions) {
                     try part.flush { try storeTree($0) }
                 }
             }
@@ -545,8 +543,9 @@ public final class Archiver {
         if pendingFiles.count >= 1024 { try commitPendingFiles() }
     }
 
-    /// The entry for the tree, and a file's regions, encoded.
-    private func archiveEntry(_ item: Pending) throws -> (TreeEntry, EncodedRegions?)? {
+    /// The entry for the tree, and a file's regions, encoded. `device` is
+    /// the filesystem the walk keeps to in the entry's directory.
+    private func archiveEntry(_ item: Pending, device: UInt64) throws -> (TreeEntry, EncodedRegions?)? {
         let (path, name, st, selection) = (item.path, item.name, item.st, item.selection)
         let explicitlySelected = item.explicitlySelected
         var e = TreeEntry(
@@ -558,12 +557,12 @@ public final class Archiver {
         case S_IFDIR:
             e.type = .directory
             summary.directories += 1
-            if !explicitlySelected && !rules.enters(path, st) {
+            if !explicitlySelected && !rules.enters(path, st, device: device) {
                 // A mount point of another filesystem, or a built-in exclude
                 // (/proc, /tmp, fbk's own state…): recorded, not entered.
                 e.subtree = try storeTree(TreeFormat.serialize([]))
             } else {
-                e.subtree = try archiveDirectory(path, selection: selection)
+                e.subtree = try archiveDirectory(path, selection: selection, device: rules.device(of: path, st, parent: device))
             }
         case S_IFREG:
             e.size = UInt64(st.st_size)
@@ -629,7 +628,7 @@ public final class Archiver {
         if let packs = cached.packs, packs.allSatisfy({ knownPacks.contains($0) }) {
             return ((cached.regions, packs), cached.xattrs == nil ? cached : nil)
         }
-        guard let packs = try packsHolding(cached.regions.decoded) else { return nil }
+        guard let packs = try packsHolding(cached.regions.decode()) else { return nil }
         var upgraded = cached
         upgraded.packs = packs.sorted()
         return ((cached.regions, upgraded.packs!), upgraded)
@@ -700,7 +699,7 @@ public final class Archiver {
                 remaining -= n
                 got += n
                 summary.bytesRead += UInt64(n)
-                reportProgress()
+                reportProgress(every: 1)
             }
             try chunker.finishGathered { chunks.append(try storeChunk(gathered: $0)) }
             if got > 0 { regions.append(FileRegion(offset: UInt64(offset), length: UInt64(got), chunks: chunks)) }
@@ -746,11 +745,12 @@ public final class Archiver {
         if isCancelled() { throw StoreError(.interrupted, "stopped by a signal; what was stored stays recorded, the next run continues") }
     }
 
-    private func reportProgress() {
+    /// Reports progress if 250 ms passed, asking the clock on every
+    /// `every`th call (per entry 64, per 1 MiB read 1).
+    private func reportProgress(every: Int = 64) {
         guard let progress else { return }
-        // Called per entry and per read: the clock is asked every 64th time.
         progressCalls &+= 1
-        guard progressCalls % 64 == 0 else { return }
+        guard progressCalls % every == 0 else { return }
         let now = clock.now
         guard now - lastProgress >= .milliseconds(250) else { return }
         lastProgress = now

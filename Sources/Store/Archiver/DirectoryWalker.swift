@@ -18,9 +18,25 @@ struct WalkRules: Sendable {
     let excludes: [String]
     /// Built-in excludes: recorded as empty directories, not entered.
     let builtIn: Set<PathBytes>
+    /// The configured paths, normalized: always archived and entered, and
+    /// with `oneFilesystem` each keeps below it to its own filesystem.
+    let configured: Set<PathBytes>
     let oneFilesystem: Bool
-    /// The device of /: with `oneFilesystem`, other devices are not entered.
-    let rootDevice: UInt64
+
+    init(excludes: [String], builtIn: [String], configured: [String], oneFilesystem: Bool) {
+        self.excludes = excludes
+        self.builtIn = Set(builtIn.map { Array($0.utf8) })
+        self.configured = Set(configured.map { Self.normalized($0) })
+        self.oneFilesystem = oneFilesystem
+    }
+
+    /// A configured path as the walk spells it: `/a/b`, whatever slashes it was written with.
+    static func normalized(_ path: String) -> PathBytes {
+        Array(("/" + path.split(separator: "/").joined(separator: "/")).utf8)
+    }
+
+    /// Whether an entry met while taking a directory whole is left out.
+    func skips(_ path: PathBytes) -> Bool { !configured.contains(path) && isExcluded(path) }
 
     /// Whether a user exclude pattern matches the path.
     func isExcluded(_ path: PathBytes) -> Bool {
@@ -38,10 +54,16 @@ struct WalkRules: Sendable {
         return false
     }
 
-    /// Whether a directory met inside a directory taken whole (not named
-    /// by the configuration itself) is entered, or only recorded.
-    func enters(_ path: PathBytes, _ st: stat) -> Bool {
-        !builtIn.contains(path) && !(oneFilesystem && UInt64(st.st_dev) != rootDevice)
+    /// Whether a directory met while taking its parent whole is entered,
+    /// or only recorded. `device` is the filesystem the walk keeps to there.
+    func enters(_ path: PathBytes, _ st: stat, device: UInt64) -> Bool {
+        configured.contains(path) || (!builtIn.contains(path) && !(oneFilesystem && UInt64(st.st_dev) != device))
+    }
+
+    /// The filesystem a directory's subtree keeps to: its own if it is a
+    /// configured path, else its parent's.
+    func device(of path: PathBytes, _ st: stat, parent: UInt64) -> UInt64 {
+        configured.contains(path) ? UInt64(st.st_dev) : parent
     }
 }
 
@@ -52,10 +74,10 @@ struct ScannedEntry {
     let path: PathBytes
     let inspected: Result<(stat, FileSystem.Xattrs?), FileSystem.Errno>
 
-    /// Whether this is a directory the walk enters.
-    func isEnteredDirectory(_ rules: WalkRules) -> Bool {
-        if case .success(let (st, _)) = inspected, st.fileType == S_IFDIR { return rules.enters(path, st) }
-        return false
+    /// The stat, if lstat succeeded.
+    var stat: stat? {
+        if case .success(let (st, _)) = inspected { return st }
+        return nil
     }
 }
 
@@ -130,9 +152,10 @@ final class DirectoryWalker: @unchecked Sendable {
     private var stopping = false
     private var finished = false
 
-    init(root: PathBytes, rules: WalkRules, lookahead: Int = 2048) {
+    /// Starts walking `root`, which keeps to filesystem `device`.
+    init(root: PathBytes, device: UInt64, rules: WalkRules, lookahead: Int = 2048) {
         let thread = Thread { [self] in
-            walk(root: root, rules: rules, lookahead: lookahead)
+            walk(root: root, device: device, rules: rules, lookahead: lookahead)
             condition.withLock {
                 finished = true
                 condition.broadcast()
@@ -144,26 +167,32 @@ final class DirectoryWalker: @unchecked Sendable {
 
     private struct Frame {
         var batches: DirectoryBatches
+        /// The filesystem the directory's subtree keeps to.
+        let device: UInt64
         /// Subdirectories of the last batch given, entered in turn.
-        var subdirectories: [PathBytes] = []
+        var subdirectories: [(path: PathBytes, device: UInt64)] = []
         var nextSubdirectory = 0
     }
 
-    private func walk(root: PathBytes, rules: WalkRules, lookahead: Int) {
-        var stack = [Frame(batches: DirectoryBatches(listing: root))]
+    private func walk(root: PathBytes, device: UInt64, rules: WalkRules, lookahead: Int) {
+        var stack = [Frame(batches: DirectoryBatches(listing: root), device: device)]
         while !stack.isEmpty {
             let top = stack.count - 1
             if stack[top].nextSubdirectory < stack[top].subdirectories.count {
-                let path = stack[top].subdirectories[stack[top].nextSubdirectory]
+                let next = stack[top].subdirectories[stack[top].nextSubdirectory]
                 stack[top].nextSubdirectory += 1
-                stack.append(Frame(batches: DirectoryBatches(listing: path)))
+                stack.append(Frame(batches: DirectoryBatches(listing: next.path), device: next.device))
                 continue
             }
-            guard let batch = stack[top].batches.nextBatch(skipping: { rules.isExcluded($1) }) else {
+            guard let batch = stack[top].batches.nextBatch(skipping: { rules.skips($1) }) else {
                 stack.removeLast()
                 continue
             }
-            stack[top].subdirectories = batch.entries.filter { $0.isEnteredDirectory(rules) }.map(\.path)
+            let here = stack[top].device
+            stack[top].subdirectories = batch.entries.compactMap { e in
+                guard let st = e.stat, st.fileType == S_IFDIR, rules.enters(e.path, st, device: here) else { return nil }
+                return (e.path, rules.device(of: e.path, st, parent: here))
+            }
             stack[top].nextSubdirectory = 0
             let go = condition.withLock {
                 while queuedEntries >= lookahead && !stopping { condition.wait() }
@@ -198,13 +227,16 @@ final class DirectoryWalker: @unchecked Sendable {
         return batch
     }
 
-    /// Stops the thread (waits for it to end).
+    /// Stops the walk: the thread ends after the batch it is on, without
+    /// being waited for (a stat can hang on a dead network mount, and the
+    /// run's error must still be reported).
     func stop() {
         condition.withLock {
             stopping = true
             condition.broadcast()
-            while !finished { condition.wait() }
             queue.removeAll()
+            head = 0
+            queuedEntries = 0
         }
     }
 }

@@ -133,7 +133,7 @@ enum FileSystem {
     static func wallClock() -> Int64 {
         var t = timespec()
         clock_gettime(CLOCK_REALTIME, &t)
-        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+        return t.nanoseconds
     }
 
     /// Bytes an unprivileged writer may still use on the filesystem holding `path`.
@@ -217,9 +217,22 @@ enum FileSystem {
 
     /// Extended attributes of entries of one directory, opened once.
     static func xattrs(in directory: PathBytes, _ entries: [(name: PathBytes, path: PathBytes)]) -> [Xattrs] {
+        withOpenDirectory(directory) { base in entries.map { xattrs(base: base, $0) } }
+    }
+
+    /// Calls `body` with the directory opened (O_PATH) for *at calls, or
+    /// -1 if it cannot be (it vanished, or no search permission), when each
+    /// entry is then reached by its own path and gives its own error.
+    private static func withOpenDirectory<R>(_ directory: PathBytes, _ body: (Int32) -> R) -> R {
         let base = openDirectory(directory)
         defer { if base >= 0 { close(base) } }
-        return entries.map { base >= 0 ? xattrs(in: base, name: $0.name, path: $0.path) : xattrs($0.path) }
+        return body(base)
+    }
+
+    /// Extended attributes of an entry of the directory `base` (as
+    /// `withOpenDirectory` gives it).
+    private static func xattrs(base: Int32, _ entry: (name: PathBytes, path: PathBytes)) -> Xattrs {
+        base >= 0 ? xattrs(in: base, name: entry.name, path: entry.path) : xattrs(entry.path)
     }
 
     /// Whether the kernel has listxattrat and getxattrat (Linux 6.13), probed once.
@@ -255,18 +268,19 @@ enum FileSystem {
     /// when there are many: on a cold cache each is a disk read, and the
     /// disk serves several at once.
     static func inspect(in directory: PathBytes, _ entries: [(name: PathBytes, path: PathBytes)]) -> [Result<(stat, Xattrs?), Errno>] {
-        let base = openDirectory(directory)
-        defer { if base >= 0 { close(base) } }
+        withOpenDirectory(directory) { base in inspect(base: base, entries) }
+    }
+
+    private static func inspect(base: Int32, _ entries: [(name: PathBytes, path: PathBytes)]) -> [Result<(stat, Xattrs?), Errno>] {
         @Sendable func one(_ entry: (name: PathBytes, path: PathBytes)) -> Result<(stat, Xattrs?), Errno> {
-            // The directory could not be opened (it vanished, or no search
-            // permission): each path gives its own error.
-            guard base >= 0 else {
-                guard let st = lstat(entry.path) else { return .failure(Errno(errno)) }
-                return .success((st, st.fileType == S_IFREG ? nil : xattrs(entry.path)))
-            }
             var st = stat()
-            guard entry.name.withCPath({ fstatat(base, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return .failure(Errno(errno)) }
-            return .success((st, st.fileType == S_IFREG ? nil : xattrs(in: base, name: entry.name, path: entry.path)))
+            if base >= 0 {
+                guard entry.name.withCPath({ fstatat(base, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return .failure(Errno(errno)) }
+            } else {
+                guard let found = lstat(entry.path) else { return .failure(Errno(errno)) }
+                st = found
+            }
+            return .success((st, st.fileType == S_IFREG ? nil : xattrs(base: base, entry)))
         }
         let threads = min(4, entries.count / 16)
         guard threads > 1 else { return entries.map(one) }
@@ -332,9 +346,14 @@ final class NameCache {
     }
 }
 
+extension timespec {
+    /// Nanoseconds since 1970.
+    var nanoseconds: Int64 { Int64(tv_sec) * 1_000_000_000 + Int64(tv_nsec) }
+}
+
 extension stat {
-    var mtimeNanoseconds: Int64 { Int64(st_mtim.tv_sec) * 1_000_000_000 + Int64(st_mtim.tv_nsec) }
-    var ctimeNanoseconds: Int64 { Int64(st_ctim.tv_sec) * 1_000_000_000 + Int64(st_ctim.tv_nsec) }
+    var mtimeNanoseconds: Int64 { st_mtim.nanoseconds }
+    var ctimeNanoseconds: Int64 { st_ctim.nanoseconds }
     var fileType: mode_t { st_mode & S_IFMT }
 }
 

@@ -32,6 +32,27 @@ struct EncodedRegions {
     /// for a file of `fileSize` bytes.
     init(_ r: inout ByteReader, fileSize: UInt64) throws(FormatError) {
         let start = r.offset
+        try Self.read(&r, fileSize: fileSize, region: nil)
+        bytes = r.bytes[start..<r.offset]
+    }
+
+    /// The regions.
+    func decode() throws(FormatError) -> [FileRegion] {
+        var r = ByteReader(Array(bytes), object: "region list")
+        var regions: [FileRegion] = []
+        try Self.read(&r, fileSize: .max) { offset, length, ids in
+            var chunks: [ChunkID] = []
+            chunks.reserveCapacity(ids.count / 32)
+            for at in stride(from: ids.startIndex, to: ids.endIndex, by: 32) { chunks.append(Digest(bytes: Array(ids[at..<(at + 32)]))!) }
+            regions.append(FileRegion(offset: offset, length: length, chunks: chunks))
+        }
+        return regions
+    }
+
+    /// Reads and checks a region list (the layout `TreeFormat.write` makes),
+    /// giving `region` each region's offset, length and chunk ID bytes.
+    private static func read(_ r: inout ByteReader, fileSize: UInt64,
+                             region: ((UInt64, UInt64, ArraySlice<UInt8>) -> Void)?) throws(FormatError) {
         let regionCount = try r.u32("region count")
         guard regionCount <= r.remaining / 20 else { throw r.fail("region count \(regionCount) is implausible") }
         var end: UInt64 = 0
@@ -43,34 +64,8 @@ struct EncodedRegions {
                 throw r.fail("file regions overlap or extend past the file size")
             }
             end = offset + length
-            _ = try r.take(chunkCount * 32, "chunk IDs")
-        }
-        bytes = r.bytes[start..<r.offset]
-    }
-
-    /// The regions (the bytes were checked when taken or made).
-    var decoded: [FileRegion] {
-        bytes.withUnsafeBytes { raw in
-            var at = 0
-            func le<T: FixedWidthInteger>(_: T.Type) -> T {
-                defer { at += MemoryLayout<T>.size }
-                return T(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: T.self))
-            }
-            let count = Int(le(UInt32.self))
-            var regions: [FileRegion] = []
-            regions.reserveCapacity(count)
-            for _ in 0..<count {
-                let offset = le(UInt64.self), length = le(UInt64.self)
-                let chunkCount = Int(le(UInt32.self))
-                var chunks: [ChunkID] = []
-                chunks.reserveCapacity(chunkCount)
-                for _ in 0..<chunkCount {
-                    chunks.append(Digest(bytes: Array(raw[at..<(at + 32)]))!)
-                    at += 32
-                }
-                regions.append(FileRegion(offset: offset, length: length, chunks: chunks))
-            }
-            return regions
+            let ids = try r.take(chunkCount * 32, "chunk IDs")
+            region?(offset, length, ids)
         }
     }
 }
@@ -259,7 +254,7 @@ public enum TreeFormat {
     }
 
     static func readRegions(_ r: inout ByteReader, fileSize: UInt64) throws(FormatError) -> [FileRegion] {
-        try EncodedRegions(&r, fileSize: fileSize).decoded
+        try EncodedRegions(&r, fileSize: fileSize).decode()
     }
 
     /// Parses a tree, checking every name and length.
