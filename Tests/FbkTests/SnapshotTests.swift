@@ -5,6 +5,13 @@ import Seal
 import Testing
 import TestSupport
 
+/// Waits until files just written are old enough for the files cache
+/// (`Archiver.settleTime`): a file changed just before it is listed is
+/// read again next run.
+func waitForFilesToSettle() {
+    Thread.sleep(forTimeInterval: Double(Archiver.settleTime) / 1e9 + 0.1)
+}
+
 @Suite(.timeLimit(.minutes(10))) struct SnapshotTests {
     func writeSampleTree(_ f: SnapshotFixture) throws {
         var rng = SystemRandomNumberGenerator()
@@ -64,7 +71,7 @@ import TestSupport
     @Test func unchangedTreeIsNotReadAgain() throws {
         let f = try SnapshotFixture()
         try writeSampleTree(f)
-        Thread.sleep(forTimeInterval: Double(Archiver.settleTime) / 1e9 + 0.1)  // files changed just before are read again
+        waitForFilesToSettle()
         #expect(try f.snapshot().status == 0)
         let packsBefore = f.objects(0).filter { $0.hasSuffix(".pack") }
         let chunksBefore = try f.chunks(0)
@@ -90,7 +97,7 @@ import TestSupport
         }
         try set("src/a", "one")
         try set("src/d", "directory")
-        Thread.sleep(forTimeInterval: Double(Archiver.settleTime) / 1e9 + 0.1)  // files changed just before are read again
+        waitForFilesToSettle()
         /// Takes a snapshot; returns its summary and each entry's `user.fbk`.
         func snapshot() throws -> (summary: [String: Any], attributes: [String: String]) {
             let r = try f.snapshot()
@@ -154,7 +161,7 @@ import TestSupport
             #expect(second.summary["files_from_cache"] as? Int == 0 && second.summary["bytes_read"] as? Int == 11, "\(second.summary)")
         }
         // Once settled, the file is cached, and then not read again.
-        Thread.sleep(forTimeInterval: Double(Archiver.settleTime) / 1e9 + 0.1)
+        waitForFilesToSettle()
         #expect(try f.snapshot().status == 0)
         let settled = try f.snapshot()
         #expect(settled.status == 0 && settled.summary["files_from_cache"] as? Int == 1 && settled.summary["bytes_read"] as? Int == 0,

@@ -36,7 +36,7 @@ struct WalkRules: Sendable {
     }
 
     /// Whether an entry met while taking a directory whole is left out.
-    func skips(_ path: PathBytes) -> Bool { !configured.contains(path) && isExcluded(path) }
+    func skips(_ path: PathBytes) -> Bool { isExcluded(path) && !configured.contains(path) }
 
     /// Whether a user exclude pattern matches the path.
     func isExcluded(_ path: PathBytes) -> Bool {
@@ -146,8 +146,10 @@ struct DirectoryBatches {
 /// that batch it enters (with all below it), then the next batch.
 final class DirectoryWalker: @unchecked Sendable {
     private let condition = NSCondition()
-    private var queue: [ScannedBatch] = []
-    private var head = 0
+    /// Batches waiting, oldest last in `outgoing` (taken from its end) then
+    /// in `incoming` (appended), so neither end moves the others.
+    private var incoming: [ScannedBatch] = []
+    private var outgoing: [ScannedBatch] = []
     private var queuedEntries = 0
     private var stopping = false
     private var finished = false
@@ -197,7 +199,7 @@ final class DirectoryWalker: @unchecked Sendable {
             let go = condition.withLock {
                 while queuedEntries >= lookahead && !stopping { condition.wait() }
                 guard !stopping else { return false }
-                queue.append(batch)
+                incoming.append(batch)
                 queuedEntries += batch.entries.count
                 condition.broadcast()
                 return true
@@ -209,15 +211,13 @@ final class DirectoryWalker: @unchecked Sendable {
     /// The next batch of the walk (waits for it), which must be of `directory`.
     func next(of directory: PathBytes) throws(StoreError) -> ScannedBatch {
         let batch: ScannedBatch? = condition.withLock {
-            while head == queue.count && !finished { condition.wait() }
-            guard head < queue.count else { return nil }
-            let batch = queue[head]
-            head += 1
-            queuedEntries -= batch.entries.count
-            if head >= 64 && head * 2 >= queue.count {
-                queue.removeFirst(head)
-                head = 0
+            while outgoing.isEmpty && incoming.isEmpty && !finished { condition.wait() }
+            if outgoing.isEmpty {
+                outgoing = incoming.reversed()
+                incoming.removeAll(keepingCapacity: true)
             }
+            guard let batch = outgoing.popLast() else { return nil }
+            queuedEntries -= batch.entries.count
             condition.broadcast()
             return batch
         }
@@ -234,8 +234,8 @@ final class DirectoryWalker: @unchecked Sendable {
         condition.withLock {
             stopping = true
             condition.broadcast()
-            queue.removeAll()
-            head = 0
+            incoming.removeAll()
+            outgoing.removeAll()
             queuedEntries = 0
         }
     }

@@ -25,7 +25,7 @@ struct ByteWriter {
     mutating func long(_ b: [UInt8]) { u32(b.count); raw(b) }
 
     private mutating func le(_ v: UInt64, _ n: Int) {
-        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0.prefix(n)) }
+        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
     }
 }
 
