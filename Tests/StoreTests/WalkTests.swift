@@ -32,7 +32,7 @@ import TestSupport
             let batch = try walker.next(of: path)
             for e in batch.entries {
                 out.append(e.path.displayPath)
-                if let st = e.stat, st.fileType == S_IFDIR, rules.enters(e.path, st, device: device) {
+                if let st = e.stat, st.st_mode & S_IFMT == S_IFDIR, rules.enters(e.path, st, device: device) {
                     out += try take(walker, e.path, device: device)
                 }
             }
