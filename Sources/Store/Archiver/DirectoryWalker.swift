@@ -155,7 +155,7 @@ final class DirectoryWalker: @unchecked Sendable {
     private var finished = false
 
     /// Starts walking `root`, which keeps to filesystem `device`.
-    init(root: PathBytes, device: UInt64, rules: WalkRules, lookahead: Int = 2048) {
+    init(root: PathBytes, device: UInt64, rules: WalkRules, lookahead: Int = 512) {
         let thread = Thread { [self] in
             walk(root: root, device: device, rules: rules, lookahead: lookahead)
             condition.withLock {
