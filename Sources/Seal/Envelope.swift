@@ -34,18 +34,11 @@ public struct Envelope: Sendable {
         self.recipients = recipients
     }
 
-    /// Encrypts bytes in memory into a DER/BER CMS object.
+    /// Encrypts bytes in memory into a BER CMS object.
     public func seal(_ plaintext: UnsafeRawBufferPointer) throws(SealError) -> [UInt8] {
-        let empty: [UInt8] = [0]
-        let input = empty.withUnsafeBytes { e in
-            BIO_new_mem_buf(plaintext.baseAddress ?? e.baseAddress, Int32(plaintext.count))
-        }
-        guard let input, let output = BIO_new(BIO_s_mem()) else { throw SealError.openSSL(.library, "BIO_new failed") }
-        defer { BIO_free(input); BIO_free(output) }
-        try seal(input: input, output: output)
-        var p: UnsafeMutablePointer<CChar>?
-        let n = COpenSSL_BIO_get_mem_data(output, &p)
-        return [UInt8](UnsafeRawBufferPointer(start: p, count: n))
+        let stream = try SealingStream(envelope: self)
+        try stream.write(plaintext)
+        return try stream.finishInMemory()
     }
 
     public func seal(_ plaintext: [UInt8]) throws(SealError) -> [UInt8] {
@@ -55,41 +48,30 @@ public struct Envelope: Sendable {
     /// Encrypts bytes in memory into a file (through a temporary name).
     /// - Returns: the size and SHA-256 of the sealed bytes.
     public func seal(_ plaintext: [UInt8], to outputPath: String) throws(SealError) -> (size: Int, sha256: Digest) {
-        let result: Result<Void, SealError> = plaintext.withUnsafeBytes { p in
-            let empty: [UInt8] = [0]
-            let input = empty.withUnsafeBytes { e in BIO_new_mem_buf(p.baseAddress ?? e.baseAddress, Int32(p.count)) }
-            guard let input else { return .failure(SealError.openSSL(.library, "BIO_new_mem_buf failed")) }
-            defer { BIO_free(input) }
-            return Result { () throws(SealError) in
-                try AtomicFile.write(to: outputPath) { (bio) throws(SealError) in try seal(input: input, output: bio) }
-            }
-        }
-        try result.get()
-        let (digest, size) = try SHA256.hash(fileAt: outputPath)
-        return (size, digest)
+        let stream = try sealingStream(to: outputPath)
+        try stream.write(plaintext)
+        return try stream.finish()
     }
 
     /// Encrypts a file into another, streaming: memory stays bounded
     /// whatever the size. The output appears only when complete.
     /// - Returns: the size and SHA-256 of the sealed bytes.
     public func seal(fileAt inputPath: String, to outputPath: String) throws(SealError) -> (size: Int, sha256: Digest) {
-        guard let input = BIO_new_file(inputPath, "rb") else {
-            throw SealError.openSSL(.io, "cannot open \(inputPath) for reading")
+        let fd = open(inputPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SealError(.io, "cannot open \(inputPath) for reading: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let stream = try sealingStream(to: outputPath)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw SealError(.io, "cannot read \(inputPath): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            try buffer.withUnsafeBytes { b in
+                Result { () throws(SealError) in try stream.write(UnsafeRawBufferPointer(rebasing: b[0..<n])) }
+            }.get()
         }
-        defer { BIO_free(input) }
-        try AtomicFile.write(to: outputPath) { (bio) throws(SealError) in try seal(input: input, output: bio) }
-        let (digest, size) = try SHA256.hash(fileAt: outputPath)
-        return (size, digest)
-    }
-
-    /// The CMS work: streamed, BER with indefinite lengths.
-    /// The corresponding C function is `i2d_CMS_bio_stream`.
-    func seal(input: OpaquePointer, output: OpaquePointer) throws(SealError) {
-        let cms = try contentInfo()
-        defer { CMS_ContentInfo_free(cms) }
-        guard i2d_CMS_bio_stream(output, cms, input, Int32(Envelope.streamFlags)) == 1 else {
-            throw SealError.openSSL(.library, "CMS encryption failed")
-        }
+        return try stream.finish()
     }
 
     static let streamFlags = UInt32(CMS_BINARY | CMS_STREAM | CMS_PARTIAL)
@@ -309,7 +291,7 @@ enum AtomicFile {
         let file = try OutputFile(path: path)
         do throws(SealError) {
             try body(file.bio)
-            try file.commit()
+            _ = try file.commit()
         } catch {
             file.abandon()
             throw error
@@ -318,14 +300,17 @@ enum AtomicFile {
 }
 
 /// A file being written through a temporary name, behind a write buffer
-/// (OpenSSL's streaming encoders write in pieces of a few KiB). `commit`
-/// flushes, syncs and renames it into place; `abandon` removes it.
+/// (OpenSSL's streaming encoders write in pieces of a few KiB), hashed as
+/// it is written. `commit` flushes, syncs and renames it into place;
+/// `abandon` removes it.
 final class OutputFile {
     let path: String
     let temporary: String
     private var fd: Int32
     /// The buffered BIO to write to.
     let bio: OpaquePointer
+    /// The SHA-256 filter between the buffer and the file.
+    private let digest: OpaquePointer
     private var done = false
 
     init(path: String) throws(SealError) {
@@ -333,20 +318,47 @@ final class OutputFile {
         temporary = path + ".fbk-partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SealError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        guard let sink = BIO_new_fd(fd, BIO_NOCLOSE), let buffer = BIO_new(BIO_f_buffer()) else {
+        guard let sink = BIO_new_fd(fd, BIO_NOCLOSE) else {
             close(fd)
             unlink(temporary)
             throw SealError.openSSL(.library, "BIO_new failed")
         }
+        guard let digest = BIO_new(BIO_f_md()) else {
+            BIO_free_all(sink)
+            close(fd)
+            unlink(temporary)
+            throw SealError.openSSL(.library, "BIO_new failed")
+        }
+        // The corresponding C macro is `BIO_set_md`.
+        guard BIO_ctrl(digest, BIO_C_SET_MD, 1, UnsafeMutableRawPointer(EVP_sha256())) == 1,
+              let buffer = BIO_new(BIO_f_buffer()) else {
+            BIO_free(digest)
+            BIO_free_all(sink)
+            close(fd)
+            unlink(temporary)
+            throw SealError.openSSL(.library, "cannot set up the output file's digest and buffer")
+        }
+        self.digest = digest
         _ = BIO_int_ctrl(buffer, BIO_C_SET_BUFF_SIZE, 1 << 18, 1)
-        bio = BIO_push(buffer, sink)
+        bio = BIO_push(buffer, BIO_push(digest, sink))
     }
 
     deinit { abandon() }
 
-    func commit() throws(SealError) {
+    /// - Returns: the size and SHA-256 of the bytes written.
+    func commit() throws(SealError) -> (size: Int, sha256: Digest) {
         var failure: SealError?
         if COpenSSL_BIO_flush(bio) != 1 { failure = SealError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        // The corresponding C macro is `BIO_get_md_ctx`.
+        var context: OpaquePointer?
+        var sum = [UInt8](repeating: 0, count: 32)
+        var sumLength: UInt32 = 0
+        let gotContext = withUnsafeMutablePointer(to: &context) { BIO_ctrl(digest, BIO_C_GET_MD_CTX, 0, $0) == 1 }
+        if failure == nil && (!gotContext || context == nil
+                              || EVP_DigestFinal_ex(context, &sum, &sumLength) != 1 || sumLength != 32) {
+            failure = SealError.openSSL(.library, "cannot finish the SHA-256 of \(temporary)")
+        }
+        let size = Int(BIO_number_written(digest))
         if failure == nil && fsync(fd) != 0 {
             failure = SealError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))")
         }
@@ -358,6 +370,7 @@ final class OutputFile {
             throw failure
         }
         release()
+        return (size, Digest(bytes: sum)!)
     }
 
     func abandon() {

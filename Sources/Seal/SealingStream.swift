@@ -5,29 +5,50 @@
 internal import COpenSSL
 import Foundation
 
-/// One object being sealed into a file. Nothing appears at the path until
-/// `finish` succeeds; dropping the stream unfinished removes the temporary.
+/// One object being sealed into a file (or, for `Envelope.seal`, into
+/// memory). Nothing appears at the path until `finish` succeeds; dropping
+/// the stream unfinished removes the temporary.
 public final class SealingStream {
-    public var path: String { file.path }
+    public var path: String { file?.path ?? "(memory)" }
     /// Plaintext bytes written so far.
     public private(set) var count = 0
-    private let file: OutputFile
+    /// Where the sealed bytes go: a file, or a memory BIO.
+    private let file: OutputFile?
+    private let sink: OpaquePointer
     private let cms: OpaquePointer
     /// The chain from `BIO_new_CMS`, with a buffer after the cipher: writes
     /// go through encryption and the BER encoder into the file's buffer.
     private var chain: OpaquePointer?
 
-    /// The corresponding C function is `BIO_new_CMS`.
-    init(envelope: Envelope, path: String) throws(SealError) {
-        cms = try envelope.contentInfo()
+    /// Seals into the file at `path`.
+    convenience init(envelope: Envelope, path: String) throws(SealError) {
+        let file = try OutputFile(path: path)
+        try self.init(envelope: envelope, file: file, sink: file.bio)
+    }
+
+    /// Seals into memory (`finishInMemory`).
+    convenience init(envelope: Envelope) throws(SealError) {
+        guard let memory = BIO_new(BIO_s_mem()) else { throw SealError.openSSL(.library, "BIO_new failed") }
         do throws(SealError) {
-            file = try OutputFile(path: path)
+            try self.init(envelope: envelope, file: nil, sink: memory)
         } catch {
-            CMS_ContentInfo_free(cms)
+            BIO_free(memory)
             throw error
         }
-        guard let chain = BIO_new_CMS(file.bio, cms) else {
-            file.abandon()
+    }
+
+    /// The corresponding C function is `BIO_new_CMS`.
+    private init(envelope: Envelope, file: OutputFile?, sink: OpaquePointer) throws(SealError) {
+        self.file = file
+        self.sink = sink
+        do throws(SealError) {
+            cms = try envelope.contentInfo()
+        } catch {
+            file?.abandon()
+            throw error
+        }
+        guard let chain = BIO_new_CMS(sink, cms) else {
+            file?.abandon()
             CMS_ContentInfo_free(cms)
             throw SealError.openSSL(.library, "BIO_new_CMS failed")
         }
@@ -37,14 +58,14 @@ public final class SealingStream {
         // A buffer between them makes the pieces 256 KiB.
         guard let buffer = BIO_new(BIO_f_buffer()) else {
             releaseChain()
-            file.abandon()
+            file?.abandon()
             throw SealError.openSSL(.library, "cannot set up the sealing stream's buffer")
         }
         guard BIO_int_ctrl(buffer, BIO_C_SET_BUFF_SIZE, Int(Self.pieceSize), 1) == 1,  // 1: the write buffer
               let encoder = BIO_pop(chain) else {
             BIO_free(buffer)
             releaseChain()
-            file.abandon()
+            file?.abandon()
             throw SealError.openSSL(.library, "cannot set up the sealing stream's buffer")
         }
         BIO_push(buffer, encoder)
@@ -54,7 +75,10 @@ public final class SealingStream {
     /// The size of the content's OCTET STRING pieces (FORMAT.md 5.2).
     static let pieceSize: Int32 = 256 << 10
 
-    deinit { abandon() }
+    deinit {
+        abandon()
+        if file == nil { BIO_free(sink) }
+    }
 
     /// Encrypts and writes `bytes`.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(SealError) {
@@ -65,7 +89,7 @@ public final class SealingStream {
             let written = BIO_write(chain, bytes.baseAddress! + offset, Int32(n))
             guard written > 0 else {
                 let cause = errno
-                throw SealError(.io, "cannot write \(file.temporary): \(String(cString: strerror(cause)))")
+                throw SealError(.io, "cannot write \(file?.temporary ?? "in memory"): \(String(cString: strerror(cause)))")
             }
             offset += Int(written)
         }
@@ -78,31 +102,43 @@ public final class SealingStream {
 
     /// Ends the content (writing the GCM tag), syncs the file and moves it
     /// into place.
-    /// - Returns: the size and SHA-256 of the sealed object.
+    /// - Returns: the size and SHA-256 of the sealed object, as written.
     public func finish() throws(SealError) -> (size: Int, sha256: Digest) {
+        try end()
+        guard let file else { throw SealError(.invalidArgument, "a sealing stream in memory ends with finishInMemory") }
+        return try file.commit()
+    }
+
+    /// Ends the content of a stream sealing into memory; the sealed object.
+    func finishInMemory() throws(SealError) -> [UInt8] {
+        try end()
+        var p: UnsafeMutablePointer<CChar>?
+        let n = COpenSSL_BIO_get_mem_data(sink, &p)
+        return [UInt8](UnsafeRawBufferPointer(start: p, count: n))
+    }
+
+    /// Flushes the content through the cipher and encoder (the GCM tag last).
+    private func end() throws(SealError) {
         guard let chain else { throw SealError(.invalidArgument, "sealing stream finished twice") }
         let flushed = COpenSSL_BIO_flush(chain) == 1
         let cause = errno
         releaseChain()
         guard flushed else {
-            file.abandon()
-            throw SealError(.io, "cannot finish \(file.temporary): \(String(cString: strerror(cause)))")
+            file?.abandon()
+            throw SealError(.io, "cannot finish \(file?.temporary ?? "sealing in memory"): \(String(cString: strerror(cause)))")
         }
-        try file.commit()
-        let (digest, size) = try SHA256.hash(fileAt: file.path)
-        return (size, digest)
     }
 
     /// Stops, removing the temporary file.
     public func abandon() {
         if chain != nil { releaseChain() }
-        file.abandon()
+        file?.abandon()
     }
 
     /// Frees the filters `BIO_new_CMS` pushed in front of the file's BIO.
     private func releaseChain() {
         var b = chain
-        while let current = b, current != file.bio {
+        while let current = b, current != sink {
             b = BIO_pop(current)
             BIO_free(current)
         }
