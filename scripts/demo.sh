@@ -14,6 +14,9 @@ export FBK_PASSPHRASE="demo passphrase (throwaway)"
 # The source is copied so the demo can change files without touching the system.
 mkdir -p "$WORK/data"
 cp -a "$SOURCE" "$WORK/data/"
+# Files changed less than 2 s before a snapshot lists them are read again
+# by the next one (file times are coarse): let the copy settle.
+sleep 2
 "$FBK" init --config "$WORK/etc/fbk.conf" --client demo \
   --recipient "$WORK/operator/recipient.pem" \
   --mirror "file://$WORK/mirror-a/demo/" --mirror "file://$WORK/mirror-b/demo/" \
