@@ -6,8 +6,10 @@
 // on the entries' stat and the configuration (`WalkRules`), so a thread of
 // its own can walk the same order ahead: while the archiving thread looks
 // up the files cache and builds trees for one batch, the walker reads the
-// next directories' entries and their stat and extended attributes. At
-// most `lookahead` entries wait between the two.
+// next directories' entries, their stat, and the extended attributes of
+// those that are not regular files (a regular file's may be in the files
+// cache, which the archiving thread reads). At most `lookahead` entries
+// wait between the two.
 
 import Foundation
 
