@@ -288,7 +288,7 @@ func looksLikeEncryptedCMS(_ prefix: [UInt8]) -> Bool {
 /// after the writer succeeded and the data reached the disk.
 enum AtomicFile {
     static func write(to path: String, _ body: (OpaquePointer) throws(SealError) -> Void) throws(SealError) {
-        let file = try OutputFile(path: path)
+        let file = try OutputFile(path: path, hashing: false)
         do throws(SealError) {
             try body(file.bio)
             _ = try file.commit()
@@ -300,20 +300,22 @@ enum AtomicFile {
 }
 
 /// A file being written through a temporary name, behind a write buffer
-/// (OpenSSL's streaming encoders write in pieces of a few KiB), hashed as
-/// it is written. `commit` flushes, syncs and renames it into place;
-/// `abandon` removes it.
+/// (OpenSSL's streaming encoders write in pieces of a few KiB), and hashed
+/// as it is written if asked. `commit` flushes, syncs and renames it into
+/// place; `abandon` removes it.
 final class OutputFile {
     let path: String
     let temporary: String
     private var fd: Int32
     /// The buffered BIO to write to.
     let bio: OpaquePointer
-    /// The SHA-256 filter between the buffer and the file.
-    private let digest: OpaquePointer
+    /// The SHA-256 filter between the buffer and the file, if hashing.
+    private let digest: OpaquePointer?
+    /// The file's own BIO, at the end of the chain.
+    private let sink: OpaquePointer
     private var done = false
 
-    init(path: String) throws(SealError) {
+    init(path: String, hashing: Bool) throws(SealError) {
         self.path = path
         temporary = path + ".fbk-partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -323,42 +325,48 @@ final class OutputFile {
             unlink(temporary)
             throw SealError.openSSL(.library, "BIO_new failed")
         }
-        guard let digest = BIO_new(BIO_f_md()) else {
-            BIO_free_all(sink)
-            close(fd)
-            unlink(temporary)
-            throw SealError.openSSL(.library, "BIO_new failed")
+        var digest: OpaquePointer?
+        if hashing {
+            // The corresponding C macro is `BIO_set_md`.
+            digest = BIO_new(BIO_f_md())
+            if let d = digest, BIO_ctrl(d, BIO_C_SET_MD, 1, UnsafeMutableRawPointer(EVP_sha256())) != 1 {
+                BIO_free(d)
+                digest = nil
+            }
         }
-        // The corresponding C macro is `BIO_set_md`.
-        guard BIO_ctrl(digest, BIO_C_SET_MD, 1, UnsafeMutableRawPointer(EVP_sha256())) == 1,
-              let buffer = BIO_new(BIO_f_buffer()) else {
-            BIO_free(digest)
+        guard !hashing || digest != nil, let buffer = BIO_new(BIO_f_buffer()) else {
+            if let digest { BIO_free(digest) }
             BIO_free_all(sink)
             close(fd)
             unlink(temporary)
-            throw SealError.openSSL(.library, "cannot set up the output file's digest and buffer")
+            throw SealError.openSSL(.library, "cannot set up the buffer or SHA-256 of \(temporary) (out of memory?)")
         }
         self.digest = digest
+        self.sink = sink
         _ = BIO_int_ctrl(buffer, BIO_C_SET_BUFF_SIZE, 1 << 18, 1)
-        bio = BIO_push(buffer, BIO_push(digest, sink))
+        bio = BIO_push(buffer, digest.map { BIO_push($0, sink) } ?? sink)
     }
 
     deinit { abandon() }
 
-    /// - Returns: the size and SHA-256 of the bytes written.
-    func commit() throws(SealError) -> (size: Int, sha256: Digest) {
+    /// - Returns: the size of the bytes written, and their SHA-256 if hashing.
+    func commit() throws(SealError) -> (size: Int, sha256: Digest?) {
         var failure: SealError?
         if COpenSSL_BIO_flush(bio) != 1 { failure = SealError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        // The corresponding C macro is `BIO_get_md_ctx`.
-        var context: OpaquePointer?
-        var sum = [UInt8](repeating: 0, count: 32)
-        var sumLength: UInt32 = 0
-        let gotContext = withUnsafeMutablePointer(to: &context) { BIO_ctrl(digest, BIO_C_GET_MD_CTX, 0, $0) == 1 }
-        if failure == nil && (!gotContext || context == nil
-                              || EVP_DigestFinal_ex(context, &sum, &sumLength) != 1 || sumLength != 32) {
-            failure = SealError.openSSL(.library, "cannot finish the SHA-256 of \(temporary)")
+        var sha256: Digest?
+        if failure == nil, let digest {
+            // The corresponding C macro is `BIO_get_md_ctx`.
+            var context: OpaquePointer?
+            var sum = [UInt8](repeating: 0, count: 32)
+            var sumLength: UInt32 = 0
+            let gotContext = withUnsafeMutablePointer(to: &context) { BIO_ctrl(digest, BIO_C_GET_MD_CTX, 0, $0) == 1 }
+            if gotContext, let context, EVP_DigestFinal_ex(context, &sum, &sumLength) == 1, sumLength == 32 {
+                sha256 = Digest(bytes: sum)
+            } else {
+                failure = SealError.openSSL(.library, "cannot finish the SHA-256 of \(temporary)")
+            }
         }
-        let size = Int(BIO_number_written(digest))
+        let size = Int(BIO_number_written(sink))
         if failure == nil && fsync(fd) != 0 {
             failure = SealError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))")
         }
@@ -370,7 +378,7 @@ final class OutputFile {
             throw failure
         }
         release()
-        return (size, Digest(bytes: sum)!)
+        return (size, sha256)
     }
 
     func abandon() {

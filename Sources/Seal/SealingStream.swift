@@ -22,21 +22,19 @@ public final class SealingStream {
 
     /// Seals into the file at `path`.
     convenience init(envelope: Envelope, path: String) throws(SealError) {
-        let file = try OutputFile(path: path)
+        let file = try OutputFile(path: path, hashing: true)
         try self.init(envelope: envelope, file: file, sink: file.bio)
     }
 
     /// Seals into memory (`finishInMemory`).
     convenience init(envelope: Envelope) throws(SealError) {
-        guard let memory = BIO_new(BIO_s_mem()) else { throw SealError.openSSL(.library, "BIO_new failed") }
-        do throws(SealError) {
-            try self.init(envelope: envelope, file: nil, sink: memory)
-        } catch {
-            BIO_free(memory)
-            throw error
-        }
+        guard let memory = BIO_new(BIO_s_mem()) else { throw SealError.openSSL(.library, "out of memory for a sealing stream") }
+        try self.init(envelope: envelope, file: nil, sink: memory)
     }
 
+    /// Takes `sink` over: a memory sink is freed here if this throws, and
+    /// by `deinit` otherwise. (Once every stored property is set, a throw
+    /// runs `deinit`, which then frees what the stream owns.)
     /// The corresponding C function is `BIO_new_CMS`.
     private init(envelope: Envelope, file: OutputFile?, sink: OpaquePointer) throws(SealError) {
         self.file = file
@@ -44,7 +42,7 @@ public final class SealingStream {
         do throws(SealError) {
             cms = try envelope.contentInfo()
         } catch {
-            file?.abandon()
+            if let file { file.abandon() } else { BIO_free(sink) }
             throw error
         }
         guard let chain = BIO_new_CMS(sink, cms) else {
@@ -89,7 +87,8 @@ public final class SealingStream {
             let written = BIO_write(chain, bytes.baseAddress! + offset, Int32(n))
             guard written > 0 else {
                 let cause = errno
-                throw SealError(.io, "cannot write \(file?.temporary ?? "in memory"): \(String(cString: strerror(cause)))")
+                guard let file else { throw SealError.openSSL(.library, "cannot seal in memory") }
+                throw SealError(.io, "cannot write \(file.temporary): \(String(cString: strerror(cause)))")
             }
             offset += Int(written)
         }
@@ -104,13 +103,16 @@ public final class SealingStream {
     /// into place.
     /// - Returns: the size and SHA-256 of the sealed object, as written.
     public func finish() throws(SealError) -> (size: Int, sha256: Digest) {
-        try end()
         guard let file else { throw SealError(.invalidArgument, "a sealing stream in memory ends with finishInMemory") }
-        return try file.commit()
+        try end()
+        let (size, sha256) = try file.commit()
+        guard let sha256 else { throw SealError(.library, "the sealed file \(file.path) was not hashed") }
+        return (size, sha256)
     }
 
     /// Ends the content of a stream sealing into memory; the sealed object.
     func finishInMemory() throws(SealError) -> [UInt8] {
+        guard file == nil else { throw SealError(.invalidArgument, "a sealing stream into a file ends with finish") }
         try end()
         var p: UnsafeMutablePointer<CChar>?
         let n = COpenSSL_BIO_get_mem_data(sink, &p)
@@ -124,8 +126,9 @@ public final class SealingStream {
         let cause = errno
         releaseChain()
         guard flushed else {
-            file?.abandon()
-            throw SealError(.io, "cannot finish \(file?.temporary ?? "sealing in memory"): \(String(cString: strerror(cause)))")
+            guard let file else { throw SealError.openSSL(.library, "cannot finish sealing in memory") }
+            file.abandon()
+            throw SealError(.io, "cannot finish \(file.temporary): \(String(cString: strerror(cause)))")
         }
     }
 
