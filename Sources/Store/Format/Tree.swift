@@ -39,8 +39,14 @@ struct EncodedRegions {
     /// The regions.
     func decode() throws(FormatError) -> [FileRegion] {
         var r = ByteReader(Array(bytes), object: "region list")
+        return try Self.decode(&r, fileSize: .max)
+    }
+
+    /// Reads, checks and decodes a region list from `r` (a tree parser's
+    /// `TreeFormat.readRegions`).
+    static func decode(_ r: inout ByteReader, fileSize: UInt64) throws(FormatError) -> [FileRegion] {
         var regions: [FileRegion] = []
-        try Self.read(&r, fileSize: .max) { offset, length, ids in
+        try read(&r, fileSize: fileSize) { offset, length, ids in
             var chunks: [ChunkID] = []
             chunks.reserveCapacity(ids.count / 32)
             for at in stride(from: ids.startIndex, to: ids.endIndex, by: 32) { chunks.append(Digest(bytes: Array(ids[at..<(at + 32)]))!) }
@@ -254,7 +260,7 @@ public enum TreeFormat {
     }
 
     static func readRegions(_ r: inout ByteReader, fileSize: UInt64) throws(FormatError) -> [FileRegion] {
-        try EncodedRegions(&r, fileSize: fileSize).decode()
+        try EncodedRegions.decode(&r, fileSize: fileSize)
     }
 
     /// Parses a tree, checking every name and length.

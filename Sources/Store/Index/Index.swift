@@ -124,7 +124,6 @@ public final class Index {
         return try s.step()
     }
 
-    /// The pack (object row) holding a chunk.
     /// The object IDs of every pack. Files-cache rows name packs by these
     /// IDs, which stay valid because no object or chunk row is ever deleted
     /// and a chunk never moves to another pack (INSERT OR IGNORE): anything
@@ -136,6 +135,7 @@ public final class Index {
         return out
     }
 
+    /// The pack (object row) holding a chunk.
     public func packOfChunk(_ id: ChunkID) throws -> Int? {
         let s = try db.statement("SELECT pack FROM chunks WHERE id = ?")
         s.bind(1, id.bytes)
