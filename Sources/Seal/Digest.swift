@@ -123,24 +123,32 @@ public final class SHA256 {
     /// SHA-256 of a file's contents, read in 1 MiB pieces.
     /// - Throws: `SealError` (`.io`) if the file cannot be read.
     public static func hash(fileAt path: String) throws(SealError) -> (digest: Digest, size: Int) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SealError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         let h = SHA256()
         var size = 0
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(fd, buffer.baseAddress, buffer.count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SealError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { break }
-            h.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            size += n
+        try forEachPiece(ofFileAt: path) { piece in
+            h.update(piece)
+            size += piece.count
         }
         return (h.finalize(), size)
+    }
+}
+
+/// Calls `body` with a file's contents, read in 1 MiB pieces.
+/// - Throws: `SealError` (`.io`) if the file cannot be read, or what `body` throws.
+func forEachPiece(ofFileAt path: String, _ body: (UnsafeRawBufferPointer) throws(SealError) -> Void) throws(SealError) {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw SealError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    defer { buffer.deallocate() }
+    while true {
+        let n = read(fd, buffer.baseAddress, buffer.count)
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SealError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        if n == 0 { return }
+        try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
     }
 }
 

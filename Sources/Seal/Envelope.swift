@@ -57,20 +57,8 @@ public struct Envelope: Sendable {
     /// whatever the size. The output appears only when complete.
     /// - Returns: the size and SHA-256 of the sealed bytes.
     public func seal(fileAt inputPath: String, to outputPath: String) throws(SealError) -> (size: Int, sha256: Digest) {
-        let fd = open(inputPath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SealError(.io, "cannot open \(inputPath) for reading: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         let stream = try sealingStream(to: outputPath)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw SealError(.io, "cannot read \(inputPath): \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            try buffer.withUnsafeBytes { b in
-                Result { () throws(SealError) in try stream.write(UnsafeRawBufferPointer(rebasing: b[0..<n])) }
-            }.get()
-        }
+        try forEachPiece(ofFileAt: inputPath) { piece throws(SealError) in try stream.write(piece) }
         return try stream.finish()
     }
 

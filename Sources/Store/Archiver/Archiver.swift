@@ -513,14 +513,14 @@ public final class Archiver {
     /// others, advising the kernel to read them now, and reads the
     /// extended attributes the files cache does not have.
     private func prepare(_ batch: inout [Pending], in directory: PathBytes) throws {
-        var upgrades: [Int: Index.CachedFile] = [:]
+        var upgrades: [(index: Int, row: Index.CachedFile)] = []
         for i in batch.indices where batch[i].st.fileType == S_IFREG {
             let st = batch[i].st
             if st.st_nlink > 1 && hardlinks[HardlinkKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))] != nil { continue }
             if let row = batch[i].cacheRow, let (cached, upgrade) = try usableCache(row, st: st) {
                 batch[i].cached = cached
                 batch[i].xattrs = row.xattrs
-                if let upgrade { upgrades[i] = upgrade }
+                if let upgrade { upgrades.append((i, upgrade)) }
                 continue
             }
             let opened = FileSystem.openForReading(batch[i].path)
@@ -536,7 +536,7 @@ public final class Archiver {
         }
         // A row from before packs or extended attributes were kept:
         // rewritten with them, once.
-        for (i, var row) in upgrades.sorted(by: { $0.key < $1.key }) where batch[i].settled {
+        for (i, var row) in upgrades where batch[i].settled {
             row.xattrs = batch[i].xattrs
             pendingFiles.append((batch[i].path, row, 0))
         }
