@@ -93,13 +93,25 @@ struct StoredFile {
     var path: String      // relative to the client directory
     var size: Int
     var mtime: Date
+    var mtimeNanoseconds: Int64 = 0
 }
 
 public enum Checker {
     /// A day that adds more than this many times the expected (or usual) growth is flagged.
     static let growthFactor = 10.0
 
-    public static func run(config: CheckConfig, root: String, deep: Bool, now: Date = Date()) -> CheckReport {
+    /// Packs no catalog needs are flagged once they are older than this: a
+    /// run uploads its packs before its catalog, and a spool may deliver
+    /// them days later.
+    public static let defaultOrphanGrace: TimeInterval = 7 * 86_400
+    /// How far a catalog's `created` may lie after the server received it.
+    static let allowedSkew: TimeInterval = 3600
+
+    /// - Parameters:
+    ///   - state: what earlier runs verified; new and changed objects and a
+    ///     rolling share of the rest are hashed (`CheckState`).
+    public static func run(config: CheckConfig, root: String, deep: Bool, now: Date = Date(),
+                           state: CheckState? = nil, orphanGrace: TimeInterval = defaultOrphanGrace) -> CheckReport {
         var report = CheckReport()
         report.checkedAt = Layout.rfc3339(now)
         let enrolled = Set(config.clients.map(\.name))
@@ -112,10 +124,20 @@ public enum Checker {
             var isDir: ObjCBool = false
             if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) || !isDir.boolValue {
                 r.add(.fail, "never uploaded: \(dir) does not exist")
-            } else if client.kind == .fbk {
-                checkFbkClient(client, dir: dir, deep: deep, now: now, into: &r)
             } else {
-                checkDevice(client, dir: dir, deep: deep, now: now, into: &r)
+                let all = files(dir)
+                let hasher = ObjectHasher(dir: dir, client: client.name, all: all, deep: deep, state: state, now: now)
+                for (path, f) in all.sorted(by: { $0.key < $1.key }) where f.size == 0 {
+                    r.add(.warn, "\(path) is an empty file: a leftover of a failed upload, or planted")
+                }
+                if client.kind == .fbk {
+                    checkFbkClient(client, dir: dir, all: all, hasher: hasher, now: now, orphanGrace: orphanGrace, into: &r)
+                } else {
+                    checkDevice(client, dir: dir, all: all, hasher: hasher, now: now, into: &r)
+                }
+                for (path, first) in hasher.changed.sorted(by: { $0.key < $1.key }) {
+                    r.add(.fail, "\(path) changed since this check first verified it (SHA-256 was \(first.prefix(16))…): objects are written once, so it was tampered with or the disk is failing")
+                }
             }
             report.clients.append(r)
         }
@@ -131,7 +153,8 @@ public enum Checker {
             var st = stat()
             guard lstat(dir + "/" + rel, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
             out[rel] = StoredFile(path: rel, size: Int(st.st_size),
-                                  mtime: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9))
+                                  mtime: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9),
+                                  mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
         }
         return out
     }
@@ -145,28 +168,56 @@ public enum Checker {
         return (1..<m.numberOfRanges).map { i in Range(m.range(at: i), in: s).map { String(s[$0]) } ?? "" }
     }
 
-    static func checkFbkClient(_ client: EnrolledClient, dir: String, deep: Bool, now: Date, into r: inout ClientReport) {
-        let all = files(dir)
-        var hashes: [String: String] = [:]
+    /// Hashes objects: all of them with `--deep`, else those the state
+    /// says are due; remembers each hash in the state.
+    final class ObjectHasher {
+        let dir: String
+        let client: String
+        let all: [String: StoredFile]
+        let deep: Bool
+        let state: CheckState?
+        let now: Date
+        let due: Set<String>
+        private var hashes: [String: String?] = [:]
+        /// Objects whose hash differs from the one first recorded: path → first hash.
+        private(set) var changed: [String: String] = [:]
+
+        init(dir: String, client: String, all: [String: StoredFile], deep: Bool, state: CheckState?, now: Date) {
+            (self.dir, self.client, self.all, self.deep, self.state, self.now) = (dir, client, all, deep, state, now)
+            due = state?.toHash(all.values.map { (client + "/" + $0.path, $0.size, $0.mtimeNanoseconds) }) ?? []
+        }
+
+        /// The object's SHA-256 if it is to be hashed this run, else nil.
         func hash(_ path: String) -> String? {
+            guard deep || due.contains(client + "/" + path), let f = all[path] else { return nil }
             if let h = hashes[path] { return h }
             let h = (try? SHA256.hash(fileAt: dir + "/" + path))?.digest.hex
             hashes[path] = h
+            if let h, let first = state?.record(client + "/" + path, size: f.size, mtime: f.mtimeNanoseconds, sha256: h, now: now) {
+                changed[path] = first
+            }
             return h
         }
+    }
+
+    static func checkFbkClient(_ client: EnrolledClient, dir: String, all: [String: StoredFile], hasher: ObjectHasher,
+                               now: Date, orphanGrace: TimeInterval, into r: inout ClientReport) {
+        let hash = hasher.hash
         // Names and minimal sizes: anything else is a stranger.
         var snapshotIDs = Set<String>()
         for (path, f) in all.sorted(by: { $0.key < $1.key }) {
             if let parts = match(packName, path) {
                 if !parts[1].hasPrefix(parts[0]) { r.add(.warn, "\(path) is in the wrong directory for its name") }
                 if f.size < 100 { r.add(.warn, "\(path) is \(f.size) bytes: too small to be a sealed pack") }
-                if deep, let h = hash(path), h != parts[1] { r.add(.fail, "\(path): SHA-256 of its bytes is \(h), not its name: damaged") }
+                if let h = hash(path), h != parts[1] { r.add(.fail, "\(path): SHA-256 of its bytes is \(h), not its name: damaged or planted") }
                 r.storedBytes += f.size
             } else if let parts = match(snapshotName, path) {
                 snapshotIDs.insert(parts[0])
                 r.storedBytes += f.size
             } else if path == Layout.secretEscrow {
                 r.storedBytes += f.size
+                _ = hash(path)
+                if f.size > ObjectLimits.escrow { r.add(.fail, "\(path) is \(f.size) bytes: not an escrowed secret") }
             } else {
                 r.add(.warn, "stranger: \(path) is not an fbk object")
             }
@@ -179,12 +230,20 @@ public enum Checker {
                 r.add(.warn, "snapshot \(id) has no catalog: half-uploaded or interrupted")
                 continue
             }
-            guard let data = FileManager.default.contents(atPath: dir + "/" + path) else { continue }
+            let data: [UInt8]
+            do { data = try readBounded(dir + "/" + path, limit: ObjectLimits.document, what: "catalog") } catch {
+                r.add(.fail, "\(path): \(error.message)")
+                continue
+            }
             do {
-                let (c, _) = try SignedDocument.decode(Catalog.self, from: [UInt8](data), name: path, verifyingKey: client.signingKey)
+                let (c, _) = try SignedDocument.decode(Catalog.self, from: data, name: path, verifyingKey: client.signingKey)
                 guard c.client == client.name, c.snapshot == id else {
                     r.add(.fail, "\(path) names \(c.client)/\(c.snapshot): not this client's snapshot")
                     continue
+                }
+                _ = hash(path)
+                if let created = parseRFC3339(c.created), created > f.mtime + allowedSkew {
+                    r.add(.warn, "snapshot \(id) claims to be created \(c.created), after this server received it (\(Layout.rfc3339(f.mtime))): a client clock far ahead, or a forged date; restores order snapshots by receipt time and refuse such a record")
                 }
                 catalogs.append((c, f))
             } catch {
@@ -207,7 +266,7 @@ public enum Checker {
                 if f.size != o.size {
                     problems.append("\(o.path) is \(f.size) bytes, the catalog says \(o.size) (truncated?)")
                     if o.path.hasSuffix(".pack") { missingPacks.insert(o.path) }
-                } else if deep, let h = hash(o.path), h != o.sha256 {
+                } else if let h = hash(o.path), h != o.sha256 {
                     problems.append("\(o.path) does not match the catalog's SHA-256 (damaged)")
                     if o.path.hasSuffix(".pack") { missingPacks.insert(o.path) }
                 }
@@ -218,6 +277,19 @@ public enum Checker {
             }
         }
         r.packsMissing = missingPacks.count
+        // The escrow: without it, a restore needs the client secret from the enrollment bundle.
+        if !catalogs.isEmpty && all[Layout.secretEscrow] == nil {
+            r.add(.warn, "\(Layout.secretEscrow) is missing: a restore from this mirror needs the client secret from the enrollment bundle (--secret); it was deleted, or never uploaded")
+        }
+        // Packs no signed catalog needs, older than the grace period.
+        let needed = Set(catalogs.flatMap { $0.0.packs.map(\.path) })
+        let orphans = all.values.filter {
+            $0.path.hasPrefix("packs/") && !needed.contains($0.path) && now.timeIntervalSince($0.mtime) > orphanGrace
+        }
+        if !orphans.isEmpty {
+            let bytes = orphans.reduce(0) { $0 + $1.size }
+            r.add(.warn, "\(orphans.count) packs (\(bytes) bytes) received over \(Int(orphanGrace / 86_400)) days ago are needed by no signed catalog (e.g. \(orphans.map(\.path).min()!)): left by interrupted runs, or uploaded by someone else")
+        }
         // Freshness, by the server's receipt time of the newest catalog.
         if let newest = catalogs.map({ $0.1.mtime }).max() {
             let age = now.timeIntervalSince(newest)
@@ -268,11 +340,12 @@ public enum Checker {
 
     // MARK: Devices
 
-    /// `blobs/KIND-YYYYMMDDTHHMMSSZ.cms`, or a set of parts with a manifest (FORMAT.md section 12).
-    static let blobName = try! NSRegularExpression(pattern: "^blobs/([a-z0-9_-]+)-([0-9]{8}T[0-9]{6}Z)(?:\\.part([0-9]{4}))?\\.(cms|manifest)$")
+    /// `blobs/KIND-YYYYMMDDTHHMMSSZ-RANDOM.cms` (RANDOM optional), or a set of parts with a manifest (FORMAT.md section 12).
+    /// Since the red-team run a random part follows the time (`-` and 16 hex digits), so no name can be taken before the device uses it.
+    static let blobName = try! NSRegularExpression(pattern: "^blobs/([a-z0-9_-]+)-([0-9]{8}T[0-9]{6}Z(?:-[0-9a-f]{16})?)(?:\\.part([0-9]{4}))?\\.(cms|manifest)$")
 
-    static func checkDevice(_ client: EnrolledClient, dir: String, deep: Bool, now: Date, into r: inout ClientReport) {
-        let all = files(dir)
+    static func checkDevice(_ client: EnrolledClient, dir: String, all: [String: StoredFile], hasher: ObjectHasher,
+                            now: Date, into r: inout ClientReport) {
         struct BlobSet { var single: StoredFile?; var parts: [Int: StoredFile] = [:]; var manifest: StoredFile? }
         var sets: [String: [String: BlobSet]] = [:]   // kind → time → set
         for (path, f) in all {
@@ -281,6 +354,7 @@ public enum Checker {
                 continue
             }
             r.storedBytes += f.size
+            _ = hasher.hash(path)
             var set = sets[p[0], default: [:]][p[1], default: BlobSet()]
             if p[3] == "manifest" { set.manifest = f } else if let n = Int(p[2]) { set.parts[n] = f } else { set.single = f }
             sets[p[0], default: [:]][p[1]] = set
@@ -295,18 +369,19 @@ public enum Checker {
                     break
                 }
                 // A set of parts counts only when its manifest lists exactly the parts present, with their sizes.
-                guard let manifest = set.manifest, let text = try? String(contentsOfFile: dir + "/" + manifest.path, encoding: .utf8) else {
+                guard let manifest = set.manifest,
+                      let bytes = try? readBounded(dir + "/" + manifest.path, limit: 1 << 20, what: "manifest") else {
                     r.add(.warn, "\(kind.name) set \(time) has parts but no manifest: incomplete upload")
                     continue
                 }
                 var total = 0, complete = true
-                let lines = text.split(separator: "\n")
+                let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
                 let partLines = lines.filter { $0.hasPrefix("part ") }
                 for line in partLines {
                     let fields = line.split(separator: " ")
                     guard fields.count == 4, let n = Int(fields[1]), let size = Int(fields[2]) else { complete = false; continue }
                     guard let f = set.parts[n], f.size == size else { complete = false; continue }
-                    if deep, (try? SHA256.hash(fileAt: dir + "/" + f.path))?.digest.hex != String(fields[3]) { complete = false }
+                    if let h = hasher.hash(f.path), h != String(fields[3]) { complete = false }
                     total += size
                 }
                 if !complete || partLines.count != set.parts.count || partLines.isEmpty {

@@ -11,7 +11,11 @@ struct CheckCommand: ParsableCommand {
             Reads the storage root nginx serves, directly from disk. Freshness \
             uses the server's own receipt time (file times), never a client's \
             claim. Catalogs must verify with each client's enrolled signing key. \
-            --deep also re-hashes every object against its catalog and its name. \
+            With --state, each run hashes every object it has not verified yet \
+            (against its name and its catalog), and re-hashes --reverify-share of \
+            the stored bytes, those verified longest ago, so tampering is caught at \
+            the next run and bit rot within 1/share runs (8 weeks by default). \
+            --deep re-hashes every object. \
             Give --second-root (the other mirror's storage, copied or mounted) to \
             list objects one mirror has and the other lacks; `fbk mirror-sync` \
             copies them across.
@@ -31,6 +35,17 @@ struct CheckCommand: ParsableCommand {
     var secondRoot: String?
     @Flag(name: .long, help: "Re-hash every object (disk and SHA-256 speed).")
     var deep = false
+    @Option(name: .long, help: "Remember what was verified in this file (e.g. /var/lib/fbk-check/state): new objects and a rolling share are hashed each run.")
+    var state: String?
+    @Option(name: .long, help: "With --state: the share of stored bytes re-hashed each run (0 to 1).")
+    var reverifyShare: Double = 0.125
+    @Option(name: .long, help: "Days after which a pack no signed catalog needs is flagged.")
+    var orphanGraceDays: Double = 7
+
+    func validate() throws {
+        guard (0...1).contains(reverifyShare) else { throw ValidationError("--reverify-share must be between 0 and 1") }
+        guard orphanGraceDays >= 0 else { throw ValidationError("--orphan-grace-days must not be negative") }
+    }
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
     @Option(name: .long, help: "Write node_exporter textfile metrics here (atomically).")
@@ -40,7 +55,9 @@ struct CheckCommand: ParsableCommand {
         let report: CheckReport
         do throws(any Error) {
             let c = try CheckConfig.load(path: config)
-            var r = Checker.run(config: c, root: root, deep: deep)
+            let remembered = try state.map { (path) throws(StoreError) in try CheckState(path: path, reverifyShare: reverifyShare) }
+            var r = Checker.run(config: c, root: root, deep: deep, state: remembered, orphanGrace: orphanGraceDays * 86_400)
+            try remembered?.save()
             if let secondRoot {
                 for (client, onlyA, onlyB) in Checker.compare(config: c, rootA: root, rootB: secondRoot) {
                     guard let i = r.clients.firstIndex(where: { $0.client == client }) else { continue }
