@@ -18,9 +18,9 @@
 fbk_log() { echo "fbk-device: $*" >&2; logger -t fbk-device "$*" 2>/dev/null || true; }
 
 fbk_setup() {
-  for v in CLIENT MIRRORS PASSWORD_FILE RECIPIENT; do
-    eval "val=\${$v:-}"
-    [ -n "$val" ] || { fbk_log "setting $v is missing"; exit 64; }
+  for fbk_v in CLIENT MIRRORS PASSWORD_FILE RECIPIENT; do
+    eval "fbk_val=\${$fbk_v:-}"
+    [ -n "$fbk_val" ] || { fbk_log "setting $fbk_v is missing"; exit 64; }
   done
   [ -r "$RECIPIENT" ] || { fbk_log "cannot read the certificate $RECIPIENT: refusing to upload anything unencrypted"; exit 66; }
   [ -r "$PASSWORD_FILE" ] || { fbk_log "cannot read $PASSWORD_FILE"; exit 66; }
@@ -44,51 +44,60 @@ fbk_encrypt() { $ENCRYPT "$RECIPIENT"; }
 
 # fbk_upload FILE NAME: PUT to every mirror; true if at least one stored it.
 fbk_upload() {
-  ok=0
-  for m in $MIRRORS; do
-    code=$(curl -s -K "$WORK/curl.conf" --connect-timeout 10 --speed-limit 1024 --speed-time 60 \
-           -o "$WORK/response" -w '%{http_code}' -T "$1" "${m%/}/blobs/$2" || echo 000)
-    if [ "$code" = 201 ] || [ "$code" = 204 ] || { [ "$code" = 409 ] && grep -q fbk-object-exists "$WORK/response"; }; then
-      ok=1
+  fbk_ok=0
+  for fbk_m in $MIRRORS; do
+    fbk_code=$(curl -s -K "$WORK/curl.conf" --connect-timeout 10 --speed-limit 1024 --speed-time 60 \
+           -o "$WORK/response" -w '%{http_code}' -T "$1" "${fbk_m%/}/blobs/$2" || echo 000)
+    if [ "$fbk_code" = 201 ] || [ "$fbk_code" = 204 ] || { [ "$fbk_code" = 409 ] && grep -q fbk-object-exists "$WORK/response"; }; then
+      fbk_ok=1
     else
-      fbk_log "$m: upload of $2 failed (HTTP $code)"
+      fbk_log "$fbk_m: upload of $2 failed (HTTP $fbk_code)"
     fi
   done
-  if [ "$ok" = 1 ]; then UPLOADED=$((UPLOADED + 1)); return 0; fi
+  if [ "$fbk_ok" = 1 ]; then UPLOADED=$((UPLOADED + 1)); return 0; fi
   FAILED=$((FAILED + 1))
   return 1
 }
 
+# fbk_stamp KIND: a blob's name stem, KIND-YYYYMMDDTHHMMSSZ-RANDOM. The 16
+# random hex digits make the name unpredictable: nobody can start uploading
+# under it before the device does (FORMAT.md 12). Names set here start with
+# fbk_ so they never clobber the calling script's variables.
+fbk_stamp() {
+  fbk_random=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+  echo "$1-$(date -u +%Y%m%dT%H%M%SZ)-$fbk_random"
+}
+
 # fbk_blob KIND < stream: one object, for small streams (configuration archives).
 fbk_blob() {
-  name="$1-$(date -u +%Y%m%dT%H%M%SZ).cms"
+  fbk_name="$(fbk_stamp "$1").cms"
   fbk_encrypt > "$WORK/blob" || { fbk_log "encryption of $1 failed"; FAILED=$((FAILED + 1)); return 1; }
-  fbk_upload "$WORK/blob" "$name"
+  fbk_upload "$WORK/blob" "$fbk_name"
   rm -f "$WORK/blob"
 }
 
 # fbk_parts KIND < stream: cut into PART_SIZE parts, each encrypted and
 # uploaded, then a manifest listing every part's size and SHA-256, last.
 fbk_parts() {
-  base="$1-$(date -u +%Y%m%dT%H%M%SZ)"
-  block=65536
-  count=$(( (PART_SIZE + block - 1) / block ))
-  n=0
+  fbk_set=$(fbk_stamp "$1")
+  fbk_block=65536
+  fbk_count=$(( (PART_SIZE + fbk_block - 1) / fbk_block ))
+  fbk_n=0
   : > "$WORK/manifest.body"
   while :; do
-    dd bs=$block count=$count iflag=fullblock of="$WORK/part" 2>/dev/null
+    dd bs=$fbk_block count=$fbk_count iflag=fullblock of="$WORK/part" 2>/dev/null
     [ -s "$WORK/part" ] || break
-    n=$((n + 1))
-    part=$(printf '%s.part%04d.cms' "$base" "$n")
-    fbk_encrypt < "$WORK/part" > "$WORK/part.cms" || { fbk_log "encryption of $part failed"; FAILED=$((FAILED + 1)); return 1; }
-    size=$(wc -c < "$WORK/part.cms" | tr -d ' ')
-    sum=$(sha256sum "$WORK/part.cms" | cut -d' ' -f1)
-    fbk_upload "$WORK/part.cms" "$part" || return 1
-    echo "part $n $size $sum" >> "$WORK/manifest.body"
+    fbk_n=$((fbk_n + 1))
+    fbk_part=$(printf '%s.part%04d.cms' "$fbk_set" "$fbk_n")
+    fbk_encrypt < "$WORK/part" > "$WORK/part.cms" || { fbk_log "encryption of $fbk_part failed"; FAILED=$((FAILED + 1)); return 1; }
+    fbk_size=$(wc -c < "$WORK/part.cms" | tr -d ' ')
+    fbk_sum=$(sha256sum "$WORK/part.cms" | cut -d' ' -f1)
+    fbk_upload "$WORK/part.cms" "$fbk_part" || return 1
+    echo "part $fbk_n $fbk_size $fbk_sum" >> "$WORK/manifest.body"
     rm -f "$WORK/part" "$WORK/part.cms"
   done
-  { echo "fbk-blob-manifest 1"; cat "$WORK/manifest.body"; echo "parts $n"; } > "$WORK/manifest"
-  fbk_upload "$WORK/manifest" "$base.manifest"
+  { echo "fbk-blob-manifest 1"; cat "$WORK/manifest.body"; echo "parts $fbk_n"; } > "$WORK/manifest"
+  fbk_upload "$WORK/manifest" "$fbk_set.manifest"
 }
 
 fbk_finish() {

@@ -55,6 +55,14 @@ public enum Enrollment {
         }
         try replace(bundle + "/password", password + "\n", mode: 0o600)
         try replace(bundle + "/htpasswd", line + "\n", mode: 0o600)
+        // The escrow, sealed here so the operator puts it on every mirror at
+        // enrollment: a name known in advance is never left for someone else
+        // to take first (the client's own upload then finds it there).
+        let escrow = bundle + "/client-secret.cms"
+        if !FileManager.default.fileExists(atPath: escrow) {
+            let envelope = try Envelope(recipients: recipients.map { (r) throws(SealError) in try Certificate(contentsOf: r) })
+            _ = try envelope.seal(Array((Hex.encode(keys.secret) + "\n").utf8), to: escrow)
+        }
         let publicKey = keys.signingKey().publicKey.hex
         try replace(bundle + "/signing.pub", publicKey + "\n", mode: 0o644)
         let entry = """

@@ -9,7 +9,8 @@ struct EnrollCommand: ParsableCommand {
         abstract: "Enroll a client: its password, secret, a bundle to install on it, and the lines for the mirrors and the check.",
         discussion: """
             Writes OUT/CLIENT/: fbk.conf, recipient.pem, password and secret \
-            (mode 0600), signing.pub, htpasswd (the line to append to every \
+            (mode 0600), signing.pub, client-secret.cms (the secret sealed to the \
+            recipients, for keys/ on every mirror), htpasswd (the line to append to every \
             mirror's /etc/nginx/fbk.htpasswd) and check-entry.yaml (to add to \
             /etc/fbk/check.conf). Copy the bundle to the client and run \
             deploy/install-client.sh there. Re-enrolling refuses unless --rotate, \
@@ -51,9 +52,10 @@ struct EnrollCommand: ParsableCommand {
                                           paths: path.isEmpty ? ["/"] : path, out: out, rotate: rotate)
             print("""
                 \(r.rotated ? "re-enrolled" : "enrolled") \(client): bundle in \(r.bundle)
-                on each mirror, append to the htpasswd file and create the client's directory:
+                on each mirror, append to the htpasswd file, create the client's directory and put its escrowed secret there:
                   \(r.htpasswdLine)
-                  install -d -o www-data -g www-data -m 0750 /srv/fbk/\(client)
+                  install -d -o www-data -g www-data -m 0750 /srv/fbk/\(client) /srv/fbk/\(client)/keys
+                  install -o www-data -g www-data -m 0640 \(r.bundle)/client-secret.cms /srv/fbk/\(client)/keys/client-secret.cms
                 add to the check configuration (/etc/fbk/check.conf, under clients:):
                 \(r.checkEntry)
                 then copy \(r.bundle) to the client and run deploy/install-client.sh there.
