@@ -9,7 +9,7 @@ GIB=${1:-1}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fbk-restore-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 export FBK_PASSPHRASE="bench"
-"$FBK" keygen --out "$WORK/keys" --type p384 >/dev/null
+"$FBK" keygen --out "$WORK/keys" --type p384 --allow-short-passphrase >/dev/null
 mkdir -p "$WORK/data/random" "$WORK/data/real"
 i=0
 while [ "$i" -lt "$((GIB * 4))" ]; do
@@ -26,7 +26,7 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 t2=$(date +%s.%N)
-"$FBK" restore --from "$WORK/mirror" --client bench --key "$WORK/keys/private.pem" latest --target "$WORK/restored" > "$WORK/restore.txt"
+"$FBK" restore --from "$WORK/mirror" --client bench --signing-key "$WORK/etc/signing.pub" --key "$WORK/keys/private.pem" latest --target "$WORK/restored" > "$WORK/restore.txt"
 t3=$(date +%s.%N)
 diff -r --no-dereference "$WORK/data" "$WORK/restored$WORK/data" >/dev/null && same=identical || same=DIFFERENT
 python3 - "$SIZE" "$t0" "$t1" "$t2" "$t3" "$same" <<'PY'

@@ -51,7 +51,7 @@ P1=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s
 start_nginx "$WORK/nginx0" "$P0"
 start_nginx "$WORK/nginx1" "$P1"
 
-"$FBK" keygen --out "$WORK/keys" --type p384 >/dev/null
+"$FBK" keygen --out "$WORK/keys" --type p384 --allow-short-passphrase >/dev/null
 printf 'bench-pw\n' > "$WORK/password"; chmod 600 "$WORK/password"
 "$FBK" init --config "$WORK/fbk.conf" --client bench --recipient "$WORK/keys/recipient.pem" \
   --mirror "http://127.0.0.1:$P0/bench/" --mirror "http://127.0.0.1:$P1/bench/" \
@@ -83,7 +83,7 @@ measure fbk S3 "$FBKSTORE" "$FBK" snapshot --config "$WORK/fbk.conf" --json
 python3 Benchmarks/e2e/s3_bound.py "$WORK/changes.json" "$FBK" "$(sed -n 's/^secret: "\(.*\)"$/\1/p' "$WORK/fbk.conf")" > "$WORK/s3-bound.json"
 [ $HAVE_RESTIC = 1 ] && measure restic S3 "$WORK/restic" restic backup --repo "$WORK/restic" "$WORK/data"
 [ $HAVE_BORG = 1 ] && measure borg S3 "$WORK/borg" borg create --compression zstd,3 "$WORK/borg::S3" "$WORK/data"
-measure fbk S4 "" "$FBK" restore --from "$WORK/nginx0/root" --client bench --key "$WORK/keys/private.pem" latest --target "$WORK/restore-fbk"
+measure fbk S4 "" "$FBK" restore --from "$WORK/nginx0/root" --client bench --signing-key "$WORK/signing.pub" --key "$WORK/keys/private.pem" latest --target "$WORK/restore-fbk"
 [ $HAVE_RESTIC = 1 ] && measure restic S4 "" restic restore latest --repo "$WORK/restic" --target "$WORK/restore-restic"
 [ $HAVE_BORG = 1 ] && mkdir -p "$WORK/restore-borg" && measure borg S4 "" sh -c "cd '$WORK/restore-borg' && borg extract '$WORK/borg::S3'"
 diff -r --no-dereference "$WORK/data" "$WORK/restore-fbk$WORK/data" >/dev/null && echo "fbk restore: identical"

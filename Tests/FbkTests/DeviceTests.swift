@@ -19,7 +19,7 @@ import TestSupport
     func setup(client: String, extra: String = "") throws -> Device {
         let dir = try TemporaryDirectory()
         let mirrors = [try NginxMirror(users: [client: "dev-pw"]), try NginxMirror(users: [client: "dev-pw"])]
-        #expect(try CLI.run(["keygen", "--out", dir.file("keys"), "--type", "p384"], environment: ["FBK_PASSPHRASE": "pw"]).status == 0)
+        #expect(try CLI.run(["keygen", "--out", dir.file("keys"), "--type", "p384", "--allow-short-passphrase"], environment: ["FBK_PASSPHRASE": "pw"]).status == 0)
         let pw = try dir.write("password", Array("dev-pw\n".utf8))
         chmod(pw, 0o600)
         try FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)

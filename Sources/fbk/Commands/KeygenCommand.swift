@@ -16,7 +16,8 @@ struct KeygenCommand: ParsableCommand {
             every backup.
 
             The passphrase comes from --passphrase-file, else FBK_PASSPHRASE, \
-            else a prompt on the terminal (asked twice).
+            else a prompt on the terminal (asked twice); it must have at least 12 \
+            characters unless --allow-short-passphrase is given.
 
             Example:
               fbk keygen --out ~/fbk-keys --type rsa4096 --subject "/CN=backup operator/O=Foulab"
@@ -34,6 +35,13 @@ struct KeygenCommand: ParsableCommand {
 
     @Option(name: .long, help: "Read the passphrase from this file (first line).")
     var passphraseFile: String?
+
+    @Flag(name: .long, help: "Accept a passphrase shorter than \(Self.minimumPassphrase) characters (for throwaway keys only).")
+    var allowShortPassphrase = false
+
+    /// The private key guards every backup: a short passphrase falls to an
+    /// offline guess in days even at 600000 PBKDF2 iterations.
+    static let minimumPassphrase = 12
 
     func validate() throws {
         guard KeyType(rawValue: type) != nil else {
@@ -55,6 +63,11 @@ struct KeygenCommand: ParsableCommand {
                                                    confirm: true)
             guard !passphrase.isEmpty else {
                 throw CLIError(message: "the passphrase is empty; a private key is never written unprotected",
+                               status: ExitStatus.usage)
+            }
+            let length = String(decoding: passphrase, as: UTF8.self).count
+            guard length >= Self.minimumPassphrase || allowShortPassphrase else {
+                throw CLIError(message: "the passphrase has \(length) characters; the key that opens every backup needs at least \(Self.minimumPassphrase) (a few random words), or give --allow-short-passphrase for a throwaway key",
                                status: ExitStatus.usage)
             }
             let pair = try generateKeyPair(type: KeyType(rawValue: type)!, subject: subject, passphrase: passphrase)
