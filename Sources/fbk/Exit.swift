@@ -59,7 +59,8 @@ func fail(_ error: Error) -> ExitCode {
         message = "\(error)"
         status = ExitStatus.software
     }
-    FileHandle.standardError.write(Data("fbk: error: \(message)\n".utf8))
+    let safe = message.split(separator: "\n", omittingEmptySubsequences: false).map { String($0).terminalSafe }.joined(separator: "\n")
+    FileHandle.standardError.write(Data("fbk: error: \(safe)\n".utf8))
     return ExitCode(status)
 }
 

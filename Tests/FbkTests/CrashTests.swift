@@ -64,7 +64,7 @@ import TestSupport
         // The final snapshot restores to exactly the source.
         let target = f.dir.file("restored")
         let r = try CLI.run(["restore", "--from", f.mirrors[0].storageRoot, "--from", f.mirrors[1].storageRoot, "--client", "c1",
-                             "--key", f.keysDirectory + "/private.pem", "latest", "--target", target],
+                             "--signing-key", f.dir.file("etc/signing.pub"), "--key", f.keysDirectory + "/private.pem", "latest", "--target", target],
                             environment: ["FBK_PASSPHRASE": f.passphrase])
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
         let manifest = repositoryRoot + "/Tests/Fixtures/manifest.py"

@@ -15,7 +15,7 @@ import TestSupport
     }
 
     func restore(_ f: SnapshotFixture, _ args: [String], from: [Int] = [0]) throws -> CLI.Result {
-        var a = ["restore", "--client", "c1", "--key", f.keysDirectory + "/private.pem"]
+        var a = ["restore", "--client", "c1", "--signing-key", f.dir.file("etc/signing.pub"), "--key", f.keysDirectory + "/private.pem"]
         for i in from { a += ["--from", f.mirrors[i].storageRoot] }
         return try CLI.run(a + args, environment: ["FBK_PASSPHRASE": f.passphrase])
     }
@@ -86,7 +86,7 @@ import TestSupport
         #expect(try manifest(other + f.source, ["--content-only"]) == manifest(restoredSource, ["--content-only"]))
 
         let verify = try CLI.run(["verify", "--from", f.mirrors[0].storageRoot, "--client", "c1",
-                                  "--key", f.keysDirectory + "/private.pem", "latest"],
+                                  "--signing-key", f.dir.file("etc/signing.pub"), "--key", f.keysDirectory + "/private.pem", "latest"],
                                  environment: ["FBK_PASSPHRASE": f.passphrase])
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
     }
@@ -118,11 +118,11 @@ import TestSupport
         #expect(try restore(f, [String(first.prefix(24)), "--target", old]).status == 0)
         #expect(try String(contentsOfFile: old + f.source + "/a/file1", encoding: .utf8) == "version 1")
 
-        let ls = try CLI.run(["ls", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--key",
+        let ls = try CLI.run(["ls", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--signing-key", f.dir.file("etc/signing.pub"), "--key",
                               f.keysDirectory + "/private.pem", "latest", rel, "-R"], environment: ["FBK_PASSPHRASE": f.passphrase])
         #expect(ls.status == 0)
         #expect(ls.stdout.contains(rel + "/a/file1") && ls.stdout.contains(rel + "/b/file2"))
-        let list = try CLI.run(["snapshots", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--key",
+        let list = try CLI.run(["snapshots", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--signing-key", f.dir.file("etc/signing.pub"), "--key",
                                 f.keysDirectory + "/private.pem", "--json"], environment: ["FBK_PASSPHRASE": f.passphrase])
         let rows = try JSONSerialization.jsonObject(with: list.stdoutBytes) as? [[String: Any]] ?? []
         #expect(rows.count == 2 && rows[0]["id"] as? String == first)
@@ -151,12 +151,14 @@ import TestSupport
         let both = try restore(f, ["latest", "--target", f.dir.file("both")], from: [0, 1])
         #expect(both.status == 0 && !both.stderr.contains("listing"), "\(both.stderr)")
 
-        // Without the escrow the listing cannot be read: packs are opened, chunks are not checked.
+        // Without the escrow, chunks could not be checked: the restore refuses and names the bundle's
+        // secret; with that secret it restores, every chunk checked.
         try FileManager.default.removeItem(atPath: f.path(0, Layout.secretEscrow))
+        let refused = try restore(f, ["latest", "--target", f.dir.file("refused")])
+        #expect(refused.status == 65 && refused.stderr.contains("no escrowed client secret") && refused.stderr.contains("--secret"), "\(refused.stderr)")
         let plain = f.dir.file("noescrow")
-        let n = try restore(f, ["latest", "--target", plain])
+        let n = try restore(f, ["latest", "--target", plain, "--secret", f.dir.file("etc/secret")])
         #expect(n.status == 0, "\(n.stderr)")
-        #expect(n.stderr.contains("no escrowed client secret"))
         #expect(FileManager.default.contents(atPath: plain + f.source + "/a/file1") == FileManager.default.contents(atPath: f.source + "/a/file1"))
 
         // The other mirror's listing is whole: no warning there.
@@ -231,7 +233,7 @@ import TestSupport
         #expect(complete.status == 0, "\(complete.stdout) \(complete.stderr)")
         #expect(try manifest(both + f.source, ["--content-only"]) == manifest(f.source, ["--content-only"]))
         let verify = try CLI.run(["verify", "--from", f.mirrors[0].storageRoot, "--client", "c1",
-                                  "--key", f.keysDirectory + "/private.pem", "latest"], environment: ["FBK_PASSPHRASE": f.passphrase])
+                                  "--signing-key", f.dir.file("etc/signing.pub"), "--key", f.keysDirectory + "/private.pem", "latest"], environment: ["FBK_PASSPHRASE": f.passphrase])
         #expect(verify.status == 65)
     }
 
@@ -247,14 +249,14 @@ import TestSupport
         let target = f.dir.file("net")
         let r = try CLI.run(["restore", "--from", f.mirrors[1].operatorURL, "--from", f.mirrors[0].operatorURL,
                              "--user", "operator", "--password-file", pw, "--client", "c1",
-                             "--key", f.keysDirectory + "/private.pem", "latest", "--target", target],
+                             "--signing-key", f.dir.file("etc/signing.pub"), "--key", f.keysDirectory + "/private.pem", "latest", "--target", target],
                             environment: ["FBK_PASSPHRASE": f.passphrase])
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
         #expect(try manifest(target + f.source, ["--content-only"]) == manifest(f.source, ["--content-only"]))
         // A client's own account cannot read through the operator port, nor through its own.
         let clientPw = try f.dir.write("client-pw", Array("pw-c1\n".utf8))
         let denied = try CLI.run(["snapshots", "--from", f.mirrors[0].operatorURL, "--user", "c1", "--password-file", clientPw,
-                                  "--client", "c1", "--key", f.keysDirectory + "/private.pem"],
+                                  "--client", "c1", "--signing-key", f.dir.file("etc/signing.pub"), "--key", f.keysDirectory + "/private.pem"],
                                  environment: ["FBK_PASSPHRASE": f.passphrase])
         #expect(denied.status == 64)
         #expect(denied.stderr.contains("HTTP 401"), "\(denied.stderr)")

@@ -419,7 +419,7 @@ func waitForFilesToSettle() {
         #expect((r.summary["warnings"] as? [String] ?? []).isEmpty, "\((r.summary["warnings"] as? [String] ?? []).prefix(3))")
         #expect(r.summary["directories"] as? Int ?? 0 >= depth)
         let target = f.dir.file("t")
-        let restore = try CLI.run(["restore", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--key", f.keysDirectory + "/private.pem",
+        let restore = try CLI.run(["restore", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--signing-key", f.dir.file("etc/signing.pub"), "--key", f.keysDirectory + "/private.pem",
                                    "latest", "--target", target], environment: ["FBK_PASSPHRASE": f.passphrase])
         #expect(restore.status == 0, "\(restore.stdout.suffix(300)) \(restore.stderr.suffix(300))")
         #expect(readDeepLeaf(target + f.source + "/deep", depth: depth) == "bottom")
@@ -469,7 +469,7 @@ func waitForFilesToSettle() {
 
         // The operator's reader joins the parts: verify walks every tree and checks every file.
         let verify = try CLI.run(["verify", "--from", f.mirrors[0].storageRoot, "--client", "c1",
-                                  "--key", f.keysDirectory + "/private.pem", "latest"],
+                                  "--signing-key", f.dir.file("etc/signing.pub"), "--key", f.keysDirectory + "/private.pem", "latest"],
                                  environment: ["FBK_PASSPHRASE": f.passphrase])
         #expect(verify.status == 0, "\(verify.stdout.suffix(300)) \(verify.stderr.suffix(300))")
         // A rerun gives the same tree: the parts are cut at the same places.

@@ -62,7 +62,7 @@ import TestSupport
         var absolute = Self.entry("evil2", .hardlink)
         absolute.target = Array("/etc/passwd".utf8)
         let storage = try Self.forge(dir, trees: [[link, absolute]], keys: keys, certificate: cert)
-        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1")
+        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
         let target = dir.file("target")
         let summary = try Restorer(repository: repo, snapshot: try repo.snapshot("latest"), target: target).run(paths: [])
         #expect(summary.warnings.count == 2 && summary.warnings.allSatisfy { $0.contains("not a plain snapshot path") })
@@ -78,13 +78,13 @@ import TestSupport
         #expect(throws: FormatError.self) { try TreeFormat.parse(bytes) }
         let storage = try Self.forge(dir, trees: [[Self.entry("ok", .fifo)]], keys: keys, certificate: cert)
         // Swap the pack for one holding the forged tree under the same listing: the HMAC check refuses it.
-        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1")
+        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
         let snapshot = try repo.snapshot("latest")
         let pack = try FileManager.default.subpathsOfDirectory(atPath: storage + "/c1/packs").first { $0.hasSuffix(".pack") }!
         var forged = PackBuilder()
         forged.append(id: Digest(hex: snapshot.root)!, kind: .tree, form: .stored, stored: bytes, plainLength: bytes.count)
         try Data(try Envelope(recipients: [cert]).seal(forged.finish())).write(to: URL(fileURLWithPath: storage + "/c1/packs/" + pack))
-        let fresh = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1")
+        let fresh = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
         #expect(throws: StoreError.self) {
             _ = try Restorer(repository: fresh, snapshot: snapshot, target: dir.file("t2")).run(paths: [])
         }
@@ -100,7 +100,7 @@ import TestSupport
         sub.subtree = TreeFormat.serialize(inner).withUnsafeBytes { keys.chunkID($0) }
         sub.mode = 0o755
         let storage = try Self.forge(dir, trees: [[link, sub], inner], keys: keys, certificate: cert)
-        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1")
+        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
         let target = dir.file("target")
         _ = try Restorer(repository: repo, snapshot: try repo.snapshot("latest"), target: target).run(paths: [])
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: target + "/escape") == "/")
@@ -125,7 +125,7 @@ import TestSupport
                     file("wrongkind", size: UInt64(TreeFormat.serialize(innerTree).count), chunks: [innerID]),
                     file("huge", size: UInt64(Int64.max / 2), chunks: [])]
         let storage = try Self.forge(dir, trees: [root, innerTree], data: [data], keys: keys, certificate: cert)
-        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1")
+        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
         let target = dir.file("target")
         let summary = try Restorer(repository: repo, snapshot: try repo.snapshot("latest"), target: target).run(paths: [])
         #expect(Set(summary.damaged) == ["missing", "wrongkind", "huge"], "\(summary.damaged) \(summary.warnings)")

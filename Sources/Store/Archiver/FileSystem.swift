@@ -41,7 +41,8 @@ extension Array where Element == UInt8 {
         }
     }
 
-    var displayPath: String { String(decoding: self, as: UTF8.self) }
+    /// The path for human output, control characters escaped (`terminalSafe`).
+    var displayPath: String { String(decoding: self, as: UTF8.self).terminalSafe }
 
     func appendingComponent(_ name: [UInt8]) -> [UInt8] {
         self == [UInt8(ascii: "/")] ? self + name : self + [UInt8(ascii: "/")] + name

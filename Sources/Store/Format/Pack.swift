@@ -38,6 +38,10 @@ public enum PackFormat {
     static let maxChunkLength = 64 << 20
     /// No pack plaintext is larger than this (the writer stays far below).
     public static let maxPackLength = 1 << 30
+    /// The largest sealed pack a reader opens: the plaintext limit, CMS
+    /// piece headers (5 bytes per piece of at least 4 KiB) and a margin for
+    /// the envelope's own headers. Anything larger is refused unread.
+    public static let maxSealedLength = maxPackLength + maxPackLength / 512 + (1 << 20)
 
     /// Parses and checks a pack's table.
     /// - Throws: `FormatError` naming the first inconsistency.

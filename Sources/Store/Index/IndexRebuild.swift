@@ -58,9 +58,10 @@ public enum IndexRebuild {
         var catalogs: [String: (Catalog, size: Int, sha: Digest)] = [:]
         for (i, s) in sources.enumerated() {
             for path in present[i].keys where path.hasSuffix(".catalog") && catalogs[path] == nil {
-                guard let local = s.source.localPath(of: path), let data = FileManager.default.contents(atPath: local) else { continue }
+                guard let local = s.source.localPath(of: path) else { continue }
                 do {
-                    let (c, _) = try SignedDocument.decode(Catalog.self, from: [UInt8](data), name: path, verifyingKey: verifying)
+                    let data = try readBounded(local, limit: ObjectLimits.document, what: "catalog")
+                    let (c, _) = try SignedDocument.decode(Catalog.self, from: data, name: path, verifyingKey: verifying)
                     guard c.client == client, Layout.catalog(c.snapshot) == path else {
                         summary.warnings.append("\(path) names another client or snapshot; ignored")
                         continue
@@ -102,9 +103,13 @@ public enum IndexRebuild {
         for (path, (c, _, _)) in catalogs {
             guard let l = c.listing else { summary.warnings.append("\(path) names no pack listing"); continue }
             for (i, s) in sources.enumerated() where holds(i, l.path, size: l.size) {
-                guard let local = s.source.localPath(of: l.path), let data = FileManager.default.contents(atPath: local) else { continue }
-                let bytes = [UInt8](data)
-                guard SHA256.hash(bytes).hex == l.sha256 else {
+                guard l.size <= ObjectLimits.listing, let local = s.source.localPath(of: l.path) else { continue }
+                let bytes: [UInt8]
+                do { bytes = try readBounded(local, limit: l.size, what: "pack listing") } catch {
+                    summary.warnings.append("\(l.path): \(error)")
+                    continue
+                }
+                guard bytes.count == l.size, SHA256.hash(bytes).hex == l.sha256 else {
                     summary.warnings.append("\(l.path): not the listing \(path) names (SHA-256 differs)")
                     continue
                 }

@@ -41,7 +41,13 @@ final class CurlTransfer {
             t.upload = f
         }
         if let downloadFile {
-            guard let f = fopen(downloadFile, "wb") else { throw Failure(message: "cannot create \(downloadFile)", curlCode: -1) }
+            // A new file only: never one that exists, never through a link.
+            let fd = open(downloadFile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw Failure(message: "cannot create \(downloadFile): \(String(cString: strerror(errno)))", curlCode: -1) }
+            guard let f = fdopen(fd, "wb") else {
+                close(fd)
+                throw Failure(message: "cannot open \(downloadFile) for writing", curlCode: -1)
+            }
             t.download = f
         }
         defer {

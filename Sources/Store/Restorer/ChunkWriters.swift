@@ -20,8 +20,13 @@ final class ChunkWriters: @unchecked Sendable {
         var uses: [Use]
     }
 
-    /// A file that could not be written whole.
-    struct Damage { let file: Int; let path: [UInt8]; let error: StoreError }
+    /// A file that could not be written whole. `retry` names the chunk when
+    /// the pack copy was at fault (its data may be intact elsewhere); nil
+    /// when the restored file itself could not be written.
+    struct Damage {
+        let file: Int; let path: [UInt8]; let error: StoreError
+        var retry: (chunk: ChunkID, length: Int, offset: UInt64)? = nil
+    }
 
     private let condition = NSCondition()
     private var jobs: [Job?] = []
@@ -36,11 +41,11 @@ final class ChunkWriters: @unchecked Sendable {
     private var running = 0
 
     private let memory: Int
-    private let keys: ClientKeys?
+    private let keys: ClientKeys
     /// The restore target; nil when only verifying (nothing is written).
     private let target: [UInt8]?
 
-    init(workers: Int, memory: Int, keys: ClientKeys?, target: String?) {
+    init(workers: Int, memory: Int, keys: ClientKeys, target: String?) {
         self.memory = memory
         self.keys = keys
         self.target = target.map { Array($0.utf8) + [UInt8(ascii: "/")] }
@@ -115,6 +120,7 @@ final class ChunkWriters: @unchecked Sendable {
             var found: [Damage] = []
             var written: UInt64 = 0
             var verified = 0
+            var read: [UInt8]?
             do throws(StoreError) {
                 if pack?.file != job.packFile {
                     if let pack { close(pack.fd) }
@@ -123,28 +129,17 @@ final class ChunkWriters: @unchecked Sendable {
                     guard fd >= 0 else { throw StoreError(.io, "cannot read the decrypted \(job.pack): \(FileSystem.errnoText())") }
                     pack = (job.packFile, fd)
                 }
-                let data = try Repository.readChunk(job.entry, from: pack!.fd, pack: job.pack, keys: keys, decompressor: decompressor)
-                verified = 1
-                for use in job.uses {
-                    written += UInt64(data.count)
-                    guard let target else { continue }
-                    let fd: Int32
-                    let path = target + use.path
-                    switch handles.fd(for: use.file, open: {
-                        let fd = path.withAtPath { openat($0, $1, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
-                        return fd >= 0 ? .success(fd) : .failure(StoreError(.io, "cannot reopen: \(FileSystem.errnoText())"))
-                    }) {
-                    case .success(let opened): fd = opened
-                    case .failure(let e):
-                        found.append(Damage(file: use.file, path: use.path, error: e))
-                        continue
-                    }
-                    if pwrite(fd, data, data.count, off_t(use.offset)) != data.count {
-                        found.append(Damage(file: use.file, path: use.path, error: StoreError(.io, "cannot write: \(FileSystem.errnoText())")))
-                    }
-                }
+                read = try Repository.readChunk(job.entry, from: pack!.fd, pack: job.pack, keys: keys, decompressor: decompressor)
             } catch {
-                found += job.uses.map { Damage(file: $0.file, path: $0.path, error: error) }
+                found += job.uses.map {
+                    Damage(file: $0.file, path: $0.path, error: error, retry: (job.entry.id, job.entry.plainLength, $0.offset))
+                }
+            }
+            if let data = read {
+                verified = 1
+                let (n, failures) = write(data, to: job.uses, handles: handles)
+                written = n
+                found += failures
             }
             condition.withLock {
                 memoryInUse -= job.entry.plainLength + job.entry.storedLength
@@ -154,6 +149,41 @@ final class ChunkWriters: @unchecked Sendable {
                 bytes += written
                 condition.broadcast()
             }
+        }
+    }
+
+    /// Writes a verified chunk at each of its places (nothing when only
+    /// verifying). Also used by the restoring thread for chunks found on a
+    /// second look.
+    func write(_ data: [UInt8], to uses: [Use], handles: FileHandles) -> (written: UInt64, failures: [Damage]) {
+        var written: UInt64 = 0
+        var found: [Damage] = []
+        for use in uses {
+            written += UInt64(data.count)
+            guard let target else { continue }
+            let fd: Int32
+            let path = target + use.path
+            switch handles.fd(for: use.file, open: {
+                let fd = path.withAtPath { openat($0, $1, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
+                return fd >= 0 ? .success(fd) : .failure(StoreError(.io, "cannot reopen: \(FileSystem.errnoText())"))
+            }) {
+            case .success(let opened): fd = opened
+            case .failure(let e):
+                found.append(Damage(file: use.file, path: use.path, error: e))
+                continue
+            }
+            if pwrite(fd, data, data.count, off_t(use.offset)) != data.count {
+                found.append(Damage(file: use.file, path: use.path, error: StoreError(.io, "cannot write: \(FileSystem.errnoText())")))
+            }
+        }
+        return (written, found)
+    }
+
+    /// Counts a chunk the restoring thread verified and wrote itself.
+    func account(chunks n: Int, bytes b: UInt64) {
+        condition.withLock {
+            chunks += n
+            bytes += b
         }
     }
 }

@@ -7,6 +7,22 @@
 import Foundation
 import Seal
 
+/// Who the operator trusts a client's backups to come from: pinned at
+/// enrollment, never taken from the storage that is being read.
+public enum ClientIdentity: Sendable {
+    /// The client's signing public key (`signing.pub`, or the check
+    /// configuration's `signing_key`). Records and catalogs must verify with
+    /// it, and the escrowed secret must derive it.
+    case signingKey(VerifyingKey)
+    /// The client secret from the enrollment bundle: it derives the signing
+    /// key and the chunk-ID key, so the escrow is not needed.
+    case secret(ClientKeys)
+    /// Whatever secret the storage's escrow holds. Only for an operator who
+    /// lost the enrollment bundle: a server that replaced the escrow and
+    /// signed its own records with it is believed.
+    case escrowUnpinned
+}
+
 /// Reads one client's backups from one or more sources.
 public final class Repository {
     let sources: [any RepositorySource]
@@ -14,10 +30,21 @@ public final class Repository {
     let client: String
     /// Where decrypted packs are kept while needed (mode 0700, removed at the end).
     let workDirectory: String
-    /// The client's chunk-ID key, from the escrowed secret (nil if missing).
-    public private(set) var keys: ClientKeys?
-    /// Every snapshot record found, oldest first.
+    /// The client's keys: chunk IDs are always checked against them.
+    public let keys: ClientKeys
+    /// Every snapshot signed by the pinned identity, in the order the server
+    /// received them (its catalog's time), oldest first.
     public private(set) var snapshots: [SnapshotRecord] = []
+    /// When the server received each snapshot (by ID).
+    public private(set) var receipts: [String: Date] = [:]
+    /// Each snapshot's verified catalog (by ID), where a source holds one.
+    private var catalogs: [String: Catalog] = [:]
+    /// Records refused (unsigned, signed by another key, misnamed,
+    /// future-dated…): never listed, restored or used to find chunks.
+    public private(set) var rejected: [String] = []
+    /// Snapshots whose own listing claims packs their catalog does not
+    /// list (a client that tried to misdirect restores), by ID.
+    public private(set) var misdirecting: [String: String] = [:]
     /// Problems met while loading (unreadable records…).
     public private(set) var warnings: [String] = []
     /// Chunk → pack and length, from the records' pack listings; the restore plan.
@@ -26,24 +53,33 @@ public final class Repository {
     private var failedPacks: [String: String] = [:]
     private let decompressor = ChunkDecompressor()
     public private(set) var packsDecrypted = 0
+    /// The snapshot chunks are located for (`select`).
+    private var selected: String?
 
-    public init(sources: [any RepositorySource], opener: Opener, client: String) throws {
+    /// How far a record's own start time may lie after the time the server
+    /// received its catalog (clock skew) before it is refused as future-dated.
+    public static let allowedSkew: TimeInterval = 3600
+
+    public init(sources: [any RepositorySource], opener: Opener, client: String, identity: ClientIdentity) throws {
         precondition(!sources.isEmpty)
         self.sources = sources
         self.opener = opener
         self.client = client
-        var template = Array((NSTemporaryDirectory() + "/fbk-restore-XXXXXX").utf8CString)
-        guard let p = mkdtemp(&template) else { throw StoreError(.io, "cannot create a work directory in \(NSTemporaryDirectory())") }
-        workDirectory = String(cString: p)
-        do { work = try WorkDatabase(directory: workDirectory) } catch {
-            try? FileManager.default.removeItem(atPath: workDirectory)
+        let scratch = try PrivateDirectory(prefix: "fbk-restore")
+        workDirectory = scratch.path
+        do {
+            work = try WorkDatabase(directory: workDirectory)
+            var loadWarnings: [String] = []
+            keys = try Self.loadKeys(sources: sources, opener: opener, client: client, identity: identity, warnings: &loadWarnings)
+            warnings = loadWarnings
+            try work.batch { try loadSnapshots() }
+        } catch {
+            scratch.remove()
             throw error
         }
-        try loadSecret()
-        try work.batch { try loadSnapshots() }
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: workDirectory) }
+    deinit { PrivateDirectory.remove(workDirectory) }
 
     /// The first source holding `object`.
     func locate(_ object: String) -> String? {
@@ -51,64 +87,196 @@ public final class Repository {
         return nil
     }
 
-    private func loadSecret() throws {
-        guard let path = locate(Layout.secretEscrow) else {
-            warnings.append("no escrowed client secret (\(Layout.secretEscrow)): chunk contents cannot be checked against their IDs")
-            return
+    /// The client's keys, checked against the pinned identity.
+    /// - Throws: `StoreError.integrity` when the escrow is missing or is not
+    ///   the enrolled client's, saying what to give instead.
+    private static func loadKeys(sources: [any RepositorySource], opener: Opener, client: String, identity: ClientIdentity,
+                                 warnings: inout [String]) throws -> ClientKeys {
+        var replaced: [String] = []
+        func escrowed() throws -> ClientKeys? {
+            var found: ClientKeys?
+            for source in sources {
+                guard let path = source.localPath(of: Layout.secretEscrow) else { continue }
+                do {
+                    let sealed = try readBounded(path, limit: ObjectLimits.escrow, what: "the escrowed client secret")
+                    let text = String(decoding: try opener.open(sealed).plaintext, as: UTF8.self)
+                        .trimmingCharacters(in: .whitespacesAndNewlines)
+                    guard let secret = Hex.decode(text), secret.count == 32 else {
+                        throw StoreError(.integrity, "the escrowed client secret \(path) is malformed")
+                    }
+                    let keys = try ClientKeys(secret: secret)
+                    if case .signingKey(let pinned) = identity, keys.signingKey().publicKey != pinned {
+                        replaced.append("\(path) holds a secret that is not the enrolled client's (it derives signing key \(keys.signingKey().publicKey.hex), not \(pinned.hex)): the escrow was replaced")
+                        continue
+                    }
+                    if found == nil { found = keys }
+                } catch let e as SealError where e.code == .wrongKey || e.code == .wrongPassphrase {
+                    throw e
+                } catch {
+                    warnings.append("\(path): \(error)")
+                }
+            }
+            return found
         }
-        let plain = try opener.open([UInt8](FileManager.default.contents(atPath: path) ?? Data())).plaintext
-        let text = String(decoding: plain, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let secret = Hex.decode(text), secret.count == 32 else {
-            throw StoreError(.integrity, "the escrowed client secret \(path) is malformed")
+        switch identity {
+        case .secret(let keys):
+            return keys
+        case .signingKey(let pinned):
+            guard let keys = try escrowed() else {
+                let why = replaced.isEmpty ? "no escrowed client secret on any source (\(Layout.secretEscrow) is missing)" : replaced.joined(separator: "; ")
+                throw StoreError(.integrity, "\(why): chunk IDs cannot be checked against the enrolled client's secret; give the client secret from the enrollment bundle with --secret bundles/\(client)/secret")
+            }
+            warnings += replaced.map { $0 + "; ignored" }
+            return keys
+        case .escrowUnpinned:
+            guard let keys = try escrowed() else {
+                throw StoreError(.integrity, "no source holds a readable escrowed client secret (\(Layout.secretEscrow)), and no identity is pinned: nothing can be verified. Give --secret bundles/\(client)/secret or --signing-key bundles/\(client)/signing.pub from the enrollment bundle")
+            }
+            warnings.append("UNPINNED: trusting the escrowed secret the storage holds (signing key \(keys.signingKey().publicKey.hex)); a server that replaced it can make forged snapshots look genuine. Compare that key with the client's signing.pub before trusting what is restored")
+            return keys
         }
-        keys = try ClientKeys(secret: secret)
+    }
+
+    /// What the sources hold of one snapshot.
+    private struct Candidate {
+        var id: String
+        var catalog: Catalog?
+        var receipt: Date?
     }
 
     private func loadSnapshots() throws {
-        var seen = Set<String>()
+        let pinned = keys.signingKey().publicKey
+        var candidates: [String: Candidate] = [:]
         for source in sources {
-            for object in source.list("snapshots") where object.hasSuffix(".snapshot") && !seen.contains(object) {
-                guard let path = source.localPath(of: object) else { continue }
-                do {
-                    let sealed = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
-                    let plain = try opener.open(sealed).plaintext
-                    // The listing goes straight into the work database, a pack at a
-                    // time, once the record is whole and really this client's.
-                    let record = try SignedDocument.decodeRecord(
-                        from: plain, name: object, verifyingKey: keys.map { $0.signingKey().publicKey },
-                        accept: { record in
-                            guard record.client == client, Layout.record(record.id) == object else {
-                                warnings.append("\(object) claims to be \(record.client)/\(record.id): ignored")
-                                return false
-                            }
-                            return true
-                        },
-                        eachPack: { pack, chunks in try work.addPack(pack, chunks: chunks) })
-                    guard let record else { continue }
-                    seen.insert(object)
-                    snapshots.append(record)
-                    if let listing = record.listing { try loadListing(listing, of: record) }
-                } catch let error as StoreError {
-                    // The work database failed (a full TMPDIR): no restore can go on.
-                    throw error
-                } catch {
-                    // This record cannot be read; the others still can.
-                    warnings.append("\(object): \(error)")
+            for object in source.list("snapshots") {
+                let name = (object as NSString).lastPathComponent
+                guard let dot = name.lastIndex(of: "."), name[dot...] == ".snapshot" || name[dot...] == ".catalog" else { continue }
+                let id = String(name[..<dot])
+                guard ObjectName.isSnapshotID(id) else {
+                    if name.hasSuffix(".snapshot") { rejected.append("\(object): not a snapshot ID: ignored") }
+                    continue
                 }
+                var c = candidates[id] ?? Candidate(id: id)
+                if name.hasSuffix(".catalog") {
+                    guard c.catalog == nil || c.receipt == nil, let path = source.localPath(of: object) else { continue }
+                    do {
+                        let bytes = try readBounded(path, limit: ObjectLimits.document, what: "catalog")
+                        let (catalog, _) = try SignedDocument.decode(Catalog.self, from: bytes, name: object, verifyingKey: pinned)
+                        guard catalog.client == client, catalog.snapshot == id, catalog.record.path == Layout.record(id) else {
+                            rejected.append("\(object) claims to be \(catalog.client)/\(catalog.snapshot): ignored")
+                            continue
+                        }
+                        c.catalog = c.catalog ?? catalog
+                        if let t = source.receiptTime(of: object) { c.receipt = min(c.receipt ?? t, t) }
+                    } catch {
+                        rejected.append("\(object) on \(source.name): \(error)")
+                    }
+                }
+                candidates[id] = c
             }
         }
-        snapshots.sort { ($0.started, $0.id) < ($1.started, $1.id) }
+        // Without a catalog, the record's own receipt time orders it.
+        for (id, var c) in candidates where c.catalog == nil {
+            for source in sources { if let t = source.receiptTime(of: Layout.record(id)) { c.receipt = min(c.receipt ?? t, t) } }
+            candidates[id] = c
+        }
+        let ordered = candidates.values.sorted {
+            ($0.receipt ?? .distantPast, $0.id) < ($1.receipt ?? .distantPast, $1.id)
+        }
+        for c in ordered { try loadSnapshot(c, pinned: pinned) }
+    }
+
+    /// Loads one snapshot's record (the copy its catalog names) and listing.
+    private func loadSnapshot(_ c: Candidate, pinned: VerifyingKey) throws {
+        let object = Layout.record(c.id)
+        var problems: [String] = []
+        var bytes: [UInt8]?
+        for source in sources {
+            guard let path = source.localPath(of: object) else { continue }
+            do {
+                let sealed = try readBounded(path, limit: ObjectLimits.document, what: "snapshot record")
+                if let named = c.catalog?.record, sealed.count != named.size || SHA256.hash(sealed).hex != named.sha256 {
+                    problems.append("\(source.name): not the record its catalog names (size or SHA-256 differ)")
+                    continue
+                }
+                bytes = sealed
+                break
+            } catch {
+                problems.append("\(source.name): \(error)")
+            }
+        }
+        guard let sealed = bytes else {
+            if problems.isEmpty {
+                if c.catalog != nil { warnings.append("\(object) is missing from every source: snapshot \(c.id) cannot be read") }
+            } else {
+                rejected.append("\(object): \(problems.joined(separator: "; "))")
+            }
+            return
+        }
+        let catalogPacks = c.catalog.map { Set($0.packs.map(\.path)) }
+        var claimedElsewhere: [String] = []
+        // Packs a listing names are believed only where its own catalog lists
+        // them, and only if no snapshot received earlier named them first.
+        let addPack = { [work] (pack: String, chunks: [(id: ChunkID, length: Int)]) throws in
+            if let catalogPacks, !catalogPacks.contains(pack) {
+                claimedElsewhere.append(pack)
+                return
+            }
+            try work.addPack(pack, chunks: chunks)
+        }
+        do {
+            let plain = try opener.open(sealed).plaintext
+            var refusal: String?
+            let record = try SignedDocument.decodeRecord(
+                from: plain, name: object, verifyingKey: pinned,
+                accept: { record in
+                    if record.client != client || record.id != c.id {
+                        refusal = "claims to be \(record.client)/\(record.id)"
+                    } else if let receipt = c.receipt, let started = parseRFC3339(record.started),
+                              started > receipt + Self.allowedSkew {
+                        refusal = "is dated \(record.started), after the server received it (\(Layout.rfc3339(receipt))): a client clock cannot be ahead by that much; refused as future-dated"
+                    }
+                    return refusal == nil
+                },
+                eachPack: addPack)
+            guard let record else {
+                rejected.append("\(object) \(refusal ?? "was refused")")
+                return
+            }
+            if let listing = record.listing { try loadListing(listing, of: record, addPack: addPack) }
+            snapshots.append(record)
+            receipts[record.id] = c.receipt
+            if let catalog = c.catalog { catalogs[record.id] = catalog } else {
+                warnings.append("snapshot \(record.id) has no catalog signed by the client on any source (its upload did not finish, or the catalog was lost): its chunks are looked for in any pack")
+            }
+            if !claimedElsewhere.isEmpty {
+                let first = claimedElsewhere.sorted().first!
+                misdirecting[record.id] = "its listing claims \(claimedElsewhere.count) pack(s) its own catalog does not list (e.g. \(first)): written by a client that tried to misdirect restores; those claims were ignored"
+                warnings.append("snapshot \(record.id): \(misdirecting[record.id]!)")
+            }
+        } catch let error as StoreError where error.code != .integrity {
+            // The work database failed (a full TMPDIR): no restore can go on.
+            throw error
+        } catch let e as SealError where e.code == .wrongKey || e.code == .wrongPassphrase {
+            throw e
+        } catch {
+            rejected.append("\(object): \(error)")
+        }
     }
 
     /// Puts a format-2 record's pack listing into the work database. Without
-    /// it (no escrowed secret, a missing or damaged listing) the snapshot is
-    /// still restorable: its packs are opened to find their chunks.
+    /// it (a missing or damaged listing) the snapshot is still restorable:
+    /// its packs are opened to find their chunks.
     /// - Throws: `StoreError` only if the work database fails.
-    private func loadListing(_ listing: Catalog.Object, of record: SnapshotRecord) throws {
-        guard let keys else { return }  // loadSecret has said why
+    private func loadListing(_ listing: Catalog.Object, of record: SnapshotRecord,
+                             addPack: (String, [(id: ChunkID, length: Int)]) throws -> Void) throws {
         let unused = "its packs will be opened to find their chunks"
         guard listing.path == Layout.listing(record.id) else {
             warnings.append("\(Layout.record(record.id)) names \(listing.path) as its listing: ignored, \(unused)")
+            return
+        }
+        guard listing.size <= ObjectLimits.listing else {
+            warnings.append("\(Layout.record(record.id)) names a listing of \(listing.size) bytes, more than any listing may have: ignored, \(unused)")
             return
         }
         // The first source whose copy is the one the record names.
@@ -117,10 +285,9 @@ public final class Repository {
         for source in sources {
             guard let path = source.localPath(of: listing.path) else { continue }
             present = true
-            var st = stat()
-            guard stat(path, &st) == 0, Int(st.st_size) == listing.size else { continue }
-            let bytes = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
-            if bytes.count == listing.size && SHA256.hash(bytes).hex == listing.sha256 {
+            guard regularFileSize(path) == listing.size,
+                  let bytes = try? readBounded(path, limit: listing.size, what: "pack listing") else { continue }
+            if SHA256.hash(bytes).hex == listing.sha256 {
                 found = bytes
                 break
             }
@@ -136,16 +303,27 @@ public final class Repository {
                 accept: { document in
                     document.client == record.client && document.snapshot == record.id && document.root == record.root
                 },
-                eachPack: { pack, chunks in try work.addPack(pack, chunks: chunks) })
+                eachPack: addPack)
             if opened == nil { warnings.append("\(listing.path) belongs to another client, snapshot or root: \(unused)") }
-        } catch let error as StoreError {
+        } catch let error as StoreError where error.code != .integrity {
             throw error
         } catch {
             warnings.append("\(listing.path): \(error); \(unused)")
         }
     }
 
-    /// A snapshot by ID, unique ID prefix, or `latest`.
+    /// Locates chunks for `snapshot` from now on: only in the packs its
+    /// signed catalog lists, so nothing another snapshot's listing claims
+    /// can change how this one restores.
+    public func select(_ snapshot: SnapshotRecord) throws {
+        guard selected != snapshot.id else { return }
+        try work.restrict(to: catalogs[snapshot.id]?.packs.map(\.path))
+        selected = snapshot.id
+        scannedUnlisted = false
+    }
+
+    /// A snapshot by ID, unique ID prefix, or `latest` (the one the server
+    /// received last).
     public func snapshot(_ reference: String) throws -> SnapshotRecord {
         if reference == "latest" {
             guard let s = snapshots.last else { throw StoreError(.config, "client \(client) has no readable snapshot") }
@@ -153,29 +331,86 @@ public final class Repository {
         }
         let matches = snapshots.filter { $0.id.hasPrefix(reference) }
         guard matches.count == 1 else {
+            if matches.isEmpty, let refused = rejected.first(where: { $0.hasPrefix("snapshots/" + reference) }) {
+                throw StoreError(.integrity, "snapshot \(reference) is refused: \(refused)")
+            }
             throw StoreError(.config, matches.isEmpty ? "no snapshot \(reference) for client \(client)"
                                                       : "\(reference) matches \(matches.count) snapshots; give more of the ID")
         }
         return matches[0]
     }
 
-    /// The plaintext of a chunk, checked against its ID when the secret is known.
-    /// - Throws: `StoreError.integrity` naming the pack when it is missing or damaged.
+    /// The plaintext of a chunk, checked against its ID. A pack that lacks
+    /// it or holds it damaged is no reason to give up: every other pack the
+    /// listings name for it, and every source's copy of each, is tried.
+    /// - Throws: `StoreError.integrity` naming what was tried.
     public func chunk(_ id: ChunkID) throws -> (kind: ChunkKind, bytes: [UInt8]) {
-        let pack = try packHolding(id)
-        guard let opened = decryptedPacks[pack], let entry = opened.entries[id] else {
-            throw StoreError(.integrity, "chunk \(id.shortDescription) is not in \(pack) although the snapshot lists it there")
+        var problems: [String] = []
+        if let pack = try chunkLocation(id)?.path {
+            do {
+                let opened = try decryptedPack(pack)
+                if let entry = opened.entries[id] {
+                    return (entry.kind, try Self.readChunk(entry, from: opened.path, pack: pack, keys: keys, decompressor: decompressor))
+                }
+                problems.append("\(pack) on \(sources[opened.source].name) does not hold it")
+            } catch {
+                problems.append("\(error)")
+            }
         }
-        let fd = open(opened.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StoreError(.io, "cannot read \(opened.path)") }
+        if let found = try chunkFromAlternatives(id, length: nil, problems: &problems) { return found }
+        throw StoreError(.integrity, problems.isEmpty ? "no pack holds chunk \(id.shortDescription)"
+                                                      : "chunk \(id.shortDescription) is intact nowhere: \(problems.joined(separator: "; "))")
+    }
+
+    /// A pack copy opened for a second look (kept while consecutive chunks need it).
+    private var alternative: (pack: String, source: Int, opened: Result<OpenedPack, StoreError>)?
+
+    /// Looks for a chunk in every pack the listings name for it and in every
+    /// source's copy of each, other than the copy the plan read first.
+    /// - Parameter length: the plaintext length the plan expects (nil: any).
+    func chunkFromAlternatives(_ id: ChunkID, length: Int?, problems: inout [String]) throws -> (kind: ChunkKind, bytes: [UInt8])? {
+        for candidate in try work.candidates(of: id) {
+            let first = decryptedPacks[candidate.path]?.source
+            for (i, source) in sources.enumerated() where i != first {
+                guard source.localPath(of: candidate.path) != nil else { continue }
+                if alternative?.pack != candidate.path || alternative?.source != i {
+                    if case .success(let old)? = alternative?.opened { unlink(old.path) }
+                    alternative = (candidate.path, i, openPack(candidate.path, sources: [i], as: "alternative"))
+                }
+                do {
+                    let opened = try alternative!.opened.get()
+                    guard let entry = opened.entries[id], length == nil || entry.plainLength == length else {
+                        problems.append("\(candidate.path) on \(source.name) does not hold it")
+                        continue
+                    }
+                    return (entry.kind, try Self.readChunk(entry, from: opened.path, pack: candidate.path, keys: keys, decompressor: decompressor))
+                } catch {
+                    problems.append("\(candidate.path) on \(source.name): \(error)")
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Drops the pack copy opened for a second look.
+    func releaseAlternative() {
+        if case .success(let old)? = alternative?.opened { unlink(old.path) }
+        alternative = nil
+    }
+
+    /// Reads a chunk from a decrypted pack file.
+    static func readChunk(_ entry: PackEntry, from path: String, pack: String, keys: ClientKeys,
+                          decompressor: ChunkDecompressor) throws(StoreError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StoreError(.io, "cannot read \(path)") }
         defer { close(fd) }
-        return (entry.kind, try Self.readChunk(entry, from: fd, pack: pack, keys: keys, decompressor: decompressor))
+        return try readChunk(entry, from: fd, pack: pack, keys: keys, decompressor: decompressor)
     }
 
     /// Reads a chunk from a decrypted pack, decompresses it and checks it
-    /// against its ID when `keys` are known. Touches no shared state, so
-    /// writer threads call it, each with its own decompressor.
-    static func readChunk(_ entry: PackEntry, from fd: Int32, pack: String, keys: ClientKeys?,
+    /// against its ID. Touches no shared state, so writer threads call it,
+    /// each with its own decompressor.
+    static func readChunk(_ entry: PackEntry, from fd: Int32, pack: String, keys: ClientKeys,
                           decompressor: ChunkDecompressor) throws(StoreError) -> [UInt8] {
         let id = entry.id
         var stored = [UInt8](repeating: 0, count: entry.storedLength)
@@ -188,7 +423,7 @@ public final class Repository {
         } catch {
             throw StoreError(.integrity, "chunk \(id.shortDescription) in \(pack) does not decompress: \(error)")
         }
-        if let keys, bytes.withUnsafeBytes({ keys.chunkID($0) }) != id {
+        if bytes.withUnsafeBytes({ keys.chunkID($0) }) != id {
             throw StoreError(.integrity, "chunk \(id.shortDescription) in \(pack) does not match its ID: the pack was replaced or forged")
         }
         return bytes
@@ -199,15 +434,6 @@ public final class Repository {
         try decrypt(pack)
         guard let opened = decryptedPacks[pack] else { throw StoreError(.integrity, "\(pack) cannot be opened") }
         return opened
-    }
-
-    /// The pack holding `id`, decrypted (once) into the work directory.
-    func packHolding(_ id: ChunkID) throws -> String {
-        guard let pack = try chunkLocation(id)?.path else {
-            throw StoreError(.integrity, "no pack holds chunk \(id.shortDescription)")
-        }
-        try decrypt(pack)
-        return pack
     }
 
     /// Where a chunk is (its pack's row in the work database and path) and
@@ -223,6 +449,8 @@ public final class Repository {
     public struct OpenedPack: Sendable {
         let path: String
         let entries: [ChunkID: PackEntry]
+        /// The source (index) whose copy this is.
+        let source: Int
     }
 
     private func decrypt(_ pack: String) throws(StoreError) {
@@ -233,7 +461,7 @@ public final class Repository {
 
     /// Takes a pack opened by `openPack` (perhaps on another thread, ahead
     /// of need) as decrypted, or remembers why it could not be.
-    public func adopt(_ pack: String, _ opened: Result<OpenedPack, StoreError>) throws(StoreError) {
+    func adopt(_ pack: String, _ opened: Result<OpenedPack, StoreError>) throws(StoreError) {
         switch opened {
         case .success(let o):
             packsDecrypted += 1
@@ -247,19 +475,30 @@ public final class Repository {
     /// Decrypts a pack into the work directory from the first source whose
     /// copy opens and has a sound table. Touches no state of the repository
     /// but the work directory, so it may run on another thread.
-    public func openPack(_ pack: String) -> Result<OpenedPack, StoreError> {
-        let holders = sources.compactMap { $0.localPath(of: pack) }
-        guard !holders.isEmpty else {
-            return .failure(StoreError(.integrity, "\(pack) is missing from \(sources.map(\.name).joined(separator: " and "))"))
+    func openPack(_ pack: String) -> Result<OpenedPack, StoreError> {
+        openPack(pack, sources: Array(sources.indices), as: "pack")
+    }
+
+    private func openPack(_ pack: String, sources indices: [Int], as kind: String) -> Result<OpenedPack, StoreError> {
+        guard ObjectName.isPack(pack) else {
+            return .failure(StoreError(.integrity, "\(pack) is not a pack's name"))
         }
-        let target = workDirectory + "/" + (pack as NSString).lastPathComponent
+        let holders = indices.compactMap { i in sources[i].localPath(of: pack).map { (i, $0) } }
+        guard !holders.isEmpty else {
+            return .failure(StoreError(.integrity, "\(pack) is missing from \(indices.map { sources[$0].name }.joined(separator: " and "))"))
+        }
+        let target = workDirectory + "/\(kind)-" + (pack as NSString).lastPathComponent
         var firstError: (any Error)?
         // Another source may hold an intact copy.
-        for holder in holders {
+        for (i, holder) in holders {
             do {
+                guard let size = regularFileSize(holder), size <= PackFormat.maxSealedLength else {
+                    throw StoreError(.integrity, "\(pack) on \(sources[i].name) is larger than any pack may be, or not a file")
+                }
                 _ = try opener.open(fileAt: holder, to: target)
                 let plain = try readPackTable(target, name: pack)
-                return .success(OpenedPack(path: target, entries: Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })))
+                return .success(OpenedPack(path: target, entries: Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }),
+                                           source: i))
             } catch {
                 unlink(target)
                 if firstError == nil { firstError = error }
@@ -269,10 +508,10 @@ public final class Repository {
     }
 
     /// Whether a pack is decrypted already (or known not to open).
-    public func isDecrypted(_ pack: String) -> Bool { decryptedPacks[pack] != nil || failedPacks[pack] != nil }
+    func isDecrypted(_ pack: String) -> Bool { decryptedPacks[pack] != nil || failedPacks[pack] != nil }
 
     /// Drops a decrypted pack from the work directory once it is no longer needed.
-    public func release(pack: String) {
+    func release(pack: String) {
         if let p = decryptedPacks.removeValue(forKey: pack) { unlink(p.path) }
     }
 
@@ -305,20 +544,28 @@ public final class Repository {
         }
     }
 
-    /// Chunks written by a run that stored packs but no record: find them by
-    /// opening packs no record lists (once).
+    /// Chunks written by a run that stored packs but no listing: find them
+    /// by opening (once) the packs no listing names, among those the chosen
+    /// snapshot's catalog lists (every pack, without a catalog).
     private var scannedUnlisted = false
     private func scanUnlistedPacks() throws {
         guard !scannedUnlisted else { return }
         scannedUnlisted = true
-        for source in sources {
-            for dir in source.list("packs") {
-                for pack in source.list(dir) where pack.hasSuffix(".pack") {
-                    guard try !work.isListed(pack) else { continue }
-                    guard (try? decrypt(pack)) != nil, let opened = decryptedPacks[pack] else { continue }
-                    try work.addPack(pack, chunks: opened.entries.map { ($0.key, $0.value.plainLength) })
+        var packs: [String] = []
+        if let selected, let catalog = catalogs[selected] {
+            packs = catalog.packs.map(\.path)
+        } else {
+            var seen = Set<String>()
+            for source in sources {
+                for dir in source.list("packs") {
+                    for pack in source.list(dir) where ObjectName.isPack(pack) && seen.insert(pack).inserted { packs.append(pack) }
                 }
             }
+        }
+        for pack in packs {
+            guard try !work.isListed(pack) else { continue }
+            guard (try? decrypt(pack)) != nil, let opened = decryptedPacks[pack] else { continue }
+            try work.addPack(pack, chunks: opened.entries.map { ($0.key, $0.value.plainLength) })
         }
     }
 
@@ -362,6 +609,7 @@ public final class Repository {
 
     /// The entry at a path given as name bytes.
     public func lookup(_ snapshot: SnapshotRecord, components: [[UInt8]]) throws -> (entry: TreeEntry?, tree: [TreeEntry]?) {
+        try select(snapshot)
         let path = components.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
         guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
         var entries = try tree(root)

@@ -12,6 +12,10 @@ public protocol RepositorySource: Sendable {
     func list(_ directory: String) -> [String]
     /// The object's local path (fetching it first if remote), or nil if absent.
     func localPath(of object: String) -> String?
+    /// When the server received the object (its modification time), for an
+    /// object `list` named; nil if unknown. Snapshots are ordered by it,
+    /// never by the time a client claims.
+    func receiptTime(of object: String) -> Date?
 }
 
 /// A mirror's storage root on local disk (or a copy, or NFS).
@@ -39,6 +43,13 @@ public struct LocalRepositorySource: RepositorySource {
         guard !object.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }), !object.hasPrefix("/") else { return nil }
         let p = name + "/" + object
         return FileManager.default.fileExists(atPath: p) ? p : nil
+    }
+
+    public func receiptTime(of object: String) -> Date? {
+        guard let p = localPath(of: object) else { return nil }
+        var st = stat()
+        guard lstat(p, &st) == 0 else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec) + TimeInterval(st.st_mtim.tv_nsec) / 1e9)
     }
 }
 

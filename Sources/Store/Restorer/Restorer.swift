@@ -56,6 +56,16 @@ public final class Restorer {
     let target: String
     let asRoot = geteuid() == 0
     public var progress: ((Int, UInt64) -> Void)?
+    /// For data from a client no longer trusted: device nodes are not
+    /// created, and setuid/setgid bits and file capabilities are dropped.
+    public var stripPrivileges = false
+
+    /// Tree entries the walk may meet: what the signed record says the
+    /// snapshot holds, plus the directories leading to its paths. A tree
+    /// that names the same subtree many times (legal: identical directories
+    /// dedupe) cannot make a walk go on past it.
+    private let entryBudget: Int
+    private var entriesWalked = 0
 
     private var summary = RestoreSummary()
     private var plan: WorkDatabase { repository.work }
@@ -70,6 +80,9 @@ public final class Restorer {
         self.target = target
         self.write = write
         summary.snapshot = snapshot.id
+        let s = snapshot.stats
+        entryBudget = s.files + s.directories + s.otherEntries
+            + snapshot.paths.reduce(0) { $0 + $1.split(separator: "/").count } + 16
     }
 
     /// Restores `paths` (snapshot-relative, `/`-separated; empty: everything).
@@ -77,6 +90,7 @@ public final class Restorer {
     ///   (unreadable root, target not empty). Damage to some files is reported in the summary.
     public func run(paths: [String]) throws -> RestoreSummary {
         let started = ContinuousClock.now
+        try repository.select(snapshot)
         if write { try prepareTarget() }
         try plan.clearPlan()
         try plan.batch { try makePlan(paths: paths) }
@@ -110,7 +124,7 @@ public final class Restorer {
     private func makePlan(paths: [String]) throws {
         guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
         let wanted = paths.map { $0.split(separator: "/").map { Array($0.utf8) } }.filter { !$0.isEmpty }
-        try walk(tree: root, relative: [], wanted: wanted.isEmpty ? nil : wanted, depth: 0)
+        try walk(tree: root, relative: [], wanted: wanted.isEmpty ? nil : wanted, depth: 0, ancestors: [root])
         if try plan.count(.hardlink) > 0 { try planHardlinkCopies() }
     }
 
@@ -136,12 +150,19 @@ public final class Restorer {
         }
     }
 
-    private func walk(tree: ChunkID, relative: [[UInt8]], wanted: [[[UInt8]]]?, depth: Int) throws {
+    /// - Parameter ancestors: the trees on the path from the root to this
+    ///   one. A tree that names one of them is a cycle, which no genuine
+    ///   snapshot can hold (a tree's ID is the HMAC of its bytes).
+    private func walk(tree: ChunkID, relative: [[UInt8]], wanted: [[[UInt8]]]?, depth: Int, ancestors: Set<ChunkID>) throws {
         let entries: [TreeEntry]
         do { entries = try repository.tree(tree) } catch {
             if relative.isEmpty { throw error }
             summary.warnings.append("\(join(relative).displayPath): directory cannot be read: \(error)")
             return
+        }
+        entriesWalked += entries.count
+        guard entriesWalked <= entryBudget else {
+            throw StoreError(.integrity, "snapshot \(snapshot.id) holds more entries than its signed record states (\(entryBudget - 16) and the leading directories): its trees are forged or damaged; nothing more is read")
         }
         for e in entries {
             let components = relative + [e.name]
@@ -158,7 +179,12 @@ public final class Restorer {
             case .directory:
                 _ = try plan.addNode(.directory, path: path, depth: depth + 1, entry: below == nil ? TreeFormat.serializeEntry(e) : nil)
                 if below == nil { summary.directories += 1 }
-                if let sub = e.subtree { try walk(tree: sub, relative: components, wanted: below, depth: depth + 1) }
+                if let sub = e.subtree {
+                    guard !ancestors.contains(sub) else {
+                        throw StoreError(.integrity, "\(path.displayPath) in snapshot \(snapshot.id) is its own ancestor (tree \(sub.shortDescription)): the trees are forged")
+                    }
+                    try walk(tree: sub, relative: components, wanted: below, depth: depth + 1, ancestors: ancestors.union([sub]))
+                }
             case .file:
                 _ = try planFile(path: path, entry: e, depth: depth + 1)
             case .hardlink:
@@ -189,7 +215,7 @@ public final class Restorer {
                     markDamaged(node, path: path, StoreError(.integrity, "no pack holds chunk \(c.shortDescription)"))
                     return node
                 }
-                try plan.addUse(pack: location.pack, chunk: c, file: node, offset: offset)
+                try plan.addUse(pack: location.pack, chunk: c, length: location.length, file: node, offset: offset)
                 offset += UInt64(location.length)
             }
             guard offset == r.offset + r.length else {
@@ -267,8 +293,14 @@ public final class Restorer {
             job = nil
             if !j.uses.isEmpty { writers.submit(j) }
         }
-        func mergeDamage() {
-            for d in writers.takeDamage() { markDamaged(d.file, path: d.path, d.error) }
+        func mergeDamage() throws {
+            for d in writers.takeDamage() {
+                if let r = d.retry {
+                    try plan.addRetry(.init(chunk: r.chunk, length: r.length, file: d.file, path: d.path, offset: r.offset, error: d.error.message))
+                } else {
+                    markDamaged(d.file, path: d.path, d.error)
+                }
+            }
         }
         func releaseDrained() {
             draining.removeAll { pack in
@@ -278,12 +310,12 @@ public final class Restorer {
             }
         }
         do {
-            try plan.forEachUse { pack, chunk, file, path, offset in
+            try plan.forEachUse { pack, chunk, length, file, path, offset in
                 if pack != current?.name {
                     dispatch()
                     if let done = current?.name { draining.append(done) }
                     releaseDrained()
-                    mergeDamage()
+                    try mergeDamage()
                     let totals = writers.totals
                     progress?(totals.chunks, totals.bytes)
                     if nextPrefetched < prefetched.count && prefetched[nextPrefetched] == pack {
@@ -294,8 +326,11 @@ public final class Restorer {
                     current = (pack, Result { () throws(StoreError) in try repository.decryptedPack(pack) })
                 }
                 guard !damagedFiles.contains(file) else { return }
+                // Not in this pack's copy: looked for again once every pack is done.
+                let retry = WorkDatabase.Retry(chunk: chunk, length: length, file: file, path: path, offset: offset,
+                                               error: failed?.error.message ?? "")
                 if let f = failed, f.chunk == chunk {
-                    markDamaged(file, path: path, f.error)
+                    try plan.addRetry(retry)
                     return
                 }
                 if job?.entry.id != chunk || job!.uses.count >= Self.usesPerJob {
@@ -303,7 +338,7 @@ public final class Restorer {
                     failed = nil
                     do throws(StoreError) {
                         let opened = try current!.opened.get()
-                        guard let entry = opened.entries[chunk] else {
+                        guard let entry = opened.entries[chunk], entry.plainLength == length else {
                             throw StoreError(.integrity, "chunk \(chunk.shortDescription) is not in \(pack) although the snapshot lists it there")
                         }
                         guard entry.kind == .data else {
@@ -312,7 +347,7 @@ public final class Restorer {
                         job = ChunkWriters.Job(pack: pack, packFile: opened.path, entry: entry, uses: [])
                     } catch {
                         failed = (chunk, error)
-                        markDamaged(file, path: path, error)
+                        try plan.addRetry(.init(chunk: chunk, length: length, file: file, path: path, offset: offset, error: error.message))
                         return
                     }
                 }
@@ -324,10 +359,36 @@ public final class Restorer {
             throw error
         }
         writers.finish()
-        mergeDamage()
+        try mergeDamage()
         for pack in draining + [current?.name].compactMap({ $0 }) { repository.release(pack: pack) }
+        try retryElsewhere(writers)
         (summary.chunksVerified, summary.bytes) = writers.totals
         progress?(summary.chunksVerified, summary.bytes)
+    }
+
+    /// Chunks the plan's pack did not hold intact: every other pack the
+    /// listings name for them, and every source's copy, is tried before a
+    /// file is called damaged.
+    private func retryElsewhere(_ writers: ChunkWriters) throws {
+        let handles = FileHandles(capacity: 32)
+        defer {
+            handles.closeAll()
+            repository.releaseAlternative()
+        }
+        try plan.forEachRetriedChunk { chunk, length, retries in
+            let pending = retries.filter { !damagedFiles.contains($0.file) }
+            guard !pending.isEmpty else { return }
+            var problems = [retries[0].error].filter { !$0.isEmpty }
+            guard let found = try repository.chunkFromAlternatives(chunk, length: length, problems: &problems), found.kind == .data else {
+                let error = StoreError(.integrity, "chunk \(chunk.shortDescription) is intact in no pack and on no source: \(problems.joined(separator: "; "))")
+                for r in pending { markDamaged(r.file, path: r.path, error) }
+                return
+            }
+            let uses = pending.map { ChunkWriters.Use(file: $0.file, path: $0.path, offset: $0.offset) }
+            let (written, failures) = writers.write(found.bytes, to: uses, handles: handles)
+            writers.account(chunks: 1, bytes: written)
+            for f in failures { markDamaged(f.file, path: f.path, f.error) }
+        }
     }
 
     private func markDamaged(_ file: Int, path: [UInt8]? = nil, _ error: Error) {
@@ -365,6 +426,10 @@ public final class Restorer {
             switch e.type {
             case .fifo: rc = p.withAtPath { mkfifoat($0, $1, mode) }
             case .characterDevice, .blockDevice:
+                guard !stripPrivileges else {
+                    summary.warnings.append("\(path.displayPath): device node not restored (--strip-privileges)")
+                    return
+                }
                 guard asRoot else {
                     summary.warnings.append("\(path.displayPath): device not restored (needs root)")
                     return
@@ -406,13 +471,14 @@ public final class Restorer {
                     summary.warnings.append("\(path.displayPath): cannot set owner: \(FileSystem.errnoText())")
                 }
             }
-            if !isLink && fchmodat(directory, p, mode_t(e.mode & 0o7777), 0) != 0 {
+            let mode = stripPrivileges ? e.mode & 0o1777 : e.mode & 0o7777
+            if !isLink && fchmodat(directory, p, mode_t(mode), 0) != 0 {
                 summary.warnings.append("\(path.displayPath): cannot set mode: \(FileSystem.errnoText())")
             }
             let t = timespec(tv_sec: Int(e.mtimeNanoseconds / 1_000_000_000), tv_nsec: Int(e.mtimeNanoseconds % 1_000_000_000))
             var times = [t, t]
             path.withShortPath { short in
-                for x in e.xattrs {
+                for x in e.xattrs where !(stripPrivileges && x.name == Self.capabilityAttribute) {
                     let rc = x.name.withCPath { n in x.value.withUnsafeBytes { lsetxattr(short, n, $0.baseAddress, x.value.count, 0) } }
                     if rc != 0 { summary.warnings.append("\(path.displayPath): cannot set xattr \(x.name.displayPath): \(FileSystem.errnoText())") }
                 }
@@ -422,6 +488,9 @@ public final class Restorer {
             }
         }
     }
+
+    /// File capabilities (setcap), dropped with `stripPrivileges`.
+    static let capabilityAttribute = Array("security.capability".utf8)
 
     private func lookupUser(_ name: [UInt8]) -> UInt32? {
         name.withCPath { getpwnam($0).map { $0.pointee.pw_uid } }

@@ -12,6 +12,8 @@ public final class WebDAVRepositorySource: RepositorySource, @unchecked Sendable
     let options: MirrorOptions
     let cache: String
     private let lock = NSLock()
+    /// `getlastmodified` of every object listed so far.
+    private var modified: [String: Date] = [:]
 
     /// - Parameters:
     ///   - url: the storage root, e.g. `http://[2001:db8::1]:8085/`.
@@ -49,17 +51,40 @@ public final class WebDAVRepositorySource: RepositorySource, @unchecked Sendable
               r.status == 207 else { return [] }
         let text = String(decoding: r.body, as: UTF8.self)
         let pattern = try! NSRegularExpression(pattern: "<(?:[A-Za-z0-9]+:)?href>([^<]*)</(?:[A-Za-z0-9]+:)?href>")
+        let lastModified = try! NSRegularExpression(pattern: "<(?:[A-Za-z0-9]+:)?getlastmodified>([^<]*)</")
         var out: [String] = []
-        for m in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
-            guard let range = Range(m.range(at: 1), in: text) else { continue }
-            let href = String(text[range]).removingPercentEncoding ?? String(text[range])
+        // One <response> per entry: its href, then its properties.
+        for part in text.components(separatedBy: "response>") {
+            let whole = NSRange(part.startIndex..., in: part)
+            guard let m = pattern.firstMatch(in: part, range: whole), let range = Range(m.range(at: 1), in: part) else { continue }
+            let href = String(part[range]).removingPercentEncoding ?? String(part[range])
             let name = (href.hasSuffix("/") ? String(href.dropLast()) : href).split(separator: "/").last.map(String.init) ?? ""
             // Skip the directory itself; keep entries (sub-directories are listed as names too).
             if name.isEmpty || href.hasSuffix(directory + "/") { continue }
             guard !name.contains(".."), !name.hasPrefix(".") else { continue }
             out.append(directory + "/" + name)
+            if let t = lastModified.firstMatch(in: part, range: whole), let tr = Range(t.range(at: 1), in: part),
+               let date = Self.httpDate(String(part[tr])) {
+                lock.withLock { modified[directory + "/" + name] = date }
+            }
         }
         return out.sorted()
+    }
+
+    public func receiptTime(of object: String) -> Date? { lock.withLock { modified[object] } }
+
+    /// An RFC 1123 date (`Sun, 06 Dec 2026 02:15:53 GMT`), as WebDAV servers give `getlastmodified`.
+    static func httpDate(_ text: String) -> Date? {
+        let parts = text.split(separator: " ")
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        guard parts.count == 6, parts[5] == "GMT", let day = Int32(parts[1]), let month = months.firstIndex(of: String(parts[2])),
+              let year = Int32(parts[3]) else { return nil }
+        let hms = parts[4].split(separator: ":").compactMap { Int32($0) }
+        guard hms.count == 3 else { return nil }
+        var t = tm()
+        t.tm_year = year - 1900; t.tm_mon = Int32(month); t.tm_mday = day
+        t.tm_hour = hms[0]; t.tm_min = hms[1]; t.tm_sec = hms[2]
+        return Date(timeIntervalSince1970: TimeInterval(timegm(&t)))
     }
 
     public func localPath(of object: String) -> String? {

@@ -16,11 +16,16 @@ final class WorkDatabase {
             try db.execute("""
                 PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
                 PRAGMA temp_store = FILE;
-                CREATE TABLE pack (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
-                CREATE TABLE chunk (id BLOB PRIMARY KEY, pack INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE TABLE pack (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,
+                                   listed INTEGER NOT NULL DEFAULT 0, needed INTEGER NOT NULL DEFAULT 1);
+                CREATE TABLE chunk (id BLOB NOT NULL, pack INTEGER NOT NULL, length INTEGER NOT NULL,
+                                    PRIMARY KEY (id, pack)) WITHOUT ROWID;
+                CREATE TABLE retry (chunk BLOB NOT NULL, length INTEGER NOT NULL, file INTEGER NOT NULL,
+                                    path BLOB NOT NULL, offset INTEGER NOT NULL, error TEXT NOT NULL);
                 CREATE TABLE node (id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, depth INTEGER NOT NULL,
                                    path BLOB NOT NULL, size INTEGER NOT NULL, entry BLOB);
-                CREATE TABLE use (pack INTEGER NOT NULL, chunk BLOB NOT NULL, file INTEGER NOT NULL, offset INTEGER NOT NULL);
+                CREATE TABLE use (pack INTEGER NOT NULL, chunk BLOB NOT NULL, length INTEGER NOT NULL,
+                                  file INTEGER NOT NULL, offset INTEGER NOT NULL);
                 """)
         } catch {
             throw Self.failure(error)
@@ -42,19 +47,45 @@ final class WorkDatabase {
 
     // MARK: Chunk locations
 
-    /// Records the chunks of one pack. A chunk already located keeps its first pack.
-    func addPack(_ path: String, chunks: [(id: ChunkID, length: Int)]) throws(StoreError) {
+    /// Records what a listing says one pack holds. The first listing that
+    /// names a pack is the one believed for it (listings are added in the
+    /// order their snapshots reached the server, so a later listing cannot
+    /// rewrite what an earlier run stored); a later claim is ignored.
+    /// - Returns: false if an earlier listing named the pack already.
+    @discardableResult
+    func addPack(_ path: String, chunks: [(id: ChunkID, length: Int)]) throws(StoreError) -> Bool {
         try run { () throws(SQLiteError) in
             let insert = try db.statement("INSERT OR IGNORE INTO pack (path) VALUES (?)")
             insert.bind(1, path)
             try insert.run()
-            let select = try db.statement("SELECT id FROM pack WHERE path = ?")
+            let select = try db.statement("SELECT id, listed FROM pack WHERE path = ?")
             select.bind(1, path)
-            guard try select.step() else { return }
+            guard try select.step() else { return false }
             let pack = select.int(0)
+            guard select.int(1) == 0 else { return false }
+            let mark = try db.statement("UPDATE pack SET listed = 1 WHERE id = ?")
+            mark.bind(1, pack)
+            try mark.run()
             for chunk in chunks {
                 let s = try db.statement("INSERT OR IGNORE INTO chunk (id, pack, length) VALUES (?, ?, ?)")
                 s.bind(1, chunk.id.bytes); s.bind(2, pack); s.bind(3, chunk.length)
+                try s.run()
+            }
+            return true
+        }
+    }
+
+    /// Limits chunk locations to the packs a snapshot's catalog lists (nil:
+    /// any pack, for a snapshot whose catalog no source holds).
+    func restrict(to packs: [String]?) throws(StoreError) {
+        try run { () throws(SQLiteError) in
+            try db.execute("UPDATE pack SET needed = \(packs == nil ? 1 : 0)")
+            for path in packs ?? [] {
+                let insert = try db.statement("INSERT OR IGNORE INTO pack (path) VALUES (?)")
+                insert.bind(1, path)
+                try insert.run()
+                let s = try db.statement("UPDATE pack SET needed = 1 WHERE path = ?")
+                s.bind(1, path)
                 try s.run()
             }
         }
@@ -63,19 +94,31 @@ final class WorkDatabase {
     /// Whether any record lists this pack.
     func isListed(_ path: String) throws(StoreError) -> Bool {
         try run { () throws(SQLiteError) in
-            let s = try db.statement("SELECT 1 FROM pack WHERE path = ?")
+            let s = try db.statement("SELECT 1 FROM pack WHERE path = ? AND listed = 1")
             s.bind(1, path)
             return try s.step()
         }
     }
 
-    /// A chunk's pack (its row number and path) and plaintext length.
+    /// A chunk's first pack among those the chosen snapshot may use (its
+    /// row in the work database and path) and plaintext length.
     func location(of id: ChunkID) throws(StoreError) -> (pack: Int, path: String, length: Int)? {
+        try candidates(of: id).first
+    }
+
+    /// Every pack the chosen snapshot may use that a listing says holds the
+    /// chunk, in the order the listings came: where to look again when the
+    /// first does not hold it intact.
+    func candidates(of id: ChunkID) throws(StoreError) -> [(pack: Int, path: String, length: Int)] {
         try run { () throws(SQLiteError) in
-            let s = try db.statement("SELECT chunk.pack, pack.path, chunk.length FROM chunk JOIN pack ON pack.id = chunk.pack WHERE chunk.id = ?")
+            let s = try db.statement("""
+                SELECT chunk.pack, pack.path, chunk.length FROM chunk JOIN pack ON pack.id = chunk.pack
+                WHERE chunk.id = ? AND pack.needed = 1 ORDER BY chunk.pack
+                """)
             s.bind(1, id.bytes)
-            guard try s.step() else { return nil }
-            return (s.int(0), s.text(1), s.int(2))
+            var out: [(pack: Int, path: String, length: Int)] = []
+            while try s.step() { out.append((s.int(0), s.text(1), s.int(2))) }
+            return out
         }
     }
 
@@ -86,7 +129,7 @@ final class WorkDatabase {
     /// Empties the plan for a new restore.
     func clearPlan() throws(StoreError) {
         try run { () throws(SQLiteError) in
-            try db.execute("DELETE FROM node; DELETE FROM use; DROP INDEX IF EXISTS node_path")
+            try db.execute("DELETE FROM node; DELETE FROM use; DELETE FROM retry; DROP INDEX IF EXISTS node_path")
         }
     }
 
@@ -109,13 +152,48 @@ final class WorkDatabase {
         }
     }
 
-    /// Chunk `chunk`, held in pack row `pack`, is written to file node `file` at `offset`.
-    func addUse(pack: Int, chunk: ChunkID, file: Int, offset: UInt64) throws(StoreError) {
+    /// Chunk `chunk` (`length` bytes), held in pack row `pack`, is written to file node `file` at `offset`.
+    func addUse(pack: Int, chunk: ChunkID, length: Int, file: Int, offset: UInt64) throws(StoreError) {
         try run { () throws(SQLiteError) in
-            let s = try db.statement("INSERT INTO use (pack, chunk, file, offset) VALUES (?, ?, ?, ?)")
-            s.bind(1, pack); s.bind(2, chunk.bytes); s.bind(3, file); s.bind(4, Int64(bitPattern: offset))
+            let s = try db.statement("INSERT INTO use (pack, chunk, length, file, offset) VALUES (?, ?, ?, ?, ?)")
+            s.bind(1, pack); s.bind(2, chunk.bytes); s.bind(3, length); s.bind(4, file); s.bind(5, Int64(bitPattern: offset))
             try s.run()
         }
+    }
+
+    // MARK: Chunks to look for elsewhere
+
+    /// A planned write whose chunk was not found intact where the plan
+    /// looked first: tried again from the other packs and sources.
+    struct Retry { let chunk: ChunkID; let length: Int; let file: Int; let path: [UInt8]; let offset: UInt64; let error: String }
+
+    func addRetry(_ r: Retry) throws(StoreError) {
+        try run { () throws(SQLiteError) in
+            let s = try db.statement("INSERT INTO retry (chunk, length, file, path, offset, error) VALUES (?, ?, ?, ?, ?, ?)")
+            s.bind(1, r.chunk.bytes); s.bind(2, r.length); s.bind(3, r.file); s.bind(4, r.path)
+            s.bind(5, Int64(bitPattern: r.offset)); s.bind(6, r.error)
+            try s.run()
+        }
+    }
+
+    /// The writes to try again, a chunk at a time (all places of one chunk together).
+    func forEachRetriedChunk(_ body: (_ chunk: ChunkID, _ length: Int, _ uses: [Retry]) throws -> Void) throws {
+        let s: Statement
+        do {
+            s = try db.statement("SELECT chunk, length, file, path, offset, error FROM retry ORDER BY chunk, file, offset")
+        } catch { throw Self.failure(error) }
+        var group: [Retry] = []
+        while try run({ () throws(SQLiteError) in try s.step() }) {
+            guard let chunk = Digest(bytes: s.blob(0)) else { continue }
+            let r = Retry(chunk: chunk, length: s.int(1), file: s.int(2), path: s.blob(3),
+                          offset: UInt64(bitPattern: Int64(s.int(4))), error: s.text(5))
+            if let first = group.first, first.chunk != r.chunk {
+                try body(first.chunk, first.length, group)
+                group = []
+            }
+            group.append(r)
+        }
+        if let first = group.first { try body(first.chunk, first.length, group) }
     }
 
     enum NodeOrder {
@@ -185,18 +263,18 @@ final class WorkDatabase {
 
     /// Every planned write with its file's path, grouped by pack and then
     /// by chunk (SQLite sorts on disk).
-    func forEachUse(_ body: (_ pack: String, _ chunk: ChunkID, _ file: Int, _ path: [UInt8], _ offset: UInt64) throws -> Void) throws {
+    func forEachUse(_ body: (_ pack: String, _ chunk: ChunkID, _ length: Int, _ file: Int, _ path: [UInt8], _ offset: UInt64) throws -> Void) throws {
         let s: Statement
         do {
             s = try db.statement("""
-                SELECT pack.path, use.chunk, use.file, node.path, use.offset
+                SELECT pack.path, use.chunk, use.file, node.path, use.offset, use.length
                 FROM use JOIN pack ON pack.id = use.pack JOIN node ON node.id = use.file
                 ORDER BY use.pack, use.chunk, use.file, use.offset
                 """)
         } catch { throw Self.failure(error) }
         while try run({ () throws(SQLiteError) in try s.step() }) {
             guard let chunk = Digest(bytes: s.blob(1)) else { continue }
-            try body(s.text(0), chunk, s.int(2), s.blob(3), UInt64(bitPattern: Int64(s.int(4))))
+            try body(s.text(0), chunk, s.int(5), s.int(2), s.blob(3), UInt64(bitPattern: Int64(s.int(4))))
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Store
+import Seal
 
 /// `fbk ls`: a directory of a snapshot, like `ls -l`.
 struct LsCommand: ParsableCommand {
@@ -36,33 +37,71 @@ struct LsCommand: ParsableCommand {
             let repo = try repository.openRepository()
             let s = try repo.snapshot(snapshot)
             let (entry, tree) = try repo.lookup(s, path: path)
-            var rows: [Row] = []
             let prefix = path.split(separator: "/").joined(separator: "/")
+            var output = RowPrinter(json: json)
             if let tree {
-                rows = try onLargeStack {
-                    var collected: [Row] = []
-                    try list(repo, tree, prefix: prefix, into: &collected)
-                    return collected
+                // Rows are printed as the trees are read: memory stays flat
+                // however many entries a recursive listing has.
+                var walked = 0
+                let ancestors: Set<ChunkID> = entry?.subtree.map { [$0] } ?? Digest(hex: s.root).map { [$0] } ?? []
+                try onLargeStack {
+                    try list(repo, tree, prefix: prefix, budget: Self.entryBudget(s), ancestors: ancestors, into: &output, walked: &walked)
                 }
             } else if let entry {
-                rows.append(row(entry, path: prefix))
+                output.print(row(entry, path: prefix))
             }
-            if json { printJSON(rows) } else {
-                for r in rows {
-                    print("\(r.mode) \(r.user.padding(toLength: 8, withPad: " ", startingAt: 0)) \(r.group.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(r.size).leftPad(12)) \(r.mtime) \(r.path)\(r.target.map { " -> \($0)" } ?? "")")
-                }
-            }
+            output.finish()
         } catch {
             throw fail(error)
         }
     }
 
-    private func list(_ repo: Repository, _ tree: [TreeEntry], prefix: String, into rows: inout [Row]) throws {
+    /// At most as many entries as the signed record says the snapshot holds
+    /// (and the directories leading to its paths).
+    static func entryBudget(_ s: SnapshotRecord) -> Int {
+        s.stats.files + s.stats.directories + s.stats.otherEntries + s.paths.reduce(0) { $0 + $1.split(separator: "/").count } + 16
+    }
+
+    /// Prints rows one at a time, as text like `ls -l` or as one JSON array.
+    struct RowPrinter {
+        let json: Bool
+        private var count = 0
+        private let encoder: JSONEncoder = {
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return e
+        }()
+
+        init(json: Bool) { self.json = json }
+
+        mutating func print(_ r: Row) {
+            if json {
+                Swift.print(count == 0 ? "[" : ",", String(decoding: try! encoder.encode(r), as: UTF8.self), separator: "")
+            } else {
+                Swift.print("\(r.mode) \(r.user.terminalSafe.padding(toLength: 8, withPad: " ", startingAt: 0)) \(r.group.terminalSafe.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(r.size).leftPad(12)) \(r.mtime) \(r.path.terminalSafe)\(r.target.map { " -> \($0.terminalSafe)" } ?? "")")
+            }
+            count += 1
+        }
+
+        func finish() { if json { Swift.print(count == 0 ? "[]" : "]") } }
+    }
+
+    /// Walks the trees depth first. A tree on its own ancestor path, or
+    /// more entries than the record states, is forged: it stops the walk.
+    private func list(_ repo: Repository, _ tree: [TreeEntry], prefix: String, budget: Int, ancestors: Set<ChunkID>,
+                      into output: inout RowPrinter, walked: inout Int) throws {
+        walked += tree.count
+        guard walked <= budget else {
+            throw StoreError(.integrity, "the snapshot holds more entries than its signed record states (\(budget) with the leading directories): its trees are forged or damaged")
+        }
         for e in tree {
             let p = prefix.isEmpty ? String(decoding: e.name, as: UTF8.self) : prefix + "/" + String(decoding: e.name, as: UTF8.self)
-            rows.append(row(e, path: p))
+            output.print(row(e, path: p))
             if recursive, e.type == .directory, let sub = e.subtree {
-                try list(repo, try repo.tree(sub), prefix: p, into: &rows)
+                guard !ancestors.contains(sub) else {
+                    throw StoreError(.integrity, "\(p) is its own ancestor (tree \(sub.shortDescription)): the snapshot's trees are forged")
+                }
+                try list(repo, try repo.tree(sub), prefix: p, budget: budget, ancestors: ancestors.union([sub]), into: &output, walked: &walked)
             }
         }
     }
@@ -81,6 +120,15 @@ struct LsCommand: ParsableCommand {
         var mode = String(typeChar)
         let bits: [(UInt32, Character)] = [(0o400, "r"), (0o200, "w"), (0o100, "x"), (0o40, "r"), (0o20, "w"), (0o10, "x"), (0o4, "r"), (0o2, "w"), (0o1, "x")]
         for (bit, c) in bits { mode.append(e.mode & bit != 0 ? c : "-") }
+        // setuid, setgid and sticky as ls -l shows them: s/S, s/S, t/T.
+        func mark(_ index: Int, _ flag: UInt32, _ execute: UInt32, _ set: Character, _ unset: Character) {
+            guard e.mode & flag != 0 else { return }
+            let i = mode.index(mode.startIndex, offsetBy: index)
+            mode.replaceSubrange(i...i, with: String(e.mode & execute != 0 ? set : unset))
+        }
+        mark(3, 0o4000, 0o100, "s", "S")
+        mark(6, 0o2000, 0o10, "s", "S")
+        mark(9, 0o1000, 0o1, "t", "T")
         let date = Date(timeIntervalSince1970: Double(e.mtimeNanoseconds) / 1e9)
         let user = e.user.isEmpty ? String(e.uid) : String(decoding: e.user, as: UTF8.self)
         let group = e.group.isEmpty ? String(e.gid) : String(decoding: e.group, as: UTF8.self)

@@ -49,6 +49,60 @@ struct SourceOptions: ParsableArguments {
     }
 }
 
+/// Who the client is, as the operator recorded it at enrollment: never
+/// taken from the storage being read.
+struct IdentityOptions: ParsableArguments {
+    @Option(name: .long, help: "The client's signing public key: its signing.pub from enrollment, or the 64 hex digits.")
+    var signingKey: String?
+
+    @Option(name: .long, help: "The check configuration holding the client's signing_key (e.g. /etc/fbk/check.conf).")
+    var checkConfig: String?
+
+    @Option(name: .long, help: "The client secret from its enrollment bundle (bundles/CLIENT/secret): pins the client without the escrow.")
+    var secret: String?
+
+    @Flag(name: .long, help: "DANGEROUS: believe the escrowed secret the storage holds, for an operator who lost the enrollment bundle. A server that replaced it can make forged snapshots look genuine.")
+    var trustStorageIdentity = false
+
+    /// The identity to verify against, from the first option given.
+    /// - Throws: `CLIError` (usage) when none is given, naming what to give.
+    func identity(client: String) throws -> ClientIdentity {
+        if let secret {
+            let keys = try ClientKeys.load(path: secret)
+            if let pinned = try pinnedKey(client: client), pinned != keys.signingKey().publicKey {
+                throw CLIError(message: "\(secret) is not the secret of the client whose signing key is \(pinned.hex)", status: ExitStatus.usage)
+            }
+            return .secret(keys)
+        }
+        if let pinned = try pinnedKey(client: client) { return .signingKey(pinned) }
+        if trustStorageIdentity { return .escrowUnpinned }
+        throw CLIError(message: """
+            the client's identity is not pinned: give --signing-key bundles/\(client)/signing.pub (or --check-config /etc/fbk/check.conf, \
+            or --secret bundles/\(client)/secret), so that only snapshots the client signed are believed; \
+            without the enrollment bundle, --trust-storage-identity believes whatever the storage holds
+            """, status: ExitStatus.usage)
+    }
+
+    private func pinnedKey(client: String) throws -> VerifyingKey? {
+        if let signingKey {
+            let text = FileManager.default.fileExists(atPath: signingKey)
+                ? try String(contentsOfFile: signingKey, encoding: .utf8) : signingKey
+            guard let raw = Hex.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)), let key = try? VerifyingKey(raw: raw) else {
+                throw CLIError(message: "--signing-key \(signingKey) is neither a signing.pub file nor 64 hex digits", status: ExitStatus.usage)
+            }
+            return key
+        }
+        if let checkConfig {
+            let config = try CheckConfig.load(path: checkConfig)
+            guard let key = config.clients.first(where: { $0.name == client })?.signingKey else {
+                throw CLIError(message: "\(checkConfig) has no fbk client \(client) with a signing_key", status: ExitStatus.usage)
+            }
+            return key
+        }
+        return nil
+    }
+}
+
 /// Where the operator reads backups from, and the key that opens them.
 struct RepositoryOptions: ParsableArguments {
     @OptionGroup var source: SourceOptions
@@ -56,14 +110,27 @@ struct RepositoryOptions: ParsableArguments {
     @Option(name: .long, help: "The client whose backups to read.")
     var client: String
 
+    @OptionGroup var identity: IdentityOptions
+
     @OptionGroup var operatorKey: OperatorKeyOptions
 
+    /// Opens the repository; objects fetched over WebDAV go into a private
+    /// directory made for this run (mode 0700), removed when it ends.
     func openRepository() throws -> Repository {
-        let sources = try source.sources(client: client, cache: NSTemporaryDirectory() + "/fbk-fetch-\(getpid())")
-        let repository = try Repository(sources: sources, opener: try operatorKey.opener(), client: client)
-        for w in repository.warnings { FileHandle.standardError.write(Data("fbk: warning: \(w)\n".utf8)) }
+        let pinned = try identity.identity(client: client)
+        let cache = try PrivateDirectory(prefix: "fbk-fetch")
+        fetchCache = cache
+        let sources = try source.sources(client: client, cache: cache.path)
+        let repository = try Repository(sources: sources, opener: try operatorKey.opener(), client: client, identity: pinned)
+        for w in repository.warnings { FileHandle.standardError.write(Data("fbk: warning: \(w.terminalSafe)\n".utf8)) }
+        for r in repository.rejected { FileHandle.standardError.write(Data("fbk: REFUSED: \(r.terminalSafe)\n".utf8)) }
         return repository
     }
+}
+
+/// The directory WebDAV objects are fetched into, removed when the process exits.
+nonisolated(unsafe) private var fetchCache: PrivateDirectory? {
+    didSet { if oldValue == nil { atexit { fetchCache?.remove() } } }
 }
 
 func printJSON<T: Encodable>(_ value: T) {

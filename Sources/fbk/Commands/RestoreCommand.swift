@@ -24,6 +24,8 @@ struct RestoreCommand: ParsableCommand {
     var target: String
     @Flag(name: .long, help: "Print the summary as JSON.")
     var json = false
+    @Flag(name: .long, help: "Restore data from a client no longer trusted: no device nodes, no setuid/setgid bits, no file capabilities.")
+    var stripPrivileges = false
     @Argument(help: "Snapshot ID, prefix, or latest.")
     var snapshot: String
     @Argument(help: "Paths in the snapshot to restore (default: all).")
@@ -31,11 +33,13 @@ struct RestoreCommand: ParsableCommand {
 
     func run() throws {
         limitMallocRetention()
-        let summary: RestoreSummary
+        var summary: RestoreSummary
+        var misdirecting: String?
         do {
             let repo = try repository.openRepository()
             let s = try repo.snapshot(snapshot)
             let restorer = Restorer(repository: repo, snapshot: s, target: target)
+            restorer.stripPrivileges = stripPrivileges
             if isatty(2) == 1 {
                 restorer.progress = { chunks, bytes in
                     FileHandle.standardError.write(Data("\r\u{1B}[K\(chunks) chunks, \(bytes >> 20) MiB restored".utf8))
@@ -43,11 +47,13 @@ struct RestoreCommand: ParsableCommand {
             }
             summary = try onLargeStack { try restorer.run(paths: paths) }
             if isatty(2) == 1 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            misdirecting = repo.misdirecting[s.id]
         } catch {
             throw fail(error)
         }
+        if let misdirecting { summary.warnings.insert("FORGED LISTING: snapshot \(summary.snapshot): \(misdirecting)", at: 0) }
         if json { printJSON(summary) } else { print(summary.text()) }
-        if !summary.damaged.isEmpty { throw ExitCode(ExitStatus.integrity) }
+        if !summary.damaged.isEmpty || misdirecting != nil { throw ExitCode(ExitStatus.integrity) }
     }
 }
 
@@ -73,22 +79,24 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         limitMallocRetention()
-        let summary: RestoreSummary
+        var summary: RestoreSummary
+        var misdirecting: String?
         do {
             let repo = try repository.openRepository()
-            guard repo.keys != nil else {
-                throw StoreError(.integrity, "the escrowed client secret is missing: chunk IDs cannot be checked")
-            }
             let s = try repo.snapshot(snapshot)
             let restorer = Restorer(repository: repo, snapshot: s, target: "", write: false)
             summary = try onLargeStack { try restorer.run(paths: []) }
+            misdirecting = repo.misdirecting[s.id]
         } catch {
             throw fail(error)
         }
+        if let misdirecting {
+            summary.damaged.append("FORGED LISTING: \(misdirecting)")
+        }
         if json { printJSON(summary) } else {
             print("verified \(summary.chunksVerified) chunks in \(summary.packsDecrypted) packs for \(summary.snapshot)")
-            for d in summary.damaged { print("DAMAGED: \(d)") }
-            for w in summary.warnings { print("warning: \(w)") }
+            for d in summary.damaged { print("DAMAGED: \(d.terminalSafe)") }
+            for w in summary.warnings { print("warning: \(w.terminalSafe)") }
         }
         if !summary.damaged.isEmpty { throw ExitCode(ExitStatus.integrity) }
     }

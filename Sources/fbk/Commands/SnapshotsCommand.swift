@@ -18,6 +18,7 @@ struct SnapshotsCommand: ParsableCommand {
     var json = false
 
     func run() throws {
+        var refused = 0
         do {
             let repo = try repository.openRepository()
             if json {
@@ -29,12 +30,15 @@ struct SnapshotsCommand: ParsableCommand {
             } else {
                 print("ID                                  started                   host              files        bytes  paths")
                 for s in repo.snapshots {
-                    print("\(s.id)  \(s.started.prefix(19))Z  \(s.host.padding(toLength: 16, withPad: " ", startingAt: 0))  \(String(s.stats.files).leftPad(7))  \(String(s.stats.bytes).leftPad(11))  \(s.paths.joined(separator: " "))")
+                    print("\(s.id)  \(String(s.started.prefix(19)).terminalSafe)Z  \(s.host.terminalSafe.padding(toLength: 16, withPad: " ", startingAt: 0))  \(String(s.stats.files).leftPad(7))  \(String(s.stats.bytes).leftPad(11))  \(s.paths.joined(separator: " ").terminalSafe)")
                 }
             }
+            refused = repo.rejected.count + repo.misdirecting.count
         } catch {
             throw fail(error)
         }
+        // Objects refused are named on stderr: a forger was at work.
+        if refused > 0 { throw ExitCode(ExitStatus.integrity) }
     }
 }
 
