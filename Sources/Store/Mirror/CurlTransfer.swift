@@ -24,6 +24,9 @@ final class CurlTransfer {
     private var download: UnsafeMutablePointer<FILE>?
     private var body: [UInt8] = []
     private let bodyLimit: Int
+    /// The most bytes written to `download` before the transfer is aborted.
+    private var downloadLimit = Int.max
+    private var downloaded = 0
 
     private init(bodyLimit: Int) { self.bodyLimit = bodyLimit }
 
@@ -31,11 +34,14 @@ final class CurlTransfer {
     /// - Parameters:
     ///   - uploadFile/uploadSize: a PUT body, streamed from a file.
     ///   - downloadFile: where to stream the response body (else kept in memory up to `bodyLimit`).
+    ///   - downloadLimit: a body larger than this is not written: the transfer fails.
     static func perform(method: String, url: String, user: String?, password: String?, headers: [String] = [],
                         uploadFile: String? = nil, uploadSize: Int = 0, downloadFile: String? = nil,
-                        bodyLimit: Int = 4096, options: MirrorOptions, expectedSize: Int = 0) throws(Failure) -> Response {
+                        bodyLimit: Int = 4096, downloadLimit: Int = .max, options: MirrorOptions,
+                        expectedSize: Int = 0) throws(Failure) -> Response {
         _ = globalInit
         let t = CurlTransfer(bodyLimit: bodyLimit)
+        t.downloadLimit = downloadLimit
         if let uploadFile {
             guard let f = fopen(uploadFile, "rb") else { throw Failure(message: "cannot read \(uploadFile)", curlCode: -1) }
             t.upload = f
@@ -73,7 +79,12 @@ final class CurlTransfer {
             let t = Unmanaged<CurlTransfer>.fromOpaque(user!).takeUnretainedValue()
             let n = size * count
             guard let data else { return n }
-            if let f = t.download { return fwrite(data, 1, n, f) }
+            if let f = t.download {
+                // A server that sends more than any such object may be is cut off (curl fails the transfer).
+                t.downloaded += n
+                guard t.downloaded <= t.downloadLimit else { return 0 }
+                return fwrite(data, 1, n, f)
+            }
             if t.body.count < t.bodyLimit {
                 t.body += UnsafeRawBufferPointer(start: data, count: min(n, t.bodyLimit - t.body.count))
             }

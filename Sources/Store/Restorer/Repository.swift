@@ -158,7 +158,11 @@ public final class Repository {
                 }
                 var c = candidates[id] ?? Candidate(id: id)
                 if name.hasSuffix(".catalog") {
-                    guard c.catalog == nil || c.receipt == nil, let path = source.localPath(of: object) else { continue }
+                    guard c.catalog == nil || c.receipt == nil else { continue }
+                    guard let path = source.localPath(of: object) else {
+                        rejected.append("\(object) on \(source.name) is listed but cannot be read (larger than any catalog, or the transfer failed)")
+                        continue
+                    }
                     do {
                         let bytes = try readBounded(path, limit: ObjectLimits.document, what: "catalog")
                         let (catalog, _) = try SignedDocument.decode(Catalog.self, from: bytes, name: object, verifyingKey: pinned)

@@ -71,6 +71,14 @@ public final class WebDAVRepositorySource: RepositorySource, @unchecked Sendable
         return out.sorted()
     }
 
+    /// The most bytes any object of that kind may have (FORMAT.md 6).
+    static func limit(of object: String) -> Int {
+        if object.hasPrefix("packs/") { return PackFormat.maxSealedLength }
+        if object.hasSuffix(".listing") { return ObjectLimits.listing }
+        if object.hasPrefix("keys/") { return ObjectLimits.escrow }
+        return ObjectLimits.document
+    }
+
     public func receiptTime(of object: String) -> Date? { lock.withLock { modified[object] } }
 
     /// An RFC 1123 date (`Sun, 06 Dec 2026 02:15:53 GMT`), as WebDAV servers give `getlastmodified`.
@@ -94,7 +102,8 @@ public final class WebDAVRepositorySource: RepositorySource, @unchecked Sendable
         let partial = local + ".partial"
         defer { unlink(partial) }
         guard let r = try? CurlTransfer.perform(method: "GET", url: base + object, user: user, password: password,
-                                                downloadFile: partial, options: options, expectedSize: 1 << 30),
+                                                downloadFile: partial, downloadLimit: Self.limit(of: object),
+                                                options: options, expectedSize: 1 << 30),
               r.status == 200 else { return nil }
         guard rename(partial, local) == 0 else { return nil }
         return local
