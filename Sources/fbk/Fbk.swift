@@ -2,6 +2,7 @@
 // per file; the work itself is done by the Chunker, Seal and Store modules.
 
 import ArgumentParser
+import Store
 
 @main
 struct Fbk: ParsableCommand {
@@ -13,6 +14,7 @@ struct Fbk: ParsableCommand {
             backups but never read or decrypt them. Restores happen offline with \
             the private key.
             """,
+        version: fbkVersion,
         subcommands: [InitCommand.self, SnapshotCommand.self, EnrollCommand.self, KeygenCommand.self, SnapshotsCommand.self, LsCommand.self,
                       RestoreCommand.self, VerifyCommand.self, IndexCommand.self, CheckCommand.self, MirrorSyncCommand.self,
                       DecryptCommand.self, ChunkCommand.self]

@@ -49,6 +49,20 @@ import TestSupport
         #expect(metrics.contains("fbk_newest_backup_age_seconds{client=\"c1\"}"))
     }
 
+    /// install-server.sh makes /srv/fbk/.incoming for nginx's upload
+    /// temporaries: the layout the project's own script makes checks clean.
+    @Test func theInstallScriptsUploadDirectoryIsNoStranger() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", random(1 << 20))
+        #expect(try f.snapshot().status == 0)
+        try FileManager.default.createDirectory(atPath: f.mirrors[0].storageRoot + "/.incoming", withIntermediateDirectories: true)
+        let r = try check(f, try config(f))
+        #expect(r.status == 0, "\(r.text)")
+        #expect((r.report["strangers"] as? [String] ?? []).isEmpty)
+        let installer = try String(contentsOfFile: repositoryRoot + "/deploy/install-server.sh", encoding: .utf8)
+        #expect(installer.contains("/srv/fbk/.incoming"))
+    }
+
     @Test func damageToPacksAndCatalogsIsNamed() throws {
         let f = try SnapshotFixture()
         for i in 0..<4 { try f.dir.write("src/f\(i)", random(600_000)) }

@@ -146,4 +146,31 @@ import TestSupport
         let calls = try String(contentsOfFile: d.dir.file("zfs-calls"), encoding: .utf8)
         #expect(calls.contains("snapshot -r zroot@fbk-"))
     }
+
+    /// The device library must not overwrite the script's own variables:
+    /// `fbk_parts` once set `base`, so the old ZFS snapshot was never
+    /// destroyed (a blob name went to `zfs destroy` instead) and the pool filled.
+    @Test func opnsenseDestroysTheOldBaseSnapshotAfterAnIncremental() throws {
+        let d = try setup(client: "fw", extra: "POOL=zroot\nCONF_DIR=CONFDIR")
+        try d.dir.write("conf/config.xml", Array("<opnsense/>".utf8))
+        var conf = try String(contentsOfFile: d.conf, encoding: .utf8)
+        conf = conf.replacingOccurrences(of: "CONFDIR", with: d.dir.file("conf"))
+        try conf.write(toFile: d.conf, atomically: true, encoding: .utf8)
+        try d.dir.write("zfs-stream", random(50_000))
+        let zfs = try d.dir.write("stubs/zfs", Array("""
+            #!/bin/sh
+            case "$1" in
+              send) cat \(d.dir.file("zfs-stream")) ;;
+              list) echo zroot@fbk-20261101T000000Z ;;
+              *) echo "$@" >> \(d.dir.file("zfs-calls")) ;;
+            esac
+            """.utf8))
+        chmod(zfs, 0o755)
+        let r = try run("opnsense/fbk-opnsense.sh", d)
+        #expect(r.status == 0, "\(r.stderr)")
+        let calls = try String(contentsOfFile: d.dir.file("zfs-calls"), encoding: .utf8).split(separator: "\n").map(String.init)
+        let destroyed = calls.filter { $0.hasPrefix("destroy") }
+        // On the first of a month the script sends a full stream; either way the old base goes.
+        #expect(destroyed == ["destroy -r zroot@fbk-20261101T000000Z"], "\(calls)")
+    }
 }

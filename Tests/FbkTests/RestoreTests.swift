@@ -112,6 +112,11 @@ import TestSupport
 
         let sub = f.dir.file("sub")
         #expect(try restore(f, ["latest", "--target", sub, rel + "/b"]).status == 0)
+        // A path the snapshot does not hold is an error naming it, with the stored path it likely means.
+        let missing = try restore(f, ["latest", "--target", f.dir.file("nothing"), "b"])
+        #expect(missing.status == 64, "\(missing.stderr)")
+        #expect(missing.stderr.contains("no b in snapshot") && missing.stderr.contains("did you mean " + rel + "/b?"), "\(missing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: f.dir.file("nothing")))
         #expect(FileManager.default.contents(atPath: sub + f.source + "/b/file2") == FileManager.default.contents(atPath: f.source + "/b/file2"))
 
         let old = f.dir.file("old")

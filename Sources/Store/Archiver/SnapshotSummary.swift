@@ -46,7 +46,7 @@ public struct SnapshotSummary: Encodable, Sendable {
     public var mirrorsBehind: [String] { mirrors.filter { $0.missingObjects > 0 || $0.spooled > 0 }.map(\.url) }
 
     enum CodingKeys: String, CodingKey {
-        case snapshot, files, directories, packs, seconds, warnings, unreadable, mirrors
+        case snapshot, files, directories, packs, seconds, warnings, unreadable, mirrors, version
         case otherEntries = "other_entries"
         case bytesScanned = "bytes_scanned"
         case bytesRead = "bytes_read"
@@ -63,6 +63,7 @@ public struct SnapshotSummary: Encodable, Sendable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(fbkVersion, forKey: .version)
         try c.encode(snapshot, forKey: .snapshot)
         try c.encode(files, forKey: .files)
         try c.encode(directories, forKey: .directories)

@@ -46,9 +46,10 @@ public struct CheckReport: Encodable, Sendable {
     /// Directories and files in the storage root that belong to no enrolled client.
     public var strangers: [String] = []
     public var checkedAt: String = ""
+    public var version = fbkVersion
 
     enum CodingKeys: String, CodingKey {
-        case status, clients, strangers
+        case status, clients, strangers, version
         case checkedAt = "checked_at"
     }
 
@@ -104,6 +105,9 @@ public enum Checker {
     /// run uploads its packs before its catalog, and a spool may deliver
     /// them days later.
     public static let defaultOrphanGrace: TimeInterval = 7 * 86_400
+    /// nginx's upload temporaries (deploy/nginx `client_body_temp_path`,
+    /// made by deploy/install-server.sh): part of the layout, not a stranger.
+    public static let uploadDirectory = ".incoming"
     /// How far a catalog's `created` may lie after the server received it.
     static let allowedSkew: TimeInterval = 3600
 
@@ -115,7 +119,8 @@ public enum Checker {
         var report = CheckReport()
         report.checkedAt = Layout.rfc3339(now)
         let enrolled = Set(config.clients.map(\.name))
-        for name in ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted() where !enrolled.contains(name) {
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted()
+        where !enrolled.contains(name) && name != uploadDirectory {
             report.strangers.append(name)
         }
         for client in config.clients {

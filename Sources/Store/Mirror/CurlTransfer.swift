@@ -100,6 +100,7 @@ final class CurlTransfer {
             CCurl_easy_setopt_str(easy, CURLOPT_USERNAME, user)
             CCurl_easy_setopt_str(easy, CURLOPT_PASSWORD, password)
         }
+        CCurl_easy_setopt_str(easy, CURLOPT_USERAGENT, "fbk/\(fbkVersion)")
         CCurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         CCurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, options.connectTimeout)
         CCurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedLimit)

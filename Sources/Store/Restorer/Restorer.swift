@@ -33,9 +33,10 @@ public struct RestoreSummary: Encodable, Sendable {
     public var damaged: [String] = []
     public var warnings: [String] = []
     public var seconds = 0.0
+    public var version = fbkVersion
 
     enum CodingKeys: String, CodingKey {
-        case snapshot, files, directories, links, others, bytes, damaged, warnings, seconds
+        case snapshot, files, directories, links, others, bytes, damaged, warnings, seconds, version
         case packsDecrypted = "packs_decrypted"
         case chunksVerified = "chunks_verified"
     }
@@ -91,6 +92,7 @@ public final class Restorer {
     public func run(paths: [String]) throws -> RestoreSummary {
         let started = ContinuousClock.now
         try repository.select(snapshot)
+        try checkRequested(paths)
         if write { try prepareTarget() }
         try plan.clearPlan()
         try plan.batch { try makePlan(paths: paths) }
@@ -100,7 +102,7 @@ public final class Restorer {
         defer { prefetcher.stop() }
         try makeFiles()
         try writeData(prefetcher, prefetched: packs)
-        if write { try finish() }
+        if write { try finish() } else { summary.files = try plan.count(.file) - damagedFiles.count }
         summary.packsDecrypted = repository.packsDecrypted
         summary.damaged = try damagedFiles.sorted().map { try plan.path(of: $0).displayPath }
         summary.seconds = (ContinuousClock.now - started).seconds
@@ -126,6 +128,23 @@ public final class Restorer {
         let wanted = paths.map { $0.split(separator: "/").map { Array($0.utf8) } }.filter { !$0.isEmpty }
         try walk(tree: root, relative: [], wanted: wanted.isEmpty ? nil : wanted, depth: 0, ancestors: [root])
         if try plan.count(.hardlink) > 0 { try planHardlinkCopies() }
+    }
+
+    /// Every requested path must name an entry: a restore that matched
+    /// nothing must not look like one that worked.
+    /// - Throws: `StoreError.config` naming the first path that matches
+    ///   nothing, with the stored path it likely means.
+    private func checkRequested(_ paths: [String]) throws {
+        for path in paths where !path.split(separator: "/").isEmpty {
+            do { _ = try repository.lookup(snapshot, path: path) } catch let error as StoreError where error.code == .config {
+                let relative = path.split(separator: "/").joined(separator: "/")
+                let guesses = snapshot.paths.map { $0.split(separator: "/").joined(separator: "/") + "/" + relative }
+                    .filter { (try? repository.lookup(snapshot, path: $0).entry) != nil }
+                let hint = guesses.first.map { "; did you mean \($0)? (paths are relative to /, as fbk ls shows them)" }
+                    ?? "; fbk ls -R lists what the snapshot holds"
+                throw StoreError(.config, "no \(relative.terminalSafe) in snapshot \(snapshot.id)\(hint)")
+            }
+        }
     }
 
     /// Hardlinks to files outside the chosen paths are restored as copies

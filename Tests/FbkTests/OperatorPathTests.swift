@@ -1,0 +1,60 @@
+// What an operator following the README met (issue 18): small things that
+// make output trustworthy to read and to script.
+
+import Foundation
+import Seal
+import Store
+import Testing
+import TestSupport
+
+@Suite struct OperatorPathTests {
+    @Test func oneVersionForTheCommandTheSummariesAndTheUserAgent() throws {
+        let version = try CLI.run(["--version"])
+        #expect(version.status == 0 && version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == fbkVersion)
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", sampleBytes(10_000))
+        let s = try f.snapshot()
+        #expect(s.summary["version"] as? String == fbkVersion)
+        let log = try String(contentsOfFile: f.mirrors[0].prefix.file("logs/access.log"), encoding: .utf8)
+        #expect(log.contains("fbk/\(fbkVersion)"), "\(log.suffix(300))")
+    }
+
+    @Test func lsShowsSetIDAndStickyBitsSnapshotsAlignAndVerifyCountsFiles() throws {
+        let f = try SnapshotFixture()
+        try FileManager.default.createDirectory(atPath: f.source + "/shared", withIntermediateDirectories: true)
+        chmod(f.source + "/shared", 0o1777)
+        let tool = try f.dir.write("src/tool", Array("#!/bin/sh\n".utf8))
+        chmod(tool, 0o4755)
+        try f.dir.write("src/data", sampleBytes(300_000))
+        #expect(try f.snapshot().status == 0)
+        Thread.sleep(forTimeInterval: 1.1)
+        #expect(try f.snapshot().status == 0)
+        let common = ["--from", f.mirrors[0].storageRoot, "--client", "c1", "--signing-key", f.dir.file("etc/signing.pub"),
+                      "--key", f.keysDirectory + "/private.pem"]
+        let env = ["FBK_PASSPHRASE": f.passphrase]
+        let rel = String(f.source.dropFirst())
+        let ls = try CLI.run(["ls"] + common + ["latest", rel], environment: env)
+        #expect(ls.status == 0)
+        let lines = ls.stdout.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("drwxrwxrwt") && $0.hasSuffix("/shared") }, "\(ls.stdout)")
+        #expect(lines.contains { $0.hasPrefix("-rwsr-xr-x") && $0.hasSuffix("/tool") }, "\(ls.stdout)")
+
+        let list = try CLI.run(["snapshots"] + common, environment: env)
+        #expect(list.status == 0)
+        let rows = list.stdout.split(separator: "\n").map(String.init)
+        #expect(rows.count == 3)
+        // Every column starts where the header's does; sizes are for people.
+        let header = rows[0]
+        for column in ["started", "host", "paths"] {
+            let at = header.range(of: column)!.lowerBound.utf16Offset(in: header)
+            for row in rows.dropFirst() { #expect(row.utf16.count > at && Array(row.utf16)[at - 1] == 32 && Array(row.utf16)[at] != 32, "\(rows)") }
+        }
+        #expect(rows.dropFirst().allSatisfy { $0.contains(" KiB") }, "\(rows)")
+
+        let verify = try CLI.run(["verify"] + common + ["latest", "--json"], environment: env)
+        let summary = try JSONSerialization.jsonObject(with: verify.stdoutBytes) as? [String: Any] ?? [:]
+        #expect(verify.status == 0)
+        #expect(summary["files"] as? Int == 2)
+        #expect(summary["version"] as? String == fbkVersion)
+    }
+}
