@@ -11,7 +11,9 @@ enum ExitStatus {
     static let software: Int32 = 70       // EX_SOFTWARE: a library failed unexpectedly
     static let cannotCreate: Int32 = 73   // EX_CANTCREAT: an output exists or cannot be made
     static let key: Int32 = 77            // EX_NOPERM: wrong key, passphrase or certificate
-    static let partial: Int32 = 3         // snapshot stored, but some files could not be read
+    static let partial: Int32 = 3         // snapshot stored, but some files or configured paths could not be read
+    static let mirrorBehind: Int32 = 4    // snapshot stored, but a mirror is down (delivered by a later run)
+    static let mirrorRefusing: Int32 = 5  // snapshot stored, but a mirror refuses uploads (misconfigured)
     static let localIO: Int32 = 74        // EX_IOERR: local disk trouble
     static let mirrors: Int32 = 75        // EX_TEMPFAIL: not enough mirrors stored the snapshot
     static let interrupted: Int32 = 130   // stopped by SIGINT/SIGTERM

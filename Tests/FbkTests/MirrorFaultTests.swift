@@ -57,7 +57,10 @@ import TestSupport
         try f.dir.write("src/a", (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
         try proxy.set(fault)
         let faulty = try f.snapshot()
-        #expect(faulty.status == 0, "\(fault): \(faulty.stderr)")
+        // Stored on the other mirror: 4 for a mirror that is down or failing, 5 for one that refuses this client.
+        #expect(faulty.status == (fault == "401" ? 5 : 4), "\(fault): \(faulty.stderr)")
+        let state = (faulty.summary["mirrors"] as? [[String: Any]])?.first { $0["url"] as? String == proxy.url("c1") }?["state"] as? String
+        #expect(state == (fault == "401" ? "misconfigured" : "behind"), "\(fault)")
         #expect(faulty.summary["mirrors_behind"] as? [String] == [proxy.url("c1")], "\(fault)")
         #expect(!spool(f).isEmpty, "\(fault): nothing kept for the faulty mirror")
         #expect(f.objects(1).isEmpty, "\(fault): an object reached the faulty mirror")

@@ -57,4 +57,47 @@ import TestSupport
         #expect(summary["files"] as? Int == 2)
         #expect(summary["version"] as? String == fbkVersion)
     }
+
+    @Test func aConfiguredPathThatDoesNotExistIsAPartialRun() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", sampleBytes(10_000))
+        var text = try String(contentsOfFile: f.configPath, encoding: .utf8)
+        let gone = f.dir.file("gone")
+        text = text.replacingOccurrences(of: "paths:\n", with: "paths:\n  - \"\(gone)\"\n")
+        try text.write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        #expect(text.contains(gone))
+        let r = try f.snapshot()
+        #expect(r.status == 3, "\(r.stderr)")
+        #expect(r.summary["missing_paths"] as? [String] == [gone])
+        let plain = try CLI.run(["snapshot", "--config", f.configPath])
+        #expect(plain.status == 3 && plain.stdout.contains("MISSING: configured path \(gone)"), "\(plain.stdout)")
+    }
+
+    @Test func aMirrorThatRefusesIsMisconfiguredNotDown() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", sampleBytes(10_000))
+        var text = try String(contentsOfFile: f.configPath, encoding: .utf8)
+        // Another client's directory: nginx answers 403 every day, for ever.
+        text = text.replacingOccurrences(of: f.mirrors[1].url("c1"), with: f.mirrors[1].url("c2"))
+        try text.write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        let r = try f.snapshot()
+        #expect(r.status == 5, "\(r.stderr)")
+        let states = (r.summary["mirrors"] as? [[String: Any]] ?? []).map { $0["state"] as? String }
+        #expect(states == ["ok", "misconfigured"], "\(r.summary)")
+        let plain = try CLI.run(["snapshot", "--config", f.configPath])
+        #expect(plain.status == 5 && plain.stdout.contains("REFUSES uploads, misconfigured"), "\(plain.stdout)")
+    }
+
+    @Test func aRespelledMirrorURLIsTheSameMirror() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", sampleBytes(10_000))
+        #expect(try f.snapshot().status == 0)
+        var text = try String(contentsOfFile: f.configPath, encoding: .utf8)
+        let url = f.mirrors[1].url("c1")
+        text = text.replacingOccurrences(of: url, with: String(url.dropLast()))
+        try text.write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        let r = try f.snapshot()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect((r.summary["mirrors_behind"] as? [String])?.isEmpty == true, "\(r.summary)")
+    }
 }

@@ -211,7 +211,8 @@ public final class Archiver {
                 uploadedObjects: mirrorSet.uploadedObjects[id] ?? 0,
                 missingObjects: missing[id] ?? 0,
                 spooled: owed.filter { $0.missing.contains(id) }.count,
-                error: failures.first { $0.mirror == url }?.message)
+                error: failures.first { $0.mirror == url }?.message,
+                refusing: failures.first { $0.mirror == url }?.misconfigured ?? false)
         }
     }
 
@@ -384,6 +385,12 @@ public final class Archiver {
     private func archiveRoot() throws -> ChunkID {
         let selection = Selection()
         for p in config.paths {
+            // A configured path that is gone is said, not silently left out.
+            if FileSystem.lstat(Array(p.utf8)) == nil && errno == ENOENT {
+                summary.missingPaths.append(p)
+                summary.warnings.append("configured path \(p.terminalSafe) does not exist: the snapshot lacks it (remove it from paths: in the configuration if it is gone for good)")
+                continue
+            }
             var node = selection
             let components = p.split(separator: "/").map { Array($0.utf8) }
             if components.isEmpty { node.all = true }

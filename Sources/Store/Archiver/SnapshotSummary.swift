@@ -4,7 +4,7 @@ import Foundation
 
 /// The outcome of `fbk snapshot`.
 public struct SnapshotSummary: Encodable, Sendable {
-    public struct MirrorState: Codable, Sendable {
+    public struct MirrorState: Encodable, Sendable {
         public var url: String
         public var uploadedBytes: Int
         public var uploadedObjects: Int
@@ -13,12 +13,33 @@ public struct SnapshotSummary: Encodable, Sendable {
         /// Objects still in the local spool for this mirror (delivered on the next run).
         public var spooled: Int
         public var error: String?
+        /// The mirror refused this run's uploads for a reason retrying cannot
+        /// fix (401, 403, a wrong directory or scheme): misconfigured, not down.
+        public var refusing = false
+
+        /// `ok`, `behind` (down now: what it lacks is delivered later) or
+        /// `misconfigured` (it refuses: nothing reaches it until fixed).
+        public var state: String {
+            refusing ? "misconfigured" : (missingObjects > 0 || spooled > 0 || error != nil) ? "behind" : "ok"
+        }
 
         enum CodingKeys: String, CodingKey {
-            case url, error, spooled
+            case url, error, spooled, refusing, state
             case uploadedBytes = "uploaded_bytes"
             case uploadedObjects = "uploaded_objects"
             case missingObjects = "missing_objects"
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(url, forKey: .url)
+            try c.encodeIfPresent(error, forKey: .error)
+            try c.encode(spooled, forKey: .spooled)
+            try c.encode(refusing, forKey: .refusing)
+            try c.encode(state, forKey: .state)
+            try c.encode(uploadedBytes, forKey: .uploadedBytes)
+            try c.encode(uploadedObjects, forKey: .uploadedObjects)
+            try c.encode(missingObjects, forKey: .missingObjects)
         }
     }
 
@@ -37,6 +58,8 @@ public struct SnapshotSummary: Encodable, Sendable {
     public var seconds = 0.0
     public var warnings: [String] = []
     public var unreadable = 0
+    /// Configured paths that do not exist: the snapshot lacks them.
+    public var missingPaths: [String] = []
     public var mirrors: [MirrorState] = []
     public var safeMirrors = 0
     public var requiredMirrors = 1
@@ -59,6 +82,19 @@ public struct SnapshotSummary: Encodable, Sendable {
         case requiredMirrors = "required_mirrors"
         case dedupRatio = "dedup_ratio"
         case mirrorsBehind = "mirrors_behind"
+        case missingPaths = "missing_paths"
+        case exitStatus = "exit_status"
+    }
+
+    /// What `fbk snapshot` exits with once the snapshot is stored (README,
+    /// "Exit status"): 5 a mirror refuses uploads (misconfigured: fix it),
+    /// 3 files or configured paths could not be read, 4 a mirror is behind
+    /// (down now; delivered on a later run), 0 all well.
+    public var exitStatus: Int32 {
+        if mirrors.contains(where: \.refusing) { return 5 }
+        if unreadable > 0 || !missingPaths.isEmpty { return 3 }
+        if !mirrorsBehind.isEmpty { return 4 }
+        return 0
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -84,6 +120,8 @@ public struct SnapshotSummary: Encodable, Sendable {
         try c.encode(requiredMirrors, forKey: .requiredMirrors)
         try c.encode((dedupRatio * 100).rounded() / 100, forKey: .dedupRatio)
         try c.encode(mirrorsBehind, forKey: .mirrorsBehind)
+        try c.encode(missingPaths, forKey: .missingPaths)
+        try c.encode(exitStatus, forKey: .exitStatus)
     }
 
     public func json() -> String {
@@ -93,7 +131,7 @@ public struct SnapshotSummary: Encodable, Sendable {
     }
 
     /// Bytes in binary units, e.g. `0 B`, `812 B`, `457.4 MiB`.
-    static func binarySize(_ bytes: UInt64) -> String {
+    public static func binarySize(_ bytes: UInt64) -> String {
         guard bytes >= 1024 else { return "\(bytes) B" }
         var value = Double(bytes)
         var unit = 0
@@ -114,10 +152,14 @@ public struct SnapshotSummary: Encodable, Sendable {
             var line = "mirror \(m.url): \(m.uploadedObjects) objects, \(size(UInt64(m.uploadedBytes))) uploaded"
             if m.missingObjects > 0 { line += "; BEHIND by \(m.missingObjects) objects" }
             if m.spooled > 0 { line += "; \(m.spooled) objects spooled for the next run" }
-            if let e = m.error { line += "; error: \(e)" }
+            if let e = m.error {
+                line += m.refusing ? "; REFUSES uploads, misconfigured (nothing reaches it until fixed): \(e)"
+                                   : "; DOWN now (what it lacks is delivered by a later run): \(e)"
+            }
             lines.append(line)
         }
         lines.append("safe on \(safeMirrors) of \(mirrors.count) mirrors (required: \(requiredMirrors))")
+        for p in missingPaths { lines.append("MISSING: configured path \(p.terminalSafe) does not exist; the snapshot lacks it") }
         for w in warnings.prefix(50) { lines.append("warning: \(w)") }
         if warnings.count > 50 { lines.append("warning: … and \(warnings.count - 50) more") }
         return lines.joined(separator: "\n")

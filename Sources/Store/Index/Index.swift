@@ -104,15 +104,21 @@ public final class Index {
 
     // MARK: Mirrors
 
-    /// The row ID of a mirror URL, created on first use.
+    /// The row ID of a mirror URL, created on first use. URLs that name
+    /// the same place (`…/pi/` and `…/pi`, `HTTP://Host:80/`) are one mirror,
+    /// so a respelled URL in the configuration keeps what it was delivered.
     public func mirrorID(_ url: String) throws -> Int {
-        let find = try db.statement("SELECT id FROM mirrors WHERE url = ?")
-        find.bind(1, url)
-        if try find.step() { return find.int(0) }
+        let identity = MirrorIdentity(url)
+        let all = try db.statement("SELECT id, url FROM mirrors ORDER BY id")
+        var found: Int?
+        while try all.step() {
+            if found == nil && MirrorIdentity(all.text(1)) == identity { found = all.int(0) }
+        }
+        if let found { return found }
         let insert = try db.statement("INSERT INTO mirrors(url) VALUES (?)")
         insert.bind(1, url)
         try insert.run()
-        return try mirrorID(url)
+        return db.lastInsertedRow
     }
 
     // MARK: Chunks

@@ -20,6 +20,18 @@ public struct MirrorFailure: Error, CustomStringConvertible, Sendable {
     public let message: String
     /// True when retrying cannot help (wrong password, forbidden, full).
     public let permanent: Bool
+    /// True when the mirror refuses this client as configured (401, 403, a
+    /// wrong directory or scheme): nothing reaches it until the
+    /// configuration or the server is fixed. A mirror that is down or full
+    /// is not misconfigured.
+    public var misconfigured = false
+
+    public init(mirror: String, message: String, permanent: Bool, misconfigured: Bool = false) {
+        self.mirror = mirror
+        self.message = message
+        self.permanent = permanent
+        self.misconfigured = misconfigured
+    }
 
     public var description: String { "\(mirror): \(message)" }
 }
@@ -68,4 +80,31 @@ func readPasswordFile(_ path: String, for what: String, mustBePrivate: Bool) thr
         throw StoreError(.config, "the password file \(path) is readable by others; chmod 600 it")
     }
     return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+}
+
+/// Where a mirror URL points, for telling two spellings of one mirror
+/// apart from two mirrors: scheme and host compared without case, the
+/// scheme's default port dropped, and the path without trailing slashes
+/// or repeated ones.
+struct MirrorIdentity: Equatable {
+    let scheme: String
+    let authority: String
+    let path: String
+
+    init(_ url: String) {
+        guard let colon = url.range(of: "://") else {
+            (scheme, authority, path) = ("", "", url)
+            return
+        }
+        scheme = url[..<colon.lowerBound].lowercased()
+        let rest = url[colon.upperBound...]
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        var host = rest[..<slash].lowercased()
+        if let userEnd = host.lastIndex(of: "@") { host = String(host[host.index(after: userEnd)...]) }
+        for (s, port) in [("http", ":80"), ("https", ":443")] where scheme == s && host.hasSuffix(port) {
+            host.removeLast(port.count)
+        }
+        authority = host
+        path = "/" + rest[slash...].split(separator: "/").joined(separator: "/")
+    }
 }

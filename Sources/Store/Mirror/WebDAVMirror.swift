@@ -45,7 +45,10 @@ public struct WebDAVMirror: Mirror {
             response = try CurlTransfer.perform(method: "PUT", url: base + relativePath, user: user, password: password,
                                                 uploadFile: localPath, uploadSize: size, options: options)
         } catch {
-            throw MirrorFailure(mirror: url, message: "PUT \(relativePath) failed: \(error.message)", permanent: error.curlCode < 0)
+            // An unsupported scheme, a malformed URL or a TLS handshake with a plain server: the URL is wrong.
+            let wrongURL = [1, 3, 35].contains(error.curlCode)
+            throw MirrorFailure(mirror: url, message: "PUT \(relativePath) failed: \(error.message)",
+                                permanent: error.curlCode < 0 || wrongURL, misconfigured: wrongURL)
         }
         let status = response.status
         let body = String(decoding: response.body, as: UTF8.self)
@@ -55,17 +58,17 @@ public struct WebDAVMirror: Mirror {
         case 409 where body.contains(Self.existsMarker):
             return .alreadyPresent
         case 401:
-            throw MirrorFailure(mirror: url, message: "the mirror rejected the credentials (401): check the user and password file", permanent: true)
+            throw MirrorFailure(mirror: url, message: "the mirror rejected the credentials (401): check the user and password file", permanent: true, misconfigured: true)
         case 403:
-            throw MirrorFailure(mirror: url, message: "the mirror refused the upload (403): the URL must be this client's own directory, and the account must match it", permanent: true)
+            throw MirrorFailure(mirror: url, message: "the mirror refused the upload (403): the URL must be this client's own directory, and the account must match it", permanent: true, misconfigured: true)
         case 413:
-            throw MirrorFailure(mirror: url, message: "the mirror refused the object as too large (413): set client_max_body_size 0 in nginx", permanent: true)
+            throw MirrorFailure(mirror: url, message: "the mirror refused the object as too large (413): set client_max_body_size 0 in nginx", permanent: true, misconfigured: true)
         case 507:
             throw MirrorFailure(mirror: url, message: "the mirror is out of space (507)", permanent: true)
         case 500...599:
             throw MirrorFailure(mirror: url, message: "the mirror failed (HTTP \(status)) on PUT \(relativePath)", permanent: false)
         default:
-            throw MirrorFailure(mirror: url, message: "the mirror answered HTTP \(status) to PUT \(relativePath), which fbk does not expect; counted as a failure", permanent: true)
+            throw MirrorFailure(mirror: url, message: "the mirror answered HTTP \(status) to PUT \(relativePath), which fbk does not expect (is the URL this client's directory on an fbk mirror?); counted as a failure", permanent: true, misconfigured: true)
         }
     }
 }

@@ -16,8 +16,11 @@ struct SnapshotCommand: ParsableCommand {
             Every snapshot is complete on its own: there is no full/incremental \
             schedule to keep.
 
-            Exit status: 0 stored (mirrors behind are reported, not failed), \
-            3 stored but some files could not be read, 64 configuration error, \
+            Exit status: 0 stored on every mirror; 3 stored, but some files or \
+            configured paths could not be read; 4 stored, but a mirror is behind \
+            (down now: what it lacks is delivered by a later run); 5 stored, but \
+            a mirror refuses uploads (401, 403, wrong directory: misconfigured, \
+            nothing reaches it until fixed); 64 configuration error, \
             66 index missing or damaged, 74 local I/O error, 75 not enough \
             mirrors hold the snapshot, 130 stopped by a signal.
 
@@ -73,7 +76,7 @@ struct SnapshotCommand: ParsableCommand {
         reporter.finish()
         print(json ? summary.json() : summary.text())
         if let failure { throw failure }
-        return summary.unreadable > 0 ? ExitStatus.partial : 0
+        return summary.exitStatus
     }
 
     private func openIndex(_ c: ClientConfig) throws -> Index {

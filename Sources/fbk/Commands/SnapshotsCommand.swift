@@ -31,7 +31,7 @@ struct SnapshotsCommand: ParsableCommand {
                 // Columns as wide as their widest cell; sizes for people (raw bytes are in --json).
                 let rows = repo.snapshots.map { s in
                     [s.id, String(s.started.prefix(19)).terminalSafe + "Z", s.host.terminalSafe, String(s.stats.files),
-                     humanBytes(s.stats.bytes), s.paths.joined(separator: " ").terminalSafe]
+                     SnapshotSummary.binarySize(s.stats.bytes), s.paths.joined(separator: " ").terminalSafe]
                 }
                 let header = ["ID", "started", "host", "files", "size", "paths"]
                 let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max()! }
@@ -49,14 +49,6 @@ struct SnapshotsCommand: ParsableCommand {
         // Objects refused are named on stderr: a forger was at work.
         if refused > 0 { throw ExitCode(ExitStatus.integrity) }
     }
-}
-
-/// 1536 → "1.5 KiB", as `ls -h` would say it.
-func humanBytes(_ n: UInt64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    var value = Double(n), unit = 0
-    while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
-    return unit == 0 ? "\(n) B" : String(format: value < 10 ? "%.1f" : "%.0f", value) + " " + units[unit]
 }
 
 extension String {
