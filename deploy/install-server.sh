@@ -4,9 +4,10 @@
 #
 #   deploy/install-server.sh [FBK_BINARY]
 #
-# Then, per client: append its htpasswd line (from fbk enroll) to
-# /etc/nginx/fbk.htpasswd, create /srv/fbk/CLIENT owned by www-data, and add
-# its check-entry.yaml to /etc/fbk/check.conf.
+# Then, per client: run the commands `fbk enroll` prints (they set its line
+# in /etc/nginx/fbk.htpasswd, replacing an older one, create /srv/fbk/CLIENT
+# owned by www-data with its escrowed secret in keys/), and add its
+# check-entry.yaml to /etc/fbk/check.conf.
 #
 # Firewall: allow only the enrolled clients' addresses to reach port 8084
 # and only the operator's address to reach 8085, over IPv6 as in the

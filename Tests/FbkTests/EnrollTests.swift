@@ -60,6 +60,20 @@ import TestSupport
         #expect(rotate.status == 0)
         #expect(try String(contentsOfFile: bundle + "/secret", encoding: .utf8) == secret)
         #expect(try String(contentsOfFile: bundle + "/password", encoding: .utf8).trimmingCharacters(in: .newlines) != password)
+        // The printed command, run on each mirror as printed, replaces the old line: the client's next run works.
+        let command = try #require(rotate.stdout.split(separator: "\n").first { $0.contains("sed -i") })
+            .trimmingCharacters(in: .whitespaces)
+        for m in mirrors {
+            let run = try runTool("sh", ["-c", command.replacingOccurrences(of: "/etc/nginx/fbk.htpasswd", with: m.prefix.file("htpasswd"))])
+            #expect(run.status == 0, "\(run.stderr)")
+            let lines = try String(contentsOfFile: m.prefix.file("htpasswd"), encoding: .utf8).split(separator: "\n")
+            #expect(lines.filter { $0.hasPrefix("newbox:") }.count == 1 && lines.contains { $0.hasPrefix("other:") })
+        }
+        try FileManager.default.removeItem(atPath: root + "/etc/fbk/password")
+        try FileManager.default.copyItem(atPath: bundle + "/password", toPath: root + "/etc/fbk/password")
+        try dir.write("src/after-rotation", Array("new".utf8))
+        let after = try CLI.run(["snapshot", "--config", root + "/etc/fbk/fbk.conf", "--json"])
+        #expect(after.status == 0, "\(after.stdout) \(after.stderr)")
     }
 
     @Test func clientUnitsVerify() throws {

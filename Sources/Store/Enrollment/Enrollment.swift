@@ -9,6 +9,14 @@ import Seal
 public struct EnrollmentResult: Sendable {
     public var bundle: String
     public var htpasswdLine: String
+    /// A shell command that makes `htpasswdLine` the client's only line in
+    /// `file`: idempotent, and right for a rotation, where appending would
+    /// leave the old line first (nginx uses the first match: 401 for ever).
+    public func htpasswdCommand(file: String = "/etc/nginx/fbk.htpasswd") -> String {
+        let user = String(htpasswdLine.prefix { $0 != ":" })
+        let pattern = user.replacingOccurrences(of: ".", with: "\\.")
+        return "sed -i '/^\(pattern):/d' \(file) && printf '%s\\n' '\(htpasswdLine)' >> \(file)"
+    }
     public var checkEntry: String
     public var signingKey: String
     public var rotated: Bool

@@ -10,8 +10,9 @@ struct EnrollCommand: ParsableCommand {
         discussion: """
             Writes OUT/CLIENT/: fbk.conf, recipient.pem, password and secret \
             (mode 0600), signing.pub, client-secret.cms (the secret sealed to the \
-            recipients, for keys/ on every mirror), htpasswd (the line to append to every \
-            mirror's /etc/nginx/fbk.htpasswd) and check-entry.yaml (to add to \
+            recipients, for keys/ on every mirror), htpasswd (the client's line in every \
+            mirror's /etc/nginx/fbk.htpasswd: the printed command replaces an older \
+            one, which a rotation must do, since nginx uses the first line that matches) and check-entry.yaml (to add to \
             /etc/fbk/check.conf). Copy the bundle to the client and run \
             deploy/install-client.sh there. Re-enrolling refuses unless --rotate, \
             which makes a new password and keeps the secret.
@@ -52,8 +53,8 @@ struct EnrollCommand: ParsableCommand {
                                           paths: path.isEmpty ? ["/"] : path, out: out, rotate: rotate)
             print("""
                 \(r.rotated ? "re-enrolled" : "enrolled") \(client): bundle in \(r.bundle)
-                on each mirror, append to the htpasswd file, create the client's directory and put its escrowed secret there:
-                  \(r.htpasswdLine)
+                on each mirror, set the client's htpasswd line (replacing any older one), create its directory and put its escrowed secret there:
+                  \(r.htpasswdCommand())
                   install -d -o www-data -g www-data -m 0750 /srv/fbk/\(client) /srv/fbk/\(client)/keys
                   install -o www-data -g www-data -m 0640 \(r.bundle)/client-secret.cms /srv/fbk/\(client)/keys/client-secret.cms
                 add to the check configuration (/etc/fbk/check.conf, under clients:):
