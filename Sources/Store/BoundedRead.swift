@@ -20,7 +20,8 @@ public enum ObjectLimits {
 /// (and not following a symbolic link in its last component).
 /// - Throws: `StoreError.integrity` when it is larger, `.io` when it cannot be read.
 public func readBounded(_ path: String, limit: Int, what: String) throws(StoreError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    // O_NONBLOCK: a FIFO planted under an object's name must not hang the reader (fstat then refuses it).
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
     guard fd >= 0 else { throw StoreError(.io, "cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     var st = stat()

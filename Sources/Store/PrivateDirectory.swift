@@ -1,7 +1,8 @@
 // Private scratch directories (decrypted packs, restore plans, fetched
 // objects): made fresh by mkdtemp with mode 0700, so no other user can
 // plant a file or a link in them, and removed when the run ends, also when
-// SIGINT, SIGTERM or SIGHUP stops it: nothing decrypted is left in TMPDIR.
+// SIGINT, SIGTERM, SIGHUP, SIGQUIT or SIGPIPE (`fbk ls -R | head`) stops
+// it: nothing decrypted is left in TMPDIR.
 
 import Foundation
 
@@ -67,7 +68,7 @@ final class SignalCleanup: @unchecked Sendable {
         guard pipe(&fds) == 0 else { return }
         signalPipe = fds[1]
         let reader = fds[0]
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE] {
             signal(sig) { number in
                 var byte = UInt8(truncatingIfNeeded: number)
                 _ = write(signalPipe, &byte, 1)

@@ -380,4 +380,73 @@ import TestSupport
         let pattern = try NSRegularExpression(pattern: "^conf-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{16}$")
         for n in names { #expect(pattern.firstMatch(in: n, range: NSRange(n.startIndex..., in: n)) != nil, "\(n)") }
     }
+
+    // MARK: A second red-team pass, against the fixes above
+
+    @Test func aBackdatedCatalogOnOneMirrorRefusesNothing() throws {
+        let f = try Self.genuine()
+        for c in f.objects(0) where c.hasSuffix(".catalog") { setModificationTime(f.path(0, c), daysAgo: 2000) }
+        // With the honest mirror too, its receipt times show the records are not from the future.
+        let both = try Self.fbk(f, "restore", ["latest", "--target", f.dir.file("both")], from: [0, 1])
+        #expect(both.status == 0, "\(both.stderr)")
+        #expect(Self.restoredConfig(f, f.dir.file("both")) == "second version\n")
+        // From the backdating mirror alone they look future-dated: refused, and the message names the way out.
+        let alone = try Self.fbk(f, "restore", ["latest", "--target", f.dir.file("alone")], from: [0])
+        #expect(alone.status != 0 && alone.stderr.contains("--accept-future-dated"), "\(alone.stderr)")
+        let accepted = try Self.fbk(f, "restore", ["latest", "--target", f.dir.file("accepted"), "--accept-future-dated"], from: [0])
+        #expect(accepted.status == 0, "\(accepted.stderr)")
+        #expect(Self.restoredConfig(f, f.dir.file("accepted")) == "second version\n")
+    }
+
+    @Test func aForgedListingThatIsTheFirstWordOnEveryPackIsOnlyAHint() throws {
+        let f = try Self.genuine()
+        let forged = try Self.forge(f, "claim-packs", ["--time", "1971-01-01T00:10:00"], withSecret: true)
+        // A hostile server sets the forgery's file times back, so a reader meets its listing first.
+        for o in forged["wrote"] as? [String] ?? [] { setModificationTime(f.path(0, o), daysAgo: 20_000) }
+        for (id, expected) in zip(try Self.snapshotIDs(f), ["first version\n", "second version\n"]) {
+            let target = f.dir.file("r-\(id)")
+            let r = try Self.fbk(f, "restore", [id, "--target", target])
+            #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+            #expect(Self.restoredConfig(f, target) == expected)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: target + f.source + "/data.bin")) == Data(sampleBytes(600_000, seed: 7)))
+        }
+    }
+
+    @Test func plantedFIFOsAndLinksHangNothingAndAreNamed() throws {
+        let f = try Self.genuine()
+        let dir = f.mirrors[0].storageRoot + "/c1/"
+        #expect(mkfifo(dir + "snapshots/20261206T030000Z-0000000000000000.catalog", 0o644) == 0)
+        #expect(mkfifo(dir + "keys/planted.cms", 0o644) == 0)
+        #expect(symlink("/etc", dir + "packs/ee") == 0)
+        let args = ["60", CLI.binary.path, "snapshots", "--from", f.mirrors[0].storageRoot, "--client", "c1",
+                    "--signing-key", f.dir.file("etc/signing.pub"), "--key", f.keysDirectory + "/private.pem"]
+        let list = try runTool("timeout", args, environment: ["FBK_PASSPHRASE": f.passphrase])
+        #expect(list.status == 65, "\(list.stderr)")   // not 124: it did not hang
+        let check = try runTool("timeout", ["60", CLI.binary.path, "check", "--config", try Self.checkConfig(f), "--root", f.mirrors[0].storageRoot])
+        let text = String(decoding: check.stdout, as: UTF8.self)
+        #expect(check.status == 1 || check.status == 2, "\(text)")
+        #expect(text.contains("planted.cms is not a regular file") && text.contains("packs/ee is not a regular file"), "\(text)")
+    }
+
+    @Test func aClosedPipeLeavesNoDecryptedPacks() throws {
+        let f = try SnapshotFixture()
+        for d in 0..<30 {
+            try FileManager.default.createDirectory(atPath: f.source + "/d\(d)", withIntermediateDirectories: true)
+            for n in 0..<100 { try Data("\(d)-\(n)".utf8).write(to: URL(fileURLWithPath: f.source + "/d\(d)/file-with-a-longish-name-\(n)")) }
+        }
+        #expect(try f.snapshot().status == 0)
+        let tmp = try TemporaryDirectory()
+        let command = "'\(CLI.binary.path)' ls -R --from '\(f.mirrors[0].storageRoot)' --client c1 --signing-key '\(f.dir.file("etc/signing.pub"))' --key '\(f.keysDirectory)/private.pem' latest | head -1"
+        let r = try runTool("sh", ["-c", command], environment: ["FBK_PASSPHRASE": f.passphrase, "TMPDIR": tmp.path])
+        #expect(r.status == 0)
+        let left = try FileManager.default.contentsOfDirectory(atPath: tmp.path)
+        #expect(left.isEmpty, "left in TMPDIR: \(left)")
+    }
+
+    @Test func theChecksReportEscapesPlantedNames() throws {
+        let f = try Self.genuine()
+        try Data("x".utf8).write(to: URL(fileURLWithPath: f.mirrors[0].storageRoot + "/c1/snapshots/x\u{1B}]0;PWNED\u{07}y.snapshot"))
+        let check = try CLI.run(["check", "--config", try Self.checkConfig(f), "--root", f.mirrors[0].storageRoot])
+        #expect(!check.stdoutBytes.contains(0x1B) && check.stdout.contains("x\\033]0;PWNED\\007y"), "\(check.stdout)")
+    }
 }

@@ -29,6 +29,11 @@ Scenarios:
       snapshot validly signed under it; --hostile-entries adds a setuid root
       file, a character device 1:3, a file with a cap_setuid=ep capability
       and a setgid file.
+  claim-packs --secret F [--time T]
+      compromised client: a snapshot whose listing claims every genuine pack
+      holds one bogus chunk (its catalog lists them all, so it checks
+      complete); dated T, and with its catalog's file time set back, it is
+      the first word a reader meets on every pack.
   tree-bomb --secret F [--depth N] [--time T]
       compromised client: trees where level k holds `a` and `b`, both the
       level k-1 tree, over one file `leaf`: 2^N paths from N+2 chunks, with
@@ -402,7 +407,21 @@ def pack_variant(args, keys):
     return {"out": args.out, "chunks": len(chunks)}
 
 
-SCENARIOS = {"poison-listing": (poison_listing, True), "unsigned-record": (unsigned_record, False),
+def claim_packs(args, keys):
+    """compromised client: a snapshot whose catalog lists every genuine pack
+    and whose listing claims each of them holds only one bogus chunk. With
+    --time in the past and its catalog's file time set back by a hostile
+    server, it is the first listing a reader meets for every pack."""
+    listings = genuine_listings(args.dir, keys)
+    packs = genuine_packs(args.dir)
+    bogus = secrets.token_bytes(32).hex()
+    sid = snapshot_id(args.time)
+    wrote = write_snapshot(args.dir, args.client, args.recipient, keys, sid, args.time, listings[max(listings)]["root"],
+                           [(p, [[bogus, 0, 10]]) for p in packs], packs, {"files": 100, "directories": 100})
+    return {"snapshot": sid, "claimed": packs, "wrote": wrote}
+
+
+SCENARIOS = {"claim-packs": (claim_packs, True), "poison-listing": (poison_listing, True), "unsigned-record": (unsigned_record, False),
              "swap-escrow": (swap_escrow, False), "tree-bomb": (tree_bomb, True),
              "future-record": (future_record, True), "pack-variant": (pack_variant, True)}
 
@@ -424,6 +443,7 @@ def main():
         p.add_argument("--file", action="append", metavar="NAME=TEXT")
     sub.choices["unsigned-record"].add_argument("--delete-escrow", action="store_true")
     sub.choices["swap-escrow"].add_argument("--hostile-entries", action="store_true")
+    sub.add_parser("claim-packs", parents=[common])
     sub.add_parser("tree-bomb", parents=[common]).add_argument("--depth", type=int, default=40)
     sub.add_parser("future-record", parents=[common]).add_argument("--year", type=int, default=2999)
     p = sub.add_parser("pack-variant", parents=[common])

@@ -64,7 +64,8 @@ public struct CheckReport: Encodable, Sendable {
         }
         for s in strangers { lines.append("WARN  stranger in the storage root: \(s)") }
         lines.append("overall: \(status.rawValue)")
-        return lines.joined(separator: "\n")
+        // Names come from the storage: anyone with an upload account chooses them.
+        return lines.map(\.terminalSafe).joined(separator: "\n")
     }
 
     /// node_exporter textfile metrics.
@@ -130,7 +131,10 @@ public enum Checker {
             if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) || !isDir.boolValue {
                 r.add(.fail, "never uploaded: \(dir) does not exist")
             } else {
-                let all = files(dir)
+                let (all, others) = walk(dir)
+                for o in others {
+                    r.add(.warn, "stranger: \(o) is not a regular file (a link, FIFO, socket or device no upload makes): planted")
+                }
                 let hasher = ObjectHasher(dir: dir, client: client.name, all: all, deep: deep, state: state, now: now)
                 for (path, f) in all.sorted(by: { $0.key < $1.key }) where f.size == 0 {
                     r.add(.warn, "\(path) is an empty file: a leftover of a failed upload, or planted")
@@ -151,17 +155,29 @@ public enum Checker {
     }
 
     /// Every regular file under a client directory.
-    static func files(_ dir: String) -> [String: StoredFile] {
+    static func files(_ dir: String) -> [String: StoredFile] { walk(dir).files }
+
+    /// Every regular file under a client directory, and the entries that are
+    /// neither a file nor a directory (links, FIFOs, sockets, devices):
+    /// no upload makes those, so each is named.
+    static func walk(_ dir: String) -> (files: [String: StoredFile], others: [String]) {
         var out: [String: StoredFile] = [:]
-        guard let e = FileManager.default.enumerator(atPath: dir) else { return out }
+        var others: [String] = []
+        guard let e = FileManager.default.enumerator(atPath: dir) else { return (out, others) }
         while let rel = e.nextObject() as? String {
             var st = stat()
-            guard lstat(dir + "/" + rel, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+            guard lstat(dir + "/" + rel, &st) == 0 else { continue }
+            let type = st.st_mode & S_IFMT
+            if type == S_IFLNK { e.skipDescendants() }
+            guard type == S_IFREG else {
+                if type != S_IFDIR { others.append(rel) }
+                continue
+            }
             out[rel] = StoredFile(path: rel, size: Int(st.st_size),
                                   mtime: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9),
                                   mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
         }
-        return out
+        return (out, others.sorted())
     }
 
     static let packName = try! NSRegularExpression(pattern: "^packs/([0-9a-f]{2})/([0-9a-f]{64})\\.pack$")

@@ -55,13 +55,19 @@ public final class Repository {
     public private(set) var packsDecrypted = 0
     /// The snapshot chunks are located for (`select`).
     private var selected: String?
+    private let acceptFutureDated: Bool
 
     /// How far a record's own start time may lie after the time the server
     /// received its catalog (clock skew) before it is refused as future-dated.
     public static let allowedSkew: TimeInterval = 3600
 
-    public init(sources: [any RepositorySource], opener: Opener, client: String, identity: ClientIdentity) throws {
+    /// - Parameter acceptFutureDated: believe records dated after their
+    ///   receipt (a client whose clock runs ahead); they are still ordered
+    ///   by receipt time.
+    public init(sources: [any RepositorySource], opener: Opener, client: String, identity: ClientIdentity,
+                acceptFutureDated: Bool = false) throws {
         precondition(!sources.isEmpty)
+        self.acceptFutureDated = acceptFutureDated
         self.sources = sources
         self.opener = opener
         self.client = client
@@ -98,6 +104,7 @@ public final class Repository {
             for source in sources {
                 guard let path = source.localPath(of: Layout.secretEscrow) else { continue }
                 do {
+                    defer { source.release(Layout.secretEscrow) }
                     let sealed = try readBounded(path, limit: ObjectLimits.escrow, what: "the escrowed client secret")
                     let text = String(decoding: try opener.open(sealed).plaintext, as: UTF8.self)
                         .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -141,7 +148,17 @@ public final class Repository {
     private struct Candidate {
         var id: String
         var catalog: Catalog?
+        var catalogSource: String?
+        /// The earliest time a source says it received the snapshot (orders snapshots).
         var receipt: Date?
+        /// The latest such time (a record dated after it is future-dated on every source).
+        var lastReceipt: Date?
+
+        mutating func received(_ t: Date?) {
+            guard let t else { return }
+            receipt = min(receipt ?? t, t)
+            lastReceipt = max(lastReceipt ?? t, t)
+        }
     }
 
     private func loadSnapshots() throws {
@@ -158,20 +175,25 @@ public final class Repository {
                 }
                 var c = candidates[id] ?? Candidate(id: id)
                 if name.hasSuffix(".catalog") {
-                    guard c.catalog == nil || c.receipt == nil else { continue }
                     guard let path = source.localPath(of: object) else {
                         rejected.append("\(object) on \(source.name) is listed but cannot be read (larger than any catalog, or the transfer failed)")
                         continue
                     }
                     do {
-                        let bytes = try readBounded(path, limit: ObjectLimits.document, what: "catalog")
+                        let bytes: [UInt8]
+                        defer { source.release(object) }
+                        bytes = try readBounded(path, limit: ObjectLimits.document, what: "catalog")
                         let (catalog, _) = try SignedDocument.decode(Catalog.self, from: bytes, name: object, verifyingKey: pinned)
                         guard catalog.client == client, catalog.snapshot == id, catalog.record.path == Layout.record(id) else {
                             rejected.append("\(object) claims to be \(catalog.client)/\(catalog.snapshot): ignored")
                             continue
                         }
-                        c.catalog = c.catalog ?? catalog
-                        if let t = source.receiptTime(of: object) { c.receipt = min(c.receipt ?? t, t) }
+                        if let first = c.catalog, first != catalog {
+                            warnings.append("\(object): \(source.name) holds a different catalog, also signed by the client, than \(c.catalogSource ?? "another source") (a compromised client wrote one first?): the first is used")
+                        } else if c.catalog == nil {
+                            (c.catalog, c.catalogSource) = (catalog, source.name)
+                        }
+                        c.received(source.receiptTime(of: object))
                     } catch {
                         rejected.append("\(object) on \(source.name): \(error)")
                     }
@@ -181,7 +203,7 @@ public final class Repository {
         }
         // Without a catalog, the record's own receipt time orders it.
         for (id, var c) in candidates where c.catalog == nil {
-            for source in sources { if let t = source.receiptTime(of: Layout.record(id)) { c.receipt = min(c.receipt ?? t, t) } }
+            for source in sources { c.received(source.receiptTime(of: Layout.record(id))) }
             candidates[id] = c
         }
         let ordered = candidates.values.sorted {
@@ -198,6 +220,7 @@ public final class Repository {
         for source in sources {
             guard let path = source.localPath(of: object) else { continue }
             do {
+                defer { source.release(object) }
                 let sealed = try readBounded(path, limit: ObjectLimits.document, what: "snapshot record")
                 if let named = c.catalog?.record, sealed.count != named.size || SHA256.hash(sealed).hex != named.sha256 {
                     problems.append("\(source.name): not the record its catalog names (size or SHA-256 differ)")
@@ -236,9 +259,13 @@ public final class Repository {
                 accept: { record in
                     if record.client != client || record.id != c.id {
                         refusal = "claims to be \(record.client)/\(record.id)"
-                    } else if let receipt = c.receipt, let started = parseRFC3339(record.started),
-                              started > receipt + Self.allowedSkew {
-                        refusal = "is dated \(record.started), after the server received it (\(Layout.rfc3339(receipt))): a client clock cannot be ahead by that much; refused as future-dated"
+                    } else if !acceptFutureDated, let started = parseRFC3339(record.started) {
+                        // After the last time any source received it, or after now: no
+                        // genuine record can be, unless the client's clock runs ahead.
+                        let bound = min(c.lastReceipt ?? Date(), Date())
+                        if started > bound + Self.allowedSkew {
+                            refusal = "is dated \(record.started), after \(c.lastReceipt == nil ? "now" : "every source received it (\(Layout.rfc3339(bound)))"): refused as future-dated; if this client's clock is known to run ahead, give --accept-future-dated"
+                        }
                     }
                     return refusal == nil
                 },
@@ -288,6 +315,7 @@ public final class Repository {
         var present = false
         for source in sources {
             guard let path = source.localPath(of: listing.path) else { continue }
+            defer { source.release(listing.path) }
             present = true
             guard regularFileSize(path) == listing.size,
                   let bytes = try? readBounded(path, limit: listing.size, what: "pack listing") else { continue }
@@ -324,6 +352,7 @@ public final class Repository {
         try work.restrict(to: catalogs[snapshot.id]?.packs.map(\.path))
         selected = snapshot.id
         scannedUnlisted = false
+        scannedAll = false
     }
 
     /// A snapshot by ID, unique ID prefix, or `latest` (the one the server
@@ -373,9 +402,25 @@ public final class Repository {
     /// source's copy of each, other than the copy the plan read first.
     /// - Parameter length: the plaintext length the plan expects (nil: any).
     func chunkFromAlternatives(_ id: ChunkID, length: Int?, problems: inout [String]) throws -> (kind: ChunkKind, bytes: [UInt8])? {
+        if let found = try lookElsewhere(id, length: length, problems: &problems) { return found }
+        // The listings' claims led nowhere: read the tables of every pack the snapshot may use, and look again.
+        guard !scannedAll else { return nil }
+        try scanEveryPack()
+        return try lookElsewhere(id, length: length, problems: &problems)
+    }
+
+    private func lookElsewhere(_ id: ChunkID, length: Int?, problems: inout [String]) throws -> (kind: ChunkKind, bytes: [UInt8])? {
         for candidate in try work.candidates(of: id) {
-            let first = decryptedPacks[candidate.path]?.source
-            for (i, source) in sources.enumerated() where i != first {
+            let first = decryptedPacks[candidate.path]
+            // The copy decrypted already (for other chunks) may hold this one.
+            if let first, let entry = first.entries[id], length == nil || entry.plainLength == length {
+                do {
+                    return (entry.kind, try Self.readChunk(entry, from: first.path, pack: candidate.path, keys: keys, decompressor: decompressor))
+                } catch {
+                    problems.append("\(candidate.path) on \(sources[first.source].name): \(error)")
+                }
+            }
+            for (i, source) in sources.enumerated() where i != first?.source {
                 guard source.localPath(of: candidate.path) != nil else { continue }
                 if alternative?.pack != candidate.path || alternative?.source != i {
                     if case .success(let old)? = alternative?.opened { unlink(old.path) }
@@ -446,6 +491,8 @@ public final class Repository {
     func chunkLocation(_ id: ChunkID) throws -> (pack: Int, path: String, length: Int)? {
         if let l = try work.location(of: id) { return l }
         try scanUnlistedPacks()
+        if let l = try work.location(of: id) { return l }
+        try scanEveryPack()
         return try work.location(of: id)
     }
 
@@ -549,8 +596,8 @@ public final class Repository {
     }
 
     /// Chunks written by a run that stored packs but no listing: find them
-    /// by opening (once) the packs no listing names, among those the chosen
-    /// snapshot's catalog lists (every pack, without a catalog).
+    /// by reading (once) the tables of the packs no listing names, among
+    /// those the chosen snapshot's catalog lists (every pack, without a catalog).
     private var scannedUnlisted = false
     private func scanUnlistedPacks() throws {
         guard !scannedUnlisted else { return }
@@ -566,10 +613,29 @@ public final class Repository {
                 }
             }
         }
+        try scanTables(of: packs.filter { try !work.isListed($0) })
+    }
+
+    /// Reads the table of every pack the chosen snapshot may use that has
+    /// not been read yet: listings are only claims, and one written by a
+    /// compromised client may be the first (and wrong) word on a pack.
+    /// Used when the listings' claims did not find a chunk intact.
+    private var scannedAll = false
+    var hasScannedEveryPack: Bool { scannedAll }
+    func scanEveryPack() throws {
+        guard !scannedAll else { return }
+        scannedAll = true
+        try scanUnlistedPacks()
+        try scanTables(of: work.unscannedPacks())
+    }
+
+    /// Decrypts each pack (into a scratch file, removed at once) to record
+    /// what its own table holds.
+    private func scanTables(of packs: [String]) throws {
         for pack in packs {
-            guard try !work.isListed(pack) else { continue }
-            guard (try? decrypt(pack)) != nil, let opened = decryptedPacks[pack] else { continue }
-            try work.addPack(pack, chunks: opened.entries.map { ($0.key, $0.value.plainLength) })
+            guard case .success(let opened) = openPack(pack, sources: Array(sources.indices), as: "scan") else { continue }
+            unlink(opened.path)
+            try work.addScanned(pack, chunks: opened.entries.map { ($0.key, $0.value.plainLength) })
         }
     }
 

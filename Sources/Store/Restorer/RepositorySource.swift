@@ -16,6 +16,14 @@ public protocol RepositorySource: Sendable {
     /// object `list` named; nil if unknown. Snapshots are ordered by it,
     /// never by the time a client claims.
     func receiptTime(of object: String) -> Date?
+    /// Says the reader is done with an object `localPath` gave: a fetched
+    /// copy is deleted, so a server listing many large objects cannot fill
+    /// TMPDIR with them.
+    func release(_ object: String)
+}
+
+extension RepositorySource {
+    public func release(_ object: String) {}
 }
 
 /// A mirror's storage root on local disk (or a copy, or NFS).
@@ -42,7 +50,8 @@ public struct LocalRepositorySource: RepositorySource {
         // Object paths come from catalogs and records: refuse anything that could leave the client directory.
         guard !object.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }), !object.hasPrefix("/") else { return nil }
         let p = name + "/" + object
-        return FileManager.default.fileExists(atPath: p) ? p : nil
+        // A regular file only: a FIFO planted under an object's name would hang a reader.
+        return regularFileSize(p) != nil ? p : nil
     }
 
     public func receiptTime(of object: String) -> Date? {

@@ -227,21 +227,36 @@ public final class Restorer {
         var metadata = e
         metadata.regions = []
         let node = try plan.addNode(.file, path: path, depth: depth, size: e.size, entry: TreeFormat.serializeEntry(metadata))
-        for r in e.regions {
-            var offset = r.offset
-            for c in r.chunks {
-                guard let location = try repository.chunkLocation(c) else {
-                    markDamaged(node, path: path, StoreError(.integrity, "no pack holds chunk \(c.shortDescription)"))
-                    return node
+        // Locations first, written to the plan only once every region adds up:
+        // a length a listing claims may be wrong, and the packs' own tables then decide.
+        var uses: [(pack: Int, chunk: ChunkID, length: Int, offset: UInt64)] = []
+        for attempt in 0..<2 {
+            uses.removeAll(keepingCapacity: true)
+            var problem: String?
+            regions: for r in e.regions {
+                var offset = r.offset
+                for c in r.chunks {
+                    guard let location = try repository.chunkLocation(c) else {
+                        problem = "no pack holds chunk \(c.shortDescription)"
+                        break regions
+                    }
+                    uses.append((location.pack, c, location.length, offset))
+                    offset += UInt64(location.length)
                 }
-                try plan.addUse(pack: location.pack, chunk: c, length: location.length, file: node, offset: offset)
-                offset += UInt64(location.length)
+                if offset != r.offset + r.length {
+                    problem = "its chunk list does not add up to its regions"
+                    break regions
+                }
             }
-            guard offset == r.offset + r.length else {
-                markDamaged(node, path: path, StoreError(.integrity, "its chunk list does not add up to its regions"))
-                return node
+            guard let problem else { break }
+            if attempt == 0 && !repository.hasScannedEveryPack {
+                try repository.scanEveryPack()
+                continue
             }
+            markDamaged(node, path: path, StoreError(.integrity, problem))
+            return node
         }
+        for u in uses { try plan.addUse(pack: u.pack, chunk: u.chunk, length: u.length, file: node, offset: u.offset) }
         return node
     }
 

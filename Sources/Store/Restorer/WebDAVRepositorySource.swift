@@ -81,6 +81,10 @@ public final class WebDAVRepositorySource: RepositorySource, @unchecked Sendable
 
     public func receiptTime(of object: String) -> Date? { lock.withLock { modified[object] } }
 
+    public func release(_ object: String) {
+        unlink(cache + "/" + object.replacingOccurrences(of: "/", with: "__"))
+    }
+
     /// An RFC 1123 date (`Sun, 06 Dec 2026 02:15:53 GMT`), as WebDAV servers give `getlastmodified`.
     static func httpDate(_ text: String) -> Date? {
         let parts = text.split(separator: " ")

@@ -17,9 +17,10 @@ final class WorkDatabase {
                 PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
                 PRAGMA temp_store = FILE;
                 CREATE TABLE pack (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE,
-                                   listed INTEGER NOT NULL DEFAULT 0, needed INTEGER NOT NULL DEFAULT 1);
+                                   listed INTEGER NOT NULL DEFAULT 0, needed INTEGER NOT NULL DEFAULT 1,
+                                   scanned INTEGER NOT NULL DEFAULT 0);
                 CREATE TABLE chunk (id BLOB NOT NULL, pack INTEGER NOT NULL, length INTEGER NOT NULL,
-                                    PRIMARY KEY (id, pack)) WITHOUT ROWID;
+                                    verified INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (id, pack)) WITHOUT ROWID;
                 CREATE TABLE retry (chunk BLOB NOT NULL, length INTEGER NOT NULL, file INTEGER NOT NULL,
                                     path BLOB NOT NULL, offset INTEGER NOT NULL, error TEXT NOT NULL);
                 CREATE TABLE node (id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, depth INTEGER NOT NULL,
@@ -75,6 +76,38 @@ final class WorkDatabase {
         }
     }
 
+    /// Records what a pack's own table says it holds (the truth, where a
+    /// listing is only a claim): these locations are tried first.
+    func addScanned(_ path: String, chunks: [(id: ChunkID, length: Int)]) throws(StoreError) {
+        try run { () throws(SQLiteError) in
+            let insert = try db.statement("INSERT OR IGNORE INTO pack (path) VALUES (?)")
+            insert.bind(1, path)
+            try insert.run()
+            let mark = try db.statement("UPDATE pack SET listed = 1, scanned = 1 WHERE path = ?")
+            mark.bind(1, path)
+            try mark.run()
+            let select = try db.statement("SELECT id FROM pack WHERE path = ?")
+            select.bind(1, path)
+            guard try select.step() else { return }
+            let pack = select.int(0)
+            for chunk in chunks {
+                let s = try db.statement("INSERT OR REPLACE INTO chunk (id, pack, length, verified) VALUES (?, ?, ?, 1)")
+                s.bind(1, chunk.id.bytes); s.bind(2, pack); s.bind(3, chunk.length)
+                try s.run()
+            }
+        }
+    }
+
+    /// Packs the chosen snapshot may use whose table has not been read.
+    func unscannedPacks() throws(StoreError) -> [String] {
+        try run { () throws(SQLiteError) in
+            let s = try db.statement("SELECT path FROM pack WHERE needed = 1 AND scanned = 0 ORDER BY id")
+            var out: [String] = []
+            while try s.step() { out.append(s.text(0)) }
+            return out
+        }
+    }
+
     /// Limits chunk locations to the packs a snapshot's catalog lists (nil:
     /// any pack, for a snapshot whose catalog no source holds).
     func restrict(to packs: [String]?) throws(StoreError) {
@@ -113,7 +146,7 @@ final class WorkDatabase {
         try run { () throws(SQLiteError) in
             let s = try db.statement("""
                 SELECT chunk.pack, pack.path, chunk.length FROM chunk JOIN pack ON pack.id = chunk.pack
-                WHERE chunk.id = ? AND pack.needed = 1 ORDER BY chunk.pack
+                WHERE chunk.id = ? AND pack.needed = 1 ORDER BY chunk.verified DESC, chunk.pack
                 """)
             s.bind(1, id.bytes)
             var out: [(pack: Int, path: String, length: Int)] = []

@@ -112,6 +112,9 @@ struct RepositoryOptions: ParsableArguments {
 
     @OptionGroup var identity: IdentityOptions
 
+    @Flag(name: .long, help: "Believe records dated after the server received them (a client whose clock runs ahead); they are still ordered by receipt time.")
+    var acceptFutureDated = false
+
     @OptionGroup var operatorKey: OperatorKeyOptions
 
     /// Opens the repository; objects fetched over WebDAV go into a private
@@ -121,7 +124,8 @@ struct RepositoryOptions: ParsableArguments {
         let cache = try PrivateDirectory(prefix: "fbk-fetch")
         fetchCache = cache
         let sources = try source.sources(client: client, cache: cache.path)
-        let repository = try Repository(sources: sources, opener: try operatorKey.opener(), client: client, identity: pinned)
+        let repository = try Repository(sources: sources, opener: try operatorKey.opener(), client: client, identity: pinned,
+                                        acceptFutureDated: acceptFutureDated)
         for w in repository.warnings { FileHandle.standardError.write(Data("fbk: warning: \(w.terminalSafe)\n".utf8)) }
         for r in repository.rejected { FileHandle.standardError.write(Data("fbk: REFUSED: \(r.terminalSafe)\n".utf8)) }
         return repository
