@@ -100,4 +100,39 @@ import TestSupport
         #expect(r.status == 0, "\(r.stderr)")
         #expect((r.summary["mirrors_behind"] as? [String])?.isEmpty == true, "\(r.summary)")
     }
+
+    /// Every hint is a command that works when pasted (issue 18, item 8).
+    @Test func theMissingIndexHintRunsAsPrinted() throws {
+        let dir = try TemporaryDirectory()
+        #expect(try CLI.run(["keygen", "--out", dir.file("keys"), "--type", "p384"], environment: ["FBK_PASSPHRASE": "long enough passphrase"]).status == 0)
+        for m in ["m1/c9", "m2/c9"] { try FileManager.default.createDirectory(atPath: dir.file(m), withIntermediateDirectories: true) }
+        try dir.write("src/a", sampleBytes(100_000))
+        let config = dir.file("etc/fbk.conf")
+        let initialized = try CLI.run(["init", "--config", config, "--client", "c9", "--recipient", dir.file("keys/recipient.pem"),
+                                       "--mirror", "file://" + dir.file("m1/c9") + "/", "--mirror", "file://" + dir.file("m2/c9") + "/",
+                                       "--state", dir.file("state"), dir.file("src")])
+        #expect(initialized.status == 0, "\(initialized.stderr)")
+        #expect(try CLI.run(["snapshot", "--config", config]).status == 0)
+        try FileManager.default.removeItem(atPath: dir.file("state/index.sqlite"))
+        let lost = try CLI.run(["snapshot", "--config", config])
+        #expect(lost.status == 66)
+        let hint = try #require(lost.stderr.split(separator: "\n").first { $0.contains("fbk index rebuild") })
+            .trimmingCharacters(in: .whitespaces)
+        let rebuild = try runTool("sh", ["-c", hint.replacingOccurrences(of: "fbk index", with: "'\(CLI.binary.path)' index")])
+        #expect(rebuild.status == 0, "\(hint): \(rebuild.stderr)")
+        let again = try CLI.run(["snapshot", "--config", config, "--json"])
+        #expect(again.status == 0, "\(again.stderr)")
+        // A configuration that is not there says what to give, not only that it cannot be read.
+        let missing = try CLI.run(["snapshot", "--config", dir.file("nope.conf")])
+        #expect(missing.status == 64 && missing.stderr.contains("there is no configuration") && missing.stderr.contains("fbk init --config"))
+    }
+
+    @Test func mirrorSyncTakesRelativeRoots() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("a/c1/packs/ab/obj", [1, 2, 3])
+        try FileManager.default.createDirectory(atPath: dir.file("b"), withIntermediateDirectories: true)
+        let r = try runTool("sh", ["-c", "cd '\(dir.path)' && '\(CLI.binary.path)' mirror-sync a b"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(dir.read("b/c1/packs/ab/obj") == [1, 2, 3])
+    }
 }

@@ -444,6 +444,9 @@ public enum Checker {
 /// decrypting anything; create-only, like every write to a mirror.
 public enum MirrorSync {
     public static func run(source: String, destination: String, clients: [String]?) throws -> [String: Int] {
+        // Relative roots are relative to the working directory, as for any command.
+        let source = URL(fileURLWithPath: source).standardizedFileURL.path
+        let destination = URL(fileURLWithPath: destination).standardizedFileURL.path
         var copied: [String: Int] = [:]
         let names = clients ?? ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted()
         for client in names {

@@ -87,7 +87,10 @@ public struct ClientConfig: Equatable, Sendable {
     /// - Throws: `StoreError.config` with `FILE:LINE: …` for the first problem found.
     public static func load(path: String) throws(StoreError) -> ClientConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw StoreError(.config, "cannot read the configuration \(path); write one with fbk init")
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw StoreError(.config, "there is no configuration \(path): give --config with the file fbk init or fbk enroll wrote (installed as \(defaultPath)), or write one with fbk init --config \(path) (see fbk init --help)")
+            }
+            throw StoreError(.config, "cannot read the configuration \(path): \(String(cString: strerror(errno))); run as a user that can read it (e.g. sudo fbk snapshot --config \(path))")
         }
         return try parse(String(decoding: data, as: UTF8.self), file: path)
     }

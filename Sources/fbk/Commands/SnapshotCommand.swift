@@ -86,7 +86,7 @@ struct SnapshotCommand: ParsableCommand {
             // A read-only or unreachable index is not damage: no rebuild, no fresh start.
             guard error.code == .index else { throw error }
             guard allowReupload else {
-                throw StoreError(.index, "\(error.message). Rebuild it from a mirror with `fbk index rebuild --from MIRROR --client \(c.client) --out \(c.indexPath)`, or run with --allow-reupload to start a new index (everything is uploaded again)")
+                throw StoreError(.index, "\(error.message). Rebuild it from the mirrors (clients cannot read them: run it where the storage is, or over the operator port, then copy the index and its spool/ back into \(c.state)):\n  \(Self.rebuildCommand(c))\nor run with --allow-reupload to start a new index (everything is uploaded again)")
             }
             if FileManager.default.fileExists(atPath: c.indexPath) {
                 let aside = c.indexPath + ".damaged-\(Int(Date().timeIntervalSince1970))"
@@ -96,6 +96,37 @@ struct SnapshotCommand: ParsableCommand {
             }
             return try Index.create(path: c.indexPath)
         }
+    }
+}
+
+extension SnapshotCommand {
+    /// The `fbk index rebuild` command for this client, every value it
+    /// knows filled in: a mirror given as `file://…/CLIENT/` is read from
+    /// its storage root; a WebDAV mirror through the operator port of
+    /// deploy/nginx (8085 where clients use 8084) with an operator account.
+    static func rebuildCommand(_ c: ClientConfig) -> String {
+        var parts = ["fbk index rebuild --client \(c.client) --secret \(c.secret)"]
+        var needsAccount = false
+        for m in c.mirrors {
+            var from: String
+            if m.url.hasPrefix("file://") {
+                from = String(m.url.dropFirst("file://".count))
+                while from.hasSuffix("/") { from.removeLast() }
+                from = (from as NSString).deletingLastPathComponent
+            } else {
+                // The storage root: the URL without its last component (the client's directory).
+                var trimmed = Substring(m.url)
+                while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+                let scheme = trimmed.range(of: "://").map { $0.upperBound } ?? trimmed.startIndex
+                let cut = trimmed[scheme...].lastIndex(of: "/") ?? trimmed.endIndex
+                from = trimmed[..<cut].replacingOccurrences(of: ":8084", with: ":8085") + "/"
+                needsAccount = true
+            }
+            parts.append("--from \(from) --mirror-url \(m.url)")
+        }
+        if needsAccount { parts.append("--user OPERATOR --password-file OPERATOR_PASSWORD_FILE") }
+        parts.append("--out \(c.indexPath)")
+        return parts.joined(separator: " ")
     }
 }
 
