@@ -87,4 +87,22 @@ import TestSupport
         #expect(try f.snapshot().status == 0)
         #expect(f.objects(0) == f.objects(1))
     }
+
+    /// A mirror that accepts connections and never answers held a run for
+    /// minutes: every retry waited the whole stall timeout again. It is now
+    /// asked once a run, and what it lacks is spooled for the next.
+    @Test func aSilentMirrorIsAskedOnceARun() throws {
+        let f = try SnapshotFixture()
+        let proxy = try proxied(f, mirrors: [1])[0]
+        var text = try String(contentsOfFile: f.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: "retry_delays: [0.1]", with: "retry_delays: [0.1, 0.1, 0.1]")
+        try text.write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        for i in 0..<3 { try f.dir.write("src/f\(i)", (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* (i + 3)) }) }
+        try proxy.set("slow")
+        let r = try f.snapshot()
+        #expect(r.status == 4, "\(r.stderr)")
+        let attempts = try String(contentsOfFile: proxy.modeFile + ".log", encoding: .utf8).split(separator: "\n").filter { $0 == "slow" }
+        #expect(attempts.count == 1, "the silent mirror was asked \(attempts.count) times")
+        #expect(!spool(f).isEmpty)
+    }
 }

@@ -10,7 +10,8 @@ For each connection it reads MODE_FILE (one word) and then:
   slow       reads the request and never answers
   reset      accepts the body (100 Continue), reads 1000 bytes of it, then resets the connection
   truncated  reads the whole request, answers half a status line and closes
-It stops when killed, or by itself after 15 minutes.
+Each connection's mode is appended to MODE_FILE.log, so a test can count
+the attempts fbk made. It stops when killed, or by itself after 15 minutes.
 """
 import os
 import socket
@@ -65,6 +66,8 @@ def pump(src, dst):
 
 def handle(conn):
     m = mode()
+    with open(mode_file + ".log", "a") as log:
+        log.write(m + "\n")
     try:
         if m == "pass":
             up = socket.create_connection(("127.0.0.1", upstream_port))

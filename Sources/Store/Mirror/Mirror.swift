@@ -25,6 +25,9 @@ public struct MirrorFailure: Error, CustomStringConvertible, Sendable {
     /// configuration or the server is fixed. A mirror that is down or full
     /// is not misconfigured.
     public var misconfigured = false
+    /// True when the mirror accepted the connection and then said nothing
+    /// for the stall timeout: down for the rest of the run, not retried.
+    public var silent = false
 
     public init(mirror: String, message: String, permanent: Bool, misconfigured: Bool = false) {
         self.mirror = mirror

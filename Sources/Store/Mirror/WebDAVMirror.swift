@@ -32,7 +32,9 @@ public struct WebDAVMirror: Mirror {
             do {
                 return try putOnce(relativePath, from: localPath, size: size)
             } catch {
-                if error.permanent || attempt >= options.retryDelays.count { throw error }
+                // A mirror that stays silent (no byte for stall_timeout) is not asked again
+                // in this run: each retry would cost the whole timeout once more.
+                if error.permanent || error.silent || attempt >= options.retryDelays.count { throw error }
                 Thread.sleep(forTimeInterval: options.retryDelays[attempt])
                 attempt += 1
             }
@@ -47,8 +49,11 @@ public struct WebDAVMirror: Mirror {
         } catch {
             // An unsupported scheme, a malformed URL or a TLS handshake with a plain server: the URL is wrong.
             let wrongURL = [1, 3, 35].contains(error.curlCode)
-            throw MirrorFailure(mirror: url, message: "PUT \(relativePath) failed: \(error.message)",
-                                permanent: error.curlCode < 0 || wrongURL, misconfigured: wrongURL)
+            var failure = MirrorFailure(mirror: url, message: "PUT \(relativePath) failed: \(error.message)",
+                                        permanent: error.curlCode < 0 || wrongURL, misconfigured: wrongURL)
+            // CURLE_OPERATION_TIMEDOUT: connected, then nothing (or too little) for stall_timeout.
+            failure.silent = error.curlCode == 28
+            throw failure
         }
         let status = response.status
         let body = String(decoding: response.body, as: UTF8.self)
