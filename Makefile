@@ -22,6 +22,7 @@ release: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-xctest
+	./scripts/check-leftovers.sh
 
 # fbk against restic and borg on a generated 1.5 GB tree (Benchmarks/e2e).
 bench-e2e: release

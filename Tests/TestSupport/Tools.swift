@@ -95,6 +95,7 @@ public final class NginxMirror: @unchecked Sendable {
             try writeConfig()
             let r = try runTool("nginx", ["-p", prefix.path, "-e", prefix.file("logs/error.log"), "-c", prefix.file("nginx.conf")])
             if r.status == 0 {
+                try watchParent()
                 try waitUntilListening()
                 return
             }
@@ -153,6 +154,20 @@ public final class NginxMirror: @unchecked Sendable {
             }
             """
         try Data(config.utf8).write(to: URL(fileURLWithPath: prefix.file("nginx.conf")))
+    }
+
+    /// nginx daemonizes, so it outlives a test process that crashes, times
+    /// out, or holds the fixture in a static: a watchdog stops it once the
+    /// test process is gone (and quits by itself once `stop` removed the
+    /// pid file, so it never signals a reused PID).
+    private func watchParent() throws {
+        let pidFile = prefix.file("nginx.pid")
+        let script = """
+            while kill -0 \(getpid()) 2>/dev/null && [ -f '\(pidFile)' ]; do sleep 1; done
+            [ -f '\(pidFile)' ] && kill "$(cat '\(pidFile)')" 2>/dev/null
+            exit 0
+            """
+        _ = try spawnDetached("/bin/sh", ["-c", script], environment: [:], stdout: "/dev/null", stderr: "/dev/null")
     }
 
     private func waitUntilListening() throws {
