@@ -139,6 +139,20 @@ import TestSupport
         let names = blobs(d, 0, "fw")
         let manifest = try #require(names.first { $0.hasPrefix("zfs-full-") && $0.hasSuffix(".manifest") })
         #expect(try reassemble(d, mirror: 0, client: "fw", manifest: manifest) == stream)
+        // One command: every part checked against the manifest, decrypted, concatenated.
+        let dir = d.mirrors[0].storageRoot + "/fw/blobs/"
+        let whole = d.dir.file("zfs.stream")
+        let one = try CLI.run(["decrypt", "--key", d.dir.file("keys/private.pem"), "--out", whole, dir + manifest], environment: ["FBK_PASSPHRASE": "pw"])
+        #expect(one.status == 0, "\(one.stderr)")
+        #expect(d.dir.read("zfs.stream") == stream)
+        // A replaced part is refused, and nothing is left at --out.
+        let part = try #require(names.first { $0.hasPrefix("zfs-full-") && $0.hasSuffix(".part0002.cms") })
+        var bytes = try #require(FileManager.default.contents(atPath: dir + part))
+        bytes[bytes.count / 2] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: dir + part))
+        let bad = try CLI.run(["decrypt", "--key", d.dir.file("keys/private.pem"), "--out", d.dir.file("bad"), dir + manifest], environment: ["FBK_PASSPHRASE": "pw"])
+        #expect(bad.status == 65 && bad.stderr.contains("part0002"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: d.dir.file("bad")))
         let confBlob = try #require(names.first { $0.hasPrefix("conf-") })
         let tarball = try decrypt(d, d.mirrors[0].storageRoot + "/fw/blobs/" + confBlob)
         let list = try runTool("tar", ["-tzf", "-"], stdin: tarball)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Seal
+import Store
 
 /// `fbk decrypt`: one CMS object back to plaintext.
 struct DecryptCommand: ParsableCommand {
@@ -23,10 +24,15 @@ struct DecryptCommand: ParsableCommand {
             -r; an OPNsense /conf tarball: tar -xzf). A set of parts decrypts part \
             by part, in the order its manifest lists; concatenated, they are the \
             flash image or the zfs send stream (zfs receive it, after the full \
-            set an incremental is based on).
+            set an incremental is based on). Give the set's .manifest as OBJECT \
+            and fbk does that in one go: it checks each part's size and SHA-256 \
+            against the manifest (which also covers parts sealed without \
+            authentication), decrypts it, and appends it to --out, asking the \
+            passphrase once.
 
             Example:
               fbk decrypt --key ~/fbk-keys/private.pem --out router-config.tar.gz wifi.lab-sysupgrade-20261127T030000Z.cms
+              fbk decrypt --key ~/fbk-keys/private.pem --out zroot.zfs /srv/fbk/fw/blobs/zfs-full-20261201T030000Z-0123456789abcdef.manifest
             """
     )
 
@@ -47,15 +53,19 @@ struct DecryptCommand: ParsableCommand {
                 throw CLIError(message: "cannot read \(object)", status: ExitStatus.noInput)
             }
             let opener = try operatorKey.opener()
+            if object.hasSuffix(".manifest") {
+                try decryptSet(opener)
+                return
+            }
             let protection: ContentProtection
             if let out {
                 protection = try opener.open(fileAt: object, to: out)
             } else {
                 // Authenticate completely before a single byte reaches stdout.
-                let temporary = NSTemporaryDirectory() + "/fbk-decrypt-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-                defer { unlink(temporary) }
-                protection = try opener.open(fileAt: object, to: temporary)
-                try copyToStandardOutput(temporary)
+                let scratch = try PrivateDirectory(prefix: "fbk-decrypt")
+                defer { scratch.remove() }
+                protection = try opener.open(fileAt: object, to: scratch.path + "/plain")
+                try copyToStandardOutput(scratch.path + "/plain")
             }
             if protection == .unauthenticated {
                 FileHandle.standardError.write(Data(
@@ -64,6 +74,58 @@ struct DecryptCommand: ParsableCommand {
         } catch {
             throw fail(error)
         }
+    }
+
+    /// A device's set of parts (FORMAT.md 12): every part checked against
+    /// the manifest, decrypted, and appended in order. A part that is
+    /// missing, of another size or hash, or does not decrypt stops it with
+    /// 65, and a partial --out is removed.
+    private func decryptSet(_ opener: Opener) throws {
+        let manifest = try readBounded(object, limit: 1 << 20, what: "manifest")
+        let lines = String(decoding: manifest, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard lines.first == "fbk-blob-manifest 1", let last = lines.last, last.hasPrefix("parts "),
+              let count = Int(last.dropFirst(6)), count == lines.count - 2, count > 0 else {
+            throw StoreError(.integrity, "\(object) is not a blob manifest (FORMAT.md 12)")
+        }
+        let stem = String(object.dropLast(".manifest".count))
+        let scratch = try PrivateDirectory(prefix: "fbk-decrypt")
+        defer { scratch.remove() }
+        let output: FileHandle
+        if let out {
+            let fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw CLIError(message: "cannot create \(out): \(String(cString: strerror(errno)))", status: ExitStatus.cannotCreate) }
+            output = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        } else {
+            output = FileHandle.standardOutput
+        }
+        var total = 0
+        do {
+            for (i, line) in lines.dropFirst().dropLast().enumerated() {
+                let f = line.split(separator: " ")
+                guard f.count == 4, f[0] == "part", Int(f[1]) == i + 1, let size = Int(f[2]) else {
+                    throw StoreError(.integrity, "\(object): line \(i + 2) is not 'part \(i + 1) SIZE SHA256'")
+                }
+                let part = stem + String(format: ".part%04d.cms", i + 1)
+                let (digest, actual) = try SHA256.hash(fileAt: part)
+                guard actual == size, digest.hex == f[3] else {
+                    throw StoreError(.integrity, "\(part) is not the part the manifest lists (size \(actual), not \(size), or another SHA-256): damaged or replaced")
+                }
+                let plain = scratch.path + "/part"
+                _ = try opener.open(fileAt: part, to: plain)
+                guard let input = FileHandle(forReadingAtPath: plain) else { throw StoreError(.io, "cannot read back \(plain)") }
+                while let data = try input.read(upToCount: 1 << 20), !data.isEmpty {
+                    try output.write(contentsOf: data)
+                    total += data.count
+                }
+                try input.close()
+                unlink(plain)
+            }
+            if out != nil { try output.synchronize() }
+        } catch {
+            if let out { unlink(out) }
+            throw error
+        }
+        FileHandle.standardError.write(Data("fbk: \(count) parts checked against \(object) and decrypted: \(total) bytes\(out.map { " in " + $0 } ?? "")\n".utf8))
     }
 
     private func copyToStandardOutput(_ path: String) throws {
