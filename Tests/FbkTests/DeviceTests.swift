@@ -187,4 +187,32 @@ import TestSupport
         // On the first of a month the script sends a full stream; either way the old base goes.
         #expect(destroyed == ["destroy -r zroot@fbk-20261101T000000Z"], "\(calls)")
     }
+
+    /// `fbk enroll --device` writes the check entry for exactly the blob
+    /// kinds the script uploads: after one run, the check is clean.
+    @Test func anEnrolledRouterChecksCleanAfterItsFirstRun() throws {
+        let d = try setup(client: "wifi", extra: "MTD_TABLE=MTDTABLE\nMTD_DIR=MTDDIR")
+        let table = try d.dir.write("mtd", Array("dev:    size   erasesize  name\nmtd0: 00010000 00010000 \"u-boot\"\nmtd1: 00030000 00010000 \"Firmware (A)\"\n".utf8))
+        try d.dir.write("mtddev/mtd0", random(64 << 10))
+        try d.dir.write("mtddev/mtd1", random(100 << 10))
+        var conf = try String(contentsOfFile: d.conf, encoding: .utf8)
+        conf = conf.replacingOccurrences(of: "MTDTABLE", with: table).replacingOccurrences(of: "MTDDIR", with: d.dir.file("mtddev"))
+        try conf.write(toFile: d.conf, atomically: true, encoding: .utf8)
+        let sysupgrade = try d.dir.write("stubs/sysupgrade", Array("#!/bin/sh\nhead -c 5000 /dev/urandom > \"$2\"\n".utf8))
+        chmod(sysupgrade, 0o755)
+        let enroll = try CLI.run(["enroll", "wifi", "--device", "openwrt", "--mtd-table", table,
+                                  "--mirror", d.mirrors[0].url("wifi"), "--mirror", d.mirrors[1].url("wifi"),
+                                  "--recipient", d.dir.file("keys/recipient.pem"), "--out", d.dir.file("bundles")])
+        #expect(enroll.status == 0, "\(enroll.stderr)")
+        let entry = try String(contentsOfFile: d.dir.file("bundles/wifi/check-entry.yaml"), encoding: .utf8)
+        for kind in ["sysupgrade", "flash-mtd0-u-boot", "flash-mtd1-firmware__a_"] { #expect(entry.contains("kind: \(kind)\n"), "\(entry)") }
+        let settings = try String(contentsOfFile: d.dir.file("bundles/wifi/fbk-device.conf"), encoding: .utf8)
+        #expect(settings.contains("CLIENT=wifi") && settings.contains(d.mirrors[1].url("wifi")))
+        #expect(enroll.stdout.contains("/etc/crontabs/root"))
+        let r = try run("openwrt/fbk-openwrt.sh", d)
+        #expect(r.status == 0, "\(r.stderr)")
+        let config = try d.dir.write("check.conf", Array(("clients:\n" + entry).utf8))
+        let check = try CLI.run(["check", "--config", config, "--root", d.mirrors[0].storageRoot])
+        #expect(check.status == 0, "\(check.stdout)")
+    }
 }

@@ -83,6 +83,102 @@ public enum Enrollment {
         return EnrollmentResult(bundle: bundle, htpasswdLine: line, checkEntry: entry, signingKey: publicKey, rotated: exists)
     }
 
+    /// The kinds of device the contrib/ scripts serve.
+    public enum Device: String, CaseIterable, Sendable {
+        case openwrt, opnsense, generic
+
+        /// Where the script reads its settings, and where its files go.
+        var settingsPath: String { self == .opnsense ? "/usr/local/etc/fbk-device.conf" : "/etc/fbk-device.conf" }
+        var fileDirectory: String { self == .opnsense ? "/usr/local/etc/fbk" : "/etc/fbk" }
+
+        /// The blob kinds the script always uploads, each with the smallest
+        /// size and the oldest age a healthy upload has.
+        var fixedKinds: [(kind: String, minSize: String, maxAge: String)] {
+            switch self {
+            case .openwrt: [("sysupgrade", "1KB", "36h")]
+            // A full stream on the first of the month (or with no base), incrementals on the other days.
+            case .opnsense: [("conf", "1KB", "36h"), ("zfs-full", "1MB", "32d"), ("zfs-incr", "1B", "50h")]
+            case .generic: []
+            }
+        }
+    }
+
+    /// The blob kind the OpenWrt script gives a flash partition, from a line
+    /// of /proc/mtd (`mtd3: 00fa0000 00010000 "firmware"`): as
+    /// contrib/openwrt/fbk-openwrt.sh names it.
+    public static func flashKind(mtdLine: String) -> String? {
+        guard let colon = mtdLine.firstIndex(of: ":"), let open = mtdLine.firstIndex(of: "\""),
+              let close = mtdLine.lastIndex(of: "\""), open < close else { return nil }
+        let device = mtdLine[..<colon]
+        let name = mtdLine[mtdLine.index(after: open)..<close].lowercased().map { c -> Character in
+            (c.isASCII && (c.isLetter || c.isNumber)) || c == "_" || c == "-" ? c : "_"
+        }
+        return "flash-\(device)-\(String(name))"
+    }
+
+    /// Enrolls a device that runs a contrib/ script instead of fbk: its
+    /// WebDAV password, its settings file, and a check entry naming every
+    /// blob kind that script uploads (`kind: device`).
+    /// - Parameters:
+    ///   - mtdTable: an OpenWrt device's /proc/mtd (copied off it), for its flash kinds.
+    ///   - blobKinds: more kinds (required for `generic`).
+    public static func enrollDevice(client: String, device: Device, mirrors: [String], recipients: [String],
+                                    mtdTable: String?, blobKinds: [String], out: String, rotate: Bool) throws -> EnrollmentResult {
+        guard ClientConfig.isValidClientName(client) else {
+            throw StoreError(.config, "client name '\(client)' may contain only letters, digits, '.', '_' and '-'")
+        }
+        guard recipients.count == 1 else {
+            throw StoreError(.config, "a device encrypts with openssl to one certificate: give one --recipient")
+        }
+        try Certificate(contentsOf: recipients[0]).checkUsableAsRecipient()
+        var kinds = device.fixedKinds
+        if let mtdTable {
+            guard device == .openwrt else { throw StoreError(.config, "--mtd-table is for --device openwrt") }
+            guard let text = try? String(contentsOfFile: mtdTable, encoding: .utf8) else {
+                throw StoreError(.config, "cannot read \(mtdTable) (a copy of the router's /proc/mtd: ssh root@ROUTER cat /proc/mtd > \(mtdTable))")
+            }
+            kinds += text.split(separator: "\n").dropFirst().compactMap { flashKind(mtdLine: String($0)) }.map { ($0, "1KB", "36h") }
+        }
+        kinds += blobKinds.map { ($0, "1B", "36h") }
+        for k in kinds where k.kind.isEmpty || !k.kind.allSatisfy({ ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "_" || $0 == "-" }) {
+            throw StoreError(.config, "blob kind '\(k.kind)' may contain only lower-case letters, digits, '_' and '-'")
+        }
+        guard !kinds.isEmpty else {
+            throw StoreError(.config, "a generic device needs its blob kinds: give --blob-kind KIND for each kind its script uploads")
+        }
+        let bundle = out + "/" + client
+        let exists = FileManager.default.fileExists(atPath: bundle + "/password")
+        if exists && !rotate {
+            throw StoreError(.config, "\(client) is already enrolled (\(bundle)); give --rotate for a new password")
+        }
+        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let password = Data(secureRandomBytes(24)).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        let line = "\(client):\(try bcrypt(password))"
+        let files = device.fileDirectory
+        let settings = """
+            # fbk device settings for \(client) (\(device.rawValue)): contrib/fbk-device-lib.sh reads them.
+            CLIENT=\(client)
+            MIRRORS="\(mirrors.joined(separator: " "))"
+            PASSWORD_FILE=\(files)/password
+            RECIPIENT=\(files)/recipient.pem
+            # Large streams are cut into parts this big, staged in TMP (RAM on OpenWrt: keep it small there).
+            PART_SIZE=\(device == .openwrt ? 4_194_304 : 1_073_741_824)
+            TMP=/tmp
+            \(device == .opnsense ? "POOL=zroot\n" : "")
+            """
+        try replace(bundle + "/fbk-device.conf", settings, mode: 0o644)
+        try replace(bundle + "/recipient.pem", String(contentsOfFile: recipients[0], encoding: .utf8), mode: 0o644)
+        try replace(bundle + "/password", password + "\n", mode: 0o600)
+        try replace(bundle + "/htpasswd", line + "\n", mode: 0o600)
+        let entry = (["      - name: \(client)", "        kind: device", "        blobs:"]
+            + kinds.flatMap { ["          - kind: \($0.kind)", "            min_size: \($0.minSize)", "            max_age: \($0.maxAge)"] })
+            .joined(separator: "\n")
+        _ = try CheckConfig.parse("clients:\n" + entry + "\n", file: "check-entry.yaml")
+        try replace(bundle + "/check-entry.yaml", entry + "\n", mode: 0o644)
+        return EnrollmentResult(bundle: bundle, htpasswdLine: line, checkEntry: entry, signingKey: "", rotated: exists)
+    }
+
     /// A bcrypt ($2b$, cost 12) hash of `password`, as htpasswd -B writes
     /// and nginx's auth_basic reads. The corresponding C functions are
     /// `crypt_gensalt_rn` and `crypt_r` (libxcrypt).

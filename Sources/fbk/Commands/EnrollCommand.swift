@@ -38,9 +38,21 @@ struct EnrollCommand: ParsableCommand {
     var out: String = "."
     @Flag(name: .long, help: "Re-enroll an existing client with a new password (same secret).")
     var rotate = false
+    @Option(name: .long, help: "Enroll a device that runs a contrib/ script instead of fbk: openwrt, opnsense or generic.")
+    var device: String?
+    @Option(name: .long, help: "With --device openwrt: a copy of the router's /proc/mtd, so the check expects a dump of each flash partition.")
+    var mtdTable: String?
+    @Option(name: .long, help: "With --device: a further blob kind the device uploads; repeat (generic devices need at least one).")
+    var blobKind: [String] = []
 
     func validate() throws {
         guard !mirror.isEmpty else { throw ValidationError("give at least one --mirror") }
+        if let device, Enrollment.Device(rawValue: device) == nil {
+            throw ValidationError("--device must be one of: \(Enrollment.Device.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if device == nil && (mtdTable != nil || !blobKind.isEmpty) {
+            throw ValidationError("--mtd-table and --blob-kind go with --device")
+        }
         guard !recipient.isEmpty else { throw ValidationError("give at least one --recipient certificate") }
         for m in mirror where !m.hasSuffix("/\(client)/") && !m.hasSuffix("/\(client)") {
             throw ValidationError("--mirror \(m) must name the client's own directory (…/\(client)/)")
@@ -48,6 +60,10 @@ struct EnrollCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let device = device.flatMap(Enrollment.Device.init(rawValue:)) {
+            do { try enrollDevice(device) } catch { throw fail(error) }
+            return
+        }
         do {
             let r = try Enrollment.enroll(client: client, mirrors: mirror, recipients: recipient,
                                           paths: path.isEmpty ? ["/"] : path, out: out, rotate: rotate)
@@ -64,5 +80,52 @@ struct EnrollCommand: ParsableCommand {
         } catch {
             throw fail(error)
         }
+    }
+
+    /// A device: its bundle, what to run on each mirror, and where each file goes on it.
+    private func enrollDevice(_ device: Enrollment.Device) throws {
+        let r = try Enrollment.enrollDevice(client: client, device: device, mirrors: mirror, recipients: recipient,
+                                            mtdTable: mtdTable, blobKinds: blobKind, out: out, rotate: rotate)
+        let steps: String
+        switch device {
+        case .openwrt:
+            steps = """
+                on the router (OpenWrt; scp -O where scp lacks SFTP):
+                  scp \(r.bundle)/fbk-device.conf root@ROUTER:/etc/fbk-device.conf
+                  ssh root@ROUTER mkdir -p /etc/fbk /usr/lib/fbk
+                  scp \(r.bundle)/password \(r.bundle)/recipient.pem root@ROUTER:/etc/fbk/
+                  scp contrib/fbk-device-lib.sh root@ROUTER:/usr/lib/fbk/
+                  scp contrib/openwrt/fbk-openwrt.sh root@ROUTER:/usr/bin/fbk-openwrt.sh
+                  ssh root@ROUTER 'chmod 600 /etc/fbk/password; opkg update && opkg install curl openssl-util; echo "0 3 * * * FBK_DEVICE_LIB=/usr/lib/fbk/fbk-device-lib.sh /usr/bin/fbk-openwrt.sh" >> /etc/crontabs/root; /etc/init.d/cron restart'
+                """
+        case .opnsense:
+            steps = """
+                on the firewall (OPNsense):
+                  scp \(r.bundle)/fbk-device.conf root@FIREWALL:/usr/local/etc/fbk-device.conf
+                  ssh root@FIREWALL mkdir -p /usr/local/etc/fbk /usr/local/opnsense/scripts/fbk
+                  scp \(r.bundle)/password \(r.bundle)/recipient.pem root@FIREWALL:/usr/local/etc/fbk/
+                  scp contrib/fbk-device-lib.sh root@FIREWALL:/usr/local/opnsense/scripts/
+                  scp contrib/opnsense/fbk-opnsense.sh root@FIREWALL:/usr/local/opnsense/scripts/fbk/
+                  scp contrib/opnsense/actions_fbk.conf root@FIREWALL:/usr/local/opnsense/service/conf/actions.d/
+                  ssh root@FIREWALL 'chmod 600 /usr/local/etc/fbk/password; service configd restart'
+                then add a daily cron job for the action "fbk backup" in System > Settings > Cron.
+                """
+        case .generic:
+            steps = """
+                on the device: /etc/fbk-device.conf, /etc/fbk/password (mode 0600) and /etc/fbk/recipient.pem
+                from \(r.bundle), contrib/fbk-device-lib.sh, and a script that calls fbk_setup, then
+                fbk_blob KIND (one object) or fbk_parts KIND (a large stream) for each of: \(blobKind.joined(separator: ", ")),
+                then fbk_finish; run it daily from cron.
+                """
+        }
+        print("""
+            \(r.rotated ? "re-enrolled" : "enrolled") device \(client) (\(device.rawValue)): bundle in \(r.bundle)
+            on each mirror, set the device's htpasswd line (replacing any older one) and create its directory:
+              \(r.htpasswdCommand())
+              install -d -o www-data -g www-data -m 0750 /srv/fbk/\(client)
+            add to the check configuration (/etc/fbk/check.conf, under clients:):
+            \(r.checkEntry)
+            \(steps)
+            """)
     }
 }
