@@ -3,7 +3,7 @@
 
 import Foundation
 import Seal
-import Store
+@testable import Store
 import Testing
 import TestSupport
 
@@ -134,5 +134,19 @@ import TestSupport
         let r = try runTool("sh", ["-c", "cd '\(dir.path)' && '\(CLI.binary.path)' mirror-sync a b"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(dir.read("b/c1/packs/ab/obj") == [1, 2, 3])
+    }
+
+    @Test func theProgressLineShowsAShareAndTimeLeftFromTheLastRun() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", sampleBytes(200_000))
+        let first = try f.snapshot()
+        #expect(first.status == 0)
+        let index = try Index.open(path: f.dir.file("state/index.sqlite"))
+        let last = try #require(try index.lastSnapshotBytesScanned())
+        #expect(last == UInt64(first.summary["bytes_scanned"] as? Int ?? -1))
+        let p = SnapshotProgress(files: 10, bytesScanned: last / 4, elapsed: 10, expectedBytes: last)
+        #expect(p.line().hasSuffix(", 25% of last time's size, about 30 s left"), "\(p.line())")
+        #expect(SnapshotProgress(bytesScanned: 2 * last, elapsed: 3, expectedBytes: last).line().hasSuffix("past last time's size"))
+        #expect(!SnapshotProgress(bytesScanned: 5, elapsed: 3).line().contains("%"))
     }
 }

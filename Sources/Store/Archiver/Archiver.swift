@@ -754,6 +754,9 @@ public final class Archiver {
 
     /// Reports progress if 250 ms passed, asking the clock on every
     /// `every`th call (per entry 64, per 1 MiB read 1).
+    /// The previous snapshot's scanned bytes, read once (nil inside: none).
+    private var expectedBytes: UInt64??
+
     private func reportProgress(every: Int = 64) {
         guard let progress else { return }
         progressCalls &+= 1
@@ -761,9 +764,10 @@ public final class Archiver {
         let now = clock.now
         guard now - lastProgress >= .milliseconds(250) else { return }
         lastProgress = now
+        if expectedBytes == nil { expectedBytes = .some(try? index.lastSnapshotBytesScanned()) }
         progress(SnapshotProgress(files: summary.files, bytesScanned: summary.bytesScanned, newBytes: summary.newBytes,
                                   uploadedBytes: mirrorSet.uploadedBytes.values.max() ?? 0,
-                                  elapsed: (now - started).seconds))
+                                  elapsed: (now - started).seconds, expectedBytes: expectedBytes ?? nil))
     }
 
     private func writeFile(_ path: String, _ bytes: [UInt8]) throws {

@@ -173,4 +173,36 @@ public struct SnapshotProgress: Sendable {
     public var newBytes: UInt64 = 0
     public var uploadedBytes = 0
     public var elapsed = 0.0
+    /// What the previous snapshot scanned: this run's likely total.
+    public var expectedBytes: UInt64?
+
+    public init(files: Int = 0, bytesScanned: UInt64 = 0, newBytes: UInt64 = 0, uploadedBytes: Int = 0,
+                elapsed: Double = 0, expectedBytes: UInt64? = nil) {
+        (self.files, self.bytesScanned, self.newBytes, self.uploadedBytes, self.elapsed, self.expectedBytes)
+            = (files, bytesScanned, newBytes, uploadedBytes, elapsed, expectedBytes)
+    }
+
+    /// The progress line: counts, rates, and, when the previous snapshot
+    /// gives a total, a percentage and the time left at this run's pace.
+    public func line() -> String {
+        let mib = { (b: UInt64) in String(format: "%.1f MiB", Double(b) / 1_048_576) }
+        let rate = elapsed > 0 ? Double(uploadedBytes) / 1_048_576 / elapsed : 0
+        var line = "\(files) files, \(mib(bytesScanned)) scanned, \(mib(newBytes)) new, upload \(String(format: "%.1f", rate)) MiB/s, \(Int(elapsed)) s"
+        if let total = expectedBytes, total > 0, bytesScanned > 0 {
+            // Past the previous size the total is unknown: say so rather than show 100 % for long.
+            let share = Double(bytesScanned) / Double(total)
+            if share < 1 {
+                let left = elapsed * (1 - share) / share
+                line += String(format: ", %.0f%% of last time's size, about ", share * 100) + Self.duration(left) + " left"
+            } else {
+                line += ", past last time's size"
+            }
+        }
+        return line
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s < 60 ? "\(s) s" : s < 3600 ? "\(s / 60) min \(s % 60) s" : "\(s / 3600) h \(s % 3600 / 60) min"
+    }
 }

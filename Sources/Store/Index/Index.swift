@@ -302,6 +302,16 @@ public final class Index {
         try s.run()
     }
 
+    /// What the newest recorded snapshot scanned (from its summary), the
+    /// likely total of the next run; nil without one.
+    func lastSnapshotBytesScanned() throws -> UInt64? {
+        let s = try db.statement("SELECT summary FROM snapshots ORDER BY finished DESC LIMIT 1")
+        guard try s.step() else { return nil }
+        let json = try? JSONSerialization.jsonObject(with: Data(s.text(0).utf8)) as? [String: Any]
+        _ = try s.step()
+        return (json?["bytes_scanned"] as? NSNumber).map { $0.uint64Value }
+    }
+
     public var snapshotIDs: [String] {
         get throws {
             let s = try db.statement("SELECT id FROM snapshots ORDER BY started")

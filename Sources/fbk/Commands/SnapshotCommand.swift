@@ -173,9 +173,7 @@ final class ProgressReporter: @unchecked Sendable {
     init(interval: Int) { self.interval = Double(interval) }
 
     func report(_ p: SnapshotProgress) {
-        let mib = { (b: UInt64) in String(format: "%.1f MiB", Double(b) / 1_048_576) }
-        let rate = p.elapsed > 0 ? Double(p.uploadedBytes) / 1_048_576 / p.elapsed : 0
-        let line = "\(p.files) files, \(mib(p.bytesScanned)) scanned, \(mib(p.newBytes)) new, upload \(String(format: "%.1f", rate)) MiB/s, \(Int(p.elapsed)) s"
+        let line = p.line()
         if terminal {
             FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
             drew = true
