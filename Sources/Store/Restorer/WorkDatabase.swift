@@ -56,22 +56,9 @@ final class WorkDatabase {
     @discardableResult
     func addPack(_ path: String, chunks: [(id: ChunkID, length: Int)]) throws(StoreError) -> Bool {
         try run { () throws(SQLiteError) in
-            let insert = try db.statement("INSERT OR IGNORE INTO pack (path) VALUES (?)")
-            insert.bind(1, path)
-            try insert.run()
-            let select = try db.statement("SELECT id, listed FROM pack WHERE path = ?")
-            select.bind(1, path)
-            guard try select.step() else { return false }
-            let pack = select.int(0)
-            guard select.int(1) == 0 else { return false }
-            let mark = try db.statement("UPDATE pack SET listed = 1 WHERE id = ?")
-            mark.bind(1, pack)
-            try mark.run()
-            for chunk in chunks {
-                let s = try db.statement("INSERT OR IGNORE INTO chunk (id, pack, length) VALUES (?, ?, ?)")
-                s.bind(1, chunk.id.bytes); s.bind(2, pack); s.bind(3, chunk.length)
-                try s.run()
-            }
+            let (pack, listed) = try packRow(path)
+            guard !listed else { return false }
+            try addChunks(chunks, pack: pack, verified: false)
             return true
         }
     }
@@ -80,21 +67,38 @@ final class WorkDatabase {
     /// listing is only a claim): these locations are tried first.
     func addScanned(_ path: String, chunks: [(id: ChunkID, length: Int)]) throws(StoreError) {
         try run { () throws(SQLiteError) in
-            let insert = try db.statement("INSERT OR IGNORE INTO pack (path) VALUES (?)")
-            insert.bind(1, path)
-            try insert.run()
-            let mark = try db.statement("UPDATE pack SET listed = 1, scanned = 1 WHERE path = ?")
-            mark.bind(1, path)
+            let (pack, _) = try packRow(path)
+            let mark = try db.statement("UPDATE pack SET scanned = 1 WHERE id = ?")
+            mark.bind(1, pack)
             try mark.run()
-            let select = try db.statement("SELECT id FROM pack WHERE path = ?")
-            select.bind(1, path)
-            guard try select.step() else { return }
-            let pack = select.int(0)
-            for chunk in chunks {
-                let s = try db.statement("INSERT OR REPLACE INTO chunk (id, pack, length, verified) VALUES (?, ?, ?, 1)")
-                s.bind(1, chunk.id.bytes); s.bind(2, pack); s.bind(3, chunk.length)
-                try s.run()
-            }
+            try addChunks(chunks, pack: pack, verified: true)
+        }
+    }
+
+    /// A pack's row (made on first use) and whether a listing or its table was read for it already.
+    private func packRow(_ path: String) throws(SQLiteError) -> (id: Int, listed: Bool) {
+        let insert = try db.statement("INSERT OR IGNORE INTO pack (path) VALUES (?)")
+        insert.bind(1, path)
+        try insert.run()
+        let select = try db.statement("SELECT id, listed FROM pack WHERE path = ?")
+        select.bind(1, path)
+        try select.step()
+        let row = (select.int(0), select.int(1) != 0)
+        try select.run()
+        return row
+    }
+
+    /// Marks the pack as read and records where its chunks are; what a
+    /// table says replaces what a listing claimed.
+    private func addChunks(_ chunks: [(id: ChunkID, length: Int)], pack: Int, verified: Bool) throws(SQLiteError) {
+        let mark = try db.statement("UPDATE pack SET listed = 1 WHERE id = ?")
+        mark.bind(1, pack)
+        try mark.run()
+        for chunk in chunks {
+            let s = verified ? try db.statement("INSERT OR REPLACE INTO chunk (id, pack, length, verified) VALUES (?, ?, ?, 1)")
+                             : try db.statement("INSERT OR IGNORE INTO chunk (id, pack, length, verified) VALUES (?, ?, ?, 0)")
+            s.bind(1, chunk.id.bytes); s.bind(2, pack); s.bind(3, chunk.length)
+            try s.run()
         }
     }
 
@@ -114,11 +118,9 @@ final class WorkDatabase {
         try run { () throws(SQLiteError) in
             try db.execute("UPDATE pack SET needed = \(packs == nil ? 1 : 0)")
             for path in packs ?? [] {
-                let insert = try db.statement("INSERT OR IGNORE INTO pack (path) VALUES (?)")
-                insert.bind(1, path)
-                try insert.run()
-                let s = try db.statement("UPDATE pack SET needed = 1 WHERE path = ?")
-                s.bind(1, path)
+                let (pack, _) = try packRow(path)
+                let s = try db.statement("UPDATE pack SET needed = 1 WHERE id = ?")
+                s.bind(1, pack)
                 try s.run()
             }
         }
