@@ -28,6 +28,7 @@ PACKAGES="
   time
   make
   util-linux
+  procps
   mount
 "
 # `--bench` adds the peers the benchmarks compare against.
