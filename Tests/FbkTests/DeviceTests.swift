@@ -194,7 +194,7 @@ import TestSupport
         let d = try setup(client: "wifi", extra: "MTD_TABLE=MTDTABLE\nMTD_DIR=MTDDIR")
         let table = try d.dir.write("mtd", Array("dev:    size   erasesize  name\nmtd0: 00010000 00010000 \"u-boot\"\nmtd1: 00030000 00010000 \"Firmware (A)\"\n".utf8))
         try d.dir.write("mtddev/mtd0", random(64 << 10))
-        try d.dir.write("mtddev/mtd1", random(100 << 10))
+        try d.dir.write("mtddev/mtd1", random(0x30000))
         var conf = try String(contentsOfFile: d.conf, encoding: .utf8)
         conf = conf.replacingOccurrences(of: "MTDTABLE", with: table).replacingOccurrences(of: "MTDDIR", with: d.dir.file("mtddev"))
         try conf.write(toFile: d.conf, atomically: true, encoding: .utf8)
@@ -206,6 +206,15 @@ import TestSupport
         #expect(enroll.status == 0, "\(enroll.stderr)")
         let entry = try String(contentsOfFile: d.dir.file("bundles/wifi/check-entry.yaml"), encoding: .utf8)
         for kind in ["sysupgrade", "flash-mtd0-u-boot", "flash-mtd1-firmware__a_"] { #expect(entry.contains("kind: \(kind)\n"), "\(entry)") }
+        // A flash dump is the whole partition: the table's size is its minimum.
+        #expect(entry.contains("kind: flash-mtd1-firmware__a_\n        min_size: 196608\n"), "\(entry)")
+        // It goes under one clients: with an fbk client's entry, once.
+        #expect(try CLI.run(["enroll", "web1", "--mirror", d.mirrors[0].url("web1"), "--recipient", d.dir.file("keys/recipient.pem"),
+                             "--out", d.dir.file("bundles")]).status == 0)
+        let web1 = try String(contentsOfFile: d.dir.file("bundles/web1/check-entry.yaml"), encoding: .utf8)
+        let both = try CheckConfig.parse("clients:\n" + web1 + entry, file: "check.conf")
+        #expect(both.clients.map(\.name) == ["web1", "wifi"])
+        #expect(throws: StoreError.self) { try CheckConfig.parse("clients:\n" + entry + entry, file: "check.conf") }
         let settings = try String(contentsOfFile: d.dir.file("bundles/wifi/fbk-device.conf"), encoding: .utf8)
         #expect(settings.contains("CLIENT=wifi") && settings.contains(d.mirrors[1].url("wifi")))
         #expect(enroll.stdout.contains("/etc/crontabs/root"))

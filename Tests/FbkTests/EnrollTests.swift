@@ -58,6 +58,9 @@ import TestSupport
         let rotate = try CLI.run(["enroll", "newbox", "--mirror", mirrors[0].url("newbox"), "--recipient", dir.file("keys/recipient.pem"),
                                   "--out", dir.file("bundles"), "--rotate"])
         #expect(rotate.status == 0)
+        // A rotation changes the password only: no reinstall (which would reset the client's paths), no second check entry.
+        #expect(rotate.stdout.contains("install -m 0600 \(bundle)/password /etc/fbk/password"), "\(rotate.stdout)")
+        #expect(!rotate.stdout.contains("add to the check configuration") && !rotate.stdout.contains("install-client.sh"))
         #expect(try String(contentsOfFile: bundle + "/secret", encoding: .utf8) == secret)
         #expect(try String(contentsOfFile: bundle + "/password", encoding: .utf8).trimmingCharacters(in: .newlines) != password)
         // The printed command, run on each mirror as printed, replaces the old line: the client's next run works.

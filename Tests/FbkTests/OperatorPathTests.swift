@@ -149,4 +149,20 @@ import TestSupport
         #expect(SnapshotProgress(bytesScanned: 2 * last, elapsed: 3, expectedBytes: last).line().hasSuffix("past last time's size"))
         #expect(!SnapshotProgress(bytesScanned: 5, elapsed: 3).line().contains("%"))
     }
+
+    @Test func aMalformedMirrorURLIsRefusedBeforeAnythingIsWritten() throws {
+        let dir = try TemporaryDirectory()
+        #expect(try CLI.run(["keygen", "--out", dir.file("keys"), "--type", "p384"], environment: ["FBK_PASSPHRASE": "long enough passphrase"]).status == 0)
+        let r = try CLI.run(["enroll", "web9", "--mirror", "http://[::1]8084/web9/", "--recipient", dir.file("keys/recipient.pem"),
+                             "--out", dir.file("bundles")])
+        #expect(r.status == 64 && r.stderr.contains("--mirror http://[::1]8084/web9/"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("bundles/web9")))
+        // In a configuration, the same URL names the file and line.
+        let f = try SnapshotFixture()
+        var text = try String(contentsOfFile: f.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: f.mirrors[1].url("c1"), with: "http://[::1]8084/c1/")
+        try text.write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        let s = try CLI.run(["snapshot", "--config", f.configPath])
+        #expect(s.status == 64 && s.stderr.contains(f.configPath + ":") && s.stderr.contains("is not a valid URL"), "\(s.stderr)")
+    }
 }

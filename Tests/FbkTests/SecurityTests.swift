@@ -243,6 +243,19 @@ import TestSupport
         #expect(try Self.fbk(f, "verify", [try Self.snapshotIDs(f)[0]]).status == 0)
     }
 
+    /// A compromised client signs whatever counts it likes: verifying its
+    /// bomb still checks each distinct tree and chunk once, and ends.
+    @Test func aTreeBombClaimingHugeCountsVerifiesEachDistinctTreeOnce() throws {
+        let f = try Self.genuine()
+        let bomb = try Self.forge(f, "tree-bomb", ["--depth", "40", "--claim-files", String(1 << 45)], withSecret: true)["snapshot"] as! String
+        let args = ["120", CLI.binary.path, "verify", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--signing-key",
+                    f.dir.file("etc/signing.pub"), "--key", f.keysDirectory + "/private.pem", bomb, "--json"]
+        let verify = try runTool("timeout", args, environment: ["FBK_PASSPHRASE": f.passphrase])
+        #expect(verify.status == 0, "\(verify.stderr)")   // 124 would be the timeout: it ran on
+        let summary = try JSONSerialization.jsonObject(with: Data(verify.stdout)) as? [String: Any] ?? [:]
+        #expect(summary["chunks_verified"] as? Int == 1)
+    }
+
     // MARK: 6. `latest` follows the server's receipt time
 
     @Test func aFutureDatedRecordIsNeitherLatestNorRestorable() throws {

@@ -34,7 +34,7 @@ Scenarios:
       holds one bogus chunk (its catalog lists them all, so it checks
       complete); dated T, and with its catalog's file time set back, it is
       the first word a reader meets on every pack.
-  tree-bomb --secret F [--depth N] [--time T]
+  tree-bomb --secret F [--depth N] [--claim-files N] [--time T]
       compromised client: trees where level k holds `a` and `b`, both the
       level k-1 tree, over one file `leaf`: 2^N paths from N+2 chunks, with
       stats claiming a tiny snapshot.
@@ -370,7 +370,7 @@ def tree_bomb(args, keys):
         level = make_tree([entry(n, DIRECTORY, below, 0o755, mtime=args.mtime) for n in ("a", "b")])
         chunks.append((keys.chunk_id(level), TREE, level))
     out = store_snapshot(args, keys, keys.chunk_id(level), chunks,
-                         {"files": 1, "directories": 2, "other_entries": 0, "bytes": len(leaf)})
+                         {"files": args.claim_files, "directories": args.claim_files, "other_entries": 0, "bytes": len(leaf)})
     out["depth"] = args.depth
     return out
 
@@ -444,7 +444,9 @@ def main():
     sub.choices["unsigned-record"].add_argument("--delete-escrow", action="store_true")
     sub.choices["swap-escrow"].add_argument("--hostile-entries", action="store_true")
     sub.add_parser("claim-packs", parents=[common])
-    sub.add_parser("tree-bomb", parents=[common]).add_argument("--depth", type=int, default=40)
+    p = sub.add_parser("tree-bomb", parents=[common])
+    p.add_argument("--depth", type=int, default=40)
+    p.add_argument("--claim-files", type=int, default=1, help="what its signed stats claim (files, and as many directories)")
     sub.add_parser("future-record", parents=[common]).add_argument("--year", type=int, default=2999)
     p = sub.add_parser("pack-variant", parents=[common])
     p.add_argument("--pack", required=True)

@@ -1,8 +1,9 @@
 #!/bin/sh
 # fbk for OpenWrt: a daily configuration backup (sysupgrade -b) and a dump
 # of every flash (MTD) partition, encrypted to the operator's certificate
-# and uploaded to every mirror. Run from cron:
-#   0 3 * * * /usr/bin/fbk-openwrt.sh
+# and uploaded to every mirror. Run from cron (fbk enroll --device openwrt
+# prints the install steps):
+#   0 3 * * * FBK_DEVICE_LIB=/usr/lib/fbk/fbk-device-lib.sh /usr/bin/fbk-openwrt.sh
 # Settings: /etc/fbk-device.conf (see contrib/fbk-device-lib.sh), e.g.
 #   CLIENT=wifi.lab
 #   MIRRORS="http://[2001:db8::1]:8084/wifi.lab/ http://[2001:db8::2]:8084/wifi.lab/"
@@ -10,7 +11,7 @@
 #   RECIPIENT=/etc/fbk/recipient.pem
 #   PART_SIZE=4194304     # flash dumps go through /tmp (RAM): keep parts small
 # Restore: fbk decrypt the sysupgrade blob to a .tar.gz (sysupgrade -r FILE);
-# for a flash dump, decrypt each part in order and concatenate.
+# for a flash dump, fbk decrypt its .manifest (checks and joins the parts).
 set -eu
 HERE=$(dirname "$0")
 . "${FBK_DEVICE_CONF:-/etc/fbk-device.conf}"

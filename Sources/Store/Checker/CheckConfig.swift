@@ -98,6 +98,9 @@ public struct CheckConfig: Sendable, Equatable {
                 }
             }
             guard !c.name.isEmpty else { throw fail(item, "a client needs a name") }
+            guard !clients.contains(where: { $0.name == c.name }) else {
+                throw fail(item, "client \(c.name) is listed twice: keep one entry (an enroll --rotate needs no new one)")
+            }
             if c.kind == .fbk && c.signingKey == nil { throw fail(item, "fbk client \(c.name) needs its signing_key (from signing.pub)") }
             if c.kind == .device && c.blobs.isEmpty { throw fail(item, "device \(c.name) needs its blob kinds") }
             clients.append(c)

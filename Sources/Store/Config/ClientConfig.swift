@@ -26,6 +26,17 @@ public struct MirrorConfig: Equatable, Sendable {
 public struct ClientConfig: Equatable, Sendable {
     /// A client name: a letter or digit, then letters, digits, `.`, `_`
     /// and `-` (it names a directory on every mirror).
+    /// What is wrong with an http(s) mirror URL's host and port, if anything
+    /// (`http://[::1]8084/pi/` lacks the colon before its port).
+    public static func urlProblem(_ url: String) -> String? {
+        guard url.hasPrefix("http") else { return nil }
+        guard let c = URLComponents(string: url), let host = c.host, !host.isEmpty else {
+            return "is not a valid URL: write it as http://HOST:PORT/CLIENT/ (an IPv6 address in brackets: http://[2001:db8::1]:8084/CLIENT/)"
+        }
+        if let port = c.port, !(1...65535).contains(port) { return "has no valid port (1-65535)" }
+        return nil
+    }
+
     public static func isValidClientName(_ name: String) -> Bool {
         func allowed(_ c: UInt8, first: Bool) -> Bool {
             (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7a) || (!first && (c == 0x2e || c == 0x5f || c == 0x2d))
@@ -167,6 +178,7 @@ public struct ClientConfig: Equatable, Sendable {
             guard entry.url.hasPrefix("http://") || entry.url.hasPrefix("https://") || entry.url.hasPrefix("file:///") else {
                 throw fail(m, "mirror URL '\(entry.url)' must start with http://, https:// or file:///")
             }
+            if let problem = Self.urlProblem(entry.url) { throw fail(m, "mirror URL '\(entry.url)' \(problem)") }
             mirrors.append(entry)
         }
 

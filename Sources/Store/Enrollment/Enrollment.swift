@@ -137,7 +137,13 @@ public enum Enrollment {
             guard let text = try? String(contentsOfFile: mtdTable, encoding: .utf8) else {
                 throw StoreError(.config, "cannot read \(mtdTable) (a copy of the router's /proc/mtd: ssh root@ROUTER cat /proc/mtd > \(mtdTable))")
             }
-            kinds += text.split(separator: "\n").dropFirst().compactMap { flashKind(mtdLine: String($0)) }.map { ($0, "1KB", "36h") }
+            // A dump is the whole partition: anything smaller is truncated.
+            kinds += text.split(separator: "\n").dropFirst().compactMap { line -> (String, String, String)? in
+                guard let kind = flashKind(mtdLine: String(line)) else { return nil }
+                let fields = line.split(separator: " ")
+                let size = fields.count > 1 ? Int(fields[1], radix: 16) : nil
+                return (kind, size.map(String.init) ?? "1KB", "36h")
+            }
         }
         kinds += blobKinds.map { ($0, "1B", "36h") }
         for k in kinds where k.kind.isEmpty || !k.kind.allSatisfy({ ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "_" || $0 == "-" }) {
@@ -171,8 +177,9 @@ public enum Enrollment {
         try replace(bundle + "/recipient.pem", String(contentsOfFile: recipients[0], encoding: .utf8), mode: 0o644)
         try replace(bundle + "/password", password + "\n", mode: 0o600)
         try replace(bundle + "/htpasswd", line + "\n", mode: 0o600)
-        let entry = (["      - name: \(client)", "        kind: device", "        blobs:"]
-            + kinds.flatMap { ["          - kind: \($0.kind)", "            min_size: \($0.minSize)", "            max_age: \($0.maxAge)"] })
+        // Indented as an fbk client's entry, so both go under one `clients:`.
+        let entry = (["  - name: \(client)", "    kind: device", "    blobs:"]
+            + kinds.flatMap { ["      - kind: \($0.kind)", "        min_size: \($0.minSize)", "        max_age: \($0.maxAge)"] })
             .joined(separator: "\n")
         _ = try CheckConfig.parse("clients:\n" + entry + "\n", file: "check-entry.yaml")
         try replace(bundle + "/check-entry.yaml", entry + "\n", mode: 0o644)

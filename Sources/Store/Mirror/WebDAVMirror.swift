@@ -10,6 +10,7 @@ public struct WebDAVMirror: Mirror {
     let base: String
     let user: String?
     let password: String?
+    let passwordFile: String?
     let options: MirrorOptions
 
     /// The body nginx sends with its 409 when the object exists (deploy/nginx):
@@ -21,6 +22,7 @@ public struct WebDAVMirror: Mirror {
         base = url.hasSuffix("/") ? url : url + "/"
         self.user = user
         self.options = options
+        self.passwordFile = passwordFile
         password = try passwordFile.map { (f) throws(StoreError) in
             try readPasswordFile(f, for: "mirror \(url)", mustBePrivate: true)
         }
@@ -63,9 +65,9 @@ public struct WebDAVMirror: Mirror {
         case 409 where body.contains(Self.existsMarker):
             return .alreadyPresent
         case 401:
-            throw MirrorFailure(mirror: url, message: "the mirror rejected the credentials (401): check the user and password file", permanent: true, misconfigured: true)
+            throw MirrorFailure(mirror: url, message: "the mirror rejected the credentials (401) of user \(user ?? "(none)"): the password in \(passwordFile ?? "(no password_file)") is not the one in the mirror's htpasswd (after fbk enroll --rotate, install the bundle's new password there)", permanent: true, misconfigured: true)
         case 403:
-            throw MirrorFailure(mirror: url, message: "the mirror refused the upload (403): the URL must be this client's own directory, and the account must match it", permanent: true, misconfigured: true)
+            throw MirrorFailure(mirror: url, message: "the mirror refused the upload (403): the URL must be this client's own directory (…/\(user ?? "CLIENT")/), and the account must match it", permanent: true, misconfigured: true)
         case 413:
             throw MirrorFailure(mirror: url, message: "the mirror refused the object as too large (413): set client_max_body_size 0 in nginx", permanent: true, misconfigured: true)
         case 507:

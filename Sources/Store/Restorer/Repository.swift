@@ -113,7 +113,7 @@ public final class Repository {
                     }
                     let keys = try ClientKeys(secret: secret)
                     if case .signingKey(let pinned) = identity, keys.signingKey().publicKey != pinned {
-                        replaced.append("\(path) holds a secret that is not the enrolled client's (it derives signing key \(keys.signingKey().publicKey.hex), not \(pinned.hex)): the escrow was replaced")
+                        replaced.append("\(path) holds a secret that is not the enrolled client's (it derives signing key \(keys.signingKey().publicKey.hex), not \(pinned.hex)): the escrow was replaced, or the signing key given is not this client's (compare it with bundles/\(client)/signing.pub)")
                         continue
                     }
                     if found == nil { found = keys }

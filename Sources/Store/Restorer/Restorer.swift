@@ -67,6 +67,11 @@ public final class Restorer {
     /// dedupe) cannot make a walk go on past it.
     private let entryBudget: Int
     private var entriesWalked = 0
+    /// Trees already walked, when only verifying: each distinct tree and
+    /// chunk is checked once, however often the snapshot names it, so a
+    /// tree bomb whose record claims huge counts verifies in the time its
+    /// distinct chunks take.
+    private var verifiedTrees = Set<ChunkID>()
 
     private var summary = RestoreSummary()
     private var plan: WorkDatabase { repository.work }
@@ -199,6 +204,7 @@ public final class Restorer {
                 _ = try plan.addNode(.directory, path: path, depth: depth + 1, entry: below == nil ? TreeFormat.serializeEntry(e) : nil)
                 if below == nil { summary.directories += 1 }
                 if let sub = e.subtree {
+                    if !write && !verifiedTrees.insert(sub).inserted { continue }
                     guard !ancestors.contains(sub) else {
                         throw StoreError(.integrity, "\(path.displayPath) in snapshot \(snapshot.id) is its own ancestor (tree \(sub.shortDescription)): the trees are forged")
                     }

@@ -31,7 +31,7 @@ struct DecryptCommand: ParsableCommand {
             passphrase once.
 
             Example:
-              fbk decrypt --key ~/fbk-keys/private.pem --out router-config.tar.gz wifi.lab-sysupgrade-20261127T030000Z.cms
+              fbk decrypt --key ~/fbk-keys/private.pem --out router-config.tar.gz /srv/fbk/wifi.lab/blobs/sysupgrade-20261127T030000Z-0123456789abcdef.cms
               fbk decrypt --key ~/fbk-keys/private.pem --out zroot.zfs /srv/fbk/fw/blobs/zfs-full-20261201T030000Z-0123456789abcdef.manifest
             """
     )

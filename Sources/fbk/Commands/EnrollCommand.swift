@@ -50,6 +50,12 @@ struct EnrollCommand: ParsableCommand {
         if let device, Enrollment.Device(rawValue: device) == nil {
             throw ValidationError("--device must be one of: \(Enrollment.Device.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        for m in mirror {
+            guard m.hasPrefix("http://") || m.hasPrefix("https://") || m.hasPrefix("file:///") else {
+                throw ValidationError("--mirror \(m) must start with http://, https:// or file:///")
+            }
+            if let problem = ClientConfig.urlProblem(m) { throw ValidationError("--mirror \(m) \(problem)") }
+        }
         if device == nil && (mtdTable != nil || !blobKind.isEmpty) {
             throw ValidationError("--mtd-table and --blob-kind go with --device")
         }
@@ -73,10 +79,14 @@ struct EnrollCommand: ParsableCommand {
                   \(r.htpasswdCommand())
                   install -d -o www-data -g www-data -m 0750 /srv/fbk/\(client) /srv/fbk/\(client)/keys
                   install -o www-data -g www-data -m 0640 \(r.bundle)/client-secret.cms /srv/fbk/\(client)/keys/client-secret.cms
+                """ + (r.rotated ? """
+                then put only the new password on the client (its configuration and secret stay as they are):
+                  install -m 0600 \(r.bundle)/password /etc/fbk/password
+                """ : """
                 add to the check configuration (/etc/fbk/check.conf, under clients:):
                 \(r.checkEntry)
                 then copy \(r.bundle) to the client and run deploy/install-client.sh there.
-                """)
+                """))
         } catch {
             throw fail(error)
         }
@@ -123,9 +133,12 @@ struct EnrollCommand: ParsableCommand {
             on each mirror, set the device's htpasswd line (replacing any older one) and create its directory:
               \(r.htpasswdCommand())
               install -d -o www-data -g www-data -m 0750 /srv/fbk/\(client)
+            """ + (r.rotated ? """
+            then put only the new password on the device (\(device == .opnsense ? "/usr/local/etc/fbk" : "/etc/fbk")/password, mode 0600).
+            """ : """
             add to the check configuration (/etc/fbk/check.conf, under clients:):
             \(r.checkEntry)
             \(steps)
-            """)
+            """))
     }
 }

@@ -13,7 +13,7 @@ struct LsCommand: ParsableCommand {
             relative to the snapshot root (e.g. etc/nginx).
 
             Example:
-              fbk ls --from /srv/fbk --client manning --key private.pem latest etc/nginx
+              fbk ls --from /srv/fbk --client manning --signing-key bundles/manning/signing.pub --key private.pem latest etc/nginx
             """
     )
 

@@ -15,7 +15,7 @@ struct RestoreCommand: ParsableCommand {
             the exit status is 65.
 
             Example:
-              fbk restore --from /srv/fbk --client manning --key private.pem latest --target /tmp/r etc/nginx
+              fbk restore --from /srv/fbk --client manning --signing-key bundles/manning/signing.pub --key private.pem latest --target /tmp/r etc/nginx
             """
     )
 
@@ -67,7 +67,7 @@ struct VerifyCommand: ParsableCommand {
             checked against its ID with the escrowed client secret.
 
             Example:
-              fbk verify --from /srv/fbk --client manning --key private.pem latest
+              fbk verify --from /srv/fbk --client manning --signing-key bundles/manning/signing.pub --key private.pem latest
             """
     )
 

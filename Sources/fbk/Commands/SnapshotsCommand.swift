@@ -9,7 +9,7 @@ struct SnapshotsCommand: ParsableCommand {
         abstract: "List a client's snapshots (needs the private key).",
         discussion: """
             Example:
-              fbk snapshots --from /srv/fbk --client manning --key ~/fbk-keys/private.pem
+              fbk snapshots --from /srv/fbk --client manning --signing-key bundles/manning/signing.pub --key ~/fbk-keys/private.pem
             """
     )
 
