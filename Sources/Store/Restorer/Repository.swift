@@ -32,8 +32,8 @@ public final class Repository {
     let workDirectory: String
     /// The client's keys: chunk IDs are always checked against them.
     public let keys: ClientKeys
-    /// Every snapshot signed by the pinned identity, in the order the server
-    /// received them (its catalog's time), oldest first.
+    /// Every snapshot signed by the pinned identity, by ID (the client's
+    /// signed start time), oldest first; future-dated ones are refused.
     public private(set) var snapshots: [SnapshotRecord] = []
     /// When the server received each snapshot (by ID).
     public private(set) var receipts: [String: Date] = [:]
@@ -63,7 +63,7 @@ public final class Repository {
 
     /// - Parameter acceptFutureDated: believe records dated after their
     ///   receipt (a client whose clock runs ahead); they are still ordered
-    ///   by receipt time.
+    ///   by ID.
     public init(sources: [any RepositorySource], opener: Opener, client: String, identity: ClientIdentity,
                 acceptFutureDated: Bool = false) throws {
         precondition(!sources.isEmpty)
@@ -209,7 +209,14 @@ public final class Repository {
         let ordered = candidates.values.sorted {
             ($0.receipt ?? .distantPast, $0.id) < ($1.receipt ?? .distantPast, $1.id)
         }
+        // Listings are read in the order the servers received them (the first
+        // word on a pack is believed, the pack tables decide when it is wrong).
         for c in ordered { try loadSnapshot(c, pinned: pinned) }
+        // Snapshots are ordered by their IDs: the client's start time, signed,
+        // which neither a server's file times nor a copy without them
+        // (cp -r, a checkout) can change; a record dated after its receipt
+        // was refused above, so none can sort after the genuine ones for good.
+        snapshots.sort { $0.id < $1.id }
     }
 
     /// Loads one snapshot's record (the copy its catalog names) and listing.

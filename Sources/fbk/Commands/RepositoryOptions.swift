@@ -112,7 +112,7 @@ struct RepositoryOptions: ParsableArguments {
 
     @OptionGroup var identity: IdentityOptions
 
-    @Flag(name: .long, help: "Believe records dated after the server received them (a client whose clock runs ahead); they are still ordered by receipt time.")
+    @Flag(name: .long, help: "Believe records dated after the server received them (a client whose clock runs ahead); they are still ordered by their IDs.")
     var acceptFutureDated = false
 
     @OptionGroup var operatorKey: OperatorKeyOptions
