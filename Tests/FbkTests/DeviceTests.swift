@@ -117,23 +117,30 @@ import TestSupport
         #expect(again.stderr.contains("upload of"))
     }
 
-    @Test func opnsenseSendsZfsAndConfInPartsWithAManifest() throws {
+    /// An OPNsense firewall: a /conf to tar, and a zfs stub that sends
+    /// `stream`, lists `snapshots` and logs every other call.
+    func firewall(stream: [UInt8], snapshots: [String] = []) throws -> Device {
         let d = try setup(client: "fw", extra: "POOL=zroot\nCONF_DIR=CONFDIR")
         try d.dir.write("conf/config.xml", Array("<opnsense/>".utf8))
         var conf = try String(contentsOfFile: d.conf, encoding: .utf8)
         conf = conf.replacingOccurrences(of: "CONFDIR", with: d.dir.file("conf"))
         try conf.write(toFile: d.conf, atomically: true, encoding: .utf8)
-        let stream = random(150_000)
         try d.dir.write("zfs-stream", stream)
         let zfs = try d.dir.write("stubs/zfs", Array("""
             #!/bin/sh
             case "$1" in
               send) cat \(d.dir.file("zfs-stream")) ;;
-              list) ;;
+              list) \(snapshots.map { "echo \($0);" }.joined()) ;;
               *) echo "$@" >> \(d.dir.file("zfs-calls")) ;;
             esac
             """.utf8))
         chmod(zfs, 0o755)
+        return d
+    }
+
+    @Test func opnsenseSendsZfsAndConfInPartsWithAManifest() throws {
+        let stream = random(150_000)
+        let d = try firewall(stream: stream)
         let r = try run("opnsense/fbk-opnsense.sh", d)
         #expect(r.status == 0, "\(r.stderr)")
         let names = blobs(d, 0, "fw")
@@ -165,21 +172,7 @@ import TestSupport
     /// `fbk_parts` once set `base`, so the old ZFS snapshot was never
     /// destroyed (a blob name went to `zfs destroy` instead) and the pool filled.
     @Test func opnsenseDestroysTheOldBaseSnapshotAfterAnIncremental() throws {
-        let d = try setup(client: "fw", extra: "POOL=zroot\nCONF_DIR=CONFDIR")
-        try d.dir.write("conf/config.xml", Array("<opnsense/>".utf8))
-        var conf = try String(contentsOfFile: d.conf, encoding: .utf8)
-        conf = conf.replacingOccurrences(of: "CONFDIR", with: d.dir.file("conf"))
-        try conf.write(toFile: d.conf, atomically: true, encoding: .utf8)
-        try d.dir.write("zfs-stream", random(50_000))
-        let zfs = try d.dir.write("stubs/zfs", Array("""
-            #!/bin/sh
-            case "$1" in
-              send) cat \(d.dir.file("zfs-stream")) ;;
-              list) echo zroot@fbk-20261101T000000Z ;;
-              *) echo "$@" >> \(d.dir.file("zfs-calls")) ;;
-            esac
-            """.utf8))
-        chmod(zfs, 0o755)
+        let d = try firewall(stream: random(50_000), snapshots: ["zroot@fbk-20261101T000000Z"])
         let r = try run("opnsense/fbk-opnsense.sh", d)
         #expect(r.status == 0, "\(r.stderr)")
         let calls = try String(contentsOfFile: d.dir.file("zfs-calls"), encoding: .utf8).split(separator: "\n").map(String.init)
