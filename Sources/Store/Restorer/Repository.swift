@@ -32,11 +32,9 @@ public final class Repository {
     let workDirectory: String
     /// The client's keys: chunk IDs are always checked against them.
     public let keys: ClientKeys
-    /// Every snapshot signed by the pinned identity, by ID (the client's
-    /// signed start time), oldest first; future-dated ones are refused.
+    /// Every snapshot signed by the pinned identity, by the client's signed
+    /// start time, oldest first; future-dated ones are refused.
     public private(set) var snapshots: [SnapshotRecord] = []
-    /// When the server received each snapshot (by ID).
-    public private(set) var receipts: [String: Date] = [:]
     /// Each snapshot's verified catalog (by ID), where a source holds one.
     private var catalogs: [String: Catalog] = [:]
     /// Records refused (unsigned, signed by another key, misnamed,
@@ -63,7 +61,7 @@ public final class Repository {
 
     /// - Parameter acceptFutureDated: believe records dated after their
     ///   receipt (a client whose clock runs ahead); they are still ordered
-    ///   by ID.
+    ///   by their signed start times.
     public init(sources: [any RepositorySource], opener: Opener, client: String, identity: ClientIdentity,
                 acceptFutureDated: Bool = false) throws {
         precondition(!sources.isEmpty)
@@ -149,7 +147,7 @@ public final class Repository {
         var id: String
         var catalog: Catalog?
         var catalogSource: String?
-        /// The earliest time a source says it received the snapshot (orders snapshots).
+        /// The earliest time a source says it received the snapshot (orders the reading of listings).
         var receipt: Date?
         /// The latest such time (a record dated after it is future-dated on every source).
         var lastReceipt: Date?
@@ -212,11 +210,12 @@ public final class Repository {
         // Listings are read in the order the servers received them (the first
         // word on a pack is believed, the pack tables decide when it is wrong).
         for c in ordered { try loadSnapshot(c, pinned: pinned) }
-        // Snapshots are ordered by their IDs: the client's start time, signed,
-        // which neither a server's file times nor a copy without them
-        // (cp -r, a checkout) can change; a record dated after its receipt
-        // was refused above, so none can sort after the genuine ones for good.
-        snapshots.sort { $0.id < $1.id }
+        // Snapshots are ordered by the client's signed start time (to the
+        // millisecond; IDs have whole seconds), which neither a server's file
+        // times nor a copy without them (cp -r, a checkout) can change; a
+        // record dated after its receipt was refused above, so none can sort
+        // after the genuine ones for good.
+        snapshots.sort { ($0.started, $0.id) < ($1.started, $1.id) }
     }
 
     /// Loads one snapshot's record (the copy its catalog names) and listing.
@@ -283,7 +282,6 @@ public final class Repository {
             }
             if let listing = record.listing { try loadListing(listing, of: record, addPack: addPack) }
             snapshots.append(record)
-            receipts[record.id] = c.receipt
             if let catalog = c.catalog { catalogs[record.id] = catalog } else {
                 warnings.append("snapshot \(record.id) has no catalog signed by the client on any source (its upload did not finish, or the catalog was lost): its chunks are looked for in any pack")
             }
@@ -324,9 +322,8 @@ public final class Repository {
             guard let path = source.localPath(of: listing.path) else { continue }
             defer { source.release(listing.path) }
             present = true
-            guard regularFileSize(path) == listing.size,
-                  let bytes = try? readBounded(path, limit: listing.size, what: "pack listing") else { continue }
-            if SHA256.hash(bytes).hex == listing.sha256 {
+            guard let bytes = try? readBounded(path, limit: listing.size, what: "pack listing") else { continue }
+            if bytes.count == listing.size && SHA256.hash(bytes).hex == listing.sha256 {
                 found = bytes
                 break
             }
@@ -362,8 +359,8 @@ public final class Repository {
         scannedAll = false
     }
 
-    /// A snapshot by ID, unique ID prefix, or `latest` (the one the server
-    /// received last).
+    /// A snapshot by ID, unique ID prefix, or `latest` (the one the client
+    /// started last, future-dated records refused).
     public func snapshot(_ reference: String) throws -> SnapshotRecord {
         if reference == "latest" {
             guard let s = snapshots.last else { throw StoreError(.config, "client \(client) has no readable snapshot") }
@@ -386,16 +383,10 @@ public final class Repository {
     /// - Throws: `StoreError.integrity` naming what was tried.
     public func chunk(_ id: ChunkID) throws -> (kind: ChunkKind, bytes: [UInt8]) {
         var problems: [String] = []
+        // The first pack is decrypted and kept (trees are read again and
+        // again); every candidate copy, that one first, is then tried once.
         if let pack = try chunkLocation(id)?.path {
-            do {
-                let opened = try decryptedPack(pack)
-                if let entry = opened.entries[id] {
-                    return (entry.kind, try Self.readChunk(entry, from: opened.path, pack: pack, keys: keys, decompressor: decompressor))
-                }
-                problems.append("\(pack) on \(sources[opened.source].name) does not hold it")
-            } catch {
-                problems.append("\(error)")
-            }
+            do { _ = try decryptedPack(pack) } catch { problems.append("\(error)") }
         }
         if let found = try chunkFromAlternatives(id, length: nil, problems: &problems) { return found }
         throw StoreError(.integrity, problems.isEmpty ? "no pack holds chunk \(id.shortDescription)"
@@ -420,11 +411,15 @@ public final class Repository {
         for candidate in try work.candidates(of: id) {
             let first = decryptedPacks[candidate.path]
             // The copy decrypted already (for other chunks) may hold this one.
-            if let first, let entry = first.entries[id], length == nil || entry.plainLength == length {
-                do {
-                    return (entry.kind, try Self.readChunk(entry, from: first.path, pack: candidate.path, keys: keys, decompressor: decompressor))
-                } catch {
-                    problems.append("\(candidate.path) on \(sources[first.source].name): \(error)")
+            if let first {
+                if let entry = first.entries[id], length == nil || entry.plainLength == length {
+                    do {
+                        return (entry.kind, try Self.readChunk(entry, from: first.path, pack: candidate.path, keys: keys, decompressor: decompressor))
+                    } catch {
+                        problems.append("\(candidate.path) on \(sources[first.source].name): \(error)")
+                    }
+                } else {
+                    problems.append("\(candidate.path) on \(sources[first.source].name) does not hold it")
                 }
             }
             for (i, source) in sources.enumerated() where i != first?.source {

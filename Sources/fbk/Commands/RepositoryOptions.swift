@@ -112,7 +112,7 @@ struct RepositoryOptions: ParsableArguments {
 
     @OptionGroup var identity: IdentityOptions
 
-    @Flag(name: .long, help: "Believe records dated after the server received them (a client whose clock runs ahead); they are still ordered by their IDs.")
+    @Flag(name: .long, help: "Believe records dated after the server received them (a client whose clock runs ahead); they are still ordered by their signed start times.")
     var acceptFutureDated = false
 
     @OptionGroup var operatorKey: OperatorKeyOptions
