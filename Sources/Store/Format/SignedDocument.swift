@@ -161,6 +161,16 @@ public struct SnapshotRecord: Codable, Sendable, Equatable {
     }
 }
 
+extension SnapshotRecord {
+    /// The most tree entries a walk of this snapshot may meet (FORMAT.md 7):
+    /// what the signed record says it holds, plus the directories leading
+    /// to its paths and a small margin. A subtree named many times (legal:
+    /// identical directories dedupe) cannot make a walk go on past it.
+    public var entryBudget: Int {
+        stats.files + stats.directories + stats.otherEntries + paths.reduce(0) { $0 + $1.split(separator: "/").count } + 16
+    }
+}
+
 /// One pack and its chunks: `[hex chunk ID, kind, plain length]` each.
 public struct PackListing: Codable, Sendable, Equatable {
     public var path: String

@@ -61,11 +61,7 @@ public final class Restorer {
     /// created, and setuid/setgid bits and file capabilities are dropped.
     public var stripPrivileges = false
 
-    /// Tree entries the walk may meet: what the signed record says the
-    /// snapshot holds, plus the directories leading to its paths. A tree
-    /// that names the same subtree many times (legal: identical directories
-    /// dedupe) cannot make a walk go on past it.
-    private let entryBudget: Int
+    /// Tree entries met so far, against the record's `entryBudget`.
     private var entriesWalked = 0
     /// Trees already walked, when only verifying: each distinct tree and
     /// chunk is checked once, however often the snapshot names it, so a
@@ -86,9 +82,6 @@ public final class Restorer {
         self.target = target
         self.write = write
         summary.snapshot = snapshot.id
-        let s = snapshot.stats
-        entryBudget = s.files + s.directories + s.otherEntries
-            + snapshot.paths.reduce(0) { $0 + $1.split(separator: "/").count } + 16
     }
 
     /// Restores `paths` (snapshot-relative, `/`-separated; empty: everything).
@@ -185,8 +178,8 @@ public final class Restorer {
             return
         }
         entriesWalked += entries.count
-        guard entriesWalked <= entryBudget else {
-            throw StoreError(.integrity, "snapshot \(snapshot.id) holds more entries than its signed record states (\(entryBudget - 16) and the leading directories): its trees are forged or damaged; nothing more is read")
+        guard entriesWalked <= snapshot.entryBudget else {
+            throw StoreError(.integrity, "snapshot \(snapshot.id) holds more entries than its signed record states (\(snapshot.entryBudget) with the leading directories): its trees are forged or damaged; nothing more is read")
         }
         for e in entries {
             let components = relative + [e.name]

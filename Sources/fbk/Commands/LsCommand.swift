@@ -45,7 +45,7 @@ struct LsCommand: ParsableCommand {
                 var walked = 0
                 let ancestors: Set<ChunkID> = entry?.subtree.map { [$0] } ?? Digest(hex: s.root).map { [$0] } ?? []
                 try onLargeStack {
-                    try list(repo, tree, prefix: prefix, budget: Self.entryBudget(s), ancestors: ancestors, into: &output, walked: &walked)
+                    try list(repo, tree, prefix: prefix, budget: s.entryBudget, ancestors: ancestors, into: &output, walked: &walked)
                 }
             } else if let entry {
                 output.print(row(entry, path: prefix))
@@ -54,12 +54,6 @@ struct LsCommand: ParsableCommand {
         } catch {
             throw fail(error)
         }
-    }
-
-    /// At most as many entries as the signed record says the snapshot holds
-    /// (and the directories leading to its paths).
-    static func entryBudget(_ s: SnapshotRecord) -> Int {
-        s.stats.files + s.stats.directories + s.stats.otherEntries + s.paths.reduce(0) { $0 + $1.split(separator: "/").count } + 16
     }
 
     /// Prints rows one at a time, as text like `ls -l` or as one JSON array.
