@@ -1,13 +1,33 @@
 // swift-tools-version:6.1
 // fbk: a write-only, content-addressed backup client with offline restore.
 //
-// The targets are the architecture:
-//   Chunker  pure Swift, depends on nothing: buzhash content-defined chunking.
-//   Seal     compression (libzstd) and CMS encryption / hashing (OpenSSL).
-//   Store    formats, index (SQLite), mirrors (libcurl), archiver, restorer, checker.
-//   fbk      the command-line front end (swift-argument-parser), thin.
+// The targets are the architecture. Each may import only the targets named
+// before it in its line (no cycles); what a sibling uses is `package`, what
+// the command line uses is `public`.
+//   Chunker     pure Swift: buzhash content-defined chunking.            (nothing)
+//   Seal        compression (libzstd), CMS encryption, hashing (OpenSSL). (C libraries)
+//   Platform    errno, descriptors, `*at` paths past PATH_MAX, bounded
+//               and durable file I/O, private scratch directories,
+//               StoreError (what failed, its cause, what to do next).  (CLinux)
+//   SQLite      the thin SQLite wrapper (statements, transactions).      Platform
+//   Format      every object's bytes (FORMAT.md): packs, trees, signed
+//               documents, listings, client keys, and ObjectName, which
+//               builds and parses every server path.                      Chunker, Seal, Platform
+//   Backend     one storage protocol (put create-only, fetch, stat, list)
+//               and its implementations: WebDAV (libcurl), a local
+//               directory, memory; retries as a wrapper.                  Format, Platform
+//   Config      the files an operator writes: fbk.conf, check.conf.       Backend, Format, Yams
+//   Index       the client's SQLite index: chunk → pack and files cache
+//               (rebuildable), delivery ledger (durable); index rebuild.  SQLite, Format, Backend
+//   Archiver    `fbk snapshot`: walk, chunk, pack, seal, spool, deliver.  Config, Index, Backend
+//   Restorer    reading a repository with the operator's key: records,
+//               catalogs, listings, packs; restore and verify.           Backend, Format, SQLite
+//   Checker     the key-less server check, and mirror-sync.              Backend, Format, Config
+//   Enrollment  a new client's keys and bundle, device entries.          Config, Format, Seal
+//   fbk         the command-line front end (swift-argument-parser), thin.
 // Each C library is one system-library target whose shim.h holds the few
-// static-inline wrappers Swift cannot call directly (macros, variadics).
+// static-inline wrappers Swift cannot call directly (macros, variadics);
+// C types never appear in a Swift target's public or package API.
 import PackageDescription
 
 let package = Package(
@@ -29,25 +49,35 @@ let package = Package(
 
         .target(name: "Chunker", exclude: ["README.md"]),
         .target(name: "Seal", dependencies: ["COpenSSL", "CZstd"]),
-        .target(name: "Store", dependencies: ["Chunker", "Seal", "CSQLite", "CCurl", "CLinux", "Yams"]),
+        .target(name: "Platform", dependencies: ["CLinux"]),
+        .target(name: "SQLite", dependencies: ["Platform", "CSQLite"]),
+        .target(name: "Format", dependencies: ["Chunker", "Seal", "Platform"]),
+        .target(name: "Backend", dependencies: ["Format", "Platform", "CCurl"]),
+        .target(name: "Config", dependencies: ["Backend", "Format", "Platform", "Seal", "Yams"]),
+        .target(name: "Index", dependencies: ["SQLite", "Format", "Backend", "Platform", "Seal"]),
+        .target(name: "Archiver", dependencies: ["Config", "Index", "Backend", "Format", "Platform", "Chunker", "Seal", "CLinux"]),
+        .target(name: "Restorer", dependencies: ["Backend", "Format", "SQLite", "Platform", "Seal", "CLinux"]),
+        .target(name: "Checker", dependencies: ["Backend", "Format", "Config", "Platform", "Seal"]),
+        .target(name: "Enrollment", dependencies: ["Config", "Format", "Platform", "Seal"]),
         .executableTarget(
             name: "fbk",
             dependencies: [
-                "Chunker", "Seal", "Store", "CLinux",
+                "Chunker", "Seal", "Platform", "Format", "Backend", "Config", "Index", "Archiver", "Restorer",
+                "Checker", "Enrollment", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .executableTarget(
             name: "fbk-bench",
-            dependencies: ["Chunker", "Seal", "Store"],
+            dependencies: ["Chunker", "Seal", "Platform", "SQLite", "Format", "Backend", "Config", "Index", "Archiver", "Restorer", "Checker", "Enrollment"],
             path: "Benchmarks/fbk-bench"
         ),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ChunkerTests", dependencies: ["Chunker"]),
         .testTarget(name: "SealTests", dependencies: ["Seal", "TestSupport"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Seal", "Chunker", "TestSupport"]),
-        .testTarget(name: "FbkTests", dependencies: ["Chunker", "Seal", "Store", "TestSupport", "CLinux"]),
+        .testTarget(name: "StoreTests", dependencies: ["Platform", "SQLite", "Format", "Backend", "Config", "Index", "Archiver", "Restorer", "Checker", "Enrollment", "Seal", "Chunker", "TestSupport"]),
+        .testTarget(name: "FbkTests", dependencies: ["Chunker", "Seal", "Platform", "SQLite", "Format", "Backend", "Config", "Index", "Archiver", "Restorer", "Checker", "Enrollment", "TestSupport", "CLinux"]),
     ]
 )

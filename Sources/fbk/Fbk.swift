@@ -2,7 +2,16 @@
 // per file; the work itself is done by the Chunker, Seal and Store modules.
 
 import ArgumentParser
-import Store
+import Platform
+import SQLite
+import Format
+import Backend
+import Config
+import Index
+import Archiver
+import Restorer
+import Checker
+import Enrollment
 
 @main
 struct Fbk: ParsableCommand {

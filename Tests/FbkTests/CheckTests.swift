@@ -1,6 +1,15 @@
 import Foundation
 import Seal
-import Store
+import Platform
+import SQLite
+import Format
+import Backend
+import Config
+import Index
+import Archiver
+import Restorer
+import Checker
+import Enrollment
 import Testing
 import TestSupport
 

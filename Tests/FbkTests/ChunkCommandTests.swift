@@ -1,7 +1,16 @@
 import Chunker
 import Foundation
 import Seal
-import Store
+import Platform
+import SQLite
+import Format
+import Backend
+import Config
+import Index
+import Archiver
+import Restorer
+import Checker
+import Enrollment
 import TestSupport
 import Testing
 

@@ -1,5 +1,14 @@
 import Foundation
-import Store
+import Platform
+import SQLite
+import Format
+import Backend
+import Config
+import Index
+import Archiver
+import Restorer
+import Checker
+import Enrollment
 import Testing
 import TestSupport
 

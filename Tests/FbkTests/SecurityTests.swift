@@ -6,7 +6,16 @@
 import CLinux
 import Foundation
 import Seal
-import Store
+import Platform
+import SQLite
+import Format
+import Backend
+import Config
+import Index
+import Archiver
+import Restorer
+import Checker
+import Enrollment
 import Testing
 import TestSupport
 

@@ -1,6 +1,15 @@
 import Foundation
 import Seal
-@testable import Store
+@testable import Platform
+@testable import SQLite
+@testable import Format
+@testable import Backend
+@testable import Config
+@testable import Index
+@testable import Archiver
+@testable import Restorer
+@testable import Checker
+@testable import Enrollment
 import Testing
 import TestSupport
 

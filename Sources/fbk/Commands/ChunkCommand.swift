@@ -2,7 +2,16 @@ import ArgumentParser
 import Chunker
 import Foundation
 import Seal
-import Store
+import Platform
+import SQLite
+import Format
+import Backend
+import Config
+import Index
+import Archiver
+import Restorer
+import Checker
+import Enrollment
 
 /// `fbk chunk`: cut files into chunks and report counts, sizes and speed.
 struct ChunkCommand: ParsableCommand {

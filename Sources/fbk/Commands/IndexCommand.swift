@@ -1,6 +1,15 @@
 import ArgumentParser
 import Foundation
-import Store
+import Platform
+import SQLite
+import Format
+import Backend
+import Config
+import Index
+import Archiver
+import Restorer
+import Checker
+import Enrollment
 
 /// `fbk index`: the client's local index.
 struct IndexCommand: ParsableCommand {

@@ -1,6 +1,15 @@
 import ArgumentParser
 import Foundation
-import Store
+import Platform
+import SQLite
+import Format
+import Backend
+import Config
+import Index
+import Archiver
+import Restorer
+import Checker
+import Enrollment
 
 /// `fbk restore`: a snapshot, or chosen paths of it, into a directory.
 struct RestoreCommand: ParsableCommand {

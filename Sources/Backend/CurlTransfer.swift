@@ -1,0 +1,128 @@
+// One HTTP request through libcurl, with the timeouts every network step
+// of fbk has. Shared by the WebDAV mirror (PUT) and the operator's WebDAV
+// reader (GET, PROPFIND).
+
+internal import CCurl
+import Foundation
+import Format
+import Platform
+
+/// An HTTP request and what came back.
+final class CurlTransfer {
+    struct Response {
+        var status: Int
+        /// Up to `bodyLimit` bytes of the body (when not written to a file).
+        var body: [UInt8]
+    }
+
+    struct Failure: Error {
+        let message: String
+        let curlCode: Int32
+    }
+
+    nonisolated(unsafe) static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)); return () }()
+
+    private var upload: UnsafeMutablePointer<FILE>?
+    private var download: UnsafeMutablePointer<FILE>?
+    private var body: [UInt8] = []
+    private let bodyLimit: Int
+    /// The most bytes written to `download` before the transfer is aborted.
+    private var downloadLimit = Int.max
+    private var downloaded = 0
+
+    private init(bodyLimit: Int) { self.bodyLimit = bodyLimit }
+
+    /// Performs one request.
+    /// - Parameters:
+    ///   - uploadFile/uploadSize: a PUT body, streamed from a file.
+    ///   - downloadFile: where to stream the response body (else kept in memory up to `bodyLimit`).
+    ///   - downloadLimit: a body larger than this is not written: the transfer fails.
+    static func perform(method: String, url: String, user: String?, password: String?, headers: [String] = [],
+                        uploadFile: String? = nil, uploadSize: Int = 0, downloadFile: String? = nil,
+                        bodyLimit: Int = 4096, downloadLimit: Int = .max, options: MirrorOptions,
+                        expectedSize: Int = 0) throws(Failure) -> Response {
+        _ = globalInit
+        let t = CurlTransfer(bodyLimit: bodyLimit)
+        t.downloadLimit = downloadLimit
+        if let uploadFile {
+            guard let f = fopen(uploadFile, "rb") else { throw Failure(message: "cannot read \(uploadFile)", curlCode: -1) }
+            t.upload = f
+        }
+        if let downloadFile {
+            // A new file only: never one that exists, never through a link.
+            let fd = open(downloadFile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw Failure(message: "cannot create \(downloadFile): \(String(cString: strerror(errno)))", curlCode: -1) }
+            guard let f = fdopen(fd, "wb") else {
+                close(fd)
+                throw Failure(message: "cannot open \(downloadFile) for writing", curlCode: -1)
+            }
+            t.download = f
+        }
+        defer {
+            if let f = t.upload { fclose(f) }
+            if let f = t.download { fclose(f) }
+        }
+        guard let easy = curl_easy_init() else { throw Failure(message: "curl_easy_init failed", curlCode: -1) }
+        defer { curl_easy_cleanup(easy) }
+        let me = Unmanaged.passUnretained(t).toOpaque()
+        CCurl_easy_setopt_str(easy, CURLOPT_URL, url)
+        if uploadFile != nil {
+            CCurl_easy_setopt_long(easy, CURLOPT_UPLOAD, 1)
+            CCurl_easy_setopt_off(easy, CURLOPT_INFILESIZE_LARGE, uploadSize)
+            CCurl_easy_setopt_read_cb(easy) { buffer, size, count, user in
+                let t = Unmanaged<CurlTransfer>.fromOpaque(user!).takeUnretainedValue()
+                return fread(buffer, size, count, t.upload!)
+            }
+            CCurl_easy_setopt_ptr(easy, CURLOPT_READDATA, me)
+        } else if method != "GET" {
+            CCurl_easy_setopt_str(easy, CURLOPT_CUSTOMREQUEST, method)
+        }
+        CCurl_easy_setopt_write_cb(easy) { data, size, count, user in
+            let t = Unmanaged<CurlTransfer>.fromOpaque(user!).takeUnretainedValue()
+            let n = size * count
+            guard let data else { return n }
+            if let f = t.download {
+                // A server that sends more than any such object may be is cut off (curl fails the transfer).
+                t.downloaded += n
+                guard t.downloaded <= t.downloadLimit else { return 0 }
+                return fwrite(data, 1, n, f)
+            }
+            if t.body.count < t.bodyLimit {
+                t.body += UnsafeRawBufferPointer(start: data, count: min(n, t.bodyLimit - t.body.count))
+            }
+            return n
+        }
+        CCurl_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, me)
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        for h in headers { list = curl_slist_append(list, h) }
+        defer { curl_slist_free_all(list) }
+        if list != nil { CCurl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list) }
+        if let user, let password {
+            CCurl_easy_setopt_long(easy, CURLOPT_HTTPAUTH, CCurl_AUTH_BASIC())
+            CCurl_easy_setopt_str(easy, CURLOPT_USERNAME, user)
+            CCurl_easy_setopt_str(easy, CURLOPT_PASSWORD, password)
+        }
+        CCurl_easy_setopt_str(easy, CURLOPT_USERAGENT, "fbk/\(fbkVersion)")
+        CCurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        CCurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, options.connectTimeout)
+        CCurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedLimit)
+        CCurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, options.lowSpeedTime)
+        // An overall cap: the size at 64 KiB/s, plus a minute.
+        CCurl_easy_setopt_long(easy, CURLOPT_TIMEOUT, 60 + max(uploadSize, expectedSize) / 65_536)
+        CCurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        // The error buffer must stay put for the whole transfer: set and use it in one scope.
+        let rc = errorBuffer.withUnsafeMutableBufferPointer { buffer -> CURLcode in
+            CCurl_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, buffer.baseAddress)
+            return curl_easy_perform(easy)
+        }
+        guard rc == CURLE_OK else {
+            let text = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            let detail = text.isEmpty ? String(cString: curl_easy_strerror(rc)) : text
+            throw Failure(message: "\(detail) (curl error \(rc.rawValue))", curlCode: Int32(rc.rawValue))
+        }
+        var status = 0
+        CCurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        return Response(status: status, body: t.body)
+    }
+}

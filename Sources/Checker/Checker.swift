@@ -1,0 +1,471 @@
+// The weekly server-side check (FORMAT.md, "Checking a mirror"): is every
+// enrolled client uploading, is every snapshot complete, do sizes look
+// normal; from the storage directory alone, never with a decryption key.
+// Time is the server's own receipt time (file mtime), never a client's claim.
+
+import Foundation
+import Seal
+import Backend
+import Format
+import Config
+import Platform
+
+public enum CheckLevel: String, Encodable, Sendable, Comparable {
+    case ok = "OK", warn = "WARN", fail = "FAIL"
+    var rank: Int { self == .ok ? 0 : self == .warn ? 1 : 2 }
+    public static func < (a: CheckLevel, b: CheckLevel) -> Bool { a.rank < b.rank }
+}
+
+public struct CheckFinding: Encodable, Sendable {
+    public var level: CheckLevel
+    public var message: String
+}
+
+public struct ClientReport: Encodable, Sendable {
+    public var client: String
+    public var kind: String
+    public var status: CheckLevel = .ok
+    public var findings: [CheckFinding] = []
+    public var newestAgeSeconds: Double?
+    public var storedBytes: Int = 0
+    public var snapshots = 0
+    public var packsMissing = 0
+
+    enum CodingKeys: String, CodingKey {
+        case client, kind, status, findings, snapshots
+        case newestAgeSeconds = "newest_age_seconds"
+        case storedBytes = "stored_bytes"
+        case packsMissing = "packs_missing"
+    }
+
+    public mutating func add(_ level: CheckLevel, _ message: String) {
+        findings.append(CheckFinding(level: level, message: message))
+        status = max(status, level)
+    }
+}
+
+public struct CheckReport: Encodable, Sendable {
+    public var status: CheckLevel = .ok
+    public var clients: [ClientReport] = []
+    /// Directories and files in the storage root that belong to no enrolled client.
+    public var strangers: [String] = []
+    public var checkedAt: String = ""
+    public var version = fbkVersion
+
+    enum CodingKeys: String, CodingKey {
+        case status, clients, strangers, version
+        case checkedAt = "checked_at"
+    }
+
+    public var exitCode: Int32 { Int32(status.rank) }
+
+    public func text() -> String {
+        var lines: [String] = []
+        for c in clients {
+            lines.append("\(c.status.rawValue)  \(c.client) (\(c.kind)): \(c.snapshots) snapshots, \(c.storedBytes) bytes stored"
+                + (c.newestAgeSeconds.map { String(format: ", newest %.1f h old", $0 / 3600) } ?? ""))
+            for f in c.findings where f.level != .ok { lines.append("      \(f.level.rawValue): \(f.message)") }
+        }
+        for s in strangers { lines.append("WARN  stranger in the storage root: \(s)") }
+        lines.append("overall: \(status.rawValue)")
+        // Names come from the storage: anyone with an upload account chooses them.
+        return lines.map(\.terminalSafe).joined(separator: "\n")
+    }
+
+    /// node_exporter textfile metrics.
+    public func prometheus(now: Date) -> String {
+        var out = [
+            "# HELP fbk_check_status Check result per client: 0 OK, 1 WARN, 2 FAIL.",
+            "# TYPE fbk_check_status gauge",
+        ]
+        for c in clients { out.append("fbk_check_status{client=\"\(c.client)\"} \(c.status.rank)") }
+        out += ["# HELP fbk_newest_backup_age_seconds Age of the newest complete snapshot or blob, by server receipt time.",
+                "# TYPE fbk_newest_backup_age_seconds gauge"]
+        for c in clients { if let a = c.newestAgeSeconds { out.append("fbk_newest_backup_age_seconds{client=\"\(c.client)\"} \(Int(a))") } }
+        out += ["# HELP fbk_stored_bytes Bytes stored for the client on this mirror.", "# TYPE fbk_stored_bytes gauge"]
+        for c in clients { out.append("fbk_stored_bytes{client=\"\(c.client)\"} \(c.storedBytes)") }
+        out += ["# HELP fbk_packs_missing Packs that catalogs list but the mirror lacks or holds damaged.", "# TYPE fbk_packs_missing gauge"]
+        for c in clients { out.append("fbk_packs_missing{client=\"\(c.client)\"} \(c.packsMissing)") }
+        out += ["# HELP fbk_strangers Entries in the storage root that belong to no enrolled client.", "# TYPE fbk_strangers gauge",
+                "fbk_strangers \(strangers.count)",
+                "# HELP fbk_check_timestamp_seconds When the check ran.", "# TYPE fbk_check_timestamp_seconds gauge",
+                "fbk_check_timestamp_seconds \(Int(now.timeIntervalSince1970))"]
+        return out.joined(separator: "\n") + "\n"
+    }
+}
+
+/// One object on disk.
+struct StoredFile {
+    var path: String      // relative to the client directory
+    var size: Int
+    var mtime: Date
+    var mtimeNanoseconds: Int64 = 0
+}
+
+public enum Checker {
+    /// A day that adds more than this many times the expected (or usual) growth is flagged.
+    static let growthFactor = 10.0
+
+    /// Packs no catalog needs are flagged once they are older than this: a
+    /// run uploads its packs before its catalog, and a spool may deliver
+    /// them days later.
+    public static let defaultOrphanGrace: TimeInterval = 7 * 86_400
+    /// nginx's upload temporaries (deploy/nginx `client_body_temp_path`,
+    /// made by deploy/install-server.sh): part of the layout, not a stranger.
+    public static let uploadDirectory = ".incoming"
+    /// How far a catalog's `created` may lie after the server received it.
+    static let allowedSkew: TimeInterval = 3600
+
+    /// - Parameters:
+    ///   - state: what earlier runs verified; new and changed objects and a
+    ///     rolling share of the rest are hashed (`CheckState`).
+    public static func run(config: CheckConfig, root: String, deep: Bool, now: Date = Date(),
+                           state: CheckState? = nil, orphanGrace: TimeInterval = defaultOrphanGrace) -> CheckReport {
+        var report = CheckReport()
+        report.checkedAt = Layout.rfc3339(now)
+        let enrolled = Set(config.clients.map(\.name))
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted()
+        where !enrolled.contains(name) && name != uploadDirectory {
+            report.strangers.append(name)
+        }
+        for client in config.clients {
+            var r = ClientReport(client: client.name, kind: client.kind.rawValue)
+            let dir = root + "/" + client.name
+            var isDir: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) || !isDir.boolValue {
+                r.add(.fail, "never uploaded: \(dir) does not exist")
+            } else {
+                let (all, others) = walk(dir)
+                for o in others {
+                    r.add(.warn, "stranger: \(o) is not a regular file (a link, FIFO, socket or device no upload makes): planted")
+                }
+                let hasher = ObjectHasher(dir: dir, client: client.name, all: all, deep: deep, state: state, now: now)
+                for (path, f) in all.sorted(by: { $0.key < $1.key }) where f.size == 0 {
+                    r.add(.warn, "\(path) is an empty file: a leftover of a failed upload, or planted")
+                }
+                if client.kind == .fbk {
+                    checkFbkClient(client, dir: dir, all: all, hasher: hasher, now: now, orphanGrace: orphanGrace, into: &r)
+                } else {
+                    checkDevice(client, dir: dir, all: all, hasher: hasher, now: now, into: &r)
+                }
+                for (path, first) in hasher.changed.sorted(by: { $0.key < $1.key }) {
+                    r.add(.fail, "\(path) changed since this check first verified it (SHA-256 was \(first.prefix(16))…): objects are written once, so it was tampered with or the disk is failing")
+                }
+            }
+            report.clients.append(r)
+        }
+        report.status = max(report.clients.map(\.status).max() ?? .ok, report.strangers.isEmpty ? .ok : .warn)
+        return report
+    }
+
+    /// Every regular file under a client directory.
+    static func files(_ dir: String) -> [String: StoredFile] { walk(dir).files }
+
+    /// Every regular file under a client directory, and the entries that are
+    /// neither a file nor a directory (links, FIFOs, sockets, devices):
+    /// no upload makes those, so each is named.
+    static func walk(_ dir: String) -> (files: [String: StoredFile], others: [String]) {
+        var out: [String: StoredFile] = [:]
+        var others: [String] = []
+        guard let e = FileManager.default.enumerator(atPath: dir) else { return (out, others) }
+        while let rel = e.nextObject() as? String {
+            var st = stat()
+            guard lstat(dir + "/" + rel, &st) == 0 else { continue }
+            let type = st.st_mode & S_IFMT
+            if type == S_IFLNK { e.skipDescendants() }
+            guard type == S_IFREG else {
+                if type != S_IFDIR { others.append(rel) }
+                continue
+            }
+            out[rel] = StoredFile(path: rel, size: Int(st.st_size),
+                                  mtime: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9),
+                                  mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+        }
+        return (out, others.sorted())
+    }
+
+    static let packName = try! NSRegularExpression(pattern: "^packs/([0-9a-f]{2})/([0-9a-f]{64})\\.pack$")
+    static let snapshotName = try! NSRegularExpression(pattern: "^snapshots/([0-9]{8}T[0-9]{6}Z-[0-9a-f]{16})\\.(snapshot|catalog|listing)$")
+
+    static func match(_ re: NSRegularExpression, _ s: String) -> [String]? {
+        guard let m = re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) else { return nil }
+        // A group that took no part in the match (an optional one) is "".
+        return (1..<m.numberOfRanges).map { i in Range(m.range(at: i), in: s).map { String(s[$0]) } ?? "" }
+    }
+
+    /// Hashes objects: all of them with `--deep`, else those the state
+    /// says are due; remembers each hash in the state.
+    final class ObjectHasher {
+        let dir: String
+        let client: String
+        let all: [String: StoredFile]
+        let deep: Bool
+        let state: CheckState?
+        let now: Date
+        let due: Set<String>
+        private var hashes: [String: String?] = [:]
+        /// Objects whose hash differs from the one first recorded: path → first hash.
+        private(set) var changed: [String: String] = [:]
+
+        init(dir: String, client: String, all: [String: StoredFile], deep: Bool, state: CheckState?, now: Date) {
+            (self.dir, self.client, self.all, self.deep, self.state, self.now) = (dir, client, all, deep, state, now)
+            due = state?.toHash(all.values.map { (client + "/" + $0.path, $0.size, $0.mtimeNanoseconds) }) ?? []
+        }
+
+        /// The object's SHA-256 if it is to be hashed this run, else nil.
+        func hash(_ path: String) -> String? {
+            guard deep || due.contains(client + "/" + path), let f = all[path] else { return nil }
+            if let h = hashes[path] { return h }
+            let h = (try? SHA256.hash(fileAt: dir + "/" + path))?.digest.hex
+            hashes[path] = h
+            if let h, let first = state?.record(client + "/" + path, size: f.size, mtime: f.mtimeNanoseconds, sha256: h, now: now) {
+                changed[path] = first
+            }
+            return h
+        }
+    }
+
+    static func checkFbkClient(_ client: EnrolledClient, dir: String, all: [String: StoredFile], hasher: ObjectHasher,
+                               now: Date, orphanGrace: TimeInterval, into r: inout ClientReport) {
+        let hash = hasher.hash
+        // Names and minimal sizes: anything else is a stranger.
+        var snapshotIDs = Set<String>()
+        for (path, f) in all.sorted(by: { $0.key < $1.key }) {
+            if let parts = match(packName, path) {
+                if !parts[1].hasPrefix(parts[0]) { r.add(.warn, "\(path) is in the wrong directory for its name") }
+                if f.size < 100 { r.add(.warn, "\(path) is \(f.size) bytes: too small to be a sealed pack") }
+                if let h = hash(path), h != parts[1] { r.add(.fail, "\(path): SHA-256 of its bytes is \(h), not its name: damaged or planted") }
+                r.storedBytes += f.size
+            } else if let parts = match(snapshotName, path) {
+                snapshotIDs.insert(parts[0])
+                r.storedBytes += f.size
+            } else if path == Layout.secretEscrow {
+                r.storedBytes += f.size
+                _ = hash(path)
+                if f.size > ObjectLimits.escrow { r.add(.fail, "\(path) is \(f.size) bytes: not an escrowed secret") }
+            } else {
+                r.add(.warn, "stranger: \(path) is not an fbk object")
+            }
+        }
+        // Catalogs: signed by the enrolled key, or flagged.
+        var catalogs: [(Catalog, StoredFile)] = []
+        for id in snapshotIDs.sorted() {
+            let path = Layout.catalog(id)
+            guard let f = all[path] else {
+                r.add(.warn, "snapshot \(id) has no catalog: half-uploaded or interrupted")
+                continue
+            }
+            let data: [UInt8]
+            do { data = try readBounded(dir + "/" + path, limit: ObjectLimits.document, what: "catalog") } catch {
+                r.add(.fail, "\(path): \(error.message)")
+                continue
+            }
+            do {
+                let (c, _) = try SignedDocument.decode(Catalog.self, from: data, name: path, verifyingKey: client.signingKey)
+                guard c.client == client.name, c.snapshot == id else {
+                    r.add(.fail, "\(path) names \(c.client)/\(c.snapshot): not this client's snapshot")
+                    continue
+                }
+                _ = hash(path)
+                if let created = parseRFC3339(c.created), created > f.mtime + allowedSkew {
+                    r.add(.warn, "snapshot \(id) claims to be created \(c.created), after this server received it (\(Layout.rfc3339(f.mtime))): a client clock far ahead, or a forged date; restores order snapshots by receipt time and refuse such a record")
+                }
+                catalogs.append((c, f))
+            } catch {
+                r.add(.fail, "\(path) is not signed by \(client.name)'s enrolled key: written by someone else (a compromised server or a stolen password?)")
+            }
+        }
+        r.snapshots = catalogs.count
+        // Completeness, per snapshot.
+        var missingPacks = Set<String>()
+        for (c, _) in catalogs {
+            var problems: [String] = []
+            var objects = c.packs + [c.record]
+            if let l = c.listing { objects.append(l) }
+            for o in objects {
+                guard let f = all[o.path] else {
+                    problems.append("\(o.path) missing")
+                    if o.path.hasSuffix(".pack") { missingPacks.insert(o.path) }
+                    continue
+                }
+                if f.size != o.size {
+                    problems.append("\(o.path) is \(f.size) bytes, the catalog says \(o.size) (truncated?)")
+                    if o.path.hasSuffix(".pack") { missingPacks.insert(o.path) }
+                } else if let h = hash(o.path), h != o.sha256 {
+                    problems.append("\(o.path) does not match the catalog's SHA-256 (damaged)")
+                    if o.path.hasSuffix(".pack") { missingPacks.insert(o.path) }
+                }
+            }
+            if !problems.isEmpty {
+                r.add(.fail, "snapshot \(c.snapshot) is incomplete: " + problems.prefix(5).joined(separator: "; ")
+                      + (problems.count > 5 ? "; and \(problems.count - 5) more" : ""))
+            }
+        }
+        r.packsMissing = missingPacks.count
+        // The escrow: without it, a restore needs the client secret from the enrollment bundle.
+        if !catalogs.isEmpty && all[Layout.secretEscrow] == nil {
+            r.add(.warn, "\(Layout.secretEscrow) is missing: a restore from this mirror needs the client secret from the enrollment bundle (--secret); it was deleted, or never uploaded")
+        }
+        // Packs no signed catalog needs, older than the grace period.
+        let needed = Set(catalogs.flatMap { $0.0.packs.map(\.path) })
+        let orphans = all.values.filter {
+            $0.path.hasPrefix("packs/") && !needed.contains($0.path) && now.timeIntervalSince($0.mtime) > orphanGrace
+        }
+        if !orphans.isEmpty {
+            let bytes = orphans.reduce(0) { $0 + $1.size }
+            r.add(.warn, "\(orphans.count) packs (\(bytes) bytes) received over \(Int(orphanGrace / 86_400)) days ago are needed by no signed catalog (e.g. \(orphans.map(\.path).min()!)): left by interrupted runs, or uploaded by someone else")
+        }
+        // Freshness, by the server's receipt time of the newest catalog.
+        if let newest = catalogs.map({ $0.1.mtime }).max() {
+            let age = now.timeIntervalSince(newest)
+            r.newestAgeSeconds = age
+            if age > client.maxAge {
+                r.add(.fail, String(format: "stale: the newest snapshot arrived %.1f h ago (at most %.0f h expected)", age / 3600, client.maxAge / 3600))
+            }
+        } else {
+            r.add(.fail, "no complete snapshot: no catalog signed by this client")
+        }
+        checkGrowth(client, dir: dir, all: all, catalogs: catalogs, into: &r)
+    }
+
+    /// Bytes added per receipt day against the expected and the usual growth;
+    /// the total against the expected full size; a snapshot suddenly empty.
+    static func checkGrowth(_ client: EnrolledClient, dir: String, all: [String: StoredFile],
+                            catalogs: [(Catalog, StoredFile)], into r: inout ClientReport) {
+        let calendar = Calendar(identifier: .gregorian)
+        var utc = calendar
+        utc.timeZone = TimeZone(identifier: "UTC")!
+        var perDay: [Date: Int] = [:]
+        for f in all.values where f.path.hasSuffix(".pack") { perDay[utc.startOfDay(for: f.mtime), default: 0] += f.size }
+        let days = perDay.keys.sorted()
+        if let last = days.last, let added = perDay[last] {
+            let earlier = days.dropLast().map { perDay[$0]! }.sorted()
+            let usual = earlier.isEmpty ? nil : earlier[earlier.count / 2]
+            let day = Layout.compactTime(last).prefix(8)
+            if let expected = client.expectedDailyGrowth, Double(added) > growthFactor * Double(expected), days.count > 1 {
+                r.add(.warn, "day \(day) added \(added) bytes, over \(Int(growthFactor)) times the expected \(expected) (mass rewrite? ransomware?)")
+            } else if let usual, earlier.count >= 3, usual > 0, Double(added) > growthFactor * Double(usual) {
+                r.add(.warn, "day \(day) added \(added) bytes, over \(Int(growthFactor)) times the usual \(usual) (mass rewrite? ransomware?)")
+            }
+        }
+        if let expected = client.expectedFullSize, r.storedBytes > 0 {
+            let ratio = Double(r.storedBytes) / Double(expected)
+            if ratio < 0.1 || ratio > 4 {
+                r.add(.warn, "\(r.storedBytes) bytes stored, far from the expected full size \(expected)")
+            }
+        }
+        let ordered = catalogs.sorted { $0.1.mtime < $1.1.mtime }
+        if ordered.count >= 2 {
+            let last = ordered[ordered.count - 1].0, before = ordered[ordered.count - 2].0
+            if before.packs.count >= 10 && last.packs.count * 10 < before.packs.count {
+                r.add(.warn, "snapshot \(last.snapshot) needs \(last.packs.count) packs, the one before \(before.packs.count): a sudden drop (an empty or unmounted source?)")
+            }
+        }
+    }
+
+    // MARK: Devices
+
+    /// `blobs/KIND-YYYYMMDDTHHMMSSZ-RANDOM.cms` (RANDOM optional), or a set of parts with a manifest (FORMAT.md section 12).
+    /// Since the red-team run a random part follows the time (`-` and 16 hex digits), so no name can be taken before the device uses it.
+    static let blobName = try! NSRegularExpression(pattern: "^blobs/([a-z0-9_-]+)-([0-9]{8}T[0-9]{6}Z(?:-[0-9a-f]{16})?)(?:\\.part([0-9]{4}))?\\.(cms|manifest)$")
+
+    static func checkDevice(_ client: EnrolledClient, dir: String, all: [String: StoredFile], hasher: ObjectHasher,
+                            now: Date, into r: inout ClientReport) {
+        struct BlobSet { var single: StoredFile?; var parts: [Int: StoredFile] = [:]; var manifest: StoredFile? }
+        var sets: [String: [String: BlobSet]] = [:]   // kind → time → set
+        for (path, f) in all {
+            guard let p = match(blobName, path) else {
+                r.add(.warn, "stranger: \(path) is not a device blob name")
+                continue
+            }
+            r.storedBytes += f.size
+            _ = hasher.hash(path)
+            var set = sets[p[0], default: [:]][p[1], default: BlobSet()]
+            if p[3] == "manifest" { set.manifest = f } else if let n = Int(p[2]) { set.parts[n] = f } else { set.single = f }
+            sets[p[0], default: [:]][p[1]] = set
+        }
+        var newestOverall: Date?
+        for kind in client.blobs {
+            let maxAge = kind.maxAge ?? client.maxAge
+            var newest: (time: String, size: Int, received: Date)?
+            for (time, set) in (sets[kind.name] ?? [:]).sorted(by: { $0.key > $1.key }) {
+                if let single = set.single {
+                    newest = (time, single.size, single.mtime)
+                    break
+                }
+                // A set of parts counts only when its manifest lists exactly the parts present, with their sizes.
+                guard let manifest = set.manifest,
+                      let bytes = try? readBounded(dir + "/" + manifest.path, limit: 1 << 20, what: "manifest") else {
+                    r.add(.warn, "\(kind.name) set \(time) has parts but no manifest: incomplete upload")
+                    continue
+                }
+                var total = 0, complete = true
+                let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+                let partLines = lines.filter { $0.hasPrefix("part ") }
+                for line in partLines {
+                    let fields = line.split(separator: " ")
+                    guard fields.count == 4, let n = Int(fields[1]), let size = Int(fields[2]) else { complete = false; continue }
+                    guard let f = set.parts[n], f.size == size else { complete = false; continue }
+                    if let h = hasher.hash(f.path), h != String(fields[3]) { complete = false }
+                    total += size
+                }
+                if !complete || partLines.count != set.parts.count || partLines.isEmpty {
+                    r.add(.fail, "\(kind.name) set \(time) is incomplete: its parts do not match its manifest")
+                    continue
+                }
+                newest = (time, total, max(manifest.mtime, set.parts.values.map(\.mtime).max() ?? manifest.mtime))
+                break
+            }
+            guard let newest else {
+                r.add(.fail, "no \(kind.name) blob has arrived")
+                continue
+            }
+            let age = now.timeIntervalSince(newest.received)
+            newestOverall = max(newestOverall ?? newest.received, newest.received)
+            if age > maxAge {
+                r.add(.fail, "stale: the newest \(kind.name) blob arrived " + String(format: "%.1f h ago (at most %.0f h expected)", age / 3600, maxAge / 3600))
+            }
+            if newest.size < kind.minSize {
+                r.add(.fail, "the newest \(kind.name) blob (\(newest.time)) is \(newest.size) bytes, less than the expected minimum \(kind.minSize)")
+            }
+            r.snapshots += 1
+        }
+        if let newestOverall { r.newestAgeSeconds = now.timeIntervalSince(newestOverall) }
+    }
+
+    // MARK: Two mirrors
+
+    /// Objects each enrolled client has on one storage root but not the other.
+    public static func compare(config: CheckConfig, rootA: String, rootB: String) -> [(client: String, onlyA: [String], onlyB: [String])] {
+        config.clients.map { c in
+            let a = Set(files(rootA + "/" + c.name).keys), b = Set(files(rootB + "/" + c.name).keys)
+            return (c.name, a.subtracting(b).sorted(), b.subtracting(a).sorted())
+        }
+    }
+}
+
+/// Copies objects one mirror's storage has and the other lacks, without
+/// decrypting anything; create-only, like every write to a mirror.
+public enum MirrorSync {
+    public static func run(source: String, destination: String, clients: [String]?) throws -> [String: Int] {
+        // Relative roots are relative to the working directory, as for any command.
+        let source = URL(fileURLWithPath: source).standardizedFileURL.path
+        let destination = URL(fileURLWithPath: destination).standardizedFileURL.path
+        var copied: [String: Int] = [:]
+        let names = clients ?? ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted()
+        for client in names {
+            let from = Checker.files(source + "/" + client)
+            let target = try DirectoryMirror(url: "file://" + destination + "/" + client + "/")
+            for (path, f) in from.sorted(by: { $0.key < $1.key }) where !path.hasPrefix(".") {
+                do {
+                    if try target.put(path, from: source + "/" + client + "/" + path, size: f.size) == .stored {
+                        copied[client, default: 0] += 1
+                    }
+                } catch {
+                    throw StoreError(.io, "\(client)/\(path): \(error)")
+                }
+            }
+        }
+        return copied
+    }
+}

@@ -1,0 +1,343 @@
+// The client configuration file: YAML, parsed by Yams, documented field by
+// field in README.md. Unknown or malformed fields are errors naming the line.
+
+import Chunker
+import Foundation
+import Seal
+import Yams
+import Backend
+import Format
+import Platform
+
+/// One mirror as configured.
+public struct MirrorConfig: Equatable, Sendable {
+    /// The client's own directory on the mirror: http(s)://…/CLIENT/ or file:///…/CLIENT/.
+    public var url: String
+    /// WebDAV user (default: the client name).
+    public var user: String?
+    /// File holding the WebDAV password (mode 0600).
+    public var passwordFile: String?
+
+    public init(url: String, user: String? = nil, passwordFile: String? = nil) {
+        self.url = url
+        self.user = user
+        self.passwordFile = passwordFile
+    }
+}
+
+/// Everything `fbk snapshot` needs to know.
+public struct ClientConfig: Equatable, Sendable {
+    /// A client name: a letter or digit, then letters, digits, `.`, `_`
+    /// and `-` (it names a directory on every mirror).
+    /// What is wrong with an http(s) mirror URL's host and port, if anything
+    /// (`http://[::1]8084/pi/` lacks the colon before its port).
+    public static func urlProblem(_ url: String) -> String? {
+        guard url.hasPrefix("http") else { return nil }
+        guard let c = URLComponents(string: url), let host = c.host, !host.isEmpty else {
+            return "is not a valid URL: write it as http://HOST:PORT/CLIENT/ (an IPv6 address in brackets: http://[2001:db8::1]:8084/CLIENT/)"
+        }
+        if let port = c.port, !(1...65535).contains(port) { return "has no valid port (1-65535)" }
+        return nil
+    }
+
+    public static func isValidClientName(_ name: String) -> Bool {
+        func allowed(_ c: UInt8, first: Bool) -> Bool {
+            (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7a) || (!first && (c == 0x2e || c == 0x5f || c == 0x2d))
+        }
+        return !name.isEmpty && name.utf8.enumerated().allSatisfy { allowed($0.element, first: $0.offset == 0) }
+    }
+
+    public static let defaultPath = "/etc/fbk/fbk.conf"
+
+    public var client: String
+    public var host: String?
+    public var recipients: [String]
+    public var secret: String
+    public var state: String
+    public var mirrors: [MirrorConfig]
+    public var requiredMirrors = 1
+    public var paths: [String]
+    public var excludes: [String] = []
+    public var oneFilesystem = true
+    public var compressionLevel: Int32 = defaultCompressionLevel
+    public var packSize = 16 << 20
+    /// Chunk data allowed between reading and sealing (the pipeline's
+    /// memory; the largest chunk always fits).
+    public var pipelineMemory = 8 << 20
+    /// Compression threads; 0 means one per online core.
+    public var workers = 0
+    public var spoolLimit = 4 << 30
+    public var chunker = ChunkerParameters.default
+    public var logInterval = 60
+    public var connectTimeout = 10
+    /// A transfer slower than 1 KiB/s for this many seconds is abandoned.
+    public var stallTimeout = 30
+    public var retryDelays: [Double] = [1, 2, 4]
+
+    public init(client: String, recipients: [String], secret: String, state: String,
+                mirrors: [MirrorConfig], paths: [String]) {
+        self.client = client
+        self.recipients = recipients
+        self.secret = secret
+        self.state = state
+        self.mirrors = mirrors
+        self.paths = paths
+    }
+
+    public var indexPath: String { state + "/index.sqlite" }
+    public var spoolDirectory: String { state + "/spool" }
+
+    public var mirrorOptions: MirrorOptions {
+        var o = MirrorOptions()
+        o.connectTimeout = connectTimeout
+        o.lowSpeedTime = stallTimeout
+        o.retryDelays = retryDelays
+        return o
+    }
+
+    // MARK: Reading
+
+    /// Reads and checks a configuration file.
+    /// - Throws: `StoreError.config` with `FILE:LINE: …` for the first problem found.
+    public static func load(path: String) throws(StoreError) -> ClientConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw StoreError(.config, "there is no configuration \(path): give --config with the file fbk init or fbk enroll wrote (installed as \(defaultPath)), or write one with fbk init --config \(path) (see fbk init --help)")
+            }
+            throw StoreError(.config, "cannot read the configuration \(path): \(String(cString: strerror(errno))); run as a user that can read it (e.g. sudo fbk snapshot --config \(path))")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws(StoreError) -> ClientConfig {
+        let fail = YAMLFile.failure(file)
+        let (root, mapping) = try YAMLFile.mapping(text, file: file, what: "the configuration must be a mapping of fields")
+
+        var fields: [String: Node] = [:]
+        for (k, v) in mapping {
+            guard let key = k.string else { throw fail(k, "field names must be text") }
+            guard known.contains(key) else {
+                throw fail(k, "unknown field '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
+            }
+            guard fields[key] == nil else { throw fail(k, "field '\(key)' is given twice") }
+            fields[key] = v
+        }
+        func string(_ key: String, required: Bool = true) throws(StoreError) -> String? {
+            guard let n = fields[key] else {
+                if required { throw fail(root, "missing field '\(key)'") }
+                return nil
+            }
+            guard case .scalar(let s) = n, !s.string.isEmpty else { throw fail(n, "field '\(key)' must be text") }
+            return s.string
+        }
+        func strings(_ key: String, required: Bool) throws(StoreError) -> [String] {
+            guard let n = fields[key] else {
+                if required { throw fail(root, "missing field '\(key)'") }
+                return []
+            }
+            guard case .sequence(let seq) = n else { throw fail(n, "field '\(key)' must be a list") }
+            var out: [String] = []
+            for item in seq {
+                guard case .scalar(let s) = item, !s.string.isEmpty else { throw fail(item, "'\(key)' entries must be text") }
+                out.append(s.string)
+            }
+            return out
+        }
+        func integer(_ key: String) throws(StoreError) -> Int? {
+            guard let n = fields[key] else { return nil }
+            guard case .scalar(let s) = n, let v = parseSize(s.string) else {
+                throw fail(n, "field '\(key)' must be a whole number (sizes may end in KiB, MiB or GiB)")
+            }
+            return v
+        }
+
+        let client = try string("client")!
+        guard ClientConfig.isValidClientName(client) else {
+            throw fail(fields["client"], "client name '\(client)' may contain only letters, digits, '.', '_' and '-'")
+        }
+        var mirrors: [MirrorConfig] = []
+        guard let mirrorNode = fields["mirrors"] else { throw fail(root, "missing field 'mirrors'") }
+        guard case .sequence(let mirrorSeq) = mirrorNode, !mirrorSeq.isEmpty else {
+            throw fail(mirrorNode, "field 'mirrors' must be a non-empty list")
+        }
+        for m in mirrorSeq {
+            var entry = MirrorConfig(url: "")
+            switch m {
+            case .scalar(let s):
+                entry.url = s.string
+            case .mapping(let mm):
+                for (k, v) in mm {
+                    guard let key = k.string, case .scalar(let value) = v else { throw fail(k, "mirror fields must be text") }
+                    switch key {
+                    case "url": entry.url = value.string
+                    case "user": entry.user = value.string
+                    case "password_file": entry.passwordFile = value.string
+                    default: throw fail(k, "unknown mirror field '\(key)' (known: url, user, password_file)")
+                    }
+                }
+            default:
+                throw fail(m, "a mirror is a URL or a mapping with url, user, password_file")
+            }
+            guard entry.url.hasPrefix("http://") || entry.url.hasPrefix("https://") || entry.url.hasPrefix("file:///") else {
+                throw fail(m, "mirror URL '\(entry.url)' must start with http://, https:// or file:///")
+            }
+            if let problem = Self.urlProblem(entry.url) { throw fail(m, "mirror URL '\(entry.url)' \(problem)") }
+            mirrors.append(entry)
+        }
+
+        var config = ClientConfig(
+            client: client, recipients: try strings("recipients", required: true), secret: try string("secret")!,
+            state: try string("state")!, mirrors: mirrors, paths: try strings("paths", required: true))
+        guard !config.recipients.isEmpty else {
+            throw fail(fields["recipients"], "no recipient certificate: fbk never stores anything unencrypted")
+        }
+        guard !config.paths.isEmpty, config.paths.allSatisfy({ $0.hasPrefix("/") }) else {
+            throw fail(fields["paths"], "'paths' must list absolute paths")
+        }
+        config.host = try string("host", required: false)
+        config.excludes = try strings("excludes", required: false)
+        if let n = fields["one_filesystem"] {
+            guard case .scalar(let s) = n, let b = Bool(s.string) else { throw fail(n, "field 'one_filesystem' must be true or false") }
+            config.oneFilesystem = b
+        }
+        if let v = try integer("required_mirrors") {
+            guard v >= 1 && v <= mirrors.count else {
+                throw fail(fields["required_mirrors"], "required_mirrors must be between 1 and the number of mirrors (\(mirrors.count))")
+            }
+            config.requiredMirrors = v
+        }
+        if let v = try integer("compression_level") {
+            guard compressionLevels.contains(Int32(v)) else {
+                throw fail(fields["compression_level"], "compression_level must be in \(compressionLevels)")
+            }
+            config.compressionLevel = Int32(v)
+        }
+        if let v = try integer("pack_size") {
+            guard v >= 1 << 20 && v <= 512 << 20 else { throw fail(fields["pack_size"], "pack_size must be between 1 MiB and 512 MiB") }
+            config.packSize = v
+        }
+        if let v = try integer("pipeline_memory") {
+            guard v >= 1 << 20 && v <= 1 << 30 else { throw fail(fields["pipeline_memory"], "pipeline_memory must be between 1 MiB and 1 GiB") }
+            config.pipelineMemory = v
+        }
+        if let v = try integer("workers") {
+            guard v >= 0 && v <= 64 else { throw fail(fields["workers"], "workers must be between 0 (one per core) and 64") }
+            config.workers = v
+        }
+        if let v = try integer("spool_limit") { config.spoolLimit = v }
+        if let v = try integer("log_interval") { config.logInterval = max(1, v) }
+        if let v = try integer("connect_timeout") { config.connectTimeout = max(1, v) }
+        if let v = try integer("stall_timeout") { config.stallTimeout = max(1, v) }
+        if let n = fields["retry_delays"] {
+            guard case .sequence(let seq) = n else { throw fail(n, "retry_delays must be a list of seconds") }
+            var delays: [Double] = []
+            for item in seq {
+                guard case .scalar(let s) = item, let d = Double(s.string), d >= 0, d <= 600 else {
+                    throw fail(item, "retry_delays entries must be seconds between 0 and 600")
+                }
+                delays.append(d)
+            }
+            config.retryDelays = delays
+        }
+        if let n = fields["chunker"] {
+            guard case .mapping(let cm) = n else { throw fail(n, "chunker must be a mapping of min, avg, max, window") }
+            var p = ChunkerParameters.default
+            for (k, v) in cm {
+                guard let key = k.string, case .scalar(let s) = v, let value = parseSize(s.string) else {
+                    throw fail(k, "chunker fields must be sizes")
+                }
+                switch key {
+                case "min": p.minimumSize = value
+                case "avg": p.averageSize = value
+                case "max": p.maximumSize = value
+                case "window": p.windowSize = value
+                default: throw fail(k, "unknown chunker field '\(key)' (known: min, avg, max, window)")
+                }
+            }
+            do { try p.validate() } catch { throw fail(n, error.description) }
+            config.chunker = p
+        }
+        return config
+    }
+
+    static let known: Set<String> = [
+        "client", "host", "recipients", "secret", "state", "mirrors", "required_mirrors", "paths", "excludes",
+        "one_filesystem", "compression_level", "pack_size", "pipeline_memory", "workers", "spool_limit", "chunker", "log_interval",
+        "connect_timeout", "stall_timeout", "retry_delays",
+    ]
+
+    /// "16777216", "16MiB", "512 KiB" → bytes.
+    static func parseSize(_ text: String) -> Int? {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        for (suffix, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] where t.hasSuffix(suffix) {
+            guard let n = Int(t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), n >= 0 else { return nil }
+            return n << shift
+        }
+        guard let n = Int(t), n >= 0 else { return nil }
+        return n
+    }
+
+    // MARK: Writing
+
+    /// The configuration as a commented YAML file.
+    public func rendered() -> String {
+        func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        var lines = [
+            "# fbk client configuration (YAML). Every field is described in fbk's README.",
+            "client: \(q(client))",
+        ]
+        if let host { lines.append("host: \(q(host))") }
+        lines.append("recipients:")
+        lines += recipients.map { "  - \(q($0))" }
+        lines.append("secret: \(q(secret))")
+        lines.append("state: \(q(state))")
+        lines.append("mirrors:")
+        for m in mirrors {
+            lines.append("  - url: \(q(m.url))")
+            if let u = m.user { lines.append("    user: \(q(u))") }
+            if let p = m.passwordFile { lines.append("    password_file: \(q(p))") }
+        }
+        lines.append("required_mirrors: \(requiredMirrors)")
+        lines.append("paths:")
+        lines += paths.map { "  - \(q($0))" }
+        if excludes.isEmpty { lines.append("excludes: []") } else {
+            lines.append("excludes:")
+            lines += excludes.map { "  - \(q($0))" }
+        }
+        lines.append("one_filesystem: \(oneFilesystem)")
+        lines.append("compression_level: \(compressionLevel)")
+        lines.append("pack_size: \(packSize)")
+        lines.append("pipeline_memory: \(pipelineMemory)")
+        lines.append("workers: \(workers)")
+        lines.append("spool_limit: \(spoolLimit)")
+        lines.append("log_interval: \(logInterval)")
+        lines.append("connect_timeout: \(connectTimeout)")
+        lines.append("stall_timeout: \(stallTimeout)")
+        lines.append("retry_delays: [\(retryDelays.map { String($0) }.joined(separator: ", "))]")
+        if chunker != .default {
+            lines.append("chunker: {min: \(chunker.minimumSize), avg: \(chunker.averageSize), max: \(chunker.maximumSize), window: \(chunker.windowSize)}")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// Reading a YAML configuration file with errors that name the line.
+enum YAMLFile {
+    /// A function making `FILE:LINE: message` errors.
+    static func failure(_ file: String) -> (Node?, String) -> StoreError {
+        { node, message in StoreError(.config, "\(file):\(node?.mark.map { String($0.line) } ?? "1"): \(message)") }
+    }
+
+    /// The document's top-level mapping.
+    static func mapping(_ text: String, file: String, what: String) throws(StoreError) -> (Node, Node.Mapping) {
+        let root: Node?
+        // Fields are read as text, so no tag resolution is needed; the
+        // default resolver's regular expressions would load ICU (megabytes
+        // of resident memory) in every run.
+        do { root = try Yams.compose(yaml: text, .basic) } catch {
+            throw StoreError(.config, "\(file): not valid YAML: \(error)")
+        }
+        guard let root, case .mapping(let mapping) = root else { throw failure(file)(root, what) }
+        return (root, mapping)
+    }
+}

@@ -1,0 +1,702 @@
+// A client's repository as the operator sees it with the private key:
+// snapshots, the escrowed client secret, and chunks, each pack decrypted at
+// most once, into a private work directory (never held whole in memory).
+// Where each chunk is goes into an SQLite file in that directory, so memory
+// does not grow with the number of chunks.
+
+import Foundation
+import Seal
+import Backend
+import Format
+import SQLite
+import Platform
+
+/// Who the operator trusts a client's backups to come from: pinned at
+/// enrollment, never taken from the storage that is being read.
+public enum ClientIdentity: Sendable {
+    /// The client's signing public key (`signing.pub`, or the check
+    /// configuration's `signing_key`). Records and catalogs must verify with
+    /// it, and the escrowed secret must derive it.
+    case signingKey(VerifyingKey)
+    /// The client secret from the enrollment bundle: it derives the signing
+    /// key and the chunk-ID key, so the escrow is not needed.
+    case secret(ClientKeys)
+    /// Whatever secret the storage's escrow holds. Only for an operator who
+    /// lost the enrollment bundle: a server that replaced the escrow and
+    /// signed its own records with it is believed.
+    case escrowUnpinned
+}
+
+/// Reads one client's backups from one or more sources.
+public final class Repository {
+    let sources: [any RepositorySource]
+    let opener: Opener
+    let client: String
+    /// Where decrypted packs are kept while needed (mode 0700, removed at the end).
+    let workDirectory: String
+    /// The client's keys: chunk IDs are always checked against them.
+    public let keys: ClientKeys
+    /// Every snapshot signed by the pinned identity, by the client's signed
+    /// start time, oldest first; future-dated ones are refused.
+    public private(set) var snapshots: [SnapshotRecord] = []
+    /// Each snapshot's verified catalog (by ID), where a source holds one.
+    private var catalogs: [String: Catalog] = [:]
+    /// Records refused (unsigned, signed by another key, misnamed,
+    /// future-dated…): never listed, restored or used to find chunks.
+    public private(set) var rejected: [String] = []
+    /// Snapshots whose own listing claims packs their catalog does not
+    /// list (a client that tried to misdirect restores), by ID.
+    public private(set) var misdirecting: [String: String] = [:]
+    /// Problems met while loading (unreadable records…).
+    public private(set) var warnings: [String] = []
+    /// Chunk → pack and length, from the records' pack listings; the restore plan.
+    let work: WorkDatabase
+    private var decryptedPacks: [String: OpenedPack] = [:]
+    private var failedPacks: [String: String] = [:]
+    private let decompressor = ChunkDecompressor()
+    public private(set) var packsDecrypted = 0
+    /// The snapshot chunks are located for (`select`).
+    private var selected: String?
+    private let acceptFutureDated: Bool
+
+    /// How far a record's own start time may lie after the time the server
+    /// received its catalog (clock skew) before it is refused as future-dated.
+    public static let allowedSkew: TimeInterval = 3600
+
+    /// - Parameter acceptFutureDated: believe records dated after their
+    ///   receipt (a client whose clock runs ahead); they are still ordered
+    ///   by their signed start times.
+    public init(sources: [any RepositorySource], opener: Opener, client: String, identity: ClientIdentity,
+                acceptFutureDated: Bool = false) throws {
+        precondition(!sources.isEmpty)
+        self.acceptFutureDated = acceptFutureDated
+        self.sources = sources
+        self.opener = opener
+        self.client = client
+        let scratch = try PrivateDirectory(prefix: "fbk-restore")
+        workDirectory = scratch.path
+        do {
+            work = try WorkDatabase(directory: workDirectory)
+            var loadWarnings: [String] = []
+            keys = try Self.loadKeys(sources: sources, opener: opener, client: client, identity: identity, warnings: &loadWarnings)
+            warnings = loadWarnings
+            try work.batch { try loadSnapshots() }
+        } catch {
+            scratch.remove()
+            throw error
+        }
+    }
+
+    deinit { PrivateDirectory.remove(workDirectory) }
+
+    /// The first source holding `object`.
+    func locate(_ object: String) -> String? {
+        for s in sources { if let p = s.localPath(of: object) { return p } }
+        return nil
+    }
+
+    /// The client's keys, checked against the pinned identity.
+    /// - Throws: `StoreError.integrity` when the escrow is missing or is not
+    ///   the enrolled client's, saying what to give instead.
+    private static func loadKeys(sources: [any RepositorySource], opener: Opener, client: String, identity: ClientIdentity,
+                                 warnings: inout [String]) throws -> ClientKeys {
+        var replaced: [String] = []
+        func escrowed() throws -> ClientKeys? {
+            var found: ClientKeys?
+            for source in sources {
+                guard let path = source.localPath(of: Layout.secretEscrow) else { continue }
+                do {
+                    defer { source.release(Layout.secretEscrow) }
+                    let sealed = try readBounded(path, limit: ObjectLimits.escrow, what: "the escrowed client secret")
+                    let text = String(decoding: try opener.open(sealed).plaintext, as: UTF8.self)
+                        .trimmingCharacters(in: .whitespacesAndNewlines)
+                    guard let secret = Hex.decode(text), secret.count == 32 else {
+                        throw StoreError(.integrity, "the escrowed client secret \(path) is malformed")
+                    }
+                    let keys = try ClientKeys(secret: secret)
+                    if case .signingKey(let pinned) = identity, keys.signingKey().publicKey != pinned {
+                        replaced.append("\(path) holds a secret that is not the enrolled client's (it derives signing key \(keys.signingKey().publicKey.hex), not \(pinned.hex)): the escrow was replaced, or the signing key given is not this client's (compare it with bundles/\(client)/signing.pub)")
+                        continue
+                    }
+                    if found == nil { found = keys }
+                } catch let e as SealError where e.code == .wrongKey || e.code == .wrongPassphrase {
+                    throw e
+                } catch {
+                    warnings.append("\(path): \(error)")
+                }
+            }
+            return found
+        }
+        switch identity {
+        case .secret(let keys):
+            return keys
+        case .signingKey(let pinned):
+            guard let keys = try escrowed() else {
+                let why = replaced.isEmpty ? "no escrowed client secret on any source (\(Layout.secretEscrow) is missing)" : replaced.joined(separator: "; ")
+                throw StoreError(.integrity, "\(why): chunk IDs cannot be checked against the enrolled client's secret; give the client secret from the enrollment bundle with --secret bundles/\(client)/secret")
+            }
+            warnings += replaced.map { $0 + "; ignored" }
+            return keys
+        case .escrowUnpinned:
+            guard let keys = try escrowed() else {
+                throw StoreError(.integrity, "no source holds a readable escrowed client secret (\(Layout.secretEscrow)), and no identity is pinned: nothing can be verified. Give --secret bundles/\(client)/secret or --signing-key bundles/\(client)/signing.pub from the enrollment bundle")
+            }
+            warnings.append("UNPINNED: trusting the escrowed secret the storage holds (signing key \(keys.signingKey().publicKey.hex)); a server that replaced it can make forged snapshots look genuine. Compare that key with the client's signing.pub before trusting what is restored")
+            return keys
+        }
+    }
+
+    /// What the sources hold of one snapshot.
+    private struct Candidate {
+        var id: String
+        var catalog: Catalog?
+        var catalogSource: String?
+        /// The earliest time a source says it received the snapshot (orders the reading of listings).
+        var receipt: Date?
+        /// The latest such time (a record dated after it is future-dated on every source).
+        var lastReceipt: Date?
+
+        mutating func received(_ t: Date?) {
+            guard let t else { return }
+            receipt = min(receipt ?? t, t)
+            lastReceipt = max(lastReceipt ?? t, t)
+        }
+    }
+
+    private func loadSnapshots() throws {
+        let pinned = keys.signingKey().publicKey
+        var candidates: [String: Candidate] = [:]
+        for source in sources {
+            for object in source.list("snapshots") {
+                let name = (object as NSString).lastPathComponent
+                guard let dot = name.lastIndex(of: "."), name[dot...] == ".snapshot" || name[dot...] == ".catalog" else { continue }
+                let id = String(name[..<dot])
+                guard ObjectName.isSnapshotID(id) else {
+                    if name.hasSuffix(".snapshot") { rejected.append("\(object): not a snapshot ID: ignored") }
+                    continue
+                }
+                var c = candidates[id] ?? Candidate(id: id)
+                if name.hasSuffix(".catalog") {
+                    guard let path = source.localPath(of: object) else {
+                        rejected.append("\(object) on \(source.name) is listed but cannot be read (larger than any catalog, or the transfer failed)")
+                        continue
+                    }
+                    do {
+                        let bytes: [UInt8]
+                        defer { source.release(object) }
+                        bytes = try readBounded(path, limit: ObjectLimits.document, what: "catalog")
+                        let (catalog, _) = try SignedDocument.decode(Catalog.self, from: bytes, name: object, verifyingKey: pinned)
+                        guard catalog.client == client, catalog.snapshot == id, catalog.record.path == Layout.record(id) else {
+                            rejected.append("\(object) claims to be \(catalog.client)/\(catalog.snapshot): ignored")
+                            continue
+                        }
+                        if let first = c.catalog, first != catalog {
+                            warnings.append("\(object): \(source.name) holds a different catalog, also signed by the client, than \(c.catalogSource ?? "another source") (a compromised client wrote one first?): the first is used")
+                        } else if c.catalog == nil {
+                            (c.catalog, c.catalogSource) = (catalog, source.name)
+                        }
+                        c.received(source.receiptTime(of: object))
+                    } catch {
+                        rejected.append("\(object) on \(source.name): \(error)")
+                    }
+                }
+                candidates[id] = c
+            }
+        }
+        // Without a catalog, the record's own receipt time orders it.
+        for (id, var c) in candidates where c.catalog == nil {
+            for source in sources { c.received(source.receiptTime(of: Layout.record(id))) }
+            candidates[id] = c
+        }
+        let ordered = candidates.values.sorted {
+            ($0.receipt ?? .distantPast, $0.id) < ($1.receipt ?? .distantPast, $1.id)
+        }
+        // Listings are read in the order the servers received them (the first
+        // word on a pack is believed, the pack tables decide when it is wrong).
+        for c in ordered { try loadSnapshot(c, pinned: pinned) }
+        // Snapshots are ordered by the client's signed start time (to the
+        // millisecond; IDs have whole seconds), which neither a server's file
+        // times nor a copy without them (cp -r, a checkout) can change; a
+        // record dated after its receipt was refused above, so none can sort
+        // after the genuine ones for good.
+        snapshots.sort { ($0.started, $0.id) < ($1.started, $1.id) }
+    }
+
+    /// Loads one snapshot's record (the copy its catalog names) and listing.
+    private func loadSnapshot(_ c: Candidate, pinned: VerifyingKey) throws {
+        let object = Layout.record(c.id)
+        var problems: [String] = []
+        var bytes: [UInt8]?
+        for source in sources {
+            guard let path = source.localPath(of: object) else { continue }
+            do {
+                defer { source.release(object) }
+                let sealed = try readBounded(path, limit: ObjectLimits.document, what: "snapshot record")
+                if let named = c.catalog?.record, sealed.count != named.size || SHA256.hash(sealed).hex != named.sha256 {
+                    problems.append("\(source.name): not the record its catalog names (size or SHA-256 differ)")
+                    continue
+                }
+                bytes = sealed
+                break
+            } catch {
+                problems.append("\(source.name): \(error)")
+            }
+        }
+        guard let sealed = bytes else {
+            if problems.isEmpty {
+                if c.catalog != nil { warnings.append("\(object) is missing from every source: snapshot \(c.id) cannot be read") }
+            } else {
+                rejected.append("\(object): \(problems.joined(separator: "; "))")
+            }
+            return
+        }
+        let catalogPacks = c.catalog.map { Set($0.packs.map(\.path)) }
+        var claimedElsewhere: [String] = []
+        // Packs a listing names are believed only where its own catalog lists
+        // them, and only if no snapshot received earlier named them first.
+        let addPack = { [work] (pack: String, chunks: [(id: ChunkID, length: Int)]) throws in
+            if let catalogPacks, !catalogPacks.contains(pack) {
+                claimedElsewhere.append(pack)
+                return
+            }
+            try work.addPack(pack, chunks: chunks)
+        }
+        do {
+            let plain = try opener.open(sealed).plaintext
+            var refusal: String?
+            let record = try SignedDocument.decodeRecord(
+                from: plain, name: object, verifyingKey: pinned,
+                accept: { record in
+                    if record.client != client || record.id != c.id {
+                        refusal = "claims to be \(record.client)/\(record.id)"
+                    } else if !acceptFutureDated, let started = parseRFC3339(record.started) {
+                        // After the last time any source received it, or after now: no
+                        // genuine record can be, unless the client's clock runs ahead.
+                        let bound = min(c.lastReceipt ?? Date(), Date())
+                        if started > bound + Self.allowedSkew {
+                            refusal = "is dated \(record.started), after \(c.lastReceipt == nil ? "now" : "every source received it (\(Layout.rfc3339(bound)))"): refused as future-dated; if this client's clock is known to run ahead, give --accept-future-dated"
+                        }
+                    }
+                    return refusal == nil
+                },
+                eachPack: addPack)
+            guard let record else {
+                rejected.append("\(object) \(refusal ?? "was refused")")
+                return
+            }
+            if let listing = record.listing { try loadListing(listing, of: record, addPack: addPack) }
+            snapshots.append(record)
+            if let catalog = c.catalog { catalogs[record.id] = catalog } else {
+                warnings.append("snapshot \(record.id) has no catalog signed by the client on any source (its upload did not finish, or the catalog was lost): its chunks are looked for in any pack")
+            }
+            if !claimedElsewhere.isEmpty {
+                let first = claimedElsewhere.sorted().first!
+                misdirecting[record.id] = "its listing claims \(claimedElsewhere.count) pack(s) its own catalog does not list (e.g. \(first)): written by a client that tried to misdirect restores; those claims were ignored"
+                warnings.append("snapshot \(record.id): \(misdirecting[record.id]!)")
+            }
+        } catch let error as StoreError where error.code != .integrity {
+            // The work database failed (a full TMPDIR): no restore can go on.
+            throw error
+        } catch let e as SealError where e.code == .wrongKey || e.code == .wrongPassphrase {
+            throw e
+        } catch {
+            rejected.append("\(object): \(error)")
+        }
+    }
+
+    /// Puts a format-2 record's pack listing into the work database. Without
+    /// it (a missing or damaged listing) the snapshot is still restorable:
+    /// its packs are opened to find their chunks.
+    /// - Throws: `StoreError` only if the work database fails.
+    private func loadListing(_ listing: Catalog.Object, of record: SnapshotRecord,
+                             addPack: (String, [(id: ChunkID, length: Int)]) throws -> Void) throws {
+        let unused = "its packs will be opened to find their chunks"
+        guard listing.path == Layout.listing(record.id) else {
+            warnings.append("\(Layout.record(record.id)) names \(listing.path) as its listing: ignored, \(unused)")
+            return
+        }
+        guard listing.size <= ObjectLimits.listing else {
+            warnings.append("\(Layout.record(record.id)) names a listing of \(listing.size) bytes, more than any listing may have: ignored, \(unused)")
+            return
+        }
+        // The first source whose copy is the one the record names.
+        var found: [UInt8]?
+        var present = false
+        for source in sources {
+            guard let path = source.localPath(of: listing.path) else { continue }
+            defer { source.release(listing.path) }
+            present = true
+            guard let bytes = try? readBounded(path, limit: listing.size, what: "pack listing") else { continue }
+            if bytes.count == listing.size && SHA256.hash(bytes).hex == listing.sha256 {
+                found = bytes
+                break
+            }
+        }
+        guard let bytes = found else {
+            warnings.append(present ? "\(listing.path) is not the listing its record names (size or SHA-256 differ): \(unused)"
+                                    : "\(listing.path) is missing: \(unused)")
+            return
+        }
+        do {
+            let opened = try PackListingDocument.open(
+                bytes, path: listing.path, keys: keys,
+                accept: { document in
+                    document.client == record.client && document.snapshot == record.id && document.root == record.root
+                },
+                eachPack: addPack)
+            if opened == nil { warnings.append("\(listing.path) belongs to another client, snapshot or root: \(unused)") }
+        } catch let error as StoreError where error.code != .integrity {
+            throw error
+        } catch {
+            warnings.append("\(listing.path): \(error); \(unused)")
+        }
+    }
+
+    /// Locates chunks for `snapshot` from now on: only in the packs its
+    /// signed catalog lists, so nothing another snapshot's listing claims
+    /// can change how this one restores.
+    public func select(_ snapshot: SnapshotRecord) throws {
+        guard selected != snapshot.id else { return }
+        try work.restrict(to: catalogs[snapshot.id]?.packs.map(\.path))
+        selected = snapshot.id
+        scannedUnlisted = false
+        scannedAll = false
+    }
+
+    /// A snapshot by ID, unique ID prefix, or `latest` (the one the client
+    /// started last, future-dated records refused).
+    public func snapshot(_ reference: String) throws -> SnapshotRecord {
+        if reference == "latest" {
+            guard let s = snapshots.last else { throw StoreError(.config, "client \(client) has no readable snapshot") }
+            return s
+        }
+        let matches = snapshots.filter { $0.id.hasPrefix(reference) }
+        guard matches.count == 1 else {
+            if matches.isEmpty, let refused = rejected.first(where: { $0.hasPrefix("snapshots/" + reference) }) {
+                throw StoreError(.integrity, "snapshot \(reference) is refused: \(refused)")
+            }
+            throw StoreError(.config, matches.isEmpty ? "no snapshot \(reference) for client \(client)"
+                                                      : "\(reference) matches \(matches.count) snapshots; give more of the ID")
+        }
+        return matches[0]
+    }
+
+    /// The plaintext of a chunk, checked against its ID. A pack that lacks
+    /// it or holds it damaged is no reason to give up: every other pack the
+    /// listings name for it, and every source's copy of each, is tried.
+    /// - Throws: `StoreError.integrity` naming what was tried.
+    public func chunk(_ id: ChunkID) throws -> (kind: ChunkKind, bytes: [UInt8]) {
+        var problems: [String] = []
+        // The first pack is decrypted and kept (trees are read again and
+        // again); every candidate copy, that one first, is then tried once.
+        if let pack = try chunkLocation(id)?.path {
+            do { _ = try decryptedPack(pack) } catch { problems.append("\(error)") }
+        }
+        if let found = try chunkFromAlternatives(id, length: nil, problems: &problems) { return found }
+        throw StoreError(.integrity, problems.isEmpty ? "no pack holds chunk \(id.shortDescription)"
+                                                      : "chunk \(id.shortDescription) is intact nowhere: \(problems.joined(separator: "; "))")
+    }
+
+    /// A pack copy opened for a second look (kept while consecutive chunks need it).
+    private var alternative: (pack: String, source: Int, opened: Result<OpenedPack, StoreError>)?
+
+    /// Looks for a chunk in every pack the listings name for it and in every
+    /// source's copy of each, other than the copy the plan read first.
+    /// - Parameter length: the plaintext length the plan expects (nil: any).
+    func chunkFromAlternatives(_ id: ChunkID, length: Int?, problems: inout [String]) throws -> (kind: ChunkKind, bytes: [UInt8])? {
+        if let found = try lookElsewhere(id, length: length, problems: &problems) { return found }
+        // The listings' claims led nowhere: read the tables of every pack the snapshot may use, and look again.
+        guard !scannedAll else { return nil }
+        try scanEveryPack()
+        return try lookElsewhere(id, length: length, problems: &problems)
+    }
+
+    private func lookElsewhere(_ id: ChunkID, length: Int?, problems: inout [String]) throws -> (kind: ChunkKind, bytes: [UInt8])? {
+        for candidate in try work.candidates(of: id) {
+            let first = decryptedPacks[candidate.path]
+            // The copy decrypted already (for other chunks) may hold this one.
+            if let first {
+                if let entry = first.entries[id], length == nil || entry.plainLength == length {
+                    do {
+                        return (entry.kind, try Self.readChunk(entry, from: first.path, pack: candidate.path, keys: keys, decompressor: decompressor))
+                    } catch {
+                        problems.append("\(candidate.path) on \(sources[first.source].name): \(error)")
+                    }
+                } else {
+                    problems.append("\(candidate.path) on \(sources[first.source].name) does not hold it")
+                }
+            }
+            for (i, source) in sources.enumerated() where i != first?.source {
+                guard source.localPath(of: candidate.path) != nil else { continue }
+                if alternative?.pack != candidate.path || alternative?.source != i {
+                    if case .success(let old)? = alternative?.opened { unlink(old.path) }
+                    alternative = (candidate.path, i, openPack(candidate.path, sources: [i], as: "alternative"))
+                }
+                do {
+                    let opened = try alternative!.opened.get()
+                    guard let entry = opened.entries[id], length == nil || entry.plainLength == length else {
+                        problems.append("\(candidate.path) on \(source.name) does not hold it")
+                        continue
+                    }
+                    return (entry.kind, try Self.readChunk(entry, from: opened.path, pack: candidate.path, keys: keys, decompressor: decompressor))
+                } catch {
+                    problems.append("\(candidate.path) on \(source.name): \(error)")
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Drops the pack copy opened for a second look.
+    func releaseAlternative() {
+        if case .success(let old)? = alternative?.opened { unlink(old.path) }
+        alternative = nil
+    }
+
+    /// Reads a chunk from a decrypted pack file.
+    static func readChunk(_ entry: PackEntry, from path: String, pack: String, keys: ClientKeys,
+                          decompressor: ChunkDecompressor) throws(StoreError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StoreError(.io, "cannot read \(path)") }
+        defer { close(fd) }
+        return try readChunk(entry, from: fd, pack: pack, keys: keys, decompressor: decompressor)
+    }
+
+    /// Reads a chunk from a decrypted pack, decompresses it and checks it
+    /// against its ID. Touches no shared state, so writer threads call it,
+    /// each with its own decompressor.
+    static func readChunk(_ entry: PackEntry, from fd: Int32, pack: String, keys: ClientKeys,
+                          decompressor: ChunkDecompressor) throws(StoreError) -> [UInt8] {
+        let id = entry.id
+        var stored = [UInt8](repeating: 0, count: entry.storedLength)
+        guard pread(fd, &stored, entry.storedLength, off_t(entry.offset)) == entry.storedLength else {
+            throw StoreError(.io, "cannot read chunk \(id.shortDescription) from the decrypted \(pack)")
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try decompressor.decompress(stored, form: entry.form, plainLength: entry.plainLength)
+        } catch {
+            throw StoreError(.integrity, "chunk \(id.shortDescription) in \(pack) does not decompress: \(error)")
+        }
+        if bytes.withUnsafeBytes({ keys.chunkID($0) }) != id {
+            throw StoreError(.integrity, "chunk \(id.shortDescription) in \(pack) does not match its ID: the pack was replaced or forged")
+        }
+        return bytes
+    }
+
+    /// A pack decrypted (once) into the work directory, with its table.
+    func decryptedPack(_ pack: String) throws(StoreError) -> OpenedPack {
+        try decrypt(pack)
+        guard let opened = decryptedPacks[pack] else { throw StoreError(.integrity, "\(pack) cannot be opened") }
+        return opened
+    }
+
+    /// Where a chunk is (its pack's row in the work database and path) and
+    /// its plaintext length, without decrypting; packs no record lists are
+    /// opened once to find chunks the listings lack. Nil if no pack holds it.
+    func chunkLocation(_ id: ChunkID) throws -> (pack: Int, path: String, length: Int)? {
+        if let l = try work.location(of: id) { return l }
+        try scanUnlistedPacks()
+        if let l = try work.location(of: id) { return l }
+        try scanEveryPack()
+        return try work.location(of: id)
+    }
+
+    /// A pack decrypted into the work directory, with its table.
+    public struct OpenedPack: Sendable {
+        let path: String
+        let entries: [ChunkID: PackEntry]
+        /// The source (index) whose copy this is.
+        let source: Int
+    }
+
+    private func decrypt(_ pack: String) throws(StoreError) {
+        if decryptedPacks[pack] != nil { return }
+        if let reason = failedPacks[pack] { throw StoreError(.integrity, reason) }
+        try adopt(pack, openPack(pack))
+    }
+
+    /// Takes a pack opened by `openPack` (perhaps on another thread, ahead
+    /// of need) as decrypted, or remembers why it could not be.
+    func adopt(_ pack: String, _ opened: Result<OpenedPack, StoreError>) throws(StoreError) {
+        switch opened {
+        case .success(let o):
+            packsDecrypted += 1
+            decryptedPacks[pack] = o
+        case .failure(let error):
+            failedPacks[pack] = error.message
+            throw error
+        }
+    }
+
+    /// Decrypts a pack into the work directory from the first source whose
+    /// copy opens and has a sound table. Touches no state of the repository
+    /// but the work directory, so it may run on another thread.
+    func openPack(_ pack: String) -> Result<OpenedPack, StoreError> {
+        openPack(pack, sources: Array(sources.indices), as: "pack")
+    }
+
+    private func openPack(_ pack: String, sources indices: [Int], as kind: String) -> Result<OpenedPack, StoreError> {
+        guard ObjectName.isPack(pack) else {
+            return .failure(StoreError(.integrity, "\(pack) is not a pack's name"))
+        }
+        let holders = indices.compactMap { i in sources[i].localPath(of: pack).map { (i, $0) } }
+        guard !holders.isEmpty else {
+            return .failure(StoreError(.integrity, "\(pack) is missing from \(indices.map { sources[$0].name }.joined(separator: " and "))"))
+        }
+        let target = workDirectory + "/\(kind)-" + (pack as NSString).lastPathComponent
+        var firstError: (any Error)?
+        // Another source may hold an intact copy.
+        for (i, holder) in holders {
+            do {
+                guard let size = regularFileSize(holder), size <= PackFormat.maxSealedLength else {
+                    throw StoreError(.integrity, "\(pack) on \(sources[i].name) is larger than any pack may be, or not a file")
+                }
+                _ = try opener.open(fileAt: holder, to: target)
+                let plain = try readPackTable(target, name: pack)
+                return .success(OpenedPack(path: target, entries: Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }),
+                                           source: i))
+            } catch {
+                unlink(target)
+                if firstError == nil { firstError = error }
+            }
+        }
+        return .failure(StoreError(.integrity, "\(pack) cannot be opened: \(firstError!)"))
+    }
+
+    /// Whether a pack is decrypted already (or known not to open).
+    func isDecrypted(_ pack: String) -> Bool { decryptedPacks[pack] != nil || failedPacks[pack] != nil }
+
+    /// Drops a decrypted pack from the work directory once it is no longer needed.
+    func release(pack: String) {
+        if let p = decryptedPacks.removeValue(forKey: pack) { unlink(p.path) }
+    }
+
+    /// Reads only a decrypted pack's trailer and table (pread), never the whole pack.
+    private func readPackTable(_ path: String, name: String) throws -> [PackEntry] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StoreError(.io, "cannot read the decrypted \(name)") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_size >= 24, Int(st.st_size) <= PackFormat.maxPackLength else {
+            throw StoreError(.integrity, "\(name) has an implausible size")
+        }
+        let size = Int(st.st_size)
+        var trailer = [UInt8](repeating: 0, count: 16)
+        guard pread(fd, &trailer, 16, off_t(size - 16)) == 16 else { throw StoreError(.io, "cannot read \(name)") }
+        let count = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
+        let tableLength = count * 50
+        guard tableLength + 24 <= size else { throw StoreError(.integrity, "\(name) is malformed: its table does not fit") }
+        // Magic, then table and trailer: parseTable checks them against each other
+        // with the data area represented only by its length.
+        var head = [UInt8](repeating: 0, count: 8)
+        var tail = [UInt8](repeating: 0, count: tableLength + 16)
+        guard pread(fd, &head, 8, 0) == 8, pread(fd, &tail, tail.count, off_t(size - tail.count)) == tail.count else {
+            throw StoreError(.io, "cannot read \(name)")
+        }
+        do {
+            return try PackFormat.parseTable(head: head, dataLength: size - 8 - tail.count, tail: tail, name: name)
+        } catch {
+            throw StoreError(.integrity, error.description)
+        }
+    }
+
+    /// Chunks written by a run that stored packs but no listing: find them
+    /// by reading (once) the tables of the packs no listing names, among
+    /// those the chosen snapshot's catalog lists (every pack, without a catalog).
+    private var scannedUnlisted = false
+    private func scanUnlistedPacks() throws {
+        guard !scannedUnlisted else { return }
+        scannedUnlisted = true
+        var packs: [String] = []
+        if let selected, let catalog = catalogs[selected] {
+            packs = catalog.packs.map(\.path)
+        } else {
+            var seen = Set<String>()
+            for source in sources {
+                for dir in source.list("packs") {
+                    for pack in source.list(dir) where ObjectName.isPack(pack) && seen.insert(pack).inserted { packs.append(pack) }
+                }
+            }
+        }
+        try scanTables(of: packs.filter { try !work.isListed($0) })
+    }
+
+    /// Reads the table of every pack the chosen snapshot may use that has
+    /// not been read yet: listings are only claims, and one written by a
+    /// compromised client may be the first (and wrong) word on a pack.
+    /// Used when the listings' claims did not find a chunk intact.
+    private var scannedAll = false
+    var hasScannedEveryPack: Bool { scannedAll }
+    func scanEveryPack() throws {
+        guard !scannedAll else { return }
+        scannedAll = true
+        try scanUnlistedPacks()
+        try scanTables(of: work.unscannedPacks())
+    }
+
+    /// Decrypts each pack (into a scratch file, removed at once) to record
+    /// what its own table holds.
+    private func scanTables(of packs: [String]) throws {
+        for pack in packs {
+            guard case .success(let opened) = openPack(pack, sources: Array(sources.indices), as: "scan") else { continue }
+            unlink(opened.path)
+            try work.addScanned(pack, chunks: opened.entries.map { ($0.key, $0.value.plainLength) })
+        }
+    }
+
+    /// The entries of a directory tree chunk.
+    /// A large directory's tree lists parts; their entries are joined, and
+    /// must stay in name order across parts.
+    public func tree(_ id: ChunkID) throws -> [TreeEntry] {
+        let bytes = try treeChunk(id)
+        let parts: [ChunkID]?
+        do { parts = try TreeFormat.parseParts(bytes, name: "tree \(id.shortDescription)") } catch {
+            throw StoreError(.integrity, error.description)
+        }
+        guard let parts else { return try parseTree(bytes, id) }
+        var entries: [TreeEntry] = []
+        for p in parts {
+            let more = try parseTree(try treeChunk(p), p)
+            if let last = entries.last, let next = more.first, !last.name.lexicographicallyPrecedes(next.name) {
+                throw StoreError(.integrity, "tree \(id.shortDescription): part \(p.shortDescription) is out of name order")
+            }
+            entries += more
+        }
+        return entries
+    }
+
+    private func treeChunk(_ id: ChunkID) throws -> [UInt8] {
+        let (kind, bytes) = try chunk(id)
+        guard kind == .tree else { throw StoreError(.integrity, "chunk \(id.shortDescription) is data, but a tree was expected") }
+        return bytes
+    }
+
+    private func parseTree(_ bytes: [UInt8], _ id: ChunkID) throws -> [TreeEntry] {
+        do { return try TreeFormat.parse(bytes, name: "tree \(id.shortDescription)") } catch {
+            throw StoreError(.integrity, error.description)
+        }
+    }
+
+    /// The entry at a `/`-separated path in a snapshot (nil path: the root directory).
+    public func lookup(_ snapshot: SnapshotRecord, path: String) throws -> (entry: TreeEntry?, tree: [TreeEntry]?) {
+        try lookup(snapshot, components: path.split(separator: "/").map { Array($0.utf8) })
+    }
+
+    /// The entry at a path given as name bytes.
+    public func lookup(_ snapshot: SnapshotRecord, components: [[UInt8]]) throws -> (entry: TreeEntry?, tree: [TreeEntry]?) {
+        try select(snapshot)
+        let path = components.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+        guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
+        var entries = try tree(root)
+        var current: TreeEntry? = nil
+        for component in components {
+            guard let e = entries.first(where: { $0.name == component }) else {
+                throw StoreError(.config, "no \(path) in snapshot \(snapshot.id)")
+            }
+            current = e
+            if e.type == .directory, let sub = e.subtree { entries = try tree(sub) } else { entries = [] }
+        }
+        return (current, current == nil || current?.type == .directory ? entries : nil)
+    }
+}
