@@ -203,7 +203,7 @@ func rebuildBench(_ options: Options) {
         var name = [UInt8](repeating: 0, count: 32)
         withUnsafeBytes(of: UInt64(p).littleEndian) { for (i, b) in $0.enumerated() { name[i] = b } }
         let digest = SHA256.hash(name)
-        let path = Layout.pack(digest)
+        let path = ObjectName.pack(digest).path
         let file = root + "/c1/" + path
         try! FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: file, contents: Data([1]))
@@ -221,14 +221,14 @@ func rebuildBench(_ options: Options) {
     try! FileManager.default.createDirectory(atPath: root + "/c1/snapshots", withIntermediateDirectories: true)
     let listing = PackListingDocument(client: "c1", snapshot: id, root: SHA256.hash([0]).hex, packs: packs)
     let listingBytes = try! listing.sealed(keys: keys)
-    _ = FileManager.default.createFile(atPath: root + "/c1/" + Layout.listing(id), contents: Data(listingBytes))
-    _ = FileManager.default.createFile(atPath: root + "/c1/" + Layout.record(id), contents: Data([1]))
+    _ = FileManager.default.createFile(atPath: root + "/c1/" + ObjectName.listing(id).path, contents: Data(listingBytes))
+    _ = FileManager.default.createFile(atPath: root + "/c1/" + ObjectName.record(id).path, contents: Data([1]))
     let catalog = Catalog(client: "c1", snapshot: id, created: "2026-01-01T00:00:00Z",
-                          record: Catalog.Object(path: Layout.record(id), size: 1, sha256: SHA256.hash([1]).hex),
-                          listing: Catalog.Object(path: Layout.listing(id), size: listingBytes.count, sha256: SHA256.hash(listingBytes).hex),
+                          record: Catalog.Object(path: ObjectName.record(id).path, size: 1, sha256: SHA256.hash([1]).hex),
+                          listing: Catalog.Object(path: ObjectName.listing(id).path, size: listingBytes.count, sha256: SHA256.hash(listingBytes).hex),
                           packs: catalogPacks, addedBytes: 0, signingKey: signing.publicKey.hex)
-    _ = FileManager.default.createFile(atPath: root + "/c1/" + Layout.catalog(id), contents: Data(SignedDocument.encode(catalog, key: signing)))
-    let source = try! LocalRepositorySource(root: root, client: "c1")
+    _ = FileManager.default.createFile(atPath: root + "/c1/" + ObjectName.catalog(id).path, contents: Data(SignedDocument.encode(catalog, key: signing)))
+    let source = try! DirectoryBackend(storageRoot: root, client: "c1")
     let clock = ContinuousClock()
     let t0 = clock.now
     let summary = try! IndexRebuild.run(sources: [RebuildSource(mirrorURL: "file:///m/c1/", source: source)],
@@ -255,7 +255,7 @@ func checkBench(_ options: Options) {
         var bytes = randomBytes(count: packSize, seed: counter)
         bytes[0] = UInt8(truncatingIfNeeded: counter)
         let digest = SHA256.hash(bytes)
-        let path = Layout.pack(digest)
+        let path = ObjectName.pack(digest).path
         try! FileManager.default.createDirectory(atPath: root + "/c1/" + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: root + "/c1/" + path, contents: Data(bytes))
         objects.append(Catalog.Object(path: path, size: packSize, sha256: digest.hex))
@@ -264,11 +264,11 @@ func checkBench(_ options: Options) {
     for i in 0..<snapshotCount {
         let id = String(format: "20260101T%06dZ-%016x", i, i)
         let record: [UInt8] = Array("record \(i)".utf8)
-        _ = FileManager.default.createFile(atPath: root + "/c1/" + Layout.record(id), contents: Data(record))
+        _ = FileManager.default.createFile(atPath: root + "/c1/" + ObjectName.record(id).path, contents: Data(record))
         let catalog = Catalog(client: "c1", snapshot: id, created: "2026-01-01T00:00:00Z",
-                              record: Catalog.Object(path: Layout.record(id), size: record.count, sha256: SHA256.hash(record).hex),
+                              record: Catalog.Object(path: ObjectName.record(id).path, size: record.count, sha256: SHA256.hash(record).hex),
                               packs: objects, addedBytes: 0, signingKey: signing.publicKey.hex)
-        _ = FileManager.default.createFile(atPath: root + "/c1/" + Layout.catalog(id), contents: Data(SignedDocument.encode(catalog, key: signing)))
+        _ = FileManager.default.createFile(atPath: root + "/c1/" + ObjectName.catalog(id).path, contents: Data(SignedDocument.encode(catalog, key: signing)))
     }
     let config = try! CheckConfig.parse("clients:\n  - name: c1\n    kind: fbk\n    signing_key: \(signing.publicKey.hex)\n", file: "bench")
     let clock = ContinuousClock()

@@ -42,7 +42,7 @@ struct DeliveredPack {
     let sha256: Digest
     let entries: [PackEntry]
     /// Mirrors that now hold it (empty: none took it, or not offered yet).
-    var mirrors: [Int] = []
+    var mirrors: [MirrorID] = []
     /// The sequence number of its last chunk.
     let lastSequence: Int
 }
@@ -297,7 +297,7 @@ final class PackPipeline: @unchecked Sendable {
         }
         condition.withLock {
             while sealed.count >= 2 && !stopping { condition.wait() }
-            sealed.append(DeliveredPack(path: Layout.pack(sha256), spoolFile: spoolFile, size: size, sha256: sha256,
+            sealed.append(DeliveredPack(path: ObjectName.pack(sha256).path, spoolFile: spoolFile, size: size, sha256: sha256,
                                      entries: entries, lastSequence: lastSequence))
             condition.broadcast()
         }

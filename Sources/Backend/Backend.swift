@@ -1,7 +1,15 @@
-// Mirrors: where a client's objects go. Each is named by the URL of the
-// client's own directory on it. The contract is create-only: `put` never
-// overwrites, renames or deletes, and repeating a `put` is harmless.
-// A client never reads anything back from a mirror.
+// Storage: where a client's objects live. One protocol for writing and
+// reading them, whatever the server (a WebDAV server, a local directory,
+// memory in tests). A backend is one client's directory on one server.
+//
+// The contract (FORMAT.md 2, "Server rules"):
+// - `put` is create-only: it never overwrites, renames or deletes, and
+//   repeating it is harmless (names are content hashes or unique IDs).
+// - reads give back what the server holds, which may be hostile: every
+//   fetch has a size limit, and names are taken only in their exact form.
+// - a failure says what kind it is (`BackendError.Kind`): a network failure
+//   is never reported as a missing object.
+// A client only ever calls `put`; reading is for the operator's commands.
 
 import Foundation
 import Format
@@ -16,100 +24,118 @@ public enum PutOutcome: Sendable, Equatable {
     case alreadyPresent
 }
 
-/// A failed upload: what the mirror did, and whether trying again can help.
-public struct MirrorFailure: Error, CustomStringConvertible, Sendable {
-    public let mirror: String
-    public let message: String
-    /// True when retrying cannot help (wrong password, forbidden, full).
-    public let permanent: Bool
-    /// True when the mirror refuses this client as configured (401, 403, a
-    /// wrong directory or scheme): nothing reaches it until the
-    /// configuration or the server is fixed. A mirror that is down or full
-    /// is not misconfigured.
-    public var misconfigured = false
-    /// True when the mirror accepted the connection and then said nothing
-    /// for the stall timeout: down for the rest of the run, not retried.
-    public var silent = false
+/// One object as a listing or `stat` gives it.
+public struct StoredObject: Sendable, Equatable {
+    /// Relative to the client's directory, `/`-separated.
+    public var path: String
+    public var size: Int
+    /// When the server received it (its modification time): snapshots and
+    /// freshness are judged by it, never by a time a client claims.
+    public var received: Date?
+    /// The same to the nanosecond where the server keeps it (0 otherwise):
+    /// a changed time is a changed object to the check's state.
+    public var receivedNanoseconds: Int64 = 0
 
-    public init(mirror: String, message: String, permanent: Bool, misconfigured: Bool = false) {
-        self.mirror = mirror
-        self.message = message
-        self.permanent = permanent
-        self.misconfigured = misconfigured
+    public init(path: String, size: Int, received: Date?, receivedNanoseconds: Int64 = 0) {
+        self.path = path
+        self.size = size
+        self.received = received
+        self.receivedNanoseconds = receivedNanoseconds
     }
 
-    public var description: String { "\(mirror): \(message)" }
+    /// The path's object name, when it has the exact form of one.
+    public var name: ObjectName? { ObjectName(parsing: path) }
 }
 
-/// One destination for a client's objects.
-public protocol Mirror: Sendable {
-    /// The client's directory on the mirror, as configured.
-    var url: String { get }
-    /// Uploads the file at `localPath` as `relativePath` under the client's directory.
-    /// Create-only; safe to repeat.
-    func put(_ relativePath: String, from localPath: String, size: Int) throws(MirrorFailure) -> PutOutcome
-}
+/// Everything under a client's directory, for the check and mirror-sync.
+public struct Inventory: Sendable {
+    /// Every regular file.
+    public var objects: [StoredObject] = []
+    /// Entries that are neither a regular file nor a directory (links,
+    /// FIFOs, sockets, devices): no upload makes those.
+    public var others: [String] = []
 
-/// Timeouts and retries for network mirrors.
-public struct MirrorOptions: Sendable {
-    /// Seconds to wait for a TCP connection.
-    public var connectTimeout = 10
-    /// A transfer slower than `lowSpeedLimit` bytes/s for this many seconds is abandoned.
-    public var lowSpeedTime = 30
-    public var lowSpeedLimit = 1024
-    /// Delays before the 2nd, 3rd … attempt after a transient failure (5xx, timeout, reset).
-    public var retryDelays: [Double] = [1, 2, 4]
-
-    public init() {}
-}
-
-/// Makes the mirror a URL names: `http(s)://` (WebDAV) or `file://` (a directory).
-public func makeMirror(url: String, user: String?, passwordFile: String?, options: MirrorOptions) throws(StoreError) -> any Mirror {
-    if url.hasPrefix("file://") {
-        return try DirectoryMirror(url: url)
+    public init(objects: [StoredObject] = [], others: [String] = []) {
+        self.objects = objects
+        self.others = others
     }
-    if url.hasPrefix("http://") || url.hasPrefix("https://") {
-        return try WebDAVMirror(url: url, user: user, passwordFile: passwordFile, options: options)
-    }
-    throw StoreError(.config, "mirror URL \(url) must start with http://, https:// or file://")
 }
 
-/// Reads a password file: its first line, without the newline.
-/// - Parameter mustBePrivate: refuse a file others can read (a client's WebDAV password).
-func readPasswordFile(_ path: String, for what: String, mustBePrivate: Bool) throws(StoreError) -> String {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw StoreError(.config, "cannot read the password file \(path)\(what.isEmpty ? "" : " for " + what)")
+/// A whole object in a local file, for reading: the file is the stored
+/// one itself (a directory backend) or a private copy, deleted when this
+/// is released.
+public final class FetchedObject: @unchecked Sendable {
+    /// The local file to read.
+    public let path: String
+    public let size: Int
+    private let temporary: Bool
+
+    package init(path: String, size: Int, temporary: Bool) {
+        self.path = path
+        self.size = size
+        self.temporary = temporary
     }
-    var st = stat()
-    if mustBePrivate, stat(path, &st) == 0, st.st_mode & 0o077 != 0 {
-        throw StoreError(.config, "the password file \(path) is readable by others; chmod 600 it")
-    }
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+
+    deinit { if temporary { unlink(path) } }
+
+    /// The whole object, read with the size checked again (the file may
+    /// have changed since it was fetched).
+    public func bytes(what: String) throws(StoreError) -> [UInt8] { try readBounded(path, limit: size, what: what) }
 }
 
-/// Where a mirror URL points, for telling two spellings of one mirror
-/// apart from two mirrors: scheme and host compared without case, the
-/// scheme's default port dropped, and the path without trailing slashes
-/// or repeated ones.
-package struct MirrorIdentity: Equatable {
-    let scheme: String
-    let authority: String
-    let path: String
+/// One client's directory on one server.
+public protocol Backend: Sendable {
+    /// Where it is, for messages (the URL or path as configured).
+    var location: String { get }
 
-    package init(_ url: String) {
-        guard let colon = url.range(of: "://") else {
-            (scheme, authority, path) = ("", "", url)
-            return
+    /// Uploads the file at `localFile` as `path`. Create-only; safe to repeat.
+    func put(_ path: String, from localFile: String, size: Int) throws(BackendError) -> PutOutcome
+
+    /// The whole object in a local file, if it is at most `limit` bytes.
+    /// - Throws: `.notFound` when absent; `.permanent` when it is larger
+    ///   than `limit` or not a regular file.
+    func fetch(_ path: String, limit: Int) throws(BackendError) -> FetchedObject
+
+    /// Bytes `range` of an object; fewer only when the object ends first.
+    func fetch(_ path: String, range: Range<Int>) throws(BackendError) -> [UInt8]
+
+    /// Size and receipt time of one object. `.notFound` when absent.
+    func stat(_ path: String) throws(BackendError) -> StoredObject
+
+    /// The objects of one kind (their names checked: anything else in the
+    /// kind's directory is left out), in path order.
+    func list(_ kind: ObjectKind) throws(BackendError) -> [StoredObject]
+
+    /// Every entry under the client's directory, whatever its name.
+    func inventory() throws(BackendError) -> Inventory
+}
+
+extension Backend {
+    /// Whether the object exists; a failure to find out is thrown, never
+    /// taken for "no".
+    public func exists(_ path: String) throws(BackendError) -> Bool {
+        do {
+            _ = try stat(path)
+            return true
+        } catch where error.kind == .notFound {
+            return false
         }
-        scheme = url[..<colon.lowerBound].lowercased()
-        let rest = url[colon.upperBound...]
-        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
-        var host = rest[..<slash].lowercased()
-        if let userEnd = host.lastIndex(of: "@") { host = String(host[host.index(after: userEnd)...]) }
-        for (s, port) in [("http", ":80"), ("https", ":443")] where scheme == s && host.hasSuffix(port) {
-            host.removeLast(port.count)
-        }
-        authority = host
-        path = "/" + rest[slash...].split(separator: "/").joined(separator: "/")
     }
+
+    /// A whole object of at most `limit` bytes, in memory.
+    public func read(_ path: String, limit: Int, what: String) throws(BackendError) -> [UInt8] {
+        let object = try fetch(path, limit: limit)
+        do {
+            return try object.bytes(what: what)
+        } catch {
+            throw BackendError(.permanent, location: location, error.message, cause: error)
+        }
+    }
+}
+
+/// Paths a reader accepts from catalogs and records: relative, without
+/// `.` or `..` components, so nothing can leave the client's directory.
+package func isContainedPath(_ path: String) -> Bool {
+    !path.isEmpty && !path.hasPrefix("/") && !path.split(separator: "/", omittingEmptySubsequences: false)
+        .contains(where: { $0 == ".." || $0 == "." || $0.isEmpty })
 }

@@ -1,6 +1,5 @@
 // One HTTP request through libcurl, with the timeouts every network step
-// of fbk has. Shared by the WebDAV mirror (PUT) and the operator's WebDAV
-// reader (GET, PROPFIND).
+// of fbk has, for the WebDAV backend (PUT; GET and PROPFIND).
 
 internal import CCurl
 import Foundation
@@ -18,9 +17,11 @@ final class CurlTransfer {
     struct Failure: Error {
         let message: String
         let curlCode: Int32
+        /// The body was cut off: larger than `downloadLimit`.
+        var exceededLimit = false
     }
 
-    nonisolated(unsafe) static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)); return () }()
+    static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)); return () }()
 
     private var upload: UnsafeMutablePointer<FILE>?
     private var download: UnsafeMutablePointer<FILE>?
@@ -119,7 +120,8 @@ final class CurlTransfer {
         guard rc == CURLE_OK else {
             let text = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             let detail = text.isEmpty ? String(cString: curl_easy_strerror(rc)) : text
-            throw Failure(message: "\(detail) (curl error \(rc.rawValue))", curlCode: Int32(rc.rawValue))
+            throw Failure(message: "\(detail) (curl error \(rc.rawValue))", curlCode: Int32(rc.rawValue),
+                          exceededLimit: t.downloaded > t.downloadLimit)
         }
         var status = 0
         CCurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)

@@ -1,76 +1,230 @@
-// A mirror that is a local directory (local disk, NFS, the embedded default).
+// A client's directory on a local filesystem: a mirror's storage root
+// read by the operator, the embedded default (`file://`), a copy on a
+// disk, an NFS mount.
 
 import Foundation
 import Format
 import Platform
 
-/// Writes objects into a directory, create-only: each object is written to
-/// a temporary name, synced, then hard-linked to its final name, which fails
-/// rather than replace an existing file.
-public struct DirectoryMirror: Mirror {
-    public let url: String
-    let root: String
+/// Objects as files under a directory. Writes are create-only: each object
+/// is written to a temporary name, synced, then hard-linked to its final
+/// name, which fails rather than replace an existing file. Reads open
+/// regular files only, never through a symbolic link, and check the size
+/// first.
+public struct DirectoryBackend: Backend {
+    public let location: String
+    /// The client's directory.
+    public let root: String
 
+    /// - Parameter url: `file:///absolute/path/of/the/client/directory/`.
     public init(url: String) throws(StoreError) {
         guard url.hasPrefix("file://") else { throw StoreError(.config, "\(url) is not a file:// URL") }
         var path = String(url.dropFirst("file://".count))
         path = path.removingPercentEncoding ?? path
         guard path.hasPrefix("/") else { throw StoreError(.config, "mirror \(url) must name an absolute path (file:///…)") }
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
-        self.url = url
+        location = url
         root = path
     }
 
-    public func put(_ relativePath: String, from localPath: String, size: Int) throws(MirrorFailure) -> PutOutcome {
-        let target = root + "/" + relativePath
+    /// A client's directory under a storage root that must exist already
+    /// (reading: a missing directory is a wrong root or client name).
+    public init(storageRoot: String, client: String) throws(StoreError) {
+        let directory = storageRoot + "/" + client
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw StoreError(.config, "\(storageRoot) has no directory for client \(client)")
+        }
+        location = directory
+        root = directory
+    }
+
+    private func fail(_ kind: BackendError.Kind, _ message: String, errno code: Int32? = nil) -> BackendError {
+        BackendError(kind, location: location, message, cause: code.map { POSIXError(POSIXErrorCode(rawValue: $0) ?? .EIO) })
+    }
+
+    private func errnoText(_ code: Int32) -> String { String(cString: strerror(code)) }
+
+    private func file(_ path: String) throws(BackendError) -> String {
+        guard isContainedPath(path) else { throw fail(.permanent, "\(path) is not a path under the client's directory") }
+        return root + "/" + path
+    }
+
+    // MARK: Writing
+
+    public func put(_ path: String, from localFile: String, size: Int) throws(BackendError) -> PutOutcome {
+        let target = try file(path)
         let directory = (target as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o750])
         } catch {
-            throw fail("cannot create \(directory): \(error.localizedDescription)", permanent: true)
+            throw fail(.permanent, "cannot create \(directory): \(error.localizedDescription)")
         }
         if FileManager.default.fileExists(atPath: target) { return .alreadyPresent }
         let temporary = directory + "/.fbk-incoming-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { unlink(temporary) }
-        try copy(localPath, to: temporary)
+        try copy(localFile, to: temporary)
         if link(temporary, target) != 0 {
-            if errno == EEXIST { return .alreadyPresent }
-            throw fail("cannot create \(target): \(String(cString: strerror(errno)))", permanent: errno == ENOSPC || errno == EACCES)
+            let code = errno
+            if code == EEXIST { return .alreadyPresent }
+            throw fail(code == ENOSPC || code == EACCES ? .permanent : .transient, "cannot create \(target): \(errnoText(code))", errno: code)
         }
         let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 { fsync(dfd); close(dfd) }
         return .stored
     }
 
-    private func fail(_ message: String, permanent: Bool) -> MirrorFailure {
-        MirrorFailure(mirror: url, message: message, permanent: permanent)
-    }
-
-    private func copy(_ source: String, to destination: String) throws(MirrorFailure) {
+    private func copy(_ source: String, to destination: String) throws(BackendError) {
         let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw fail("cannot read \(source): \(String(cString: strerror(errno)))", permanent: true) }
+        guard input >= 0 else { let c = errno; throw fail(.permanent, "cannot read \(source): \(errnoText(c))", errno: c) }
         defer { close(input) }
         let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         guard output >= 0 else {
-            throw fail("cannot create \(destination): \(String(cString: strerror(errno)))", permanent: errno == EACCES || errno == ENOSPC)
+            let c = errno
+            throw fail(c == EACCES || c == ENOSPC ? .permanent : .transient, "cannot create \(destination): \(errnoText(c))", errno: c)
         }
         defer { close(output) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
-            let n = read(input, &buffer, buffer.count)
+            let n = Glibc.read(input, &buffer, buffer.count)
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw fail("cannot read \(source): \(String(cString: strerror(errno)))", permanent: true) }
+            guard n >= 0 else { let c = errno; throw fail(.permanent, "cannot read \(source): \(errnoText(c))", errno: c) }
             if n == 0 { break }
             var written = 0
             while written < n {
                 let w = buffer.withUnsafeBytes { write(output, $0.baseAddress! + written, n - written) }
                 guard w > 0 else {
-                    throw fail("cannot write \(destination): \(String(cString: strerror(errno)))", permanent: errno == ENOSPC)
+                    let c = errno
+                    throw fail(c == ENOSPC ? .permanent : .transient, "cannot write \(destination): \(errnoText(c))", errno: c)
                 }
                 written += w
             }
         }
-        guard fsync(output) == 0 else { throw fail("cannot sync \(destination): \(String(cString: strerror(errno)))", permanent: false) }
+        guard fsync(output) == 0 else { let c = errno; throw fail(.transient, "cannot sync \(destination): \(errnoText(c))", errno: c) }
+    }
+
+    // MARK: Reading
+
+    /// Opens a regular file without following a link or blocking on a FIFO.
+    private func openRegular(_ path: String) throws(BackendError) -> (fd: Int32, size: Int, stat: stat) {
+        let full = try file(path)
+        let fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else {
+            let c = errno
+            throw fail(c == ENOENT || c == ENOTDIR ? .notFound : (c == ELOOP ? .permanent : .transient),
+                       c == ELOOP ? "\(path) is a symbolic link, which no upload makes" : "cannot read \(path): \(errnoText(c))", errno: c)
+        }
+        var st = Foundation.stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw fail(.permanent, "\(path) is not a regular file")
+        }
+        return (fd, Int(st.st_size), st)
+    }
+
+    public func fetch(_ path: String, limit: Int) throws(BackendError) -> FetchedObject {
+        let (fd, size, _) = try openRegular(path)
+        close(fd)
+        guard size <= limit else {
+            throw fail(.permanent, "\(path) is \(size) bytes, more than the \(limit) any such object may have: it was not written by fbk")
+        }
+        return FetchedObject(path: root + "/" + path, size: size, temporary: false)
+    }
+
+    public func fetch(_ path: String, range: Range<Int>) throws(BackendError) -> [UInt8] {
+        let (fd, size, _) = try openRegular(path)
+        defer { close(fd) }
+        let end = min(range.upperBound, size)
+        guard range.lowerBound < end else { return [] }
+        var bytes = [UInt8](repeating: 0, count: end - range.lowerBound)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(range.lowerBound + done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { let c = errno; throw fail(.transient, "cannot read \(path): \(n == 0 ? "it shrank" : errnoText(c))", errno: c) }
+            done += n
+        }
+        return bytes
+    }
+
+    public func stat(_ path: String) throws(BackendError) -> StoredObject {
+        let full = try file(path)
+        var st = Foundation.stat()
+        guard lstat(full, &st) == 0 else {
+            let c = errno
+            throw fail(c == ENOENT || c == ENOTDIR ? .notFound : .transient, "cannot stat \(path): \(errnoText(c))", errno: c)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail(.permanent, "\(path) is not a regular file") }
+        return Self.object(path, st)
+    }
+
+    private static func object(_ path: String, _ st: stat) -> StoredObject {
+        StoredObject(path: path, size: Int(st.st_size),
+                     received: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9),
+                     receivedNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+    }
+
+    public func list(_ kind: ObjectKind) throws(BackendError) -> [StoredObject] {
+        var directories = [kind.directory]
+        if kind.isFannedOut { directories = try entries(of: kind.directory).filter { $0.isDirectory }.map { kind.directory + "/" + $0.name } }
+        var out: [StoredObject] = []
+        for directory in directories {
+            // Anything but a directory under an object's name is listed: a
+            // link or FIFO planted there is then refused by name when read,
+            // not passed over in silence.
+            for e in try entries(of: directory) where !e.isDirectory {
+                let path = directory + "/" + e.name
+                guard ObjectName(parsing: path)?.kind == kind, let st = e.stat else { continue }
+                out.append(Self.object(path, st))
+            }
+        }
+        return out.sorted { $0.path < $1.path }
+    }
+
+    private struct Entry {
+        var name: String
+        var stat: stat?
+        var isRegular: Bool { stat.map { ($0.st_mode & S_IFMT) == S_IFREG } ?? false }
+        var isDirectory: Bool { stat.map { ($0.st_mode & S_IFMT) == S_IFDIR } ?? false }
+    }
+
+    /// The entries of a directory under the client's, with their lstat; a
+    /// directory that does not exist has none.
+    private func entries(of directory: String) throws(BackendError) -> [Entry] {
+        let full = root + "/" + directory
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: full) } catch {
+            var isDir: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: full, isDirectory: &isDir) { return [] }
+            throw fail(.transient, "cannot list \(directory): \(error.localizedDescription)")
+        }
+        return names.sorted().map { name in
+            var st = Foundation.stat()
+            return Entry(name: name, stat: lstat(full + "/" + name, &st) == 0 ? st : nil)
+        }
+    }
+
+    public func inventory() throws(BackendError) -> Inventory {
+        var inventory = Inventory()
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
+            throw fail(.notFound, "\(root) does not exist")
+        }
+        guard let e = FileManager.default.enumerator(atPath: root) else { throw fail(.transient, "cannot list \(root)") }
+        while let rel = e.nextObject() as? String {
+            var st = Foundation.stat()
+            guard lstat(root + "/" + rel, &st) == 0 else { continue }
+            let type = st.st_mode & S_IFMT
+            if type == S_IFLNK { e.skipDescendants() }
+            guard type == S_IFREG else {
+                if type != S_IFDIR { inventory.others.append(rel) }
+                continue
+            }
+            inventory.objects.append(Self.object(rel, st))
+        }
+        inventory.objects.sort { $0.path < $1.path }
+        inventory.others.sort()
+        return inventory
     }
 }

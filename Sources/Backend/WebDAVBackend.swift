@@ -1,83 +1,247 @@
-// A WebDAV mirror through libcurl: PUT only, basic auth, every step with a
-// timeout. An answer fbk does not expect counts as a failure, never as a
-// success.
+// A client's directory on a WebDAV server, through libcurl. Two accounts
+// may be given: the client's (PUT only: deploy/nginx/fbk-dav.conf refuses
+// it every read) and an operator's (GET and PROPFIND: fbk-operator.conf,
+// on its own port). Every request has a timeout; an answer fbk does not
+// expect counts as a failure, never as a success.
 
 import Foundation
 import Format
 import Platform
 
-/// Uploads with HTTP PUT to nginx's WebDAV module (deploy/nginx).
-public struct WebDAVMirror: Mirror {
-    public let url: String
-    let base: String
-    let user: String?
-    let password: String?
-    let passwordFile: String?
+public final class WebDAVBackend: Backend, @unchecked Sendable {
+    /// One account and the URL of the client's directory it reaches.
+    public struct Account: Sendable {
+        /// The client's directory, ending in `/`.
+        public var url: String
+        public var user: String?
+        public var password: String?
+        /// Where the password came from, for messages.
+        public var passwordFile: String?
+
+        /// - Parameter mustBePrivate: refuse a password file others can read (a client's).
+        public init(url: String, user: String?, passwordFile: String?, mustBePrivate: Bool) throws(StoreError) {
+            self.url = url.hasSuffix("/") ? url : url + "/"
+            self.user = user
+            self.passwordFile = passwordFile
+            password = try passwordFile.map { (f) throws(StoreError) in
+                try readPasswordFile(f, for: "\(url)", mustBePrivate: mustBePrivate)
+            }
+        }
+    }
+
+    public let location: String
+    let writer: Account?
+    let reader: Account?
     let options: MirrorOptions
+    private let scratch: PrivateDirectory
 
     /// The body nginx sends with its 409 when the object exists (deploy/nginx):
     /// any other 409 (e.g. a missing parent collection) is a failure.
     static let existsMarker = "fbk-object-exists"
 
-    public init(url: String, user: String?, passwordFile: String?, options: MirrorOptions) throws(StoreError) {
-        self.url = url
-        base = url.hasSuffix("/") ? url : url + "/"
-        self.user = user
+    public init(writer: Account?, reader: Account?, options: MirrorOptions) throws(StoreError) {
+        precondition(writer != nil || reader != nil)
+        self.writer = writer
+        self.reader = reader
         self.options = options
-        self.passwordFile = passwordFile
-        password = try passwordFile.map { (f) throws(StoreError) in
-            try readPasswordFile(f, for: "mirror \(url)", mustBePrivate: true)
-        }
+        location = writer?.url ?? reader!.url
+        scratch = try PrivateDirectory(prefix: "fbk-webdav")
     }
 
-    public func put(_ relativePath: String, from localPath: String, size: Int) throws(MirrorFailure) -> PutOutcome {
-        var attempt = 0
-        while true {
-            do {
-                return try putOnce(relativePath, from: localPath, size: size)
-            } catch {
-                // A mirror that stays silent (no byte for stall_timeout) is not asked again
-                // in this run: each retry would cost the whole timeout once more.
-                if error.permanent || error.silent || attempt >= options.retryDelays.count { throw error }
-                Thread.sleep(forTimeInterval: options.retryDelays[attempt])
-                attempt += 1
-            }
-        }
+    /// A client's mirror: uploads only.
+    public convenience init(url: String, user: String?, passwordFile: String?, options: MirrorOptions) throws(StoreError) {
+        try self.init(writer: Account(url: url, user: user, passwordFile: passwordFile, mustBePrivate: true), reader: nil, options: options)
     }
 
-    func putOnce(_ relativePath: String, from localPath: String, size: Int) throws(MirrorFailure) -> PutOutcome {
-        let response: CurlTransfer.Response
+    /// An operator's view of a client's directory under a storage root
+    /// (`http://[2001:db8::1]:8085/` + client), checked at once with a
+    /// PROPFIND so that a wrong URL or account fails early and clearly.
+    public convenience init(storageRoot: String, client: String, user: String?, passwordFile: String?) throws(StoreError) {
+        let root = storageRoot.hasSuffix("/") ? storageRoot : storageRoot + "/"
+        var options = MirrorOptions()
+        options.retryDelays = []
+        try self.init(writer: nil, reader: Account(url: root + client + "/", user: user, passwordFile: passwordFile, mustBePrivate: false),
+                      options: options)
         do {
-            response = try CurlTransfer.perform(method: "PUT", url: base + relativePath, user: user, password: password,
-                                                uploadFile: localPath, uploadSize: size, options: options)
+            _ = try propfind("", depth: 0)
         } catch {
+            throw StoreError(.config,
+                             error.kind == .notFound ? "\(location) does not exist: no such client on that server" : error.description,
+                             cause: error)
+        }
+    }
+
+    deinit { scratch.remove() }
+
+    private func fail(_ kind: BackendError.Kind, _ message: String, misconfigured: Bool = false, cause: (any Error)? = nil) -> BackendError {
+        BackendError(kind, location: location, message, misconfigured: misconfigured, cause: cause)
+    }
+
+    private func readingAccount() throws(BackendError) -> Account {
+        guard let reader else {
+            throw fail(.permanent, "this is a client's upload account, which cannot read: a client never reads back from a mirror (give an operator account with --user and --password-file)", misconfigured: true)
+        }
+        return reader
+    }
+
+    private func checked(_ path: String) throws(BackendError) -> String {
+        guard path.isEmpty || isContainedPath(path) else { throw fail(.permanent, "\(path) is not a path under the client's directory") }
+        return path.split(separator: "/").map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? String($0) }
+            .joined(separator: "/")
+    }
+
+    /// Sends a request; a curl failure becomes a BackendError of the right kind.
+    private func perform(_ method: String, _ account: Account, _ path: String, headers: [String] = [],
+                         uploadFile: String? = nil, uploadSize: Int = 0, downloadFile: String? = nil,
+                         bodyLimit: Int = 4096, downloadLimit: Int = .max) throws(BackendError) -> CurlTransfer.Response {
+        do {
+            return try CurlTransfer.perform(method: method, url: account.url + path, user: account.user, password: account.password,
+                                            headers: headers, uploadFile: uploadFile, uploadSize: uploadSize,
+                                            downloadFile: downloadFile, bodyLimit: bodyLimit, downloadLimit: downloadLimit,
+                                            options: options, expectedSize: downloadLimit == .max ? 0 : min(downloadLimit, 1 << 30))
+        } catch {
+            if error.exceededLimit {
+                throw fail(.permanent, "\(method) \(path): the server sent more than the \(downloadLimit) bytes any such object may have", cause: error)
+            }
             // An unsupported scheme, a malformed URL or a TLS handshake with a plain server: the URL is wrong.
             let wrongURL = [1, 3, 35].contains(error.curlCode)
-            var failure = MirrorFailure(mirror: url, message: "PUT \(relativePath) failed: \(error.message)",
-                                        permanent: error.curlCode < 0 || wrongURL, misconfigured: wrongURL)
+            var failure = fail(error.curlCode < 0 || wrongURL ? .permanent : .transient, "\(method) \(path) failed: \(error.message)",
+                               misconfigured: wrongURL, cause: error)
             // CURLE_OPERATION_TIMEDOUT: connected, then nothing (or too little) for stall_timeout.
             failure.silent = error.curlCode == 28
             throw failure
         }
-        let status = response.status
-        let body = String(decoding: response.body, as: UTF8.self)
+    }
+
+    /// The failure an unexpected status means.
+    private func failure(_ method: String, _ path: String, status: Int, account: Account) -> BackendError {
         switch status {
+        case 404:
+            return fail(.notFound, "\(path) is not there (404)")
+        case 401 where method != "PUT", 403 where method != "PUT":
+            return fail(.permanent, "answered HTTP \(status) to \(method) as user \(account.user ?? "(none)"): give an operator account (--user, --password-file) with read access (deploy/nginx/fbk-operator.conf, on its own port); a client's account cannot read", misconfigured: true)
+        case 401:
+            return fail(.permanent, "the server rejected the credentials (401) of user \(account.user ?? "(none)"): the password in \(account.passwordFile ?? "(no password_file)") is not the one in the server's htpasswd (after fbk enroll --rotate, install the bundle's new password there)", misconfigured: true)
+        case 403:
+            return fail(.permanent, "the mirror refused the upload (403): the URL must be this client's own directory (…/\(account.user ?? "CLIENT")/), and the account must match it", misconfigured: true)
+        case 413:
+            return fail(.permanent, "the mirror refused the object as too large (413): set client_max_body_size 0 in nginx", misconfigured: true)
+        case 507:
+            return fail(.permanent, "the mirror is out of space (507)")
+        case 500...599:
+            return fail(.transient, "the server failed (HTTP \(status)) on \(method) \(path)")
+        default:
+            return fail(.permanent, "the server answered HTTP \(status) to \(method) \(path), which fbk does not expect (is the URL this client's directory on an fbk mirror?); counted as a failure", misconfigured: true)
+        }
+    }
+
+    // MARK: Writing
+
+    public func put(_ path: String, from localFile: String, size: Int) throws(BackendError) -> PutOutcome {
+        guard let writer else { throw fail(.permanent, "no upload account was given for \(location)", misconfigured: true) }
+        let response = try perform("PUT", writer, try checked(path), uploadFile: localFile, uploadSize: size)
+        switch response.status {
         case 200, 201, 204:
             return .stored
-        case 409 where body.contains(Self.existsMarker):
+        case 409 where String(decoding: response.body, as: UTF8.self).contains(Self.existsMarker):
             return .alreadyPresent
-        case 401:
-            throw MirrorFailure(mirror: url, message: "the mirror rejected the credentials (401) of user \(user ?? "(none)"): the password in \(passwordFile ?? "(no password_file)") is not the one in the mirror's htpasswd (after fbk enroll --rotate, install the bundle's new password there)", permanent: true, misconfigured: true)
-        case 403:
-            throw MirrorFailure(mirror: url, message: "the mirror refused the upload (403): the URL must be this client's own directory (…/\(user ?? "CLIENT")/), and the account must match it", permanent: true, misconfigured: true)
-        case 413:
-            throw MirrorFailure(mirror: url, message: "the mirror refused the object as too large (413): set client_max_body_size 0 in nginx", permanent: true, misconfigured: true)
-        case 507:
-            throw MirrorFailure(mirror: url, message: "the mirror is out of space (507)", permanent: true)
-        case 500...599:
-            throw MirrorFailure(mirror: url, message: "the mirror failed (HTTP \(status)) on PUT \(relativePath)", permanent: false)
         default:
-            throw MirrorFailure(mirror: url, message: "the mirror answered HTTP \(status) to PUT \(relativePath), which fbk does not expect (is the URL this client's directory on an fbk mirror?); counted as a failure", permanent: true, misconfigured: true)
+            throw failure("PUT", path, status: response.status, account: writer)
         }
+    }
+
+    // MARK: Reading
+
+    public func fetch(_ path: String, limit: Int) throws(BackendError) -> FetchedObject {
+        let account = try readingAccount()
+        let local = scratch.path + "/" + UUID().uuidString
+        let response: CurlTransfer.Response
+        do {
+            response = try perform("GET", account, try checked(path), downloadFile: local, downloadLimit: limit)
+        } catch {
+            unlink(local)
+            throw error
+        }
+        guard response.status == 200 else {
+            unlink(local)
+            throw failure("GET", path, status: response.status, account: account)
+        }
+        var st = Foundation.stat()
+        guard lstat(local, &st) == 0 else { throw fail(.transient, "GET \(path): the download vanished") }
+        return FetchedObject(path: local, size: Int(st.st_size), temporary: true)
+    }
+
+    public func fetch(_ path: String, range: Range<Int>) throws(BackendError) -> [UInt8] {
+        let account = try readingAccount()
+        guard !range.isEmpty else { return [] }
+        let response = try perform("GET", account, try checked(path), headers: ["Range: bytes=\(range.lowerBound)-\(range.upperBound - 1)"],
+                                   bodyLimit: range.count)
+        switch response.status {
+        case 206: return response.body
+        case 416: return []
+        case 200: throw fail(.permanent, "GET \(path) with a Range: the server sent the whole object (200), so it does not serve ranges")
+        default: throw failure("GET", path, status: response.status, account: account)
+        }
+    }
+
+    public func stat(_ path: String) throws(BackendError) -> StoredObject {
+        guard let entry = try propfind(try checked(path), depth: 0).first, !entry.isCollection else {
+            throw fail(.permanent, "\(path) is a collection, not an object")
+        }
+        return StoredObject(path: path, size: entry.size, received: entry.modified)
+    }
+
+    public func list(_ kind: ObjectKind) throws(BackendError) -> [StoredObject] {
+        var directories = [kind.directory]
+        if kind.isFannedOut {
+            directories = try children(of: kind.directory).filter(\.isCollection).map { kind.directory + "/" + $0.name }
+        }
+        var out: [StoredObject] = []
+        for directory in directories {
+            for e in try children(of: directory) where !e.isCollection {
+                let path = directory + "/" + e.name
+                guard ObjectName(parsing: path)?.kind == kind else { continue }
+                out.append(StoredObject(path: path, size: e.size, received: e.modified))
+            }
+        }
+        return out.sorted { $0.path < $1.path }
+    }
+
+    public func inventory() throws(BackendError) -> Inventory {
+        var inventory = Inventory()
+        var pending = [""]
+        while let directory = pending.popLast() {
+            for e in try children(of: directory) {
+                let path = directory.isEmpty ? e.name : directory + "/" + e.name
+                if e.isCollection {
+                    // Deeper than any object lives: a stranger's tree, named once.
+                    if path.split(separator: "/").count > 3 { inventory.others.append(path + "/") } else { pending.append(path) }
+                } else {
+                    inventory.objects.append(StoredObject(path: path, size: e.size, received: e.modified))
+                }
+            }
+        }
+        inventory.objects.sort { $0.path < $1.path }
+        inventory.others.sort()
+        return inventory
+    }
+
+    /// The members of a collection (none if it does not exist yet).
+    private func children(of directory: String) throws(BackendError) -> [WebDAVListing.Entry] {
+        do {
+            return try propfind(try checked(directory) + (directory.isEmpty ? "" : "/"), depth: 1).filter { !$0.isSelf }
+        } catch where error.kind == .notFound {
+            return []
+        }
+    }
+
+    private func propfind(_ path: String, depth: Int) throws(BackendError) -> [WebDAVListing.Entry] {
+        let account = try readingAccount()
+        let response = try perform("PROPFIND", account, path, headers: ["Depth: \(depth)"], bodyLimit: WebDAVListing.maxBody)
+        guard response.status == 207 else { throw failure("PROPFIND", path, status: response.status, account: account) }
+        guard response.body.count < WebDAVListing.maxBody else {
+            throw fail(.permanent, "PROPFIND \(path): the listing is larger than \(WebDAVListing.maxBody) bytes")
+        }
+        return WebDAVListing.parse(response.body, requestPath: URLComponents(string: account.url + path)?.percentEncodedPath ?? "")
     }
 }

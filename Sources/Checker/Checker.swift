@@ -94,14 +94,6 @@ public struct CheckReport: Encodable, Sendable {
     }
 }
 
-/// One object on disk.
-struct StoredFile {
-    var path: String      // relative to the client directory
-    var size: Int
-    var mtime: Date
-    var mtimeNanoseconds: Int64 = 0
-}
-
 public enum Checker {
     /// A day that adds more than this many times the expected (or usual) growth is flagged.
     static let growthFactor = 10.0
@@ -122,7 +114,7 @@ public enum Checker {
     public static func run(config: CheckConfig, root: String, deep: Bool, now: Date = Date(),
                            state: CheckState? = nil, orphanGrace: TimeInterval = defaultOrphanGrace) -> CheckReport {
         var report = CheckReport()
-        report.checkedAt = Layout.rfc3339(now)
+        report.checkedAt = Timestamp.rfc3339(now)
         let enrolled = Set(config.clients.map(\.name))
         for name in ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted()
         where !enrolled.contains(name) && name != uploadDirectory {
@@ -131,22 +123,34 @@ public enum Checker {
         for client in config.clients {
             var r = ClientReport(client: client.name, kind: client.kind.rawValue)
             let dir = root + "/" + client.name
-            var isDir: ObjCBool = false
-            if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) || !isDir.boolValue {
+            let backend: DirectoryBackend, inventory: Inventory
+            do {
+                backend = try DirectoryBackend(storageRoot: root, client: client.name)
+            } catch {
                 r.add(.fail, "never uploaded: \(dir) does not exist")
-            } else {
-                let (all, others) = walk(dir)
-                for o in others {
+                report.clients.append(r)
+                continue
+            }
+            do {
+                inventory = try backend.inventory()
+            } catch {
+                r.add(.fail, "\(dir) cannot be listed: \(error.message)")
+                report.clients.append(r)
+                continue
+            }
+            do {
+                let all = Dictionary(inventory.objects.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+                for o in inventory.others {
                     r.add(.warn, "stranger: \(o) is not a regular file (a link, FIFO, socket or device no upload makes): planted")
                 }
-                let hasher = ObjectHasher(dir: dir, client: client.name, all: all, deep: deep, state: state, now: now)
+                let hasher = ObjectHasher(backend: backend, client: client.name, all: all, deep: deep, state: state, now: now)
                 for (path, f) in all.sorted(by: { $0.key < $1.key }) where f.size == 0 {
                     r.add(.warn, "\(path) is an empty file: a leftover of a failed upload, or planted")
                 }
                 if client.kind == .fbk {
-                    checkFbkClient(client, dir: dir, all: all, hasher: hasher, now: now, orphanGrace: orphanGrace, into: &r)
+                    checkFbkClient(client, backend: backend, all: all, hasher: hasher, now: now, orphanGrace: orphanGrace, into: &r)
                 } else {
-                    checkDevice(client, dir: dir, all: all, hasher: hasher, now: now, into: &r)
+                    checkDevice(client, backend: backend, all: all, hasher: hasher, now: now, into: &r)
                 }
                 for (path, first) in hasher.changed.sorted(by: { $0.key < $1.key }) {
                     r.add(.fail, "\(path) changed since this check first verified it (SHA-256 was \(first.prefix(16))…): objects are written once, so it was tampered with or the disk is failing")
@@ -158,47 +162,18 @@ public enum Checker {
         return report
     }
 
-    /// Every regular file under a client directory.
-    static func files(_ dir: String) -> [String: StoredFile] { walk(dir).files }
-
-    /// Every regular file under a client directory, and the entries that are
-    /// neither a file nor a directory (links, FIFOs, sockets, devices):
-    /// no upload makes those, so each is named.
-    static func walk(_ dir: String) -> (files: [String: StoredFile], others: [String]) {
-        var out: [String: StoredFile] = [:]
-        var others: [String] = []
-        guard let e = FileManager.default.enumerator(atPath: dir) else { return (out, others) }
-        while let rel = e.nextObject() as? String {
-            var st = stat()
-            guard lstat(dir + "/" + rel, &st) == 0 else { continue }
-            let type = st.st_mode & S_IFMT
-            if type == S_IFLNK { e.skipDescendants() }
-            guard type == S_IFREG else {
-                if type != S_IFDIR { others.append(rel) }
-                continue
-            }
-            out[rel] = StoredFile(path: rel, size: Int(st.st_size),
-                                  mtime: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9),
-                                  mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
-        }
-        return (out, others.sorted())
-    }
-
-    static let packName = try! NSRegularExpression(pattern: "^packs/([0-9a-f]{2})/([0-9a-f]{64})\\.pack$")
-    static let snapshotName = try! NSRegularExpression(pattern: "^snapshots/([0-9]{8}T[0-9]{6}Z-[0-9a-f]{16})\\.(snapshot|catalog|listing)$")
-
-    static func match(_ re: NSRegularExpression, _ s: String) -> [String]? {
-        guard let m = re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) else { return nil }
-        // A group that took no part in the match (an optional one) is "".
-        return (1..<m.numberOfRanges).map { i in Range(m.range(at: i), in: s).map { String(s[$0]) } ?? "" }
+    /// The objects of one client on a storage root (none if it has no directory there).
+    static func files(_ root: String, client: String) throws(BackendError) -> [String: StoredObject] {
+        guard let backend = try? DirectoryBackend(storageRoot: root, client: client) else { return [:] }
+        return Dictionary(try backend.inventory().objects.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// Hashes objects: all of them with `--deep`, else those the state
     /// says are due; remembers each hash in the state.
     final class ObjectHasher {
-        let dir: String
+        let backend: any Backend
         let client: String
-        let all: [String: StoredFile]
+        let all: [String: StoredObject]
         let deep: Bool
         let state: CheckState?
         let now: Date
@@ -207,39 +182,39 @@ public enum Checker {
         /// Objects whose hash differs from the one first recorded: path → first hash.
         private(set) var changed: [String: String] = [:]
 
-        init(dir: String, client: String, all: [String: StoredFile], deep: Bool, state: CheckState?, now: Date) {
-            (self.dir, self.client, self.all, self.deep, self.state, self.now) = (dir, client, all, deep, state, now)
-            due = state?.toHash(all.values.map { (client + "/" + $0.path, $0.size, $0.mtimeNanoseconds) }) ?? []
+        init(backend: any Backend, client: String, all: [String: StoredObject], deep: Bool, state: CheckState?, now: Date) {
+            (self.backend, self.client, self.all, self.deep, self.state, self.now) = (backend, client, all, deep, state, now)
+            due = state?.toHash(all.values.map { (client + "/" + $0.path, $0.size, $0.receivedNanoseconds) }) ?? []
         }
 
         /// The object's SHA-256 if it is to be hashed this run, else nil.
         func hash(_ path: String) -> String? {
             guard deep || due.contains(client + "/" + path), let f = all[path] else { return nil }
             if let h = hashes[path] { return h }
-            let h = (try? SHA256.hash(fileAt: dir + "/" + path))?.digest.hex
+            let h = (try? backend.fetch(path, limit: .max)).flatMap { try? SHA256.hash(fileAt: $0.path) }?.digest.hex
             hashes[path] = h
-            if let h, let first = state?.record(client + "/" + path, size: f.size, mtime: f.mtimeNanoseconds, sha256: h, now: now) {
+            if let h, let first = state?.record(client + "/" + path, size: f.size, mtime: f.receivedNanoseconds, sha256: h, now: now) {
                 changed[path] = first
             }
             return h
         }
     }
 
-    static func checkFbkClient(_ client: EnrolledClient, dir: String, all: [String: StoredFile], hasher: ObjectHasher,
+    static func checkFbkClient(_ client: EnrolledClient, backend: any Backend, all: [String: StoredObject], hasher: ObjectHasher,
                                now: Date, orphanGrace: TimeInterval, into r: inout ClientReport) {
         let hash = hasher.hash
         // Names and minimal sizes: anything else is a stranger.
         var snapshotIDs = Set<String>()
         for (path, f) in all.sorted(by: { $0.key < $1.key }) {
-            if let parts = match(packName, path) {
-                if !parts[1].hasPrefix(parts[0]) { r.add(.warn, "\(path) is in the wrong directory for its name") }
+            let name = ObjectName(parsing: path)
+            if let name, let id = name.packID {
                 if f.size < 100 { r.add(.warn, "\(path) is \(f.size) bytes: too small to be a sealed pack") }
-                if let h = hash(path), h != parts[1] { r.add(.fail, "\(path): SHA-256 of its bytes is \(h), not its name: damaged or planted") }
+                if let h = hash(path), h != id.hex { r.add(.fail, "\(path): SHA-256 of its bytes is \(h), not its name: damaged or planted") }
                 r.storedBytes += f.size
-            } else if let parts = match(snapshotName, path) {
-                snapshotIDs.insert(parts[0])
+            } else if let id = name?.snapshotID {
+                snapshotIDs.insert(id)
                 r.storedBytes += f.size
-            } else if path == Layout.secretEscrow {
+            } else if name?.kind == .escrow {
                 r.storedBytes += f.size
                 _ = hash(path)
                 if f.size > ObjectLimits.escrow { r.add(.fail, "\(path) is \(f.size) bytes: not an escrowed secret") }
@@ -248,15 +223,15 @@ public enum Checker {
             }
         }
         // Catalogs: signed by the enrolled key, or flagged.
-        var catalogs: [(Catalog, StoredFile)] = []
+        var catalogs: [(Catalog, StoredObject)] = []
         for id in snapshotIDs.sorted() {
-            let path = Layout.catalog(id)
+            let path = ObjectName.catalog(id).path
             guard let f = all[path] else {
                 r.add(.warn, "snapshot \(id) has no catalog: half-uploaded or interrupted")
                 continue
             }
             let data: [UInt8]
-            do { data = try readBounded(dir + "/" + path, limit: ObjectLimits.document, what: "catalog") } catch {
+            do { data = try backend.read(path, limit: ObjectLimits.document, what: "catalog") } catch {
                 r.add(.fail, "\(path): \(error.message)")
                 continue
             }
@@ -267,8 +242,8 @@ public enum Checker {
                     continue
                 }
                 _ = hash(path)
-                if let created = parseRFC3339(c.created), created > f.mtime + allowedSkew {
-                    r.add(.warn, "snapshot \(id) claims to be created \(c.created), after this server received it (\(Layout.rfc3339(f.mtime))): a client clock far ahead, or a forged date; restores order snapshots by receipt time and refuse such a record")
+                if let created = parseRFC3339(c.created), let received = f.received, created > received + allowedSkew {
+                    r.add(.warn, "snapshot \(id) claims to be created \(c.created), after this server received it (\(Timestamp.rfc3339(received))): a client clock far ahead, or a forged date; restores order snapshots by receipt time and refuse such a record")
                 }
                 catalogs.append((c, f))
             } catch {
@@ -285,15 +260,15 @@ public enum Checker {
             for o in objects {
                 guard let f = all[o.path] else {
                     problems.append("\(o.path) missing")
-                    if o.path.hasSuffix(".pack") { missingPacks.insert(o.path) }
+                    if ObjectName(parsing: o.path)?.kind == .pack { missingPacks.insert(o.path) }
                     continue
                 }
                 if f.size != o.size {
                     problems.append("\(o.path) is \(f.size) bytes, the catalog says \(o.size) (truncated?)")
-                    if o.path.hasSuffix(".pack") { missingPacks.insert(o.path) }
+                    if ObjectName(parsing: o.path)?.kind == .pack { missingPacks.insert(o.path) }
                 } else if let h = hash(o.path), h != o.sha256 {
                     problems.append("\(o.path) does not match the catalog's SHA-256 (damaged)")
-                    if o.path.hasSuffix(".pack") { missingPacks.insert(o.path) }
+                    if ObjectName(parsing: o.path)?.kind == .pack { missingPacks.insert(o.path) }
                 }
             }
             if !problems.isEmpty {
@@ -303,20 +278,20 @@ public enum Checker {
         }
         r.packsMissing = missingPacks.count
         // The escrow: without it, a restore needs the client secret from the enrollment bundle.
-        if !catalogs.isEmpty && all[Layout.secretEscrow] == nil {
-            r.add(.warn, "\(Layout.secretEscrow) is missing: a restore from this mirror needs the client secret from the enrollment bundle (--secret); it was deleted, or never uploaded")
+        if !catalogs.isEmpty && all[ObjectName.escrow.path] == nil {
+            r.add(.warn, "\(ObjectName.escrow.path) is missing: a restore from this mirror needs the client secret from the enrollment bundle (--secret); it was deleted, or never uploaded")
         }
         // Packs no signed catalog needs, older than the grace period.
         let needed = Set(catalogs.flatMap { $0.0.packs.map(\.path) })
         let orphans = all.values.filter {
-            $0.path.hasPrefix("packs/") && !needed.contains($0.path) && now.timeIntervalSince($0.mtime) > orphanGrace
+            $0.path.hasPrefix("packs/") && !needed.contains($0.path) && now.timeIntervalSince($0.received ?? now) > orphanGrace
         }
         if !orphans.isEmpty {
             let bytes = orphans.reduce(0) { $0 + $1.size }
             r.add(.warn, "\(orphans.count) packs (\(bytes) bytes) received over \(Int(orphanGrace / 86_400)) days ago are needed by no signed catalog (e.g. \(orphans.map(\.path).min()!)): left by interrupted runs, or uploaded by someone else")
         }
         // Freshness, by the server's receipt time of the newest catalog.
-        if let newest = catalogs.map({ $0.1.mtime }).max() {
+        if let newest = catalogs.compactMap({ $0.1.received }).max() {
             let age = now.timeIntervalSince(newest)
             r.newestAgeSeconds = age
             if age > client.maxAge {
@@ -325,23 +300,25 @@ public enum Checker {
         } else {
             r.add(.fail, "no complete snapshot: no catalog signed by this client")
         }
-        checkGrowth(client, dir: dir, all: all, catalogs: catalogs, into: &r)
+        checkGrowth(client, all: all, catalogs: catalogs, into: &r)
     }
 
     /// Bytes added per receipt day against the expected and the usual growth;
     /// the total against the expected full size; a snapshot suddenly empty.
-    static func checkGrowth(_ client: EnrolledClient, dir: String, all: [String: StoredFile],
-                            catalogs: [(Catalog, StoredFile)], into r: inout ClientReport) {
+    static func checkGrowth(_ client: EnrolledClient, all: [String: StoredObject],
+                            catalogs: [(Catalog, StoredObject)], into r: inout ClientReport) {
         let calendar = Calendar(identifier: .gregorian)
         var utc = calendar
         utc.timeZone = TimeZone(identifier: "UTC")!
         var perDay: [Date: Int] = [:]
-        for f in all.values where f.path.hasSuffix(".pack") { perDay[utc.startOfDay(for: f.mtime), default: 0] += f.size }
+        for f in all.values where ObjectName(parsing: f.path)?.kind == .pack {
+            perDay[utc.startOfDay(for: f.received ?? Date(timeIntervalSince1970: 0)), default: 0] += f.size
+        }
         let days = perDay.keys.sorted()
         if let last = days.last, let added = perDay[last] {
             let earlier = days.dropLast().map { perDay[$0]! }.sorted()
             let usual = earlier.isEmpty ? nil : earlier[earlier.count / 2]
-            let day = Layout.compactTime(last).prefix(8)
+            let day = Timestamp.compactTime(last).prefix(8)
             if let expected = client.expectedDailyGrowth, Double(added) > growthFactor * Double(expected), days.count > 1 {
                 r.add(.warn, "day \(day) added \(added) bytes, over \(Int(growthFactor)) times the expected \(expected) (mass rewrite? ransomware?)")
             } else if let usual, earlier.count >= 3, usual > 0, Double(added) > growthFactor * Double(usual) {
@@ -354,7 +331,7 @@ public enum Checker {
                 r.add(.warn, "\(r.storedBytes) bytes stored, far from the expected full size \(expected)")
             }
         }
-        let ordered = catalogs.sorted { $0.1.mtime < $1.1.mtime }
+        let ordered = catalogs.sorted { ($0.1.received ?? .distantPast) < ($1.1.received ?? .distantPast) }
         if ordered.count >= 2 {
             let last = ordered[ordered.count - 1].0, before = ordered[ordered.count - 2].0
             if before.packs.count >= 10 && last.packs.count * 10 < before.packs.count {
@@ -365,24 +342,23 @@ public enum Checker {
 
     // MARK: Devices
 
-    /// `blobs/KIND-YYYYMMDDTHHMMSSZ-RANDOM.cms` (RANDOM optional), or a set of parts with a manifest (FORMAT.md section 12).
-    /// Since the red-team run a random part follows the time (`-` and 16 hex digits), so no name can be taken before the device uses it.
-    static let blobName = try! NSRegularExpression(pattern: "^blobs/([a-z0-9_-]+)-([0-9]{8}T[0-9]{6}Z(?:-[0-9a-f]{16})?)(?:\\.part([0-9]{4}))?\\.(cms|manifest)$")
-
-    static func checkDevice(_ client: EnrolledClient, dir: String, all: [String: StoredFile], hasher: ObjectHasher,
+    /// `blobs/KIND-YYYYMMDDTHHMMSSZ-RANDOM.cms` (RANDOM optional), or a set of parts with a manifest (FORMAT.md section 12;
+    /// `ObjectName` parses them). Since the red-team run a random part follows the time (`-` and 16 hex digits), so no
+    /// name can be taken before the device uses it.
+    static func checkDevice(_ client: EnrolledClient, backend: any Backend, all: [String: StoredObject], hasher: ObjectHasher,
                             now: Date, into r: inout ClientReport) {
-        struct BlobSet { var single: StoredFile?; var parts: [Int: StoredFile] = [:]; var manifest: StoredFile? }
+        struct BlobSet { var single: StoredObject?; var parts: [Int: StoredObject] = [:]; var manifest: StoredObject? }
         var sets: [String: [String: BlobSet]] = [:]   // kind → time → set
         for (path, f) in all {
-            guard let p = match(blobName, path) else {
+            guard let blob = ObjectName(parsing: path)?.blob else {
                 r.add(.warn, "stranger: \(path) is not a device blob name")
                 continue
             }
             r.storedBytes += f.size
             _ = hasher.hash(path)
-            var set = sets[p[0], default: [:]][p[1], default: BlobSet()]
-            if p[3] == "manifest" { set.manifest = f } else if let n = Int(p[2]) { set.parts[n] = f } else { set.single = f }
-            sets[p[0], default: [:]][p[1]] = set
+            var set = sets[blob.kind, default: [:]][blob.time, default: BlobSet()]
+            if blob.isManifest { set.manifest = f } else if let n = blob.part { set.parts[n] = f } else { set.single = f }
+            sets[blob.kind, default: [:]][blob.time] = set
         }
         var newestOverall: Date?
         for kind in client.blobs {
@@ -390,12 +366,12 @@ public enum Checker {
             var newest: (time: String, size: Int, received: Date)?
             for (time, set) in (sets[kind.name] ?? [:]).sorted(by: { $0.key > $1.key }) {
                 if let single = set.single {
-                    newest = (time, single.size, single.mtime)
+                    newest = (time, single.size, single.received ?? .distantPast)
                     break
                 }
                 // A set of parts counts only when its manifest lists exactly the parts present, with their sizes.
                 guard let manifest = set.manifest,
-                      let bytes = try? readBounded(dir + "/" + manifest.path, limit: 1 << 20, what: "manifest") else {
+                      let bytes = try? backend.read(manifest.path, limit: 1 << 20, what: "manifest") else {
                     r.add(.warn, "\(kind.name) set \(time) has parts but no manifest: incomplete upload")
                     continue
                 }
@@ -413,7 +389,8 @@ public enum Checker {
                     r.add(.fail, "\(kind.name) set \(time) is incomplete: its parts do not match its manifest")
                     continue
                 }
-                newest = (time, total, max(manifest.mtime, set.parts.values.map(\.mtime).max() ?? manifest.mtime))
+                let received = ([manifest] + Array(set.parts.values)).compactMap(\.received).max() ?? .distantPast
+                newest = (time, total, received)
                 break
             }
             guard let newest else {
@@ -436,36 +413,16 @@ public enum Checker {
     // MARK: Two mirrors
 
     /// Objects each enrolled client has on one storage root but not the other.
-    public static func compare(config: CheckConfig, rootA: String, rootB: String) -> [(client: String, onlyA: [String], onlyB: [String])] {
-        config.clients.map { c in
-            let a = Set(files(rootA + "/" + c.name).keys), b = Set(files(rootB + "/" + c.name).keys)
-            return (c.name, a.subtracting(b).sorted(), b.subtracting(a).sorted())
-        }
-    }
-}
-
-/// Copies objects one mirror's storage has and the other lacks, without
-/// decrypting anything; create-only, like every write to a mirror.
-public enum MirrorSync {
-    public static func run(source: String, destination: String, clients: [String]?) throws -> [String: Int] {
-        // Relative roots are relative to the working directory, as for any command.
-        let source = URL(fileURLWithPath: source).standardizedFileURL.path
-        let destination = URL(fileURLWithPath: destination).standardizedFileURL.path
-        var copied: [String: Int] = [:]
-        let names = clients ?? ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted()
-        for client in names {
-            let from = Checker.files(source + "/" + client)
-            let target = try DirectoryMirror(url: "file://" + destination + "/" + client + "/")
-            for (path, f) in from.sorted(by: { $0.key < $1.key }) where !path.hasPrefix(".") {
-                do {
-                    if try target.put(path, from: source + "/" + client + "/" + path, size: f.size) == .stored {
-                        copied[client, default: 0] += 1
-                    }
-                } catch {
-                    throw StoreError(.io, "\(client)/\(path): \(error)")
-                }
+    public static func compare(config: CheckConfig, rootA: String, rootB: String) throws(StoreError) -> [(client: String, onlyA: [String], onlyB: [String])] {
+        var out: [(client: String, onlyA: [String], onlyB: [String])] = []
+        for c in config.clients {
+            do {
+                let a = Set(try files(rootA, client: c.name).keys), b = Set(try files(rootB, client: c.name).keys)
+                out.append((c.name, a.subtracting(b).sorted(), b.subtracting(a).sorted()))
+            } catch {
+                throw error.storeError
             }
         }
-        return copied
+        return out
     }
 }

@@ -42,7 +42,7 @@ package final class PackListingWriter {
 
     /// The associated data of a listing's box: the magic and the object's path.
     static func associatedData(snapshot: String) -> [UInt8] {
-        magic + Array(Layout.listing(snapshot).utf8)
+        magic + Array(ObjectName.listing(snapshot).path.utf8)
     }
 
     /// Adds one pack and its chunks: `{"chunks":[["hex ID",kind,length],…],"path":…}`.

@@ -295,15 +295,9 @@ public struct Catalog: Codable, Sendable, Equatable {
     }
 }
 
-/// Where objects live under a client's directory on a mirror.
-public enum Layout {
-    public static func pack(_ name: Digest) -> String { "packs/\(name.hex.prefix(2))/\(name.hex).pack" }
-    public static func record(_ id: String) -> String { "snapshots/\(id).snapshot" }
-    public static func catalog(_ id: String) -> String { "snapshots/\(id).catalog" }
-    public static func listing(_ id: String) -> String { "snapshots/\(id).listing" }
-    /// The client secret, sealed to the operator's certificates (written once).
-    public static let secretEscrow = "keys/client-secret.cms"
-
+/// New snapshot IDs, and the time formats of documents and names
+/// (object paths are `ObjectName`'s).
+public enum Timestamp {
     /// A new snapshot ID: UTC start time and 8 random bytes, e.g.
     /// `20261127T030000Z-0123456789abcdef`.
     public static func newSnapshotID(at date: Date) -> String {
@@ -365,7 +359,7 @@ public struct PackListingDocument: Codable, Sendable, Equatable {
     /// during a run ("FBKLST02").
     /// - Throws: `FormatError` for a chunk whose ID or kind is not valid.
     public func sealed(keys: ClientKeys) throws -> [UInt8] {
-        let name = Layout.listing(snapshot)
+        let name = ObjectName.listing(snapshot).path
         var out: [UInt8] = []
         let writer = try PackListingWriter(client: client, snapshot: snapshot, keys: keys) { out.append(contentsOf: $0) }
         for pack in packs {

@@ -3,7 +3,7 @@
 //
 // Reads: the plaintext catalogs (signed: only the client's own count), the
 // directory listings of each mirror (which objects exist, and their sizes
-// on local disk), and the secret-keyed pack listings (which chunk is in
+// as listed), and the secret-keyed pack listings (which chunk is in
 // which pack, and each snapshot's root). Objects one mirror lacks are
 // copied into the client's spool, so its next run delivers them there.
 
@@ -17,9 +17,9 @@ import Platform
 /// One mirror to rebuild from: where to read it, and its URL as the client's configuration names it.
 public struct RebuildSource {
     public var mirrorURL: String
-    public var source: any RepositorySource
+    public var source: any Backend
 
-    public init(mirrorURL: String, source: any RepositorySource) {
+    public init(mirrorURL: String, source: any Backend) {
         self.mirrorURL = mirrorURL
         self.source = source
     }
@@ -48,25 +48,30 @@ public enum IndexRebuild {
                                                 attributes: [.posixPermissions: 0o700])
         let verifying = keys.signingKey().publicKey
 
-        // What each mirror holds, from its directory listings.
-        var present: [[String: String]] = []   // per source: object path → local path if known ("" if listed only)
+        // What each mirror holds, with the sizes its listings give. A mirror
+        // that cannot be listed stops the rebuild: taking it for empty would
+        // count every object as missing there.
+        var present: [[String: Int]] = []   // per source: object path → size
         for s in sources {
-            var objects: [String: String] = [:]
-            for dir in s.source.list("packs") { for p in s.source.list(dir) where p.hasSuffix(".pack") { objects[p] = "" } }
-            for p in s.source.list("snapshots") { objects[p] = "" }
-            for p in s.source.list("keys") { objects[p] = "" }
+            var objects: [String: Int] = [:]
+            for kind in [ObjectKind.pack, .record, .catalog, .listing, .escrow] {
+                do {
+                    for o in try s.source.list(kind) { objects[o.path] = o.size }
+                } catch {
+                    throw StoreError(.io, "cannot list the \(kind.directory) of \(s.source.location): \(error.message); run the rebuild again once it answers", cause: error)
+                }
+            }
             present.append(objects)
         }
 
         // Catalogs signed by this client say which objects make up each snapshot.
         var catalogs: [String: (Catalog, size: Int, sha: Digest)] = [:]
         for (i, s) in sources.enumerated() {
-            for path in present[i].keys where path.hasSuffix(".catalog") && catalogs[path] == nil {
-                guard let local = s.source.localPath(of: path) else { continue }
+            for path in present[i].keys.sorted() where ObjectName(parsing: path)?.kind == .catalog && catalogs[path] == nil {
                 do {
-                    let data = try readBounded(local, limit: ObjectLimits.document, what: "catalog")
+                    let data = try s.source.read(path, limit: ObjectLimits.document, what: "catalog")
                     let (c, _) = try SignedDocument.decode(Catalog.self, from: data, name: path, verifyingKey: verifying)
-                    guard c.client == client, Layout.catalog(c.snapshot) == path else {
+                    guard c.client == client, ObjectName.catalog(c.snapshot).path == path else {
                         summary.warnings.append("\(path) names another client or snapshot; ignored")
                         continue
                     }
@@ -78,38 +83,31 @@ public enum IndexRebuild {
         }
 
         // Every object the catalogs name, with its expected size and hash.
-        var expected: [String: (kind: String, size: Int, sha: String)] = [:]
+        var expected: [String: (kind: ObjectKind, size: Int, sha: String)] = [:]
         for (path, (c, size, sha)) in catalogs {
-            expected[path] = ("catalog", size, sha.hex)
-            expected[c.record.path] = ("record", c.record.size, c.record.sha256)
-            if let l = c.listing { expected[l.path] = ("listing", l.size, l.sha256) }
-            for p in c.packs { expected[p.path] = ("pack", p.size, p.sha256) }
+            expected[path] = (.catalog, size, sha.hex)
+            expected[c.record.path] = (.record, c.record.size, c.record.sha256)
+            if let l = c.listing { expected[l.path] = (.listing, l.size, l.sha256) }
+            for p in c.packs { expected[p.path] = (.pack, p.size, p.sha256) }
         }
-        for (i, s) in sources.enumerated() where present[i][Layout.secretEscrow] != nil {
-            if expected[Layout.secretEscrow] == nil, let local = s.source.localPath(of: Layout.secretEscrow),
-               let (digest, size) = try? SHA256.hash(fileAt: local) {
-                expected[Layout.secretEscrow] = ("escrow", size, digest.hex)
+        for (i, s) in sources.enumerated() where present[i][ObjectName.escrow.path] != nil {
+            if expected[ObjectName.escrow.path] == nil, let escrow = try? s.source.fetch(ObjectName.escrow.path, limit: ObjectLimits.escrow),
+               let (digest, size) = try? SHA256.hash(fileAt: escrow.path) {
+                expected[ObjectName.escrow.path] = (.escrow, size, digest.hex)
             }
         }
 
-        // A local copy whose size differs from the catalog's is an incomplete upload: absent.
-        func holds(_ i: Int, _ path: String, size: Int) -> Bool {
-            guard present[i][path] != nil else { return false }
-            if let local = sources[i].source as? LocalRepositorySource, let p = local.localPath(of: path) {
-                let attributes = try? FileManager.default.attributesOfItem(atPath: p)
-                return (attributes?[.size] as? Int) == size
-            }
-            return true
-        }
+        // A copy whose size differs from the catalog's is an incomplete upload: absent.
+        func holds(_ i: Int, _ path: String, size: Int) -> Bool { present[i][path] == size }
 
         // Pack listings: chunk → pack, and each snapshot's root.
         var listings: [String: PackListingDocument] = [:]
         for (path, (c, _, _)) in catalogs {
             guard let l = c.listing else { summary.warnings.append("\(path) names no pack listing"); continue }
             for (i, s) in sources.enumerated() where holds(i, l.path, size: l.size) {
-                guard l.size <= ObjectLimits.listing, let local = s.source.localPath(of: l.path) else { continue }
+                guard l.size <= ObjectLimits.listing else { continue }
                 let bytes: [UInt8]
-                do { bytes = try readBounded(local, limit: l.size, what: "pack listing") } catch {
+                do { bytes = try s.source.read(l.path, limit: l.size, what: "pack listing") } catch {
                     summary.warnings.append("\(l.path): \(error)")
                     continue
                 }
@@ -132,7 +130,7 @@ public enum IndexRebuild {
         }
 
         let now = Int(Date().timeIntervalSince1970)
-        let mirrorIDs = try sources.map { try index.mirrorID($0.mirrorURL) }
+        let mirrorIDs = try sources.map { try index.ledger.mirrorID($0.mirrorURL) }
         try index.transaction {
             var objectIDs: [String: Int] = [:]
             for (path, e) in expected.sorted(by: { $0.key < $1.key }) {
@@ -143,7 +141,8 @@ public enum IndexRebuild {
                     continue
                 }
                 var spool: String? = nil
-                if holders.count < sources.count, let local = sources[holders[0]].source.localPath(of: path) {
+                if holders.count < sources.count, let copy = try? sources[holders[0]].source.fetch(path, limit: e.size) {
+                    let local = copy.path
                     // The client's next run delivers it to the mirrors that lack it.
                     let name = (path as NSString).lastPathComponent
                     let target = spoolDirectory + "/" + name
@@ -155,17 +154,17 @@ public enum IndexRebuild {
                 if spool == nil {
                     for i in sources.indices where !holders.contains(i) { summary.missing[sources[i].mirrorURL, default: 0] += 1 }
                 }
-                let id = try index.recordObject(path: path, kind: e.kind, size: e.size, sha256: sha, now: now,
+                let id = try index.ledger.recordObject(path: path, kind: e.kind, size: e.size, sha256: sha, now: now,
                                                 deliveredTo: holders.map { mirrorIDs[$0] }, spool: spool)
                 objectIDs[path] = id
-                if e.kind == "pack" { summary.packs += 1 }
+                if e.kind == .pack { summary.packs += 1 }
             }
             for (_, listing) in listings {
                 for pack in listing.packs {
                     guard let packID = objectIDs[pack.path] else { continue }
                     for c in pack.chunks {
                         guard let id = Digest(hex: c.id), let kind = ChunkKind(rawValue: UInt8(clamping: c.kind)) else { continue }
-                        try index.addChunk(id, pack: packID, kind: kind, plainLength: c.length)
+                        try index.chunks.addChunk(id, pack: packID, kind: kind, plainLength: c.length)
                         summary.chunks += 1
                     }
                 }
@@ -173,7 +172,7 @@ public enum IndexRebuild {
             for (path, (c, _, _)) in catalogs {
                 guard let listing = listings[path], let root = Digest(hex: listing.root),
                       let record = objectIDs[c.record.path], let catalog = objectIDs[path] else { continue }
-                try index.recordSnapshot(id: c.snapshot, started: now, finished: now, root: root, record: record,
+                try index.ledger.recordSnapshot(id: c.snapshot, started: now, finished: now, root: root, record: record,
                                          catalog: catalog, summary: "{\"rebuilt\": true}", replacing: false)
                 summary.snapshots += 1
             }

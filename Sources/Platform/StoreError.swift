@@ -1,6 +1,9 @@
-// Store's errors: what failed, and what to do next.
+// The error every store target throws: what failed, its cause, and what
+// to do next. Foreign errors are mapped to it at each target's boundary.
 
-/// An error from the Store module.
+import Foundation
+
+/// An error from a store target (Platform up to Checker).
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         let name: String
@@ -21,10 +24,26 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 
     public let code: Code
     public let message: String
+    /// What failed underneath (a SQLite, file-system or backend error), when
+    /// another error led to this one; the message already says what to do.
+    public let cause: (any Error)?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
+        self.cause = cause
+    }
+
+    /// Any error as a StoreError at a target's boundary: a StoreError as it
+    /// is; a file-system error (Foundation's, errno) as i/o, so that a full
+    /// disk is exit 74 and never "damaged"; anything else with `code`.
+    public static func wrapping(_ error: any Error, as code: Code, _ context: String) -> StoreError {
+        if let e = error as? StoreError { return e }
+        let ns = error as NSError
+        if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {
+            return StoreError(.io, "\(context): \(ns.localizedDescription)", cause: error)
+        }
+        return StoreError(code, "\(context): \(error)", cause: error)
     }
 
     public var description: String { message }

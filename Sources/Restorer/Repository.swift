@@ -29,7 +29,7 @@ public enum ClientIdentity: Sendable {
 
 /// Reads one client's backups from one or more sources.
 public final class Repository {
-    let sources: [any RepositorySource]
+    let sources: [any Backend]
     let opener: Opener
     let client: String
     /// Where decrypted packs are kept while needed (mode 0700, removed at the end).
@@ -66,7 +66,7 @@ public final class Repository {
     /// - Parameter acceptFutureDated: believe records dated after their
     ///   receipt (a client whose clock runs ahead); they are still ordered
     ///   by their signed start times.
-    public init(sources: [any RepositorySource], opener: Opener, client: String, identity: ClientIdentity,
+    public init(sources: [any Backend], opener: Opener, client: String, identity: ClientIdentity,
                 acceptFutureDated: Bool = false) throws {
         precondition(!sources.isEmpty)
         self.acceptFutureDated = acceptFutureDated
@@ -89,24 +89,32 @@ public final class Repository {
 
     deinit { PrivateDirectory.remove(workDirectory) }
 
-    /// The first source holding `object`.
-    func locate(_ object: String) -> String? {
-        for s in sources { if let p = s.localPath(of: object) { return p } }
-        return nil
+    /// The object from one source, or nil when that source does not hold
+    /// it. Any other failure (a source down, refusing, an object larger
+    /// than `limit`) is said in `problems`: it is never taken for "missing".
+    static func fetch(_ object: String, from source: any Backend, limit: Int, problems: inout [String]) -> FetchedObject? {
+        do {
+            return try source.fetch(object, limit: limit)
+        } catch where error.kind == .notFound {
+            return nil
+        } catch {
+            problems.append("\(object) on \(source.location) cannot be read: \(error.message)")
+            return nil
+        }
     }
 
     /// The client's keys, checked against the pinned identity.
     /// - Throws: `StoreError.integrity` when the escrow is missing or is not
     ///   the enrolled client's, saying what to give instead.
-    private static func loadKeys(sources: [any RepositorySource], opener: Opener, client: String, identity: ClientIdentity,
+    private static func loadKeys(sources: [any Backend], opener: Opener, client: String, identity: ClientIdentity,
                                  warnings: inout [String]) throws -> ClientKeys {
         var replaced: [String] = []
         func escrowed() throws -> ClientKeys? {
             var found: ClientKeys?
             for source in sources {
-                guard let path = source.localPath(of: Layout.secretEscrow) else { continue }
+                guard let object = fetch(ObjectName.escrow.path, from: source, limit: ObjectLimits.escrow, problems: &warnings) else { continue }
+                let path = object.path
                 do {
-                    defer { source.release(Layout.secretEscrow) }
                     let sealed = try readBounded(path, limit: ObjectLimits.escrow, what: "the escrowed client secret")
                     let text = String(decoding: try opener.open(sealed).plaintext, as: UTF8.self)
                         .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -132,14 +140,14 @@ public final class Repository {
             return keys
         case .signingKey(let pinned):
             guard let keys = try escrowed() else {
-                let why = replaced.isEmpty ? "no escrowed client secret on any source (\(Layout.secretEscrow) is missing)" : replaced.joined(separator: "; ")
+                let why = replaced.isEmpty ? "no escrowed client secret on any source (\(ObjectName.escrow.path) is missing)" : replaced.joined(separator: "; ")
                 throw StoreError(.integrity, "\(why): chunk IDs cannot be checked against the enrolled client's secret; give the client secret from the enrollment bundle with --secret bundles/\(client)/secret")
             }
             warnings += replaced.map { $0 + "; ignored" }
             return keys
         case .escrowUnpinned:
             guard let keys = try escrowed() else {
-                throw StoreError(.integrity, "no source holds a readable escrowed client secret (\(Layout.secretEscrow)), and no identity is pinned: nothing can be verified. Give --secret bundles/\(client)/secret or --signing-key bundles/\(client)/signing.pub from the enrollment bundle")
+                throw StoreError(.integrity, "no source holds a readable escrowed client secret (\(ObjectName.escrow.path)), and no identity is pinned: nothing can be verified. Give --secret bundles/\(client)/secret or --signing-key bundles/\(client)/signing.pub from the enrollment bundle")
             }
             warnings.append("UNPINNED: trusting the escrowed secret the storage holds (signing key \(keys.signingKey().publicKey.hex)); a server that replaced it can make forged snapshots look genuine. Compare that key with the client's signing.pub before trusting what is restored")
             return keys
@@ -166,38 +174,39 @@ public final class Repository {
     private func loadSnapshots() throws {
         let pinned = keys.signingKey().publicKey
         var candidates: [String: Candidate] = [:]
+        var recordReceipts: [String: [Date]] = [:]
         for source in sources {
-            for object in source.list("snapshots") {
-                let name = (object as NSString).lastPathComponent
-                guard let dot = name.lastIndex(of: "."), name[dot...] == ".snapshot" || name[dot...] == ".catalog" else { continue }
-                let id = String(name[..<dot])
-                guard ObjectName.isSnapshotID(id) else {
-                    if name.hasSuffix(".snapshot") { rejected.append("\(object): not a snapshot ID: ignored") }
-                    continue
-                }
+            let listed: [StoredObject]
+            do { listed = try source.list(.record) + source.list(.catalog) } catch {
+                warnings.append("\(source.location): the snapshots cannot be listed (\(error.message)): only the other sources are read")
+                continue
+            }
+            for stored in listed {
+                guard let name = stored.name, let id = name.snapshotID else { continue }
+                let object = name.path
                 var c = candidates[id] ?? Candidate(id: id)
-                if name.hasSuffix(".catalog") {
-                    guard let path = source.localPath(of: object) else {
-                        rejected.append("\(object) on \(source.name) is listed but cannot be read (larger than any catalog, or the transfer failed)")
+                if name.kind == .record, let t = stored.received { recordReceipts[id, default: []].append(t) }
+                if name.kind == .catalog {
+                    var problems: [String] = []
+                    guard let fetched = Self.fetch(object, from: source, limit: ObjectLimits.document, problems: &problems) else {
+                        rejected.append(problems.first ?? "\(object) on \(source.location) is listed but is not there")
                         continue
                     }
                     do {
-                        let bytes: [UInt8]
-                        defer { source.release(object) }
-                        bytes = try readBounded(path, limit: ObjectLimits.document, what: "catalog")
+                        let bytes = try fetched.bytes(what: "catalog")
                         let (catalog, _) = try SignedDocument.decode(Catalog.self, from: bytes, name: object, verifyingKey: pinned)
-                        guard catalog.client == client, catalog.snapshot == id, catalog.record.path == Layout.record(id) else {
+                        guard catalog.client == client, catalog.snapshot == id, catalog.record.path == ObjectName.record(id).path else {
                             rejected.append("\(object) claims to be \(catalog.client)/\(catalog.snapshot): ignored")
                             continue
                         }
                         if let first = c.catalog, first != catalog {
-                            warnings.append("\(object): \(source.name) holds a different catalog, also signed by the client, than \(c.catalogSource ?? "another source") (a compromised client wrote one first?): the first is used")
+                            warnings.append("\(object): \(source.location) holds a different catalog, also signed by the client, than \(c.catalogSource ?? "another source") (a compromised client wrote one first?): the first is used")
                         } else if c.catalog == nil {
-                            (c.catalog, c.catalogSource) = (catalog, source.name)
+                            (c.catalog, c.catalogSource) = (catalog, source.location)
                         }
-                        c.received(source.receiptTime(of: object))
+                        c.received(stored.received)
                     } catch {
-                        rejected.append("\(object) on \(source.name): \(error)")
+                        rejected.append("\(object) on \(source.location): \(error)")
                     }
                 }
                 candidates[id] = c
@@ -205,7 +214,7 @@ public final class Repository {
         }
         // Without a catalog, the record's own receipt time orders it.
         for (id, var c) in candidates where c.catalog == nil {
-            for source in sources { c.received(source.receiptTime(of: Layout.record(id))) }
+            for t in recordReceipts[id] ?? [] { c.received(t) }
             candidates[id] = c
         }
         let ordered = candidates.values.sorted {
@@ -224,22 +233,21 @@ public final class Repository {
 
     /// Loads one snapshot's record (the copy its catalog names) and listing.
     private func loadSnapshot(_ c: Candidate, pinned: VerifyingKey) throws {
-        let object = Layout.record(c.id)
+        let object = ObjectName.record(c.id).path
         var problems: [String] = []
         var bytes: [UInt8]?
         for source in sources {
-            guard let path = source.localPath(of: object) else { continue }
+            guard let fetched = Self.fetch(object, from: source, limit: ObjectLimits.document, problems: &problems) else { continue }
             do {
-                defer { source.release(object) }
-                let sealed = try readBounded(path, limit: ObjectLimits.document, what: "snapshot record")
+                let sealed = try fetched.bytes(what: "snapshot record")
                 if let named = c.catalog?.record, sealed.count != named.size || SHA256.hash(sealed).hex != named.sha256 {
-                    problems.append("\(source.name): not the record its catalog names (size or SHA-256 differ)")
+                    problems.append("\(source.location): not the record its catalog names (size or SHA-256 differ)")
                     continue
                 }
                 bytes = sealed
                 break
             } catch {
-                problems.append("\(source.name): \(error)")
+                problems.append("\(source.location): \(error)")
             }
         }
         guard let sealed = bytes else {
@@ -274,7 +282,7 @@ public final class Repository {
                         // genuine record can be, unless the client's clock runs ahead.
                         let bound = min(c.lastReceipt ?? Date(), Date())
                         if started > bound + Self.allowedSkew {
-                            refusal = "is dated \(record.started), after \(c.lastReceipt == nil ? "now" : "every source received it (\(Layout.rfc3339(bound)))"): refused as future-dated; if this client's clock is known to run ahead, give --accept-future-dated"
+                            refusal = "is dated \(record.started), after \(c.lastReceipt == nil ? "now" : "every source received it (\(Timestamp.rfc3339(bound)))"): refused as future-dated; if this client's clock is known to run ahead, give --accept-future-dated"
                         }
                     }
                     return refusal == nil
@@ -311,22 +319,22 @@ public final class Repository {
     private func loadListing(_ listing: Catalog.Object, of record: SnapshotRecord,
                              addPack: (String, [(id: ChunkID, length: Int)]) throws -> Void) throws {
         let unused = "its packs will be opened to find their chunks"
-        guard listing.path == Layout.listing(record.id) else {
-            warnings.append("\(Layout.record(record.id)) names \(listing.path) as its listing: ignored, \(unused)")
+        guard listing.path == ObjectName.listing(record.id).path else {
+            warnings.append("\(ObjectName.record(record.id).path) names \(listing.path) as its listing: ignored, \(unused)")
             return
         }
         guard listing.size <= ObjectLimits.listing else {
-            warnings.append("\(Layout.record(record.id)) names a listing of \(listing.size) bytes, more than any listing may have: ignored, \(unused)")
+            warnings.append("\(ObjectName.record(record.id).path) names a listing of \(listing.size) bytes, more than any listing may have: ignored, \(unused)")
             return
         }
         // The first source whose copy is the one the record names.
         var found: [UInt8]?
         var present = false
+        var unreadable: [String] = []
         for source in sources {
-            guard let path = source.localPath(of: listing.path) else { continue }
-            defer { source.release(listing.path) }
+            guard let fetched = Self.fetch(listing.path, from: source, limit: listing.size, problems: &unreadable) else { continue }
             present = true
-            guard let bytes = try? readBounded(path, limit: listing.size, what: "pack listing") else { continue }
+            guard let bytes = try? fetched.bytes(what: "pack listing") else { continue }
             if bytes.count == listing.size && SHA256.hash(bytes).hex == listing.sha256 {
                 found = bytes
                 break
@@ -420,14 +428,13 @@ public final class Repository {
                     do {
                         return (entry.kind, try Self.readChunk(entry, from: first.path, pack: candidate.path, keys: keys, decompressor: decompressor))
                     } catch {
-                        problems.append("\(candidate.path) on \(sources[first.source].name): \(error)")
+                        problems.append("\(candidate.path) on \(sources[first.source].location): \(error)")
                     }
                 } else {
-                    problems.append("\(candidate.path) on \(sources[first.source].name) does not hold it")
+                    problems.append("\(candidate.path) on \(sources[first.source].location) does not hold it")
                 }
             }
             for (i, source) in sources.enumerated() where i != first?.source {
-                guard source.localPath(of: candidate.path) != nil else { continue }
                 if alternative?.pack != candidate.path || alternative?.source != i {
                     if case .success(let old)? = alternative?.opened { unlink(old.path) }
                     alternative = (candidate.path, i, openPack(candidate.path, sources: [i], as: "alternative"))
@@ -435,12 +442,12 @@ public final class Repository {
                 do {
                     let opened = try alternative!.opened.get()
                     guard let entry = opened.entries[id], length == nil || entry.plainLength == length else {
-                        problems.append("\(candidate.path) on \(source.name) does not hold it")
+                        problems.append("\(candidate.path) on \(source.location) does not hold it")
                         continue
                     }
                     return (entry.kind, try Self.readChunk(entry, from: opened.path, pack: candidate.path, keys: keys, decompressor: decompressor))
                 } catch {
-                    problems.append("\(candidate.path) on \(source.name): \(error)")
+                    problems.append("\(candidate.path) on \(source.location): \(error)")
                 }
             }
         }
@@ -540,19 +547,14 @@ public final class Repository {
         guard ObjectName.isPack(pack) else {
             return .failure(StoreError(.integrity, "\(pack) is not a pack's name"))
         }
-        let holders = indices.compactMap { i in sources[i].localPath(of: pack).map { (i, $0) } }
-        guard !holders.isEmpty else {
-            return .failure(StoreError(.integrity, "\(pack) is missing from \(indices.map { sources[$0].name }.joined(separator: " and "))"))
-        }
         let target = workDirectory + "/\(kind)-" + (pack as NSString).lastPathComponent
         var firstError: (any Error)?
-        // Another source may hold an intact copy.
-        for (i, holder) in holders {
+        var unreadable: [String] = []
+        // Another source may hold an intact copy: each is fetched only when the ones before it failed.
+        for i in indices {
+            guard let holder = Self.fetch(pack, from: sources[i], limit: PackFormat.maxSealedLength, problems: &unreadable) else { continue }
             do {
-                guard let size = regularFileSize(holder), size <= PackFormat.maxSealedLength else {
-                    throw StoreError(.integrity, "\(pack) on \(sources[i].name) is larger than any pack may be, or not a file")
-                }
-                _ = try opener.open(fileAt: holder, to: target)
+                _ = try opener.open(fileAt: holder.path, to: target)
                 let plain = try readPackTable(target, name: pack)
                 return .success(OpenedPack(path: target, entries: Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }),
                                            source: i))
@@ -561,7 +563,12 @@ public final class Repository {
                 if firstError == nil { firstError = error }
             }
         }
-        return .failure(StoreError(.integrity, "\(pack) cannot be opened: \(firstError!)"))
+        guard let firstError else {
+            let why = unreadable.isEmpty ? "\(pack) is missing from \(indices.map { sources[$0].location }.joined(separator: " and "))"
+                                         : unreadable.joined(separator: "; ")
+            return .failure(StoreError(unreadable.isEmpty ? .integrity : .io, why))
+        }
+        return .failure(StoreError(.integrity, "\(pack) cannot be opened: \(firstError)" + (unreadable.isEmpty ? "" : "; " + unreadable.joined(separator: "; "))))
     }
 
     /// Whether a pack is decrypted already (or known not to open).
@@ -614,8 +621,10 @@ public final class Repository {
         } else {
             var seen = Set<String>()
             for source in sources {
-                for dir in source.list("packs") {
-                    for pack in source.list(dir) where ObjectName.isPack(pack) && seen.insert(pack).inserted { packs.append(pack) }
+                do {
+                    for pack in try source.list(.pack) where seen.insert(pack.path).inserted { packs.append(pack.path) }
+                } catch {
+                    warnings.append("\(source.location): the packs cannot be listed (\(error.message)): only the other sources' are read")
                 }
             }
         }

@@ -115,7 +115,7 @@ import TestSupport
         let forged = Catalog(client: "c1", snapshot: "20260101T000000Z-00000000000000ff", created: "x",
                              record: .init(path: "snapshots/20260101T000000Z-00000000000000ff.snapshot", size: 1, sha256: "00"),
                              packs: [], addedBytes: 0, signingKey: other.publicKey.hex)
-        try Data(SignedDocument.encode(forged, key: other)).write(to: URL(fileURLWithPath: f.path(0, Layout.catalog(forged.snapshot))))
+        try Data(SignedDocument.encode(forged, key: other)).write(to: URL(fileURLWithPath: f.path(0, ObjectName.catalog(forged.snapshot).path)))
         try FileManager.default.createDirectory(atPath: f.mirrors[0].storageRoot + "/unknown-host", withIntermediateDirectories: true)
         try Data([1, 2]).write(to: URL(fileURLWithPath: f.path(0, "notes.txt")))
         let r = try check(f, conf)

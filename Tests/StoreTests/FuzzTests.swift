@@ -113,7 +113,7 @@ import Testing
                                                                       .init(id: String(repeating: "cd", count: 32), kind: 1, length: 9)])]
         var named = record
         named.newPacks = nil
-        named.listing = .init(path: Layout.listing("i"), size: 100, sha256: String(repeating: "ef", count: 32))
+        named.listing = .init(path: ObjectName.listing("i").path, size: 100, sha256: String(repeating: "ef", count: 32))
         let corpus = [SignedDocument.encode(catalog, key: keys.signingKey()), SignedDocument.encode(record, key: keys.signingKey()),
                       SignedDocument.encode(listed, key: keys.signingKey()), SignedDocument.encode(named, key: keys.signingKey())]
         let key = keys.signingKey().publicKey
@@ -138,10 +138,10 @@ import Testing
         let doc = PackListingDocument(client: "c", snapshot: "s", root: "00", packs: [PackListing(path: "p", chunks: [.init(id: String(repeating: "ab", count: 32), kind: 1, length: 2)])])
         let sealed = try doc.sealed(keys: keys)
         fuzz("listing", seed: 4, corpus: [sealed], iterations: Self.iterations / 3) { input in
-            let opened = try? PackListingDocument.open(input, path: Layout.listing("s"), keys: keys)
+            let opened = try? PackListingDocument.open(input, path: ObjectName.listing("s").path, keys: keys)
             #expect(opened == nil || input == sealed, "a changed listing was accepted")
             var handed = 0
-            let streamed = try? PackListingDocument.open(input, path: Layout.listing("s"), keys: keys, accept: { _ in true }) { _, _ in handed += 1 }
+            let streamed = try? PackListingDocument.open(input, path: ObjectName.listing("s").path, keys: keys, accept: { _ in true }) { _, _ in handed += 1 }
             #expect(streamed == nil && handed == 0 || input == sealed, "a changed listing handed packs over")
         }
     }
@@ -150,9 +150,8 @@ import Testing
         let names = ["blobs/sysupgrade-20261127T030000Z.cms", "blobs/zfs-full-20261127T030000Z.part0001.cms",
                      "blobs/conf-20261127T030000Z.manifest"].map { Array($0.utf8) }
         fuzz("blob names", seed: 5, corpus: names) { input in
-            _ = Checker.match(Checker.blobName, String(decoding: input, as: UTF8.self))
-            _ = Checker.match(Checker.packName, String(decoding: input, as: UTF8.self))
-            _ = Checker.match(Checker.snapshotName, String(decoding: input, as: UTF8.self))
+            let name = ObjectName(parsing: String(decoding: input, as: UTF8.self))
+            _ = (name?.blob, name?.packID, name?.snapshotID)
         }
         let configs = [Array("clients:\n  - name: a\n    kind: device\n    blobs:\n      - kind: x\n        min_size: 1KB\n".utf8),
                        Array(ConfigTests.valid.utf8)]
@@ -174,7 +173,7 @@ import Testing
         for (_, input) in Self.regressions {
             _ = try? TreeFormat.parse(input)
             _ = try? PackFormat.parseTable(input)
-            _ = Checker.match(Checker.blobName, String(decoding: input, as: UTF8.self))
+            _ = ObjectName(parsing: String(decoding: input, as: UTF8.self))?.blob
         }
     }
 }

@@ -67,10 +67,10 @@ import TestSupport
     }
 }
 
-@Suite(.serialized) struct WebDAVMirrorTests {
+@Suite(.serialized) struct WebDAVBackendTests {
     static let nginx = try! NginxMirror(users: ["c1": "secret-1"])
 
-    func mirror(password: String = "secret-1", client: String = "c1", port: Int? = nil) throws -> WebDAVMirror {
+    func mirror(password: String = "secret-1", client: String = "c1", port: Int? = nil) throws -> WebDAVBackend {
         let dir = try TemporaryDirectory()
         let pw = try dir.write("pw", Array(password.utf8))
         chmod(pw, 0o600)
@@ -78,7 +78,7 @@ import TestSupport
         o.retryDelays = [0.05]
         o.connectTimeout = 2
         let url = port.map { "http://127.0.0.1:\($0)/\(client)/" } ?? Self.nginx.url(client)
-        return try WebDAVMirror(url: url, user: client, passwordFile: pw, options: o)
+        return try WebDAVBackend(url: url, user: client, passwordFile: pw, options: o)
     }
 
     @Test func storesOnceThenReportsPresent() throws {
@@ -96,7 +96,7 @@ import TestSupport
         let file = try dir.write("obj", [4, 5, 6])
         let pw = try dir.write("pw", Array("secret-1".utf8))
         chmod(pw, 0o600)
-        let m = try WebDAVMirror(url: Self.nginx.ipv6URL("c1"), user: "c1", passwordFile: pw, options: MirrorOptions())
+        let m = try WebDAVBackend(url: Self.nginx.ipv6URL("c1"), user: "c1", passwordFile: pw, options: MirrorOptions())
         #expect(try m.put("v6/obj.pack", from: file, size: 3) == .stored)
         #expect(FileManager.default.contents(atPath: Self.nginx.storageRoot + "/c1/v6/obj.pack") == Data([4, 5, 6]))
     }
@@ -132,16 +132,16 @@ import TestSupport
     }
 }
 
-@Suite struct DirectoryMirrorTests {
+@Suite struct DirectoryBackendTests {
     @Test func createOnlyWithExactBytes() throws {
         let dir = try TemporaryDirectory()
         let file = try dir.write("obj", [5, 6, 7])
-        let m = try DirectoryMirror(url: "file://" + dir.file("mirror/c1/"))
+        let m = try DirectoryBackend(url: "file://" + dir.file("mirror/c1/"))
         #expect(try m.put("packs/aa/x.pack", from: file, size: 3) == .stored)
         let other = try dir.write("other", [9])
         #expect(try m.put("packs/aa/x.pack", from: other, size: 1) == .alreadyPresent)
         #expect(dir.read("mirror/c1/packs/aa/x.pack") == [5, 6, 7])
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("mirror/c1/packs/aa")) == ["x.pack"])
-        #expect(throws: StoreError.self) { try DirectoryMirror(url: "file://relative/path") }
+        #expect(throws: StoreError.self) { try DirectoryBackend(url: "file://relative/path") }
     }
 }

@@ -35,16 +35,16 @@ import TestSupport
         let sealed = try envelope.seal(builder.finish())
         let name = SHA256.hash(sealed)
         let root = dir.file("storage/c1")
-        try dir.write("storage/c1/" + Layout.pack(name), sealed)
-        try dir.write("storage/c1/" + Layout.secretEscrow, try envelope.seal(Array((Hex.encode(keys.secret) + "\n").utf8)))
+        try dir.write("storage/c1/" + ObjectName.pack(name).path, sealed)
+        try dir.write("storage/c1/" + ObjectName.escrow.path, try envelope.seal(Array((Hex.encode(keys.secret) + "\n").utf8)))
         let record = SnapshotRecord(
             id: "20260101T000000Z-0000000000000001", client: "c1", host: "h", started: "2026-01-01T00:00:00Z",
             finished: "2026-01-01T00:00:01Z", paths: ["/"], root: treeIDs[0].hex,
             chunker: ChunkerRecord(min: 1, avg: 2, max: 3, window: 1), stats: SnapshotStats(),
             signingKey: keys.signingKey().publicKey.hex,
-            newPacks: [PackListing(path: Layout.pack(name), chunks: builder.entries.map {
+            newPacks: [PackListing(path: ObjectName.pack(name).path, chunks: builder.entries.map {
                 .init(id: $0.id.hex, kind: Int($0.kind.rawValue), length: $0.plainLength) })])
-        try dir.write("storage/c1/" + Layout.record(record.id),
+        try dir.write("storage/c1/" + ObjectName.record(record.id).path,
                       try envelope.seal(SignedDocument.encode(record, key: keys.signingKey())))
         _ = root
         return dir.file("storage")
@@ -71,7 +71,7 @@ import TestSupport
         var absolute = Self.entry("evil2", .hardlink)
         absolute.target = Array("/etc/passwd".utf8)
         let storage = try Self.forge(dir, trees: [[link, absolute]], keys: keys, certificate: cert)
-        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
+        let repo = try Repository(sources: [DirectoryBackend(storageRoot: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
         let target = dir.file("target")
         let summary = try Restorer(repository: repo, snapshot: try repo.snapshot("latest"), target: target).run(paths: [])
         #expect(summary.warnings.count == 2 && summary.warnings.allSatisfy { $0.contains("not a plain snapshot path") })
@@ -87,13 +87,13 @@ import TestSupport
         #expect(throws: FormatError.self) { try TreeFormat.parse(bytes) }
         let storage = try Self.forge(dir, trees: [[Self.entry("ok", .fifo)]], keys: keys, certificate: cert)
         // Swap the pack for one holding the forged tree under the same listing: the HMAC check refuses it.
-        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
+        let repo = try Repository(sources: [DirectoryBackend(storageRoot: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
         let snapshot = try repo.snapshot("latest")
         let pack = try FileManager.default.subpathsOfDirectory(atPath: storage + "/c1/packs").first { $0.hasSuffix(".pack") }!
         var forged = PackBuilder()
         forged.append(id: Digest(hex: snapshot.root)!, kind: .tree, form: .stored, stored: bytes, plainLength: bytes.count)
         try Data(try Envelope(recipients: [cert]).seal(forged.finish())).write(to: URL(fileURLWithPath: storage + "/c1/packs/" + pack))
-        let fresh = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
+        let fresh = try Repository(sources: [DirectoryBackend(storageRoot: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
         #expect(throws: StoreError.self) {
             _ = try Restorer(repository: fresh, snapshot: snapshot, target: dir.file("t2")).run(paths: [])
         }
@@ -109,7 +109,7 @@ import TestSupport
         sub.subtree = TreeFormat.serialize(inner).withUnsafeBytes { keys.chunkID($0) }
         sub.mode = 0o755
         let storage = try Self.forge(dir, trees: [[link, sub], inner], keys: keys, certificate: cert)
-        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
+        let repo = try Repository(sources: [DirectoryBackend(storageRoot: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
         let target = dir.file("target")
         _ = try Restorer(repository: repo, snapshot: try repo.snapshot("latest"), target: target).run(paths: [])
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: target + "/escape") == "/")
@@ -134,7 +134,7 @@ import TestSupport
                     file("wrongkind", size: UInt64(TreeFormat.serialize(innerTree).count), chunks: [innerID]),
                     file("huge", size: UInt64(Int64.max / 2), chunks: [])]
         let storage = try Self.forge(dir, trees: [root, innerTree], data: [data], keys: keys, certificate: cert)
-        let repo = try Repository(sources: [LocalRepositorySource(root: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
+        let repo = try Repository(sources: [DirectoryBackend(storageRoot: storage, client: "c1")], opener: opener, client: "c1", identity: .secret(keys))
         let target = dir.file("target")
         let summary = try Restorer(repository: repo, snapshot: try repo.snapshot("latest"), target: target).run(paths: [])
         #expect(Set(summary.damaged) == ["missing", "wrongkind", "huge"], "\(summary.damaged) \(summary.warnings)")
@@ -146,9 +146,9 @@ import TestSupport
         let dir = try TemporaryDirectory()
         try dir.write("storage/c1/x", [1])
         try dir.write("storage/secret", [2])
-        let source = try LocalRepositorySource(root: dir.file("storage"), client: "c1")
-        #expect(source.localPath(of: "x") != nil)
-        #expect(source.localPath(of: "../secret") == nil)
-        #expect(source.localPath(of: "/etc/passwd") == nil)
+        let source = try DirectoryBackend(storageRoot: dir.file("storage"), client: "c1")
+        #expect((try? source.fetch("x", limit: 10)) != nil)
+        #expect((try? source.fetch("../secret", limit: 10)) == nil)
+        #expect((try? source.fetch("/etc/passwd", limit: 1 << 20)) == nil)
     }
 }

@@ -68,7 +68,7 @@ struct CheckCommand: ParsableCommand {
             var r = Checker.run(config: c, root: root, deep: deep, state: remembered, orphanGrace: orphanGraceDays * 86_400)
             try remembered?.save()
             if let secondRoot {
-                for (client, onlyA, onlyB) in Checker.compare(config: c, rootA: root, rootB: secondRoot) {
+                for (client, onlyA, onlyB) in try Checker.compare(config: c, rootA: root, rootB: secondRoot) {
                     guard let i = r.clients.firstIndex(where: { $0.client == client }) else { continue }
                     if !onlyA.isEmpty { r.clients[i].add(.warn, "\(onlyA.count) objects only on \(root): \(onlyA.prefix(3).joined(separator: ", "))") }
                     if !onlyB.isEmpty { r.clients[i].add(.warn, "\(onlyB.count) objects only on \(secondRoot): \(onlyB.prefix(3).joined(separator: ", "))") }

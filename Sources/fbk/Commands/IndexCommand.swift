@@ -92,9 +92,7 @@ struct IndexRebuildCommand: ParsableCommand {
     func run() throws {
         do {
             let keys = try ClientKeys.load(path: secret)
-            let cache = try PrivateDirectory(prefix: "fbk-rebuild")
-            defer { cache.remove() }
-            let sources = zip(try source.sources(client: client, cache: cache.path), mirrorURL).map {
+            let sources = zip(try source.sources(client: client), mirrorURL).map {
                 RebuildSource(mirrorURL: $1, source: $0)
             }
             let summary = try IndexRebuild.run(sources: sources, keys: keys, client: client, indexPath: out)

@@ -135,7 +135,7 @@ struct LsCommand: ParsableCommand {
         let date = Date(timeIntervalSince1970: Double(e.mtimeNanoseconds) / 1e9)
         let user = e.user.isEmpty ? String(e.uid) : String(decoding: e.user, as: UTF8.self)
         let group = e.group.isEmpty ? String(e.gid) : String(decoding: e.group, as: UTF8.self)
-        return Row(path: path, type: "\(e.type)", mode: mode, user: user, group: group, size: e.size, mtime: Layout.rfc3339(date),
+        return Row(path: path, type: "\(e.type)", mode: mode, user: user, group: group, size: e.size, mtime: Timestamp.rfc3339(date),
                    target: (e.type == .symlink || e.type == .hardlink) ? String(decoding: e.target, as: UTF8.self) : nil)
     }
 }

@@ -50,11 +50,9 @@ struct SourceOptions: ParsableArguments {
         guard !from.isEmpty else { throw ValidationError("give at least one --from storage root") }
     }
 
-    /// One source per --from, in order; objects fetched over WebDAV are kept under `cache`.
-    func sources(client: String, cache: String) throws -> [any RepositorySource] {
-        try from.enumerated().map { (i, f) in
-            try makeRepositorySource(from: f, client: client, user: user, passwordFile: passwordFile, cacheDirectory: cache + "/\(i)")
-        }
+    /// One backend per --from, in order, read with the operator account.
+    func sources(client: String) throws -> [any Backend] {
+        try from.map { try makeReader(from: $0, client: client, user: user, passwordFile: passwordFile) }
     }
 }
 
@@ -127,23 +125,16 @@ struct RepositoryOptions: ParsableArguments {
     @OptionGroup var operatorKey: OperatorKeyOptions
 
     /// Opens the repository; objects fetched over WebDAV go into a private
-    /// directory made for this run (mode 0700), removed when it ends.
+    /// directory of each source (mode 0700), removed with it.
     func openRepository() throws -> Repository {
         let pinned = try identity.identity(client: client)
-        let cache = try PrivateDirectory(prefix: "fbk-fetch")
-        fetchCache = cache
-        let sources = try source.sources(client: client, cache: cache.path)
+        let sources = try source.sources(client: client)
         let repository = try Repository(sources: sources, opener: try operatorKey.opener(), client: client, identity: pinned,
                                         acceptFutureDated: acceptFutureDated)
         for w in repository.warnings { FileHandle.standardError.write(Data("fbk: warning: \(w.terminalSafe)\n".utf8)) }
         for r in repository.rejected { FileHandle.standardError.write(Data("fbk: REFUSED: \(r.terminalSafe)\n".utf8)) }
         return repository
     }
-}
-
-/// The directory WebDAV objects are fetched into, removed when the process exits.
-nonisolated(unsafe) private var fetchCache: PrivateDirectory? {
-    didSet { if oldValue == nil { atexit { fetchCache?.remove() } } }
 }
 
 func printJSON<T: Encodable>(_ value: T) {

@@ -1,0 +1,288 @@
+import Foundation
+import Backend
+import Format
+import Platform
+import Seal
+import Testing
+import TestSupport
+
+/// The storage backends fbk has, each made fresh (an empty client
+/// directory) for one test. A new backend is done when every test of
+/// `BackendConformanceTests` passes for it.
+enum BackendUnderTest: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case memory, directory, webdav
+
+    var testDescription: String { rawValue }
+
+    /// A backend and whatever must live as long as it (a directory, a server).
+    struct Made {
+        let backend: any Backend
+        let fixtures: [AnyObject]
+    }
+
+    func make() throws -> Made {
+        switch self {
+        case .memory:
+            return Made(backend: try MemoryBackend(), fixtures: [])
+        case .directory:
+            let dir = try TemporaryDirectory()
+            return Made(backend: try DirectoryBackend(url: "file://" + dir.file("storage/c1/")), fixtures: [dir])
+        case .webdav:
+            // Real nginx with deploy/nginx: uploads with the client's account,
+            // reads with the operator's on its own port.
+            let nginx = try NginxMirror(users: ["c1": "client-pw"])
+            let dir = try TemporaryDirectory()
+            let clientPassword = try dir.write("client-pw", Array("client-pw".utf8))
+            chmod(clientPassword, 0o600)
+            let operatorPassword = try dir.write("operator-pw", Array("operator-pw".utf8))
+            let backend = try WebDAVBackend(
+                writer: .init(url: nginx.url("c1"), user: "c1", passwordFile: clientPassword, mustBePrivate: true),
+                reader: .init(url: nginx.operatorURL + "c1/", user: "operator", passwordFile: operatorPassword, mustBePrivate: false),
+                options: MirrorOptions())
+            return Made(backend: backend, fixtures: [nginx, dir])
+        }
+    }
+
+    /// Whether two puts of one new name at the same instant tell exactly one
+    /// caller `.stored`. nginx (deploy/nginx/fbk-dav.conf) tests for the
+    /// file, then renames its upload into place: two PUTs racing on a name
+    /// that did not exist may both get 201. Names are content hashes or
+    /// random IDs, so both wrote the same bytes; an existing object is
+    /// never replaced.
+    var createIsAtomic: Bool { self != .webdav }
+
+    /// A backend of this kind whose server is down (nil where there is no such thing).
+    func makeDown() throws -> Made? {
+        switch self {
+        case .memory:
+            let m = try MemoryBackend()
+            m.failure = .transient
+            return Made(backend: m, fixtures: [])
+        case .directory:
+            return nil
+        case .webdav:
+            let port = try freePort()
+            var options = MirrorOptions()
+            options.connectTimeout = 2
+            let backend = try WebDAVBackend(writer: .init(url: "http://127.0.0.1:\(port)/c1/", user: "c1", passwordFile: nil, mustBePrivate: true),
+                                            reader: .init(url: "http://127.0.0.1:\(port)/c1/", user: "operator", passwordFile: nil, mustBePrivate: false),
+                                            options: options)
+            return Made(backend: backend, fixtures: [])
+        }
+    }
+}
+
+/// The contract every backend keeps (Backend.swift, FORMAT.md 2): the
+/// same cases against memory, a directory, and WebDAV on real nginx.
+@Suite struct BackendConformanceTests {
+    let scratch: TemporaryDirectory
+
+    init() throws { scratch = try TemporaryDirectory() }
+
+    /// Writes bytes to a local file and puts them under `path`.
+    @discardableResult
+    func put(_ backend: any Backend, _ path: String, _ bytes: [UInt8]) throws -> PutOutcome {
+        let file = try scratch.write(UUID().uuidString, bytes)
+        return try backend.put(path, from: file, size: bytes.count)
+    }
+
+    func kind(of body: () throws -> Void) -> BackendError.Kind? {
+        do { try body() } catch let e as BackendError { return e.kind } catch { return nil }
+        return nil
+    }
+
+    static let packBytes = Array("a sealed pack, as far as storage knows".utf8)
+    static var packPath: String { ObjectName.pack(SHA256.hash(packBytes)).path }
+    static let snapshot = "20261127T030000Z-0123456789abcdef"
+
+    @Test(arguments: BackendUnderTest.allCases)
+    func putCreatesAndNeverOverwrites(_ under: BackendUnderTest) throws {
+        let made = try under.make()
+        defer { withExtendedLifetime(made) {} }
+        let b = made.backend
+        #expect(try put(b, Self.packPath, Self.packBytes) == .stored)
+        #expect(try put(b, Self.packPath, Array("other bytes".utf8)) == .alreadyPresent)
+        #expect(try b.read(Self.packPath, limit: 1 << 20, what: "pack") == Self.packBytes, "the first bytes stay")
+    }
+
+    @Test(arguments: BackendUnderTest.allCases)
+    func concurrentPutsOfOneNameStoreItOnce(_ under: BackendUnderTest) throws {
+        let made = try under.make()
+        defer { withExtendedLifetime(made) {} }
+        let file = try scratch.write("same", Self.packBytes)
+        let outcomes = OutcomeBox()
+        let backend = made.backend
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+            outcomes.add(try? backend.put(Self.packPath, from: file, size: Self.packBytes.count))
+        }
+        let stored = outcomes.values.filter { $0 == .stored }.count
+        #expect(stored + outcomes.values.filter { $0 == .alreadyPresent }.count == 6, "every put succeeds: \(outcomes.values)")
+        if under.createIsAtomic { #expect(stored == 1, "\(outcomes.values)") } else { #expect(stored >= 1) }
+        #expect(try made.backend.read(Self.packPath, limit: 1 << 20, what: "pack") == Self.packBytes)
+    }
+
+    @Test(arguments: BackendUnderTest.allCases)
+    func fetchGivesTheBytesWithinALimit(_ under: BackendUnderTest) throws {
+        let made = try under.make()
+        defer { withExtendedLifetime(made) {} }
+        let b = made.backend
+        try put(b, Self.packPath, Self.packBytes)
+        let fetched = try b.fetch(Self.packPath, limit: Self.packBytes.count)
+        #expect(fetched.size == Self.packBytes.count)
+        #expect(try fetched.bytes(what: "pack") == Self.packBytes)
+        #expect(kind { _ = try b.fetch(Self.packPath, limit: Self.packBytes.count - 1) } == .permanent,
+                "an object larger than its kind may be is refused, not truncated")
+        #expect(kind { _ = try b.fetch(ObjectName.catalog(Self.snapshot).path, limit: 1 << 20) } == .notFound)
+    }
+
+    @Test(arguments: BackendUnderTest.allCases)
+    func fetchARange(_ under: BackendUnderTest) throws {
+        let made = try under.make()
+        defer { withExtendedLifetime(made) {} }
+        let b = made.backend
+        try put(b, Self.packPath, Self.packBytes)
+        #expect(try b.fetch(Self.packPath, range: 2..<9) == Array(Self.packBytes[2..<9]))
+        #expect(try b.fetch(Self.packPath, range: 30..<1000) == Array(Self.packBytes[30...]), "a range past the end ends with the object")
+        #expect(try b.fetch(Self.packPath, range: 5000..<5010) == [])
+        #expect(kind { _ = try b.fetch(ObjectName.record(Self.snapshot).path, range: 0..<4) } == .notFound)
+    }
+
+    @Test(arguments: BackendUnderTest.allCases)
+    func statSaysSizeAndReceiptTime(_ under: BackendUnderTest) throws {
+        let made = try under.make()
+        defer { withExtendedLifetime(made) {} }
+        let b = made.backend
+        let before = Date()
+        try put(b, Self.packPath, Self.packBytes)
+        let s = try b.stat(Self.packPath)
+        #expect(s.path == Self.packPath && s.size == Self.packBytes.count)
+        let received = try #require(s.received)
+        #expect(abs(received.timeIntervalSince(before)) < 120, "received \(received), put at \(before)")
+        #expect(try b.exists(Self.packPath))
+        #expect(try !b.exists(ObjectName.record(Self.snapshot).path))
+        #expect(kind { _ = try b.stat(ObjectName.record(Self.snapshot).path) } == .notFound)
+    }
+
+    @Test(arguments: BackendUnderTest.allCases)
+    func listGivesOnlyWellFormedNamesOfOneKind(_ under: BackendUnderTest) throws {
+        let made = try under.make()
+        defer { withExtendedLifetime(made) {} }
+        let b = made.backend
+        #expect(try b.list(.pack).isEmpty, "nothing yet: an empty list, not an error")
+        try put(b, Self.packPath, Self.packBytes)
+        try put(b, ObjectName.record(Self.snapshot).path, [1])
+        try put(b, ObjectName.catalog(Self.snapshot).path, [2, 2])
+        try put(b, ObjectName.listing(Self.snapshot).path, [3, 3, 3])
+        try put(b, ObjectName.escrow.path, [4])
+        try put(b, "packs/zz/not-a-pack.pack", [5])
+        try put(b, "snapshots/yesterday.catalog", [6])
+        #expect(try b.list(.pack).map(\.path) == [Self.packPath])
+        #expect(try b.list(.pack).first?.size == Self.packBytes.count)
+        #expect(try b.list(.record).map(\.path) == [ObjectName.record(Self.snapshot).path])
+        #expect(try b.list(.catalog).map(\.path) == [ObjectName.catalog(Self.snapshot).path])
+        #expect(try b.list(.catalog).first?.size == 2)
+        #expect(try b.list(.listing).map(\.path) == [ObjectName.listing(Self.snapshot).path])
+        #expect(try b.list(.escrow).map(\.path) == [ObjectName.escrow.path])
+        #expect(try b.list(.blob).isEmpty)
+        let everything = try b.inventory().objects.map(\.path)
+        #expect(everything.contains("packs/zz/not-a-pack.pack") && everything.contains("snapshots/yesterday.catalog"),
+                "the inventory names strangers too: \(everything)")
+        #expect(everything.count == 7)
+    }
+
+    @Test(arguments: BackendUnderTest.allCases)
+    func pathsCannotLeaveTheClientDirectory(_ under: BackendUnderTest) throws {
+        let made = try under.make()
+        defer { withExtendedLifetime(made) {} }
+        let b = made.backend
+        for path in ["../c2/x.pack", "/etc/passwd", "packs/../../x", "./x", "a//b", ""] {
+            #expect(kind { try put(b, path, [1]) } == .permanent, "put \(path)")
+            #expect(kind { _ = try b.fetch(path, limit: 10) } == .permanent, "fetch \(path)")
+        }
+    }
+
+    @Test(arguments: BackendUnderTest.allCases)
+    func aServerThatIsDownIsNeverAMissingObject(_ under: BackendUnderTest) throws {
+        guard let made = try under.makeDown() else { return }
+        defer { withExtendedLifetime(made) {} }
+        let b = made.backend
+        #expect(kind { try put(b, Self.packPath, Self.packBytes) } == .transient)
+        #expect(kind { _ = try b.fetch(Self.packPath, limit: 100) } == .transient)
+        #expect(kind { _ = try b.stat(Self.packPath) } == .transient)
+        #expect(kind { _ = try b.exists(Self.packPath) } == .transient, "exists throws: it never answers no")
+        #expect(kind { _ = try b.list(.pack) } == .transient)
+    }
+}
+
+/// Retries are a wrapper around any backend.
+@Suite struct RetryingBackendTests {
+    /// Fails the first `failures` calls of each operation with `kind`.
+    final class Flaky: Backend, @unchecked Sendable {
+        let base: MemoryBackend
+        let kind: BackendError.Kind
+        var failures: Int
+        var silent = false
+        private(set) var calls = 0
+        init(failures: Int, kind: BackendError.Kind) throws {
+            base = try MemoryBackend()
+            self.failures = failures
+            self.kind = kind
+        }
+        var location: String { base.location }
+        private func attempt() throws(BackendError) {
+            calls += 1
+            if failures > 0 {
+                failures -= 1
+                var e = BackendError(kind, location: location, "flaky")
+                e.silent = silent
+                throw e
+            }
+        }
+        func put(_ path: String, from localFile: String, size: Int) throws(BackendError) -> PutOutcome {
+            try attempt(); return try base.put(path, from: localFile, size: size)
+        }
+        func fetch(_ path: String, limit: Int) throws(BackendError) -> FetchedObject { try attempt(); return try base.fetch(path, limit: limit) }
+        func fetch(_ path: String, range: Range<Int>) throws(BackendError) -> [UInt8] { try attempt(); return try base.fetch(path, range: range) }
+        func stat(_ path: String) throws(BackendError) -> StoredObject { try attempt(); return try base.stat(path) }
+        func list(_ kind: ObjectKind) throws(BackendError) -> [StoredObject] { try attempt(); return try base.list(kind) }
+        func inventory() throws(BackendError) -> Inventory { try attempt(); return try base.inventory() }
+    }
+
+    @Test func transientFailuresAreTriedAgain() throws {
+        let dir = try TemporaryDirectory()
+        let file = try dir.write("f", [1, 2, 3])
+        let flaky = try Flaky(failures: 2, kind: .transient)
+        let b = RetryingBackend(flaky, delays: [0, 0, 0])
+        #expect(try b.put("keys/client-secret.cms", from: file, size: 3) == .stored)
+        #expect(flaky.calls == 3)
+    }
+
+    @Test(arguments: [BackendError.Kind.permanent, .notFound, .alreadyExists])
+    func otherFailuresAreNot(_ kind: BackendError.Kind) throws {
+        let flaky = try Flaky(failures: 1, kind: kind)
+        let b = RetryingBackend(flaky, delays: [0, 0, 0])
+        #expect(throws: BackendError.self) { _ = try b.stat("keys/client-secret.cms") }
+        #expect(flaky.calls == 1)
+    }
+
+    @Test func aSilentServerIsNotAskedAgain() throws {
+        let flaky = try Flaky(failures: 1, kind: .transient)
+        flaky.silent = true
+        let b = RetryingBackend(flaky, delays: [0, 0, 0])
+        #expect(throws: BackendError.self) { _ = try b.list(.pack) }
+        #expect(flaky.calls == 1)
+    }
+
+    @Test func retriesEndAfterTheLastDelay() throws {
+        let flaky = try Flaky(failures: 10, kind: .transient)
+        let b = RetryingBackend(flaky, delays: [0, 0])
+        #expect(throws: BackendError.self) { _ = try b.inventory() }
+        #expect(flaky.calls == 3)
+    }
+}
+
+final class OutcomeBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var values: [PutOutcome?] = []
+    func add(_ v: PutOutcome?) { lock.withLock { values.append(v) } }
+}
