@@ -42,7 +42,7 @@ public final class Archiver {
     private var pendingChunks = Set<ChunkID>()
     /// Files read in this run, with the pipeline sequence number below
     /// which all their chunks lie; cached once those chunks are stored.
-    private var pendingFiles: [(path: PathBytes, file: Index.CachedFile, through: Int)] = []
+    private var pendingFiles: [(path: PathBytes, file: FilesCache.CachedFile, through: Int)] = []
     /// Chunks numbered below this are in packs the index records.
     private var storedThrough = 0
     /// Packs (object IDs) the snapshot needs.
@@ -68,13 +68,12 @@ public final class Archiver {
     /// How far ahead of reading the kernel is asked to fetch a file.
     static let readAhead = 8 << 20
 
-    public init(config: ClientConfig, keys: ClientKeys, envelope: Envelope, index: Index, mirrors: [any Mirror]) throws {
+    public init(config: ClientConfig, keys: ClientKeys, envelope: Envelope, index: Index, mirrors: [any Backend]) throws {
         self.config = config
         self.keys = keys
         self.envelope = envelope
         self.index = index
-        let ids = try mirrors.map { try index.mirrorID($0.url) }
-        mirrorSet = MirrorSet(mirrors: mirrors, ids: ids)
+        mirrorSet = MirrorSet(try mirrors.map { MirrorSet.Member(id: try index.ledger.mirrorID($0.location), backend: $0) })
         chunker = try Chunker(parameters: config.chunker, seed: keys.chunkerSeed)
         summary.requiredMirrors = config.requiredMirrors
         rules = WalkRules(excludes: config.excludes,
@@ -98,7 +97,7 @@ public final class Archiver {
                 + "a run needs at least \(spoolNeeds) (two packs of pack_size and room for the index): free space there and run again")
         }
         try deliverSpool()
-        knownPacks = try index.packIDs()
+        knownPacks = try index.chunks.packIDs()
         try escrowSecret()
 
         let pipeline = try PackPipeline(
@@ -110,7 +109,7 @@ public final class Archiver {
         self.pipeline = pipeline
         defer { pipeline.shutdown() }
         // The pack listing is written as packs are delivered (FORMAT.md 6).
-        let id = Layout.newSnapshotID(at: startDate)
+        let id = Timestamp.newSnapshotID(at: startDate)
         let listingFile = try SpoolFile(creating: config.spoolDirectory + "/\(id).listing")
         listing = try PackListingWriter(client: config.client, snapshot: id, keys: keys) { try listingFile.write($0) }
         defer { listing = nil }
@@ -122,8 +121,8 @@ public final class Archiver {
         let (listingSize, listingSHA) = try listing!.finish(root: root.hex)
         listing = nil
         try listingFile.commit()
-        let listingObject = Catalog.Object(path: Layout.listing(id), size: listingSize, sha256: listingSHA.hex)
-        let listingID = try store(file: listingFile.path, as: listingObject.path, kind: "listing", size: listingSize, sha256: listingSHA)
+        let listingObject = Catalog.Object(path: ObjectName.listing(id).path, size: listingSize, sha256: listingSHA.hex)
+        let listingID = try store(file: listingFile.path, as: listingObject.path, kind: .listing, size: listingSize, sha256: listingSHA)
 
         let finishDate = Date()
         let signing = keys.signingKey()
@@ -137,39 +136,39 @@ public final class Archiver {
         stats.packs = summary.packs
         let record = SnapshotRecord(
             id: id, client: config.client, host: config.host ?? ProcessInfo.processInfo.hostName,
-            started: Layout.rfc3339(startDate), finished: Layout.rfc3339(finishDate), paths: config.paths,
+            started: Timestamp.rfc3339(startDate), finished: Timestamp.rfc3339(finishDate), paths: config.paths,
             root: root.hex,
             chunker: ChunkerRecord(min: config.chunker.minimumSize, avg: config.chunker.averageSize,
                                    max: config.chunker.maximumSize, window: config.chunker.windowSize),
             stats: stats, signingKey: signing.publicKey.hex, listing: listingObject)
         let recordPath = config.spoolDirectory + "/\(id).snapshot"
         let sealed = try envelope.seal(SignedDocument.encode(record, key: signing), to: recordPath)
-        let recordID = try store(file: recordPath, as: Layout.record(id), kind: "record", size: sealed.size, sha256: sealed.sha256)
+        let recordID = try store(file: recordPath, as: ObjectName.record(id).path, kind: .record, size: sealed.size, sha256: sealed.sha256)
 
         var packObjects: [Catalog.Object] = []
         var addedBytes: UInt64 = 0
         let now = Int(Date().timeIntervalSince1970)
         for p in neededPacks.sorted() {
-            guard let o = try index.object(id: p) else { continue }
+            guard let o = try index.ledger.object(id: p) else { continue }
             packObjects.append(Catalog.Object(path: o.path, size: o.size, sha256: o.sha256.hex))
         }
         packObjects.sort { $0.path < $1.path }
         addedBytes = UInt64(summary.storedBytes)
-        let catalog = Catalog(client: config.client, snapshot: id, created: Layout.rfc3339(finishDate),
-                              record: Catalog.Object(path: Layout.record(id), size: sealed.size, sha256: sealed.sha256.hex),
+        let catalog = Catalog(client: config.client, snapshot: id, created: Timestamp.rfc3339(finishDate),
+                              record: Catalog.Object(path: ObjectName.record(id).path, size: sealed.size, sha256: sealed.sha256.hex),
                               listing: listingObject,
                               packs: packObjects, addedBytes: addedBytes, signingKey: signing.publicKey.hex)
         let catalogBytes = SignedDocument.encode(catalog, key: signing)
         let catalogPath = config.spoolDirectory + "/\(id).catalog"
         try writeFile(catalogPath, catalogBytes)
-        let catalogID = try store(file: catalogPath, as: Layout.catalog(id), kind: "catalog",
+        let catalogID = try store(file: catalogPath, as: ObjectName.catalog(id).path, kind: .catalog,
                                   size: catalogBytes.count, sha256: SHA256.hash(catalogBytes))
 
         var needed = neededPacks
         needed.insert(recordID)
         needed.insert(catalogID)
         needed.insert(listingID)
-        let missing = try index.missingCounts(objects: needed, mirrors: mirrorSet.ids)
+        let missing = try index.ledger.missingCounts(objects: needed, mirrors: mirrorSet.ids)
         let safe = missing.values.filter { $0 == 0 }.count
         summary.safeMirrors = safe
         summary.seconds = (clock.now - started).seconds
@@ -179,10 +178,10 @@ public final class Archiver {
         }
         let summaryJSON = summary.json()
         try index.transaction {
-            try index.recordSnapshot(id: id, started: Int(startDate.timeIntervalSince1970),
+            try index.ledger.recordSnapshot(id: id, started: Int(startDate.timeIntervalSince1970),
                                      finished: Int(finishDate.timeIntervalSince1970), root: root,
                                      record: recordID, catalog: catalogID, summary: summaryJSON)
-            try index.touch(objects: needed, at: now)
+            try index.ledger.touch(objects: needed, at: now)
         }
         summary.snapshot = id
         return summary
@@ -203,12 +202,12 @@ public final class Archiver {
             + (reasons.isEmpty ? "" : "Mirror errors: " + reasons.joined(separator: "; "))
     }
 
-    private func fillMirrorStates(missing: [Int: Int]) throws {
+    private func fillMirrorStates(missing: [MirrorID: Int]) throws {
         try fillMirrorStates(missing: missing, into: &summary)
     }
 
-    private func fillMirrorStates(missing: [Int: Int], into s: inout SnapshotSummary) throws {
-        let owed = try index.owedObjects(mirrors: mirrorSet.ids)
+    private func fillMirrorStates(missing: [MirrorID: Int], into s: inout SnapshotSummary) throws {
+        let owed = try index.ledger.owedObjects(mirrors: mirrorSet.ids)
         let failures = mirrorSet.failures
         s.mirrors = mirrorSet.ids.map { id in
             let url = mirrorSet.url(of: id)
@@ -227,7 +226,7 @@ public final class Archiver {
     /// Uploads a finished local object and records it. Keeps the local copy
     /// in the spool while a mirror lacks it.
     /// - Throws: `StoreError.mirrors` if no mirror took it.
-    private func store(file: String, as path: String, kind: String, size: Int, sha256: Digest,
+    private func store(file: String, as path: String, kind: ObjectKind, size: Int, sha256: Digest,
                        chunks: [PackEntry] = []) throws -> Int {
         try checkCancelled()
         let delivered = mirrorSet.deliver(path, from: file, size: size)
@@ -237,8 +236,8 @@ public final class Archiver {
     /// Records an object the mirrors in `delivered` took. Keeps the local
     /// copy in the spool while a mirror lacks it.
     /// - Throws: `StoreError.mirrors` if no mirror took it.
-    private func record(file: String, as path: String, kind: String, size: Int, sha256: Digest,
-                        chunks: [PackEntry], deliveredTo delivered: [Int]) throws -> Int {
+    private func record(file: String, as path: String, kind: ObjectKind, size: Int, sha256: Digest,
+                        chunks: [PackEntry], deliveredTo delivered: [MirrorID]) throws -> Int {
         guard !delivered.isEmpty else {
             unlink(file)
             throw StoreError(.mirrors, "no mirror stored \(path): "
@@ -247,9 +246,9 @@ public final class Archiver {
         let complete = delivered.count == mirrorSet.ids.count
         let now = Int(Date().timeIntervalSince1970)
         let id = try index.transaction {
-            let id = try index.recordObject(path: path, kind: kind, size: size, sha256: sha256, now: now,
+            let id = try index.ledger.recordObject(path: path, kind: kind, size: size, sha256: sha256, now: now,
                                             deliveredTo: delivered, spool: complete ? nil : (file as NSString).lastPathComponent)
-            for e in chunks { try index.addChunk(e.id, pack: id, kind: e.kind, plainLength: e.plainLength) }
+            for e in chunks { try index.chunks.addChunk(e.id, pack: id, kind: e.kind, plainLength: e.plainLength) }
             return id
         }
         if complete {
@@ -263,15 +262,15 @@ public final class Archiver {
     /// Uploads the client secret sealed to the operator's certificates, once:
     /// with it the operator can verify chunk IDs and rebuild a lost client.
     private func escrowSecret() throws {
-        guard try !index.hasObject(path: Layout.secretEscrow) else { return }
+        guard try !index.ledger.hasObject(path: ObjectName.escrow.path) else { return }
         let path = config.spoolDirectory + "/client-secret.cms"
         let sealed = try envelope.seal(Array((Hex.encode(keys.secret) + "\n").utf8), to: path)
-        _ = try store(file: path, as: Layout.secretEscrow, kind: "escrow", size: sealed.size, sha256: sealed.sha256)
+        _ = try store(file: path, as: ObjectName.escrow.path, kind: .escrow, size: sealed.size, sha256: sealed.sha256)
     }
 
     /// Deletes spool files the index does not know (a crash between sealing and recording).
     private func removeStraySpoolFiles() throws {
-        let known = try index.spoolFiles()
+        let known = try index.ledger.spoolFiles()
         for name in (try? FileManager.default.contentsOfDirectory(atPath: config.spoolDirectory)) ?? [] where !known.contains(name) {
             unlink(config.spoolDirectory + "/" + name)
         }
@@ -279,37 +278,37 @@ public final class Archiver {
 
     /// Step 1: objects owed to mirrors from earlier runs go first.
     private func deliverSpool() throws {
-        for (object, missing) in try index.owedObjects(mirrors: mirrorSet.ids) {
+        for (object, missing) in try index.ledger.owedObjects(mirrors: mirrorSet.ids) {
             try checkCancelled()
             guard let name = object.spool else { continue }
             let spool = config.spoolDirectory + "/" + name
             if !missing.isEmpty {
                 guard FileManager.default.fileExists(atPath: spool) else {
                     try index.transaction {
-                        for m in missing { try index.abandon(object: object.id, mirror: m) }
-                        try index.clearSpool(object: object.id)
+                        for m in missing { try index.ledger.abandon(object: object.id, mirror: m) }
+                        try index.ledger.clearSpool(object: object.id)
                     }
                     summary.warnings.append("spool copy of \(object.path) is gone; the mirrors lacking it need fbk mirror-sync")
                     continue
                 }
                 let delivered = mirrorSet.deliver(object.path, from: spool, size: object.size, to: missing)
-                try index.transaction { for m in delivered { try index.markDelivered(object: object.id, mirror: m) } }
+                try index.transaction { for m in delivered { try index.ledger.markDelivered(object: object.id, mirror: m) } }
                 summary.spoolDelivered += delivered.count
                 if delivered.count < missing.count { continue }
             }
-            try index.transaction { try index.clearSpool(object: object.id) }
+            try index.transaction { try index.ledger.clearSpool(object: object.id) }
             unlink(spool)
         }
     }
 
     /// Keeps the spool under its limit by giving up the oldest copies.
     private func enforceSpoolLimit() throws {
-        var total = try index.spoolBytes()
+        var total = try index.ledger.spoolBytes()
         guard total > config.spoolLimit else { return }
-        for (object, missing) in try index.owedObjects(mirrors: mirrorSet.ids) where total > config.spoolLimit {
+        for (object, missing) in try index.ledger.owedObjects(mirrors: mirrorSet.ids) where total > config.spoolLimit {
             try index.transaction {
-                for m in missing { try index.abandon(object: object.id, mirror: m) }
-                try index.clearSpool(object: object.id)
+                for m in missing { try index.ledger.abandon(object: object.id, mirror: m) }
+                try index.ledger.clearSpool(object: object.id)
             }
             if let s = object.spool { unlink(config.spoolDirectory + "/" + s) }
             total -= object.size
@@ -335,7 +334,7 @@ public final class Archiver {
     private func storeChunk(_ plaintext: UnsafeRawBufferPointer, kind: ChunkKind, bytes: () -> [UInt8]) throws -> ChunkID {
         let id = keys.chunkID(plaintext)
         if pendingChunks.contains(id) { return id }
-        if let pack = try index.packOfChunk(id) {
+        if let pack = try index.chunks.packOfChunk(id) {
             neededPacks.insert(pack)
             return id
         }
@@ -352,7 +351,7 @@ public final class Archiver {
     private func record(_ packs: [DeliveredPack]) throws {
         guard !packs.isEmpty else { return }
         for pack in packs {
-            let id = try record(file: pack.spoolFile, as: pack.path, kind: "pack", size: pack.size, sha256: pack.sha256,
+            let id = try record(file: pack.spoolFile, as: pack.path, kind: .pack, size: pack.size, sha256: pack.sha256,
                                 chunks: pack.entries, deliveredTo: pack.mirrors)
             summary.packs += 1
             summary.storedBytes += UInt64(pack.entries.reduce(0) { $0 + $1.storedLength })
@@ -373,7 +372,7 @@ public final class Archiver {
             for f in ready {
                 var file = f.file
                 if file.packs == nil { file.packs = try packsHolding(file.regions.decode()).map { $0.sorted() } }
-                try index.cacheFile(path: f.path, file)
+                try index.files.cacheFile(path: f.path, file)
             }
         }
         pendingFiles.removeFirst(ready.count)
@@ -453,7 +452,7 @@ public final class Archiver {
             }
             if let e = scanned.listingError { warn(path, "cannot read directory: \(e.text)", unreadable: true) }
             let files = scanned.entries.filter { $0.stat?.fileType == S_IFREG }
-            var rows = try index.cachedFiles(paths: files.map(\.path)).makeIterator()
+            var rows = try index.files.cachedFiles(paths: files.map(\.path)).makeIterator()
             var batch: [Pending] = []
             for entry in scanned.entries {
                 let childSelection = selection?.children[entry.name]
@@ -511,7 +510,7 @@ public final class Archiver {
         /// Nil for a regular file until `prepare` fills it in.
         var xattrs: FileSystem.Xattrs?
         /// The files cache's row for the path, if any (not yet compared).
-        let cacheRow: Index.CachedFile?
+        let cacheRow: FilesCache.CachedFile?
         /// Regions from the files cache, usable as they are, and their packs.
         var cached: (regions: EncodedRegions, packs: [Int])?
         /// The open file, or why it could not be opened (errno).
@@ -526,7 +525,7 @@ public final class Archiver {
     /// others, advising the kernel to read them now, and reads the
     /// extended attributes the files cache does not have.
     private func prepare(_ batch: inout [Pending], in directory: PathBytes) throws {
-        var upgrades: [(index: Int, row: Index.CachedFile)] = []
+        var upgrades: [(index: Int, row: FilesCache.CachedFile)] = []
         for i in batch.indices where batch[i].st.fileType == S_IFREG {
             let st = batch[i].st
             if st.st_nlink > 1 && hardlinks[HardlinkKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))] != nil { continue }
@@ -633,8 +632,8 @@ public final class Archiver {
     /// The files cache's regions for a file, if it is unchanged since they
     /// were stored and every chunk is still in a known pack; and the row to
     /// write again if it lacks the packs or the extended attributes.
-    private func usableCache(_ cached: Index.CachedFile, st: stat) throws
-        -> (cached: (regions: EncodedRegions, packs: [Int]), upgrade: Index.CachedFile?)? {
+    private func usableCache(_ cached: FilesCache.CachedFile, st: stat) throws
+        -> (cached: (regions: EncodedRegions, packs: [Int]), upgrade: FilesCache.CachedFile?)? {
         guard cached.dev == UInt64(st.st_dev), cached.ino == UInt64(st.st_ino),
               cached.size == UInt64(st.st_size), cached.mtime == st.mtimeNanoseconds, cached.ctime == st.ctimeNanoseconds
         else { return nil }
@@ -731,7 +730,7 @@ public final class Archiver {
         // Keyed by the stat taken when the file was listed, before its
         // extended attributes and content were read: whatever changed
         // since shows in the next run's stat, and the file is read again.
-        pendingFiles.append((path, Index.CachedFile(
+        pendingFiles.append((path, FilesCache.CachedFile(
             dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: UInt64(st.st_size),
             mtime: st.mtimeNanoseconds, ctime: st.ctimeNanoseconds, regions: encoded, xattrs: item.xattrs), pipeline!.submitted))
         if pendingFiles.count >= 1024 { try commitPendingFiles() }
@@ -743,7 +742,7 @@ public final class Archiver {
         var packs = Set<Int>()
         for r in regions {
             for c in r.chunks {
-                if let p = try index.packOfChunk(c) { packs.insert(p) } else { return nil }
+                if let p = try index.chunks.packOfChunk(c) { packs.insert(p) } else { return nil }
             }
         }
         return packs
@@ -770,7 +769,7 @@ public final class Archiver {
         let now = clock.now
         guard now - lastProgress >= .milliseconds(250) else { return }
         lastProgress = now
-        if expectedBytes == nil { expectedBytes = .some(try? index.lastSnapshotBytesScanned()) }
+        if expectedBytes == nil { expectedBytes = .some(try? index.ledger.lastSnapshotBytesScanned()) }
         progress(SnapshotProgress(files: summary.files, bytesScanned: summary.bytesScanned, newBytes: summary.newBytes,
                                   uploadedBytes: mirrorSet.uploadedBytes.values.max() ?? 0,
                                   elapsed: (now - started).seconds, expectedBytes: expectedBytes ?? nil))

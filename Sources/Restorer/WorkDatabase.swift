@@ -215,12 +215,14 @@ final class WorkDatabase {
         }
     }
 
+    /// A statement, its failure as a StoreError.
+    private func prepared(_ sql: StaticString) throws -> Statement {
+        do { return try db.statement(sql) } catch { throw Self.failure(error) }
+    }
+
     /// The writes to try again, a chunk at a time (all places of one chunk together).
     func forEachRetriedChunk(_ body: (_ chunk: ChunkID, _ length: Int, _ uses: [Retry]) throws -> Void) throws {
-        let s: Statement
-        do {
-            s = try db.statement("SELECT chunk, length, file, path, offset, error FROM retry ORDER BY chunk, file, offset")
-        } catch { throw Self.failure(error) }
+        let s = try prepared("SELECT chunk, length, file, path, offset, error FROM retry ORDER BY chunk, file, offset")
         var group: [Retry] = []
         while try run({ () throws(SQLiteError) in try s.step() }) {
             guard let chunk = Digest(bytes: s.blob(0)) else { continue }
@@ -245,13 +247,8 @@ final class WorkDatabase {
     /// Calls `body` with each node of a kind, in `order`.
     func forEachNode(_ kind: NodeKind, order: NodeOrder = .added,
                      _ body: (_ id: Int, _ path: [UInt8], _ size: UInt64, _ depth: Int, _ entry: [UInt8]?) throws -> Void) throws {
-        let s: Statement
-        do {
-            switch order {
-            case .added: s = try db.statement("SELECT id, path, size, depth, entry FROM node WHERE kind = ? ORDER BY id")
-            case .deepestFirst: s = try db.statement("SELECT id, path, size, depth, entry FROM node WHERE kind = ? ORDER BY depth DESC, id")
-            }
-        } catch { throw Self.failure(error) }
+        let s = try prepared(order == .added ? "SELECT id, path, size, depth, entry FROM node WHERE kind = ? ORDER BY id"
+                                             : "SELECT id, path, size, depth, entry FROM node WHERE kind = ? ORDER BY depth DESC, id")
         s.bind(1, kind.rawValue)
         while try run({ () throws(SQLiteError) in try s.step() }) {
             try body(s.int(0), s.blob(1), UInt64(bitPattern: Int64(s.int(2))), s.int(3), s.isNull(4) ? nil : s.blob(4))
@@ -303,14 +300,11 @@ final class WorkDatabase {
     /// Every planned write with its file's path, grouped by pack and then
     /// by chunk (SQLite sorts on disk).
     func forEachUse(_ body: (_ pack: String, _ chunk: ChunkID, _ length: Int, _ file: Int, _ path: [UInt8], _ offset: UInt64) throws -> Void) throws {
-        let s: Statement
-        do {
-            s = try db.statement("""
-                SELECT pack.path, use.chunk, use.file, node.path, use.offset, use.length
-                FROM use JOIN pack ON pack.id = use.pack JOIN node ON node.id = use.file
-                ORDER BY use.pack, use.chunk, use.file, use.offset
-                """)
-        } catch { throw Self.failure(error) }
+        let s = try prepared("""
+            SELECT pack.path, use.chunk, use.file, node.path, use.offset, use.length
+            FROM use JOIN pack ON pack.id = use.pack JOIN node ON node.id = use.file
+            ORDER BY use.pack, use.chunk, use.file, use.offset
+            """)
         while try run({ () throws(SQLiteError) in try s.step() }) {
             guard let chunk = Digest(bytes: s.blob(1)) else { continue }
             try body(s.text(0), chunk, s.int(5), s.int(2), s.blob(3), UInt64(bitPattern: Int64(s.int(4))))

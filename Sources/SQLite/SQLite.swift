@@ -23,6 +23,9 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
 
     /// The database file is damaged or not a database.
     public var isCorruption: Bool { code == SQLITE_CORRUPT || code == SQLITE_NOTADB }
+
+    /// The disk is full or failing: the database is not damaged, but nothing can be written.
+    public var isDiskTrouble: Bool { code == SQLITE_FULL || code == SQLITE_IOERR }
 }
 
 /// One SQLite connection. Not thread-safe: use from one thread.
@@ -30,7 +33,10 @@ package final class SQLiteDatabase {
     private(set) var handle: OpaquePointer?
     /// Prepared statements by the address of their SQL literal: a lookup
     /// hashes one word, not the text (it runs once per file in a scan).
-    private var statements: [UnsafeRawPointer: OpaquePointer] = [:]
+    /// `inUse` while a `Statement` holds it: the same query asked for again
+    /// inside its own loop gets a fresh statement, so the outer cursor is
+    /// never reset under it.
+    private var statements: [UnsafeRawPointer: (handle: OpaquePointer, inUse: Bool)] = [:]
     package let path: String
 
     package init(path: String, readOnly: Bool = false) throws(SQLiteError) {
@@ -55,7 +61,7 @@ package final class SQLiteDatabase {
     package var isReadOnly: Bool { sqlite3_db_readonly(handle, "main") == 1 }
 
     deinit {
-        for (_, s) in statements { sqlite3_finalize(s) }
+        for (_, s) in statements { sqlite3_finalize(s.handle) }
         sqlite3_close_v2(handle)
     }
 
@@ -69,23 +75,35 @@ package final class SQLiteDatabase {
         guard rc == SQLITE_OK else { throw error(rc, sql) }
     }
 
-    /// A cached prepared statement, reset and with bindings cleared.
+    /// A prepared statement with no bindings, cached by its SQL literal;
+    /// it goes back to the cache (reset) when the `Statement` ends.
     package func statement(_ sql: StaticString) throws(SQLiteError) -> Statement {
         let key = UnsafeRawPointer(sql.utf8Start)
-        if let s = statements[key] {
-            sqlite3_reset(s)
-            sqlite3_clear_bindings(s)
-            return Statement(db: self, handle: s, sql: sql)
+        if let s = statements[key], !s.inUse {
+            sqlite3_clear_bindings(s.handle)
+            statements[key]?.inUse = true
+            return Statement(db: self, handle: s.handle, sql: sql, cached: true)
         }
+        let cache = statements[key] == nil
         var s: OpaquePointer?
         let rc = sql.withUTF8Buffer { text in
             text.withMemoryRebound(to: CChar.self) {
-                sqlite3_prepare_v3(handle, $0.baseAddress, Int32($0.count), UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil)
+                sqlite3_prepare_v3(handle, $0.baseAddress, Int32($0.count), cache ? UInt32(SQLITE_PREPARE_PERSISTENT) : 0, &s, nil)
             }
         }
         guard rc == SQLITE_OK, let s else { throw error(rc, "\(sql)") }
-        statements[key] = s
-        return Statement(db: self, handle: s, sql: sql)
+        if cache { statements[key] = (s, true) }
+        return Statement(db: self, handle: s, sql: sql, cached: cache)
+    }
+
+    /// A statement's end: a cached one is reset for the next use, another finalized.
+    fileprivate func giveBack(_ handle: OpaquePointer, sql: StaticString, cached: Bool) {
+        sqlite3_reset(handle)
+        if cached {
+            statements[UnsafeRawPointer(sql.utf8Start)]?.inUse = false
+        } else {
+            sqlite3_finalize(handle)
+        }
     }
 
     /// Runs `body` in one transaction; rolls back if it throws.
@@ -107,11 +125,16 @@ package final class SQLiteDatabase {
     package var lastInsertedRow: Int { Int(sqlite3_last_insert_rowid(handle)) }
 }
 
-/// A prepared statement in use. Bind with 1-based indices.
-package struct Statement {
+/// A prepared statement in use. Bind with 1-based indices. It owns its
+/// turn with the statement: when it ends, the statement is reset (and
+/// returned to the cache, or finalized if it was made for a nested use).
+package struct Statement: ~Copyable {
     let db: SQLiteDatabase
     let handle: OpaquePointer
     let sql: StaticString
+    let cached: Bool
+
+    deinit { db.giveBack(handle, sql: sql, cached: cached) }
 
     package func bind(_ index: Int32, _ value: Int) { sqlite3_bind_int64(handle, index, Int64(value)) }
     package func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(handle, index, value) }

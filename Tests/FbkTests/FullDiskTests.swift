@@ -44,16 +44,16 @@ import TestSupport
         #expect(try f.snapshot().status == 0)
         // 3 MiB that does not compress, on a 512 KiB spool: no pack fits.
         try f.dir.write("src/random", sampleBytes(3 << 20, seed: 9))
-        let before = try Index.open(path: f.dir.file("state/index.sqlite")).snapshotIDs
+        let before = try Index.open(path: f.dir.file("state/index.sqlite")).ledger.snapshotIDs
         let r = try snapshotOnSmallFilesystem(f, over: f.dir.file("state/spool"), kibibytes: 512)
         #expect(r.status == 74, "\(r.stderr)")
         #expect(r.stderr.contains("bytes are free for the spool") && r.stderr.contains("free space there"), "\(r.stderr)")
-        #expect(try Index.open(path: f.dir.file("state/index.sqlite")).snapshotIDs == before, "nothing new is recorded")
+        #expect(try Index.open(path: f.dir.file("state/index.sqlite")).ledger.snapshotIDs == before, "nothing new is recorded")
         try f.checkInvariants(after: "full spool")
         let again = try f.snapshot()
         #expect(again.status == 0, "\(again.stderr)")
         try f.checkInvariants(after: "rerun with space")
-        #expect(try Index.open(path: f.dir.file("state/index.sqlite")).snapshotIDs.count == before.count + 1)
+        #expect(try Index.open(path: f.dir.file("state/index.sqlite")).ledger.snapshotIDs.count == before.count + 1)
     }
 
     @Test func aSpoolFillingUpDuringTheRunStopsItCleanly() throws {
@@ -64,11 +64,11 @@ import TestSupport
         // of packs cannot fit in 7 MiB, which passes the check at the start.
         f.mirrors[1].stop()
         for i in 0..<4 { try f.dir.write("src/random\(i)", sampleBytes(4 << 20, seed: UInt64(20 + i))) }
-        let before = try Index.open(path: f.dir.file("state/index.sqlite")).snapshotIDs
+        let before = try Index.open(path: f.dir.file("state/index.sqlite")).ledger.snapshotIDs
         let r = try snapshotOnSmallFilesystem(f, over: f.dir.file("state/spool"), kibibytes: 7 << 10)
         #expect(r.status == 74, "\(r.stderr)")
         #expect(r.stderr.contains("No space left on device") && r.stderr.contains("spool"), "\(r.stderr)")
-        #expect(try Index.open(path: f.dir.file("state/index.sqlite")).snapshotIDs == before, "nothing new is recorded")
+        #expect(try Index.open(path: f.dir.file("state/index.sqlite")).ledger.snapshotIDs == before, "nothing new is recorded")
         try f.checkInvariants(after: "spool filled during the run")
         try f.mirrors[1].start()
         let again = try f.snapshot()

@@ -38,13 +38,13 @@ import TestSupport
         #expect(try f.snapshot().status == 0)
 
         let indexPath = f.dir.file("state/index.sqlite")
-        let original = try Index.open(path: indexPath).chunkPacks()
+        let original = try Index.open(path: indexPath).chunks.chunkPacks()
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: indexPath + suffix) }
         let r = try rebuild(f, out: indexPath)
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
         let summary = try JSONSerialization.jsonObject(with: r.stdoutBytes) as? [String: Any] ?? [:]
         #expect(summary["snapshots"] as? Int == 2)
-        #expect(try Index.open(path: indexPath).chunkPacks() == original)
+        #expect(try Index.open(path: indexPath).chunks.chunkPacks() == original)
 
         let before = try f.chunks(0)
         let again = try f.snapshot()
@@ -59,7 +59,7 @@ import TestSupport
         try f.dir.write("src/f", random(700_000))
         #expect(try f.snapshot().status == 0)
         let indexPath = f.dir.file("state/index.sqlite")
-        let original = try Index.open(path: indexPath).chunkPacks()
+        let original = try Index.open(path: indexPath).chunks.chunkPacks()
         let listing = try #require(f.objects(0).first { $0.hasSuffix(".listing") })
         var damaged = [UInt8](FileManager.default.contents(atPath: f.path(0, listing))!)
         damaged[damaged.count / 2] ^= 1
@@ -71,7 +71,7 @@ import TestSupport
         let summary = try JSONSerialization.jsonObject(with: r.stdoutBytes) as? [String: Any] ?? [:]
         #expect(summary["snapshots"] as? Int == 1)
         #expect((summary["warnings"] as? [String] ?? []).contains { $0.contains(listing) && $0.contains("SHA-256") })
-        #expect(try Index.open(path: indexPath).chunkPacks() == original)
+        #expect(try Index.open(path: indexPath).chunks.chunkPacks() == original)
     }
 
     @Test func rebuildingOntoAnOlderIndexMerges() throws {
@@ -83,13 +83,13 @@ import TestSupport
         #expect(try runTool("sqlite3", [indexPath, ".backup " + f.dir.file("older.sqlite")]).status == 0)
         try f.dir.write("src/b", random(600_000))
         #expect(try f.snapshot().status == 0)
-        let current = try Index.open(path: indexPath).chunkPacks()
+        let current = try Index.open(path: indexPath).chunks.chunkPacks()
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: indexPath + suffix) }
         try FileManager.default.copyItem(atPath: f.dir.file("older.sqlite"), toPath: indexPath)
-        #expect(try Index.open(path: indexPath).chunkPacks().count < current.count)
+        #expect(try Index.open(path: indexPath).chunks.chunkPacks().count < current.count)
         let r = try rebuild(f, out: indexPath)
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
-        #expect(try Index.open(path: indexPath).chunkPacks() == current)
+        #expect(try Index.open(path: indexPath).chunks.chunkPacks() == current)
         let before = try f.chunks(0)
         #expect(try f.snapshot().status == 0)
         #expect(try newDataChunks(f, since: before) == 0)

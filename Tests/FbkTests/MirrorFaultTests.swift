@@ -91,7 +91,7 @@ import TestSupport
         #expect(r.status == 75, "\(fault): \(r.stderr)")
         #expect(r.stderr.contains("no mirror stored"), "\(r.stderr)")
         let index = try Index.open(path: f.dir.file("state/index.sqlite"))
-        #expect(try index.snapshotIDs.isEmpty && index.chunkCount == 0)
+        #expect(try index.ledger.snapshotIDs.isEmpty && index.chunks.chunkCount == 0)
         for p in proxies { try p.set("pass") }
         #expect(try f.snapshot().status == 0)
         #expect(f.objects(0) == f.objects(1))

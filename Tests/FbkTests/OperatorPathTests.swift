@@ -151,7 +151,7 @@ import TestSupport
         let first = try f.snapshot()
         #expect(first.status == 0)
         let index = try Index.open(path: f.dir.file("state/index.sqlite"))
-        let last = try #require(try index.lastSnapshotBytesScanned())
+        let last = try #require(try index.ledger.lastSnapshotBytesScanned())
         #expect(last == UInt64(first.summary["bytes_scanned"] as? Int ?? -1))
         let p = SnapshotProgress(files: 10, bytesScanned: last / 4, elapsed: 10, expectedBytes: last)
         #expect(p.line().hasSuffix(", 25% of last time's size, about 30 s left"), "\(p.line())")

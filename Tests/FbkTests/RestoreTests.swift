@@ -149,8 +149,8 @@ import TestSupport
         #expect(try f.snapshot().status == 0)
         let record = try f.records(0)[0]
         // A record names its listing; a second mirror's copy is untouched.
-        #expect(record.format == 2 && record.newPacks == nil && record.listing?.path == Layout.listing(record.id))
-        let listing = f.path(0, Layout.listing(record.id))
+        #expect(record.format == 2 && record.newPacks == nil && record.listing?.path == ObjectName.listing(record.id).path)
+        let listing = f.path(0, ObjectName.listing(record.id).path)
         var damaged = [UInt8](FileManager.default.contents(atPath: listing)!)
         damaged[damaged.count / 2] ^= 1
         try Data(damaged).write(to: URL(fileURLWithPath: listing))
@@ -158,7 +158,7 @@ import TestSupport
         let target = f.dir.file("damaged")
         let r = try restore(f, ["latest", "--target", target])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr.contains(Layout.listing(record.id)) && r.stderr.contains("packs will be opened"))
+        #expect(r.stderr.contains(ObjectName.listing(record.id).path) && r.stderr.contains("packs will be opened"))
         #expect(FileManager.default.contents(atPath: target + f.source + "/b/file2") == FileManager.default.contents(atPath: f.source + "/b/file2"))
 
         // With both mirrors as sources, the second's copy is used.
@@ -167,7 +167,7 @@ import TestSupport
 
         // Without the escrow, chunks could not be checked: the restore refuses and names the bundle's
         // secret; with that secret it restores, every chunk checked.
-        try FileManager.default.removeItem(atPath: f.path(0, Layout.secretEscrow))
+        try FileManager.default.removeItem(atPath: f.path(0, ObjectName.escrow.path))
         let refused = try restore(f, ["latest", "--target", f.dir.file("refused")])
         #expect(refused.status == 65 && refused.stderr.contains("no escrowed client secret") && refused.stderr.contains("--secret"), "\(refused.stderr)")
         let plain = f.dir.file("noescrow")

@@ -302,7 +302,7 @@ import TestSupport
         #expect(second.stdout.contains(pack) && second.stdout.contains(squat), "\(second.stdout)")
         // Without the state the default check could not see either (the size is right).
         // A deleted escrow is flagged too.
-        try FileManager.default.removeItem(atPath: root + "/c1/" + Layout.secretEscrow)
+        try FileManager.default.removeItem(atPath: root + "/c1/" + ObjectName.escrow.path)
         let third = try CLI.run(["check", "--config", config, "--root", root, "--state", state])
         #expect(third.stdout.contains("client-secret.cms is missing"), "\(third.stdout)")
         // Old packs no catalog needs are named.

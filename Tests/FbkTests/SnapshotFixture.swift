@@ -130,11 +130,11 @@ extension SnapshotFixture {
         let index = try Index.open(path: f.dir.file("state/index.sqlite"))   // it opens (quick_check, schema)
         let present = Set(f.objects(0)).union(f.objects(1))
         // Every chunk the index knows lives in a pack present on at least one mirror.
-        let packs = Set(try index.chunkPacks().values)
+        let packs = Set(try index.chunks.chunkPacks().values)
         for p in packs { #expect(present.contains(p), "\(what): index chunk in \(p), which no mirror has") }
         // No snapshot is recorded whose packs are not all stored.
-        for id in try index.snapshotIDs {
-            let catalogPath = Layout.catalog(id)
+        for id in try index.ledger.snapshotIDs {
+            let catalogPath = ObjectName.catalog(id).path
             let holder = f.objects(0).contains(catalogPath) ? 0 : 1
             let data = [UInt8](FileManager.default.contents(atPath: f.path(holder, catalogPath)) ?? Data())
             let catalog = try SignedDocument.decode(Catalog.self, from: data, name: catalogPath, verifyingKey: nil).0

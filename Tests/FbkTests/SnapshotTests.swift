@@ -132,11 +132,11 @@ func waitForFilesToSettle() {
         let paths = [f.source + "/a", f.source + "/b"].map { Array($0.utf8) }
         do {
             let index = try Index.open(path: f.dir.file("state/index.sqlite"))
-            for (path, row) in zip(paths, try index.cachedFiles(paths: paths)) {
+            for (path, row) in zip(paths, try index.files.cachedFiles(paths: paths)) {
                 var old = try #require(row)
                 #expect(old.xattrs != nil)
                 old.xattrs = nil
-                try index.cacheFile(path: path, old)
+                try index.files.cacheFile(path: path, old)
             }
         }
         let third = try snapshot()
@@ -144,7 +144,7 @@ func waitForFilesToSettle() {
         #expect(third.attributes == ["a": "one", "b": "-", "d": "directory"])
         do {
             let index = try Index.open(path: f.dir.file("state/index.sqlite"))
-            let rows = try index.cachedFiles(paths: paths)
+            let rows = try index.files.cachedFiles(paths: paths)
             #expect(rows.map { $0?.xattrs?.map(\.value) } == [[Array("one".utf8)], []])
         }
 
@@ -208,8 +208,8 @@ func waitForFilesToSettle() {
         #expect(r.status == 75)
         #expect(r.stderr.contains("no mirror stored"), "\(r.stderr)")
         let index = try Index.open(path: f.dir.file("state/index.sqlite"))
-        #expect(try index.snapshotIDs.isEmpty)
-        #expect(try index.chunkCount == 0)
+        #expect(try index.ledger.snapshotIDs.isEmpty)
+        #expect(try index.chunks.chunkCount == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: f.dir.file("state/spool")).isEmpty)
         // Once a mirror is back, the next run completes (the other still behind: 4).
         try f.mirrors[0].start()

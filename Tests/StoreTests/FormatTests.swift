@@ -135,12 +135,12 @@ import Testing
         let (size, sha256) = try writer.finish(root: document.root)
         #expect(size == sealed.count && sha256 == SHA256.hash(sealed))
         #expect(sealed.starts(with: Array("FBKLST02".utf8)))
-        let json = try PackListingDocument.plaintext(sealed, path: Layout.listing("s"), keys: keys)
+        let json = try PackListingDocument.plaintext(sealed, path: ObjectName.listing("s").path, keys: keys)
         let same = json == SignedDocument.json(document)
         #expect(same, "\(String(decoding: json.prefix(300), as: UTF8.self))")
-        #expect(try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: keys) == document)
+        #expect(try PackListingDocument.open(sealed, path: ObjectName.listing("s").path, keys: keys) == document)
         // The in-memory form is the same object.
-        #expect(try PackListingDocument.open(document.sealed(keys: keys), path: Layout.listing("s"), keys: keys) == document)
+        #expect(try PackListingDocument.open(document.sealed(keys: keys), path: ObjectName.listing("s").path, keys: keys) == document)
         // The body is compressed: hex IDs take about half their length.
         #expect(sealed.count < json.count * 3 / 4)
     }
@@ -150,14 +150,14 @@ import Testing
         let sealed = try document.sealed(keys: keys)
         var paths: [String] = []
         var lengths: [[Int]] = []
-        let header = try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: keys, accept: { $0.client == "c\"1" }) {
+        let header = try PackListingDocument.open(sealed, path: ObjectName.listing("s").path, keys: keys, accept: { $0.client == "c\"1" }) {
             paths.append($0)
             lengths.append($1.map(\.length))
         }
         #expect(header?.root == document.root && header?.packs == [])
         #expect(paths == document.packs.map(\.path) && lengths == document.packs.map { $0.chunks.map(\.length) })
         var handed = 0
-        #expect(try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: keys, accept: { _ in false }) { _, _ in handed += 1 } == nil)
+        #expect(try PackListingDocument.open(sealed, path: ObjectName.listing("s").path, keys: keys, accept: { _ in false }) { _, _ in handed += 1 } == nil)
         #expect(handed == 0)
     }
 
@@ -165,16 +165,16 @@ import Testing
         let (document, _) = sample()
         let sealed = try document.sealed(keys: keys)
         let otherKeys = try ClientKeys(secret: [UInt8](repeating: 4, count: 32))
-        #expect(throws: SealError.self) { try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: otherKeys) }
-        #expect(throws: SealError.self) { try PackListingDocument.open(sealed, path: Layout.listing("t"), keys: keys) }
+        #expect(throws: SealError.self) { try PackListingDocument.open(sealed, path: ObjectName.listing("s").path, keys: otherKeys) }
+        #expect(throws: SealError.self) { try PackListingDocument.open(sealed, path: ObjectName.listing("t").path, keys: keys) }
         for at in [9, sealed.count / 2, sealed.count - 1] {
             var damaged = sealed
             damaged[at] ^= 1
-            #expect(throws: (any Error).self) { try PackListingDocument.open(damaged, path: Layout.listing("s"), keys: keys) }
+            #expect(throws: (any Error).self) { try PackListingDocument.open(damaged, path: ObjectName.listing("s").path, keys: keys) }
         }
         var foreign = sealed
         foreign[7] = UInt8(ascii: "9")
-        #expect(throws: FormatError.self) { try PackListingDocument.open(foreign, path: Layout.listing("s"), keys: keys) }
+        #expect(throws: FormatError.self) { try PackListingDocument.open(foreign, path: ObjectName.listing("s").path, keys: keys) }
     }
 
     @Test func formatOneListingsStillOpen() throws {
@@ -183,8 +183,8 @@ import Testing
         old.format = 1
         let magic = Array("FBKLST01".utf8)
         let sealed = magic + (try SymmetricBox.seal(SignedDocument.json(old), key: keys.listingKey,
-                                                    associatedData: magic + Array(Layout.listing("s").utf8)))
-        #expect(try PackListingDocument.open(sealed, path: Layout.listing("s"), keys: keys) == old)
+                                                    associatedData: magic + Array(ObjectName.listing("s").path.utf8)))
+        #expect(try PackListingDocument.open(sealed, path: ObjectName.listing("s").path, keys: keys) == old)
     }
 }
 
@@ -297,10 +297,10 @@ import Testing
         // Exact binary fractions, so rounding cannot differ.
         for seconds in [0.0, 951_782_400.5, 1_795_000_000.125, 4_102_444_799.875, 1_000_000_000.0] {
             let date = Date(timeIntervalSince1970: seconds)
-            #expect(Layout.rfc3339(date) == iso.string(from: date))
-            #expect(Layout.compactTime(date) == compact.string(from: date))
+            #expect(Timestamp.rfc3339(date) == iso.string(from: date))
+            #expect(Timestamp.compactTime(date) == compact.string(from: date))
         }
-        #expect(Layout.newSnapshotID(at: Date(timeIntervalSince1970: 1_795_000_000)).hasPrefix("20261118T"))
+        #expect(Timestamp.newSnapshotID(at: Date(timeIntervalSince1970: 1_795_000_000)).hasPrefix("20261118T"))
     }
 
     @Test func sizesAreInBinaryUnits() {

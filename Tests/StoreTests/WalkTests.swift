@@ -86,8 +86,8 @@ import TestSupport
     @Test func theFilesCacheIsReadByRangePassingOverSubdirectories() throws {
         let dir = try TemporaryDirectory()
         let index = try Index.create(path: dir.file("index.sqlite"))
-        func row(_ size: UInt64) -> Index.CachedFile {
-            Index.CachedFile(dev: 1, ino: size, size: size, mtime: 2, ctime: 3, regions: EncodedRegions([]), packs: [], xattrs: [])
+        func row(_ size: UInt64) -> FilesCache.CachedFile {
+            FilesCache.CachedFile(dev: 1, ino: size, size: size, mtime: 2, ctime: 3, regions: EncodedRegions([]), packs: [], xattrs: [])
         }
         // "s" is a directory whose 100 files sort between its siblings
         // "s-1" and "s0" ('-' < '/' < '0').
@@ -95,12 +95,12 @@ import TestSupport
         for i in 0..<100 { stored["/d/s/x\(i)"] = UInt64(100 + i) }
         stored["/other"] = 9
         try index.transaction {
-            for (path, size) in stored { try index.cacheFile(path: Array(path.utf8), row(size)) }
+            for (path, size) in stored { try index.files.cacheFile(path: Array(path.utf8), row(size)) }
         }
         let wanted = ["/d/0", "/d/a", "/d/b", "/d/s-1", "/d/s0", "/d/t", "/d/u", "/d/zz"]
-        let rows = try index.cachedFiles(paths: wanted.map { Array($0.utf8) })
+        let rows = try index.files.cachedFiles(paths: wanted.map { Array($0.utf8) })
         #expect(rows.map { $0?.size } == [nil, 1, nil, 2, 3, nil, 4, nil])
-        #expect(try index.cachedFiles(paths: []).isEmpty)
-        #expect(try index.cachedFiles(paths: [Array("/d/s/x7".utf8)]).map { $0?.size } == [107])
+        #expect(try index.files.cachedFiles(paths: []).isEmpty)
+        #expect(try index.files.cachedFiles(paths: [Array("/d/s/x7".utf8)]).map { $0?.size } == [107])
     }
 }

@@ -88,23 +88,13 @@ struct SnapshotCommand: ParsableCommand {
         return summary.exitStatus
     }
 
+    /// The index, or what to do when it is unusable (the policy is Index's;
+    /// the command only says how this client's would be rebuilt).
     private func openIndex(_ c: ClientConfig) throws -> Index {
-        do {
-            return try Index.open(path: c.indexPath)
-        } catch {
-            // A read-only or unreachable index is not damage: no rebuild, no fresh start.
-            guard error.code == .index else { throw error }
-            guard allowReupload else {
-                throw StoreError(.index, "\(error.message). Rebuild it from the mirrors (clients cannot read them: run it where the storage is, or over the operator port, then copy the index and its spool/ back into \(c.state)):\n  \(Self.rebuildCommand(c))\nor run with --allow-reupload to start a new index (everything is uploaded again)")
-            }
-            if FileManager.default.fileExists(atPath: c.indexPath) {
-                let aside = c.indexPath + ".damaged-\(Int(Date().timeIntervalSince1970))"
-                try FileManager.default.moveItem(atPath: c.indexPath, toPath: aside)
-                for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: c.indexPath + suffix) }
-                FileHandle.standardError.write(Data("fbk: warning: moved the unusable index to \(aside); starting a new one\n".utf8))
-            }
-            return try Index.create(path: c.indexPath)
-        }
+        let ifUnusable: Index.IfUnusable = allowReupload
+            ? .startOver(warn: { FileHandle.standardError.write(Data("fbk: warning: \($0)\n".utf8)) })
+            : .refuse(advice: "Rebuild it from the mirrors (clients cannot read them: run it where the storage is, or over the operator port, then copy the index and its spool/ back into \(c.state)):\n  \(Self.rebuildCommand(c))\nor run with --allow-reupload to start a new index (everything is uploaded again)")
+        return try Index.openForSnapshot(path: c.indexPath, ifUnusable: ifUnusable)
     }
 }
 

@@ -1,0 +1,71 @@
+// Which pack holds each chunk: a cache of what the pack listings say
+// (`fbk index rebuild` makes it again from them). A chunk row is never
+// updated (INSERT OR IGNORE: a chunk never moves to another pack) and
+// leaves only with its pack, through `Index.forgetPacks`.
+
+import Format
+import Foundation
+import Platform
+import Seal
+import SQLite
+
+public final class ChunkIndex: IndexPartAccess {
+    /// Whether a chunk is already stored in a pack on at least one mirror.
+    public func hasChunk(_ id: ChunkID) throws(StoreError) -> Bool {
+        try guarded {
+        let s = try db.statement("SELECT 1 FROM chunks WHERE id = ?")
+        s.bind(1, id.bytes)
+        return try s.step()
+        }
+    }
+
+    /// The pack (object row) holding a chunk.
+    public func packOfChunk(_ id: ChunkID) throws(StoreError) -> Int? {
+        try guarded {
+        let s = try db.statement("SELECT pack FROM chunks WHERE id = ?")
+        s.bind(1, id.bytes)
+        return try s.step() ? s.int(0) : nil
+        }
+    }
+
+    package func addChunk(_ id: ChunkID, pack: Int, kind: ChunkKind, plainLength: Int) throws(StoreError) {
+        try guarded {
+        let s = try db.statement("INSERT OR IGNORE INTO chunks(id, pack, kind, plain_length) VALUES (?, ?, ?, ?)")
+        s.bind(1, id.bytes); s.bind(2, pack); s.bind(3, Int(kind.rawValue)); s.bind(4, plainLength)
+        try s.run()
+        }
+    }
+
+    public var chunkCount: Int {
+        get throws(StoreError) {
+            try guarded {
+            let s = try db.statement("SELECT count(*) FROM chunks")
+            try s.step()
+            return s.int(0)
+            }
+        }
+    }
+
+    /// Every chunk and the path of the pack holding it (for comparing indexes).
+    public func chunkPacks() throws(StoreError) -> [ChunkID: String] {
+        try guarded {
+        let s = try db.statement("SELECT c.id, o.path FROM chunks c JOIN objects o ON o.id = c.pack")
+        var out: [ChunkID: String] = [:]
+        while try s.step() { if let id = Digest(bytes: s.blob(0)) { out[id] = s.text(1) } }
+        return out
+        }
+    }
+
+    /// The object IDs of every pack. Files-cache rows name packs by these
+    /// IDs, which stay valid because a chunk never moves to another pack
+    /// (INSERT OR IGNORE) and packs leave only through `Index.forgetPacks`,
+    /// which clears the files cache with them.
+    package func packIDs() throws(StoreError) -> Set<Int> {
+        try guarded {
+        let s = try db.statement("SELECT id FROM objects WHERE kind = 'pack'")
+        var out = Set<Int>()
+        while try s.step() { out.insert(s.int(0)) }
+        return out
+        }
+    }
+}
