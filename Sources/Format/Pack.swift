@@ -51,11 +51,23 @@ public enum PackFormat {
         guard pack.count >= magic.count + trailerSize else {
             throw FormatError(object: name, problem: "\(pack.count) bytes is shorter than an empty pack")
         }
-        let count = Int(pack[pack.count - 16]) | Int(pack[pack.count - 15]) << 8
-            | Int(pack[pack.count - 14]) << 16 | Int(pack[pack.count - 13]) << 24
-        let tailLength = min(pack.count - magic.count, count * entrySize + trailerSize)
+        let tailLength = min(pack.count - magic.count, tailLength(trailer: Array(pack.suffix(trailerSize))))
         return try parseTable(head: Array(pack.prefix(magic.count)), dataLength: pack.count - magic.count - tailLength,
                               tail: Array(pack.suffix(tailLength)), name: name)
+    }
+
+    /// The length of the head a table reader reads first (the magic).
+    public static var headLength: Int { magic.count }
+    /// The length of the trailer, read before the table.
+    public static var trailerLength: Int { trailerSize }
+
+    /// How many bytes at a pack plaintext's end hold its table and trailer,
+    /// as its last `trailerLength` bytes say (unchecked: `parseTable`
+    /// checks it against everything else).
+    public static func tailLength(trailer: [UInt8]) -> Int {
+        guard trailer.count == trailerSize else { return trailerSize }
+        let count = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
+        return count * entrySize + trailerSize
     }
 
     /// Parses a table given the pack's first 8 bytes, the length of what

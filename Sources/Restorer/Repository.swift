@@ -51,10 +51,10 @@ public final class Repository {
     public private(set) var warnings: [String] = []
     /// Chunk → pack and length, from the records' pack listings; the restore plan.
     let work: WorkDatabase
-    private var decryptedPacks: [String: OpenedPack] = [:]
-    private var failedPacks: [String: String] = [:]
+    /// Packs decrypted into the work directory while they are needed.
+    let packs: PackCache
     private let decompressor = ChunkDecompressor()
-    public private(set) var packsDecrypted = 0
+    public var packsDecrypted: Int { packs.decryptedCount }
     /// The snapshot chunks are located for (`select`).
     private var selected: String?
     private let acceptFutureDated: Bool
@@ -75,6 +75,7 @@ public final class Repository {
         self.client = client
         let scratch = try PrivateDirectory(prefix: "fbk-restore")
         workDirectory = scratch.path
+        packs = PackCache(opener: PackOpener(sources: sources, opener: opener, workDirectory: scratch.path))
         do {
             work = try WorkDatabase(directory: workDirectory)
             var loadWarnings: [String] = []
@@ -267,7 +268,7 @@ public final class Repository {
                 claimedElsewhere.append(pack)
                 return
             }
-            try work.addPack(pack, chunks: chunks)
+            try work.locator.addPack(pack, chunks: chunks)
         }
         do {
             let plain = try opener.open(sealed).plaintext
@@ -365,7 +366,7 @@ public final class Repository {
     /// can change how this one restores.
     public func select(_ snapshot: SnapshotRecord) throws {
         guard selected != snapshot.id else { return }
-        try work.restrict(to: catalogs[snapshot.id]?.packs.map(\.path))
+        try work.locator.restrict(to: catalogs[snapshot.id]?.packs.map(\.path))
         selected = snapshot.id
         scannedUnlisted = false
         scannedAll = false
@@ -398,7 +399,7 @@ public final class Repository {
         // The first pack is decrypted and kept (trees are read again and
         // again); every candidate copy, that one first, is then tried once.
         if let pack = try chunkLocation(id)?.path {
-            do { _ = try decryptedPack(pack) } catch { problems.append("\(error)") }
+            do { _ = try packs.pack(pack) } catch { problems.append("\(error)") }
         }
         if let found = try chunkFromAlternatives(id, length: nil, problems: &problems) { return found }
         throw StoreError(.integrity, problems.isEmpty ? "no pack holds chunk \(id.shortDescription)"
@@ -420,8 +421,8 @@ public final class Repository {
     }
 
     private func lookElsewhere(_ id: ChunkID, length: Int?, problems: inout [String]) throws -> (kind: ChunkKind, bytes: [UInt8])? {
-        for candidate in try work.candidates(of: id) {
-            let first = decryptedPacks[candidate.path]
+        for candidate in try work.locator.candidates(of: id) {
+            let first = packs.peek(candidate.path)
             // The copy decrypted already (for other chunks) may hold this one.
             if let first {
                 if let entry = first.entries[id], length == nil || entry.plainLength == length {
@@ -437,7 +438,7 @@ public final class Repository {
             for (i, source) in sources.enumerated() where i != first?.source {
                 if alternative?.pack != candidate.path || alternative?.source != i {
                     if case .success(let old)? = alternative?.opened { unlink(old.path) }
-                    alternative = (candidate.path, i, openPack(candidate.path, sources: [i], as: "alternative"))
+                    alternative = (candidate.path, i, packs.opener.open(candidate.path, sources: [i], as: "alternative"))
                 }
                 do {
                     let opened = try alternative!.opened.get()
@@ -491,121 +492,15 @@ public final class Repository {
         return bytes
     }
 
-    /// A pack decrypted (once) into the work directory, with its table.
-    func decryptedPack(_ pack: String) throws(StoreError) -> OpenedPack {
-        try decrypt(pack)
-        guard let opened = decryptedPacks[pack] else { throw StoreError(.integrity, "\(pack) cannot be opened") }
-        return opened
-    }
-
     /// Where a chunk is (its pack's row in the work database and path) and
     /// its plaintext length, without decrypting; packs no record lists are
     /// opened once to find chunks the listings lack. Nil if no pack holds it.
     func chunkLocation(_ id: ChunkID) throws -> (pack: Int, path: String, length: Int)? {
-        if let l = try work.location(of: id) { return l }
+        if let l = try work.locator.location(of: id) { return l }
         try scanUnlistedPacks()
-        if let l = try work.location(of: id) { return l }
+        if let l = try work.locator.location(of: id) { return l }
         try scanEveryPack()
-        return try work.location(of: id)
-    }
-
-    /// A pack decrypted into the work directory, with its table.
-    public struct OpenedPack: Sendable {
-        let path: String
-        let entries: [ChunkID: PackEntry]
-        /// The source (index) whose copy this is.
-        let source: Int
-    }
-
-    private func decrypt(_ pack: String) throws(StoreError) {
-        if decryptedPacks[pack] != nil { return }
-        if let reason = failedPacks[pack] { throw StoreError(.integrity, reason) }
-        try adopt(pack, openPack(pack))
-    }
-
-    /// Takes a pack opened by `openPack` (perhaps on another thread, ahead
-    /// of need) as decrypted, or remembers why it could not be.
-    func adopt(_ pack: String, _ opened: Result<OpenedPack, StoreError>) throws(StoreError) {
-        switch opened {
-        case .success(let o):
-            packsDecrypted += 1
-            decryptedPacks[pack] = o
-        case .failure(let error):
-            failedPacks[pack] = error.message
-            throw error
-        }
-    }
-
-    /// Decrypts a pack into the work directory from the first source whose
-    /// copy opens and has a sound table. Touches no state of the repository
-    /// but the work directory, so it may run on another thread.
-    func openPack(_ pack: String) -> Result<OpenedPack, StoreError> {
-        openPack(pack, sources: Array(sources.indices), as: "pack")
-    }
-
-    private func openPack(_ pack: String, sources indices: [Int], as kind: String) -> Result<OpenedPack, StoreError> {
-        guard ObjectName.isPack(pack) else {
-            return .failure(StoreError(.integrity, "\(pack) is not a pack's name"))
-        }
-        let target = workDirectory + "/\(kind)-" + (pack as NSString).lastPathComponent
-        var firstError: (any Error)?
-        var unreadable: [String] = []
-        // Another source may hold an intact copy: each is fetched only when the ones before it failed.
-        for i in indices {
-            guard let holder = Self.fetch(pack, from: sources[i], limit: PackFormat.maxSealedLength, problems: &unreadable) else { continue }
-            do {
-                _ = try opener.open(fileAt: holder.path, to: target)
-                let plain = try readPackTable(target, name: pack)
-                return .success(OpenedPack(path: target, entries: Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }),
-                                           source: i))
-            } catch {
-                unlink(target)
-                if firstError == nil { firstError = error }
-            }
-        }
-        guard let firstError else {
-            let why = unreadable.isEmpty ? "\(pack) is missing from \(indices.map { sources[$0].location }.joined(separator: " and "))"
-                                         : unreadable.joined(separator: "; ")
-            return .failure(StoreError(unreadable.isEmpty ? .integrity : .io, why))
-        }
-        return .failure(StoreError(.integrity, "\(pack) cannot be opened: \(firstError)" + (unreadable.isEmpty ? "" : "; " + unreadable.joined(separator: "; "))))
-    }
-
-    /// Whether a pack is decrypted already (or known not to open).
-    func isDecrypted(_ pack: String) -> Bool { decryptedPacks[pack] != nil || failedPacks[pack] != nil }
-
-    /// Drops a decrypted pack from the work directory once it is no longer needed.
-    func release(pack: String) {
-        if let p = decryptedPacks.removeValue(forKey: pack) { unlink(p.path) }
-    }
-
-    /// Reads only a decrypted pack's trailer and table (pread), never the whole pack.
-    private func readPackTable(_ path: String, name: String) throws -> [PackEntry] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StoreError(.io, "cannot read the decrypted \(name)") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_size >= 24, Int(st.st_size) <= PackFormat.maxPackLength else {
-            throw StoreError(.integrity, "\(name) has an implausible size")
-        }
-        let size = Int(st.st_size)
-        var trailer = [UInt8](repeating: 0, count: 16)
-        guard pread(fd, &trailer, 16, off_t(size - 16)) == 16 else { throw StoreError(.io, "cannot read \(name)") }
-        let count = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
-        let tableLength = count * 50
-        guard tableLength + 24 <= size else { throw StoreError(.integrity, "\(name) is malformed: its table does not fit") }
-        // Magic, then table and trailer: parseTable checks them against each other
-        // with the data area represented only by its length.
-        var head = [UInt8](repeating: 0, count: 8)
-        var tail = [UInt8](repeating: 0, count: tableLength + 16)
-        guard pread(fd, &head, 8, 0) == 8, pread(fd, &tail, tail.count, off_t(size - tail.count)) == tail.count else {
-            throw StoreError(.io, "cannot read \(name)")
-        }
-        do {
-            return try PackFormat.parseTable(head: head, dataLength: size - 8 - tail.count, tail: tail, name: name)
-        } catch {
-            throw StoreError(.integrity, error.description)
-        }
+        return try work.locator.location(of: id)
     }
 
     /// Chunks written by a run that stored packs but no listing: find them
@@ -628,7 +523,7 @@ public final class Repository {
                 }
             }
         }
-        try scanTables(of: packs.filter { try !work.isListed($0) })
+        try scanTables(of: packs.filter { try !work.locator.isListed($0) })
     }
 
     /// Reads the table of every pack the chosen snapshot may use that has
@@ -641,16 +536,16 @@ public final class Repository {
         guard !scannedAll else { return }
         scannedAll = true
         try scanUnlistedPacks()
-        try scanTables(of: work.unscannedPacks())
+        try scanTables(of: work.locator.unscannedPacks())
     }
 
     /// Decrypts each pack (into a scratch file, removed at once) to record
     /// what its own table holds.
     private func scanTables(of packs: [String]) throws {
         for pack in packs {
-            guard case .success(let opened) = openPack(pack, sources: Array(sources.indices), as: "scan") else { continue }
+            guard case .success(let opened) = self.packs.opener.open(pack, as: "scan") else { continue }
             unlink(opened.path)
-            try work.addScanned(pack, chunks: opened.entries.map { ($0.key, $0.value.plainLength) })
+            try work.locator.addScanned(pack, chunks: opened.entries.map { ($0.key, $0.value.plainLength) })
         }
     }
 

@@ -74,7 +74,7 @@ public final class Restorer {
     private var verifiedTrees = Set<ChunkID>()
 
     private var summary = RestoreSummary()
-    private var plan: WorkDatabase { repository.work }
+    private var plan: RestorePlan { repository.work.plan }
     /// File nodes of the plan that cannot be restored whole (rare: only damage grows it).
     private var damagedFiles = Set<Int>()
     /// Hardlink targets outside the chosen paths, restored once as a copy: target → its file node.
@@ -97,13 +97,12 @@ public final class Restorer {
         try checkRequested(paths)
         if write { try prepareTarget() }
         try plan.clearPlan()
-        try plan.batch { try makePlan(paths: paths) }
+        try repository.work.batch { try makePlan(paths: paths) }
         // Packs are decrypted on another thread from now on, while the files are created.
-        let packs = try plan.plannedPacks().filter { !repository.isDecrypted($0) }
-        let prefetcher = PackPrefetcher(repository: repository, packs: packs, ahead: Self.packsAhead)
-        defer { prefetcher.stop() }
+        repository.packs.prefetch(try plan.plannedPacks().filter { !repository.packs.isKnown($0) }, ahead: Self.packsAhead)
+        defer { repository.packs.stopPrefetching() }
         try makeFiles()
-        try writeData(prefetcher, prefetched: packs)
+        try writeData()
         if write { try finish() } else { summary.files = try plan.count(.file) - damagedFiles.count }
         summary.packsDecrypted = repository.packsDecrypted
         summary.damaged = try damagedFiles.sorted().map { try plan.path(of: $0).displayPath }
@@ -315,12 +314,11 @@ public final class Restorer {
     /// Places one job writes a chunk to, at most (a chunk shared by more files is read again).
     static let usesPerJob = 1024
 
-    private func writeData(_ prefetcher: PackPrefetcher, prefetched: [String]) throws {
+    private func writeData() throws {
         let writers = ChunkWriters(workers: max(1, ProcessInfo.processInfo.activeProcessorCount),
                                    memory: Self.writerMemory, keys: repository.keys, target: write ? target : nil)
-        var nextPrefetched = 0
         // The pack being dispatched, then those whose chunks are still being written.
-        var current: (name: String, opened: Result<Repository.OpenedPack, StoreError>)?
+        var current: (name: String, opened: Result<OpenedPack, StoreError>)?
         var draining: [String] = []
         var job: ChunkWriters.Job?
         var failed: (chunk: ChunkID, error: StoreError)?
@@ -342,7 +340,7 @@ public final class Restorer {
         func releaseDrained() {
             draining.removeAll { pack in
                 guard writers.isDone(pack) else { return false }
-                repository.release(pack: pack)
+                repository.packs.release(pack)
                 return true
             }
         }
@@ -355,16 +353,12 @@ public final class Restorer {
                     try mergeDamage()
                     let totals = writers.totals
                     progress?(totals.chunks, totals.bytes)
-                    if nextPrefetched < prefetched.count && prefetched[nextPrefetched] == pack {
-                        nextPrefetched += 1
-                        // A failure is remembered; the chunks below then report it.
-                        try? repository.adopt(pack, prefetcher.take(pack))
-                    }
-                    current = (pack, Result { () throws(StoreError) in try repository.decryptedPack(pack) })
+                    // A failure is remembered; the chunks below then report it.
+                    current = (pack, Result { () throws(StoreError) in try repository.packs.pack(pack) })
                 }
                 guard !damagedFiles.contains(file) else { return }
                 // Not in this pack's copy: looked for again once every pack is done.
-                let retry = WorkDatabase.Retry(chunk: chunk, length: length, file: file, path: path, offset: offset,
+                let retry = RestorePlan.Retry(chunk: chunk, length: length, file: file, path: path, offset: offset,
                                                error: failed?.error.message ?? "")
                 if let f = failed, f.chunk == chunk {
                     try plan.addRetry(retry)
@@ -397,7 +391,7 @@ public final class Restorer {
         }
         writers.finish()
         try mergeDamage()
-        for pack in draining + [current?.name].compactMap({ $0 }) { repository.release(pack: pack) }
+        for pack in draining + [current?.name].compactMap({ $0 }) { repository.packs.release(pack) }
         try retryElsewhere(writers)
         (summary.chunksVerified, summary.bytes) = writers.totals
         progress?(summary.chunksVerified, summary.bytes)
