@@ -97,26 +97,6 @@ public final class CheckState {
         for (p, e) in entries.sorted(by: { $0.key < $1.key }) where seen.contains(p) {
             text += "\(e.verified)\t\(e.size)\t\(e.mtime)\t\(e.sha256)\t\(p)\n"
         }
-        try writeFileAtomically(path, Array(text.utf8))
-    }
-}
-
-/// Writes a file through a temporary beside it, fsync and rename.
-func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(StoreError) {
-    let temporary = path + ".tmp-\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
-    guard fd >= 0 else { throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
-    var done = 0
-    while done < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { break }
-        done += n
-    }
-    let ok = done == bytes.count && fsync(fd) == 0
-    close(fd)
-    guard ok, rename(temporary, path) == 0 else {
-        unlink(temporary)
-        throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+        try DurableFile.replace(path, with: Array(text.utf8))
     }
 }

@@ -206,15 +206,6 @@ public enum Enrollment {
     }
 
     private static func replace(_ path: String, _ text: String, mode: mode_t) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
-        let bytes = Array(text.utf8)
-        let ok = write(fd, bytes, bytes.count) == bytes.count && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
-        }
+        try DurableFile.replace(path, with: Array(text.utf8), mode: mode)
     }
 }

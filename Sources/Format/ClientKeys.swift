@@ -60,14 +60,12 @@ public struct ClientKeys: Sendable {
     /// Creates a new random secret file (mode 0600); refuses to overwrite.
     public static func create(path: String) throws(StoreError) -> ClientKeys {
         let secret = secureRandomBytes(32)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw StoreError(.config, "cannot create the client secret \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        let line = Array((Hex.encode(secret) + "\n").utf8)
-        guard write(fd, line, line.count) == line.count, fsync(fd) == 0 else {
-            throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+        do {
+            try DurableFile.create(path, with: Array((Hex.encode(secret) + "\n").utf8), mode: 0o600)
+        } catch where error.exists {
+            throw StoreError(.config, "cannot create the client secret \(path): it exists already", cause: error.error)
+        } catch {
+            throw error.error
         }
         return try ClientKeys(secret: secret)
     }

@@ -1,5 +1,6 @@
 internal import CLinux
 import Foundation
+import Platform
 
 /// Lists regular files under paths, without following symbolic links.
 enum FileWalker {
@@ -36,14 +37,10 @@ enum FileWalker {
 /// Creates a file that must not exist yet, writes `text` and syncs it.
 /// - Throws: `CLIError` (exit 73) if it exists or cannot be written.
 func createNewFile(_ path: String, _ text: String, mode: mode_t) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-    guard fd >= 0 else {
-        throw CLIError(message: "cannot create \(path): \(String(cString: strerror(errno)))", status: ExitStatus.cannotCreate)
-    }
-    defer { close(fd) }
-    let bytes = Array(text.utf8)
-    guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-        throw CLIError(message: "cannot write \(path): \(String(cString: strerror(errno)))", status: ExitStatus.cannotCreate)
+    do {
+        try DurableFile.create(path, with: Array(text.utf8), mode: mode)
+    } catch {
+        throw CLIError(message: error.error.message, status: ExitStatus.cannotCreate)
     }
 }
 

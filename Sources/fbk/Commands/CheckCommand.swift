@@ -77,10 +77,10 @@ struct CheckCommand: ParsableCommand {
             }
             report = r
             if let prometheus {
-                let temporary = prometheus + ".tmp-\(getpid())"
-                try report.prometheus(now: Date()).write(toFile: temporary, atomically: false, encoding: .utf8)
-                guard rename(temporary, prometheus) == 0 else {
-                    throw CLIError(message: "cannot write \(prometheus): \(String(cString: strerror(errno)))", status: ExitStatus.cannotCreate)
+                do {
+                    try DurableFile.replace(prometheus, with: Array(report.prometheus(now: Date()).utf8), mode: 0o644)
+                } catch {
+                    throw CLIError(message: error.message, status: ExitStatus.cannotCreate)
                 }
             }
         } catch {
