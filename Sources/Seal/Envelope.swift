@@ -65,21 +65,22 @@ public struct Envelope: Sendable {
     static let streamFlags = UInt32(CMS_BINARY | CMS_STREAM | CMS_PARTIAL)
 
     /// An AuthEnvelopedData (AES-256-GCM) structure with every recipient
-    /// added, ready to stream content into. The caller frees it.
+    /// added, ready to stream content into; freed with its owner.
     /// The corresponding C functions are `CMS_encrypt_ex` and `CMS_add1_recipient_cert`.
-    func contentInfo() throws(SealError) -> OpaquePointer {
+    func contentInfo() throws(SealError) -> ContentInfo {
         _ = OpenSSLErrors.drain()
         guard let cipher = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else {
             throw SealError.openSSL(.library, "OpenSSL provides no AES-256-GCM")
         }
         defer { EVP_CIPHER_free(cipher) }
         let flags = Envelope.streamFlags
-        guard let cms = CMS_encrypt_ex(nil, nil, cipher, flags, nil, nil) else {
+        guard let pointer = CMS_encrypt_ex(nil, nil, cipher, flags, nil, nil) else {
             throw SealError.openSSL(.library, "CMS_encrypt_ex failed")
         }
+        let owner = ContentInfo(pointer)
+        let cms = owner.pointer
         for certificate in recipients {
             guard let ri = CMS_add1_recipient_cert(cms, certificate.x509, flags | UInt32(CMS_KEY_PARAM)) else {
-                CMS_ContentInfo_free(cms)
                 throw SealError.openSSL(.unusableCertificate, "cannot encrypt to certificate \(certificate.subject)")
             }
             if let key = X509_get0_pubkey(certificate.x509), EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA {
@@ -87,13 +88,27 @@ public struct Envelope: Sendable {
                       EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) > 0,
                       EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) > 0,
                       EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) > 0 else {
-                    CMS_ContentInfo_free(cms)
                     throw SealError.openSSL(.library, "cannot set RSA-OAEP for \(certificate.subject)")
                 }
             }
         }
-        return cms
+        return owner
     }
+}
+
+/// A `CMS_ContentInfo` owned by Swift: freed when its owner goes, on every
+/// path, so no caller frees it by hand.
+final class ContentInfo {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+    deinit { CMS_ContentInfo_free(pointer) }
+}
+
+/// A `BIO` owned by Swift (one not handed to another owner).
+final class OwnedBIO {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+    deinit { BIO_free(pointer) }
 }
 
 /// Opens objects with the operator's private key.
@@ -153,27 +168,25 @@ public struct Opener: Sendable {
 
     func open(input: OpaquePointer, prefix: [UInt8], output: OpaquePointer) throws(SealError) -> ContentProtection {
         let cms = try parse(input: input, prefix: prefix)
-        defer { CMS_ContentInfo_free(cms) }
-        return try decrypt(cms, detachedContent: nil, output: output)
+        return try withExtendedLifetime(cms) { () throws(SealError) in try decrypt(cms.pointer, detachedContent: nil, output: output) }
     }
 
     /// Decrypts a DER/BER object from a file with bounded memory: the
     /// content streams from the file (see StreamingOpen.swift).
     func openStreaming(path: String, output: OpaquePointer) throws(SealError) -> ContentProtection {
         let (header, pieces) = try StreamingOpen.split(path: path)
-        let cms: OpaquePointer = try withMemoryBIO(header) { (bio) throws(SealError) in
+        let cms: ContentInfo = try withMemoryBIO(header) { (bio) throws(SealError) in
             try parse(input: bio, prefix: Array(header.prefix(64)))
         }
-        defer { CMS_ContentInfo_free(cms) }
         let source = try PieceSource(path: path, pieces: pieces)
         guard let content = source.makeBIO() else { throw SealError.openSSL(.library, "BIO_new failed") }
         defer { BIO_free(content) }
-        return try withExtendedLifetime(source) { () throws(SealError) in
-            try decrypt(cms, detachedContent: content, output: output)
+        return try withExtendedLifetime((source, cms)) { () throws(SealError) in
+            try decrypt(cms.pointer, detachedContent: content, output: output)
         }
     }
 
-    private func parse(input: OpaquePointer, prefix: [UInt8]) throws(SealError) -> OpaquePointer {
+    private func parse(input: OpaquePointer, prefix: [UInt8]) throws(SealError) -> ContentInfo {
         _ = OpenSSLErrors.drain()
         let text = String(decoding: prefix, as: UTF8.self)
         let cms: OpaquePointer?
@@ -193,7 +206,7 @@ public struct Opener: Sendable {
             }
             throw SealError(.malformedObject, "not an encrypted CMS object (DER, PEM or S/MIME)", detail: errors.text)
         }
-        return cms
+        return ContentInfo(cms)
     }
 
     private func decrypt(_ cms: OpaquePointer, detachedContent: OpaquePointer?, output: OpaquePointer) throws(SealError) -> ContentProtection {

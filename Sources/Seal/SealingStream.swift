@@ -7,15 +7,20 @@ import Foundation
 
 /// One object being sealed into a file (or, for `Envelope.seal`, into
 /// memory). Nothing appears at the path until `finish` succeeds; dropping
-/// the stream unfinished removes the temporary.
+/// the stream unfinished removes the temporary. After a failed write the
+/// stream refuses everything but `abandon`: the object would lack bytes.
 public final class SealingStream {
     public var path: String { file?.path ?? "(memory)" }
     /// Plaintext bytes written so far.
     public private(set) var count = 0
     /// Where the sealed bytes go: a file, or a memory BIO.
     private let file: OutputFile?
+    /// The memory sink, owned here (a file's BIO is the file's).
+    private let memory: OwnedBIO?
     private let sink: OpaquePointer
-    private let cms: OpaquePointer
+    private let cms: ContentInfo
+    /// The first failure; every later call throws it again.
+    private var failure: SealError?
     /// The chain from `BIO_new_CMS`, with a buffer after the cipher: writes
     /// go through encryption and the BER encoder into the file's buffer.
     private var chain: OpaquePointer?
@@ -29,25 +34,24 @@ public final class SealingStream {
     /// Seals into memory (`finishInMemory`).
     convenience init(envelope: Envelope) throws(SealError) {
         guard let memory = BIO_new(BIO_s_mem()) else { throw SealError.openSSL(.library, "out of memory for a sealing stream") }
-        try self.init(envelope: envelope, file: nil, sink: memory)
+        try self.init(envelope: envelope, file: nil, memory: OwnedBIO(memory))
     }
 
-    /// Takes `sink` over: a memory sink is freed here if this throws, and
-    /// by `deinit` otherwise. (Once every stored property is set, a throw
-    /// runs `deinit`, which then frees what the stream owns.)
+    /// Seals into `file`, or into `memory`; the owners free what this
+    /// does not take over, whichever way it ends.
     /// The corresponding C function is `BIO_new_CMS`.
-    private init(envelope: Envelope, file: OutputFile?, sink: OpaquePointer) throws(SealError) {
+    private init(envelope: Envelope, file: OutputFile?, sink fileSink: OpaquePointer? = nil, memory: OwnedBIO? = nil) throws(SealError) {
         self.file = file
-        self.sink = sink
+        self.memory = memory
+        sink = fileSink ?? memory!.pointer
         do throws(SealError) {
             cms = try envelope.contentInfo()
         } catch {
-            if let file { file.abandon() } else { BIO_free(sink) }
+            file?.abandon()
             throw error
         }
-        guard let chain = BIO_new_CMS(sink, cms) else {
+        guard let chain = BIO_new_CMS(sink, cms.pointer) else {
             file?.abandon()
-            CMS_ContentInfo_free(cms)
             throw SealError.openSSL(.library, "BIO_new_CMS failed")
         }
         self.chain = chain
@@ -73,13 +77,12 @@ public final class SealingStream {
     /// The size of the content's OCTET STRING pieces (FORMAT.md 5.2).
     static let pieceSize: Int32 = 256 << 10
 
-    deinit {
-        abandon()
-        if file == nil { BIO_free(sink) }
-    }
+    deinit { abandon() }
 
     /// Encrypts and writes `bytes`.
+    /// - Throws: the write's failure; after one, every call throws it again.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(SealError) {
+        if let failure { throw failure }
         guard let chain else { throw SealError(.invalidArgument, "write to a finished sealing stream") }
         var offset = 0
         while offset < bytes.count {
@@ -87,8 +90,10 @@ public final class SealingStream {
             let written = BIO_write(chain, bytes.baseAddress! + offset, Int32(n))
             guard written > 0 else {
                 let cause = errno
-                guard let file else { throw SealError.openSSL(.library, "cannot seal in memory") }
-                throw SealError(.io, "cannot write \(file.temporary): \(String(cString: strerror(cause)))")
+                let error = file.map { SealError(.io, "cannot write \($0.temporary): \(String(cString: strerror(cause)))") }
+                    ?? SealError.openSSL(.library, "cannot seal in memory")
+                failure = error
+                throw error
             }
             offset += Int(written)
         }
@@ -121,6 +126,10 @@ public final class SealingStream {
 
     /// Flushes the content through the cipher and encoder (the GCM tag last).
     private func end() throws(SealError) {
+        if let failure {
+            abandon()
+            throw failure
+        }
         guard let chain else { throw SealError(.invalidArgument, "sealing stream finished twice") }
         let flushed = COpenSSL_BIO_flush(chain) == 1
         let cause = errno
@@ -146,7 +155,6 @@ public final class SealingStream {
             BIO_free(current)
         }
         chain = nil
-        CMS_ContentInfo_free(cms)
     }
 }
 

@@ -97,10 +97,10 @@ public enum SymmetricBox {
 
     private static func decrypt(key: [UInt8], nonce: [UInt8], aad: [UInt8], input: [UInt8],
                              output: inout [UInt8], tag: inout [UInt8]) throws(SealError) {
-        guard let ctx = EVP_CIPHER_CTX_new(), let cipher = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else {
-            throw SealError.openSSL(.library, "AES-256-GCM is not available")
-        }
-        defer { EVP_CIPHER_CTX_free(ctx); EVP_CIPHER_free(cipher) }
+        guard let ctx = EVP_CIPHER_CTX_new() else { throw SealError.openSSL(.library, "AES-256-GCM is not available") }
+        defer { EVP_CIPHER_CTX_free(ctx) }
+        guard let cipher = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else { throw SealError.openSSL(.library, "AES-256-GCM is not available") }
+        defer { EVP_CIPHER_free(cipher) }
         var n: Int32 = 0
         var ok = EVP_CipherInit_ex2(ctx, cipher, key, nonce, 0, nil) == 1
         if !aad.isEmpty { ok = ok && EVP_CipherUpdate(ctx, nil, &n, aad, Int32(aad.count)) == 1 }

@@ -55,8 +55,12 @@ func fail(_ error: Error) -> ExitCode {
         default: status = ExitStatus.software
         }
     case let e as SQLiteError:
+        // Index and the work database map theirs; one that escapes is still told apart.
         message = "index: \(e.description)"
-        status = ExitStatus.noInput
+        status = e.isDiskTrouble || e.isReadOnly ? ExitStatus.localIO : ExitStatus.noInput
+    case let e as DurableFile.CreateError:
+        message = e.error.message
+        status = e.exists ? ExitStatus.cannotCreate : ExitStatus.localIO
     case let e as FormatError:
         message = e.description
         status = ExitStatus.integrity
@@ -66,6 +70,10 @@ func fail(_ error: Error) -> ExitCode {
     case let e as CLIError:
         message = e.message
         status = e.status
+    case let e as NSError where e.domain == NSCocoaErrorDomain || e.domain == NSPOSIXErrorDomain:
+        // A file-system error from Foundation (FileManager, Data): local disk trouble, never "software".
+        message = e.localizedDescription
+        status = ExitStatus.localIO
     default:
         message = "\(error)"
         status = ExitStatus.software
