@@ -77,14 +77,13 @@ final class PackPipeline: @unchecked Sendable {
     private let mirrorSet: MirrorSet
     private let compressors: [ChunkCompressor]
 
+    /// Submitted chunks for the compression workers; the memory of every
+    /// chunk not yet written into a pack is reserved in it.
+    private let jobs: WorkQueue<Job>
+
     // Everything below is guarded by `condition`.
     private let condition = NSCondition()
-    /// Submitted chunks not yet taken by a worker; taken slots are emptied
-    /// at once so their memory is freed.
-    private var jobs: [Job?] = []
-    private var jobsHead = 0
     private var compressed: [Int: Compressed] = [:]
-    private var memoryInUse = 0
     /// Sequence number of the next chunk submitted.
     private var nextSequence = 0
     /// Chunks below this number are to be sealed into packs now, even if
@@ -107,6 +106,7 @@ final class PackPipeline: @unchecked Sendable {
         self.settings = s
         self.envelope = envelope
         self.mirrorSet = mirrorSet
+        jobs = WorkQueue(capacity: s.memory)
         compressors = try (0..<s.workers).map { _ in try ChunkCompressor(level: s.compressionLevel) }
         for i in 0..<s.workers { start("compress-\(i)") { $0.compressLoop(worker: i) } }
         start("pack-writer") { $0.writeLoop() }
@@ -138,17 +138,19 @@ final class PackPipeline: @unchecked Sendable {
     ///   only then, and a waiting chunk holds no extra memory).
     /// - Throws: the error that stopped the pipeline, if one did.
     func submit(id: ChunkID, kind: ChunkKind, length: Int, bytes: () -> [UInt8]) throws {
-        try condition.withLock {
-            while failure == nil && !stopping && memoryInUse > 0 && memoryInUse + length > settings.memory {
-                condition.wait()
-            }
+        // Only the archiving thread submits, so the sequence numbers reach the queue in order.
+        let sequence = try condition.withLock {
             if let failure { throw failure }
-            memoryInUse += length
+            return nextSequence
+        }
+        let queued = jobs.push(cost: length) {
             let plaintext = bytes()
             precondition(plaintext.count == length)
-            jobs.append(Job(sequence: nextSequence, id: id, kind: kind, plaintext: plaintext))
-            nextSequence += 1
-            condition.broadcast()
+            return Job(sequence: sequence, id: id, kind: kind, plaintext: plaintext)
+        }
+        try condition.withLock {
+            if let failure { throw failure }
+            if queued { nextSequence += 1 }
         }
     }
 
@@ -179,6 +181,7 @@ final class PackPipeline: @unchecked Sendable {
     /// Stops every thread and waits for them; sealed packs the index never
     /// learned of are removed from the spool. Safe to call more than once.
     func shutdown() {
+        jobs.stop()
         condition.withLock {
             stopping = true
             condition.broadcast()
@@ -195,6 +198,7 @@ final class PackPipeline: @unchecked Sendable {
             stopping = true
             condition.broadcast()
         }
+        jobs.stop()
     }
 
     // MARK: Compression workers
@@ -202,21 +206,7 @@ final class PackPipeline: @unchecked Sendable {
     private func compressLoop(worker: Int) {
         let compressor = compressors[worker]
         while true {
-            let next: Job? = condition.withLock {
-                while jobsHead == jobs.count && !stopping { condition.wait() }
-                guard !stopping else { return nil }
-                let job = jobs[jobsHead].take()
-                jobsHead += 1
-                if jobsHead == jobs.count {
-                    jobs.removeAll(keepingCapacity: true)
-                    jobsHead = 0
-                } else if jobsHead >= 1024 {
-                    jobs.removeFirst(jobsHead)
-                    jobsHead = 0
-                }
-                return job
-            }
-            guard let job = next else { return }
+            guard let job = jobs.pop() else { return }
             do {
                 let frame = try job.plaintext.withUnsafeBytes { p in
                     Result { () throws(SealError) in try compressor.compressedIfSmaller(p) }
@@ -258,10 +248,7 @@ final class PackPipeline: @unchecked Sendable {
                 case .append(let c):
                     if pack == nil { pack = try PackWriter(stream: envelope.sealingStream(to: temporaryPackPath())) }
                     try pack!.append(id: c.id, kind: c.kind, form: c.form, stored: c.stored, plainLength: c.plainLength)
-                    condition.withLock {
-                        memoryInUse -= c.plainLength
-                        condition.broadcast()
-                    }
+                    jobs.release(c.plainLength)
                     next += 1
                     if pack!.count >= settings.packSize {
                         try seal(pack!, lastSequence: next - 1)

@@ -32,25 +32,22 @@ final class ChunkWriters: @unchecked Sendable {
         var retry: (chunk: ChunkID, length: Int, offset: UInt64)? = nil
     }
 
+    /// Chunks for the workers, their memory reserved until written.
+    private let jobs: WorkQueue<Job>
     private let condition = NSCondition()
-    private var jobs: [Job?] = []
-    private var jobsHead = 0
-    private var memoryInUse = 0
     /// Jobs not yet done, by pack: a pack's decrypted file stays until its count is zero.
     private var outstanding: [String: Int] = [:]
     private var damage: [Damage] = []
     private var chunks = 0
     private var bytes: UInt64 = 0
-    private var closing = false
     private var running = 0
 
-    private let memory: Int
     private let keys: ClientKeys
     /// The restore target; nil when only verifying (nothing is written).
     private let target: [UInt8]?
 
     init(workers: Int, memory: Int, keys: ClientKeys, target: String?) {
-        self.memory = memory
+        jobs = WorkQueue(capacity: memory)
         self.keys = keys
         self.target = target.map { Array($0.utf8) + [UInt8(ascii: "/")] }
         running = workers
@@ -63,15 +60,12 @@ final class ChunkWriters: @unchecked Sendable {
 
     /// Queues a chunk; waits while the chunk data in flight is at the limit.
     func submit(_ job: Job) {
-        condition.withLock {
-            let size = job.entry.plainLength + job.entry.storedLength
-            while memoryInUse > 0 && memoryInUse + size > memory { condition.wait() }
-            memoryInUse += size
-            outstanding[job.pack, default: 0] += 1
-            jobs.append(job)
-            condition.broadcast()
-        }
+        condition.withLock { outstanding[job.pack, default: 0] += 1 }
+        jobs.push(cost: Self.cost(of: job)) { job }
     }
+
+    /// The memory a job holds while queued and worked on.
+    private static func cost(of job: Job) -> Int { job.entry.plainLength + job.entry.storedLength }
 
     /// Whether every queued chunk of `pack` is written.
     func isDone(_ pack: String) -> Bool { condition.withLock { outstanding[pack] == nil } }
@@ -89,9 +83,8 @@ final class ChunkWriters: @unchecked Sendable {
 
     /// Waits until every queued chunk is written and stops the workers.
     func finish() {
+        jobs.close()
         condition.withLock {
-            closing = true
-            condition.broadcast()
             while running > 0 { condition.wait() }
         }
     }
@@ -109,18 +102,7 @@ final class ChunkWriters: @unchecked Sendable {
             }
         }
         while true {
-            let next: Job? = condition.withLock {
-                while jobsHead == jobs.count && !closing { condition.wait() }
-                guard jobsHead < jobs.count else { return nil }
-                let job = jobs[jobsHead].take()
-                jobsHead += 1
-                if jobsHead == jobs.count {
-                    jobs.removeAll(keepingCapacity: true)
-                    jobsHead = 0
-                }
-                return job
-            }
-            guard let job = next else { return }
+            guard let job = jobs.pop() else { return }
             var found: [Damage] = []
             var written: UInt64 = 0
             var verified = 0
@@ -145,8 +127,8 @@ final class ChunkWriters: @unchecked Sendable {
                 written = n
                 found += failures
             }
+            jobs.release(Self.cost(of: job))
             condition.withLock {
-                memoryInUse -= job.entry.plainLength + job.entry.storedLength
                 if outstanding[job.pack]! == 1 { outstanding[job.pack] = nil } else { outstanding[job.pack]! -= 1 }
                 damage += found
                 chunks += verified

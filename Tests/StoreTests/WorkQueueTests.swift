@@ -1,0 +1,57 @@
+import Foundation
+import Platform
+import Testing
+
+/// The one work queue the pack pipeline and the restore writers share.
+@Suite struct WorkQueueTests {
+    @Test func aPushWaitsUntilItsCostFits() throws {
+        let queue = WorkQueue<Int>(capacity: 10)
+        #expect(queue.push(cost: 6) { 1 })
+        let pushed = DispatchSemaphore(value: 0)
+        Thread { queue.push(cost: 6) { 2 }; pushed.signal() }.start()
+        #expect(pushed.wait(timeout: .now() + 0.3) == .timedOut, "6 + 6 is over 10: the second push waits")
+        #expect(queue.pop() == 1)
+        #expect(pushed.wait(timeout: .now() + 0.3) == .timedOut, "taken from the queue is not released: the memory is still held")
+        queue.release(6)
+        #expect(pushed.wait(timeout: .now() + 10) == .success)
+        #expect(queue.pop() == 2)
+    }
+
+    @Test func oneJobAlwaysFitsAnEmptyQueue() {
+        let queue = WorkQueue<String>(capacity: 10)
+        #expect(queue.push(cost: 1_000) { "the largest chunk" })
+        #expect(queue.pop() == "the largest chunk")
+    }
+
+    @Test func closingHandsOutWhatIsQueuedThenNothing() {
+        let queue = WorkQueue<Int>(capacity: 100)
+        for i in 0..<3 { queue.push(cost: 1) { i } }
+        queue.close()
+        #expect(!queue.push(cost: 1) { 99 })
+        #expect([queue.pop(), queue.pop(), queue.pop(), queue.pop()] == [0, 1, 2, nil])
+    }
+
+    @Test func stoppingDropsTheQueueAndWakesEveryone() {
+        let queue = WorkQueue<Int>(capacity: 1)
+        queue.push(cost: 1) { 0 }
+        let done = DispatchSemaphore(value: 0)
+        let made = Counter()
+        Thread {
+            let queued = queue.push(cost: 1) { made.add(); return 1 }
+            #expect(!queued)
+            done.signal()
+        }.start()
+        Thread.sleep(forTimeInterval: 0.1)
+        queue.stop()
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(made.value == 0, "a refused job is never made")
+        #expect(queue.pop() == nil)
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    var value: Int { lock.withLock { n } }
+    func add() { lock.withLock { n += 1 } }
+}
