@@ -1,14 +1,16 @@
 // swift-tools-version:6.1
 // fbk: a write-only, content-addressed backup client with offline restore.
 //
-// The targets are the architecture. Each may import only the targets named
-// before it in its line (no cycles); what a sibling uses is `package`, what
-// the command line uses is `public`.
+// The targets are the architecture. On the right, what each builds on
+// (and, through those, everything they build on); none imports a target
+// listed below it, so there are no cycles. What a sibling target uses is
+// `package`, what the command line uses is `public`.
 //   Chunker     pure Swift: buzhash content-defined chunking.            (nothing)
 //   Seal        compression (libzstd), CMS encryption, hashing (OpenSSL). (C libraries)
 //   Platform    errno, descriptors, `*at` paths past PATH_MAX, bounded
-//               and durable file I/O, private scratch directories,
-//               StoreError (what failed, its cause, what to do next).  (CLinux)
+//               and durable file I/O, private scratch directories, the
+//               bounded work queue, StoreError (what failed, its cause,
+//               what to do next).                                         (CLinux)
 //   SQLite      the thin SQLite wrapper (statements, transactions).      Platform
 //   Format      every object's bytes (FORMAT.md): packs, trees, signed
 //               documents, listings, client keys, and ObjectName, which
@@ -27,7 +29,8 @@
 //   fbk         the command-line front end (swift-argument-parser), thin.
 // Each C library is one system-library target whose shim.h holds the few
 // static-inline wrappers Swift cannot call directly (macros, variadics);
-// C types never appear in a Swift target's public or package API.
+// C types never appear in a public API (libc's `stat` is in Platform's
+// package API, for the walkers of Archiver and Restorer).
 import PackageDescription
 
 let package = Package(

@@ -203,7 +203,7 @@ func rebuildBench(_ options: Options) {
         var name = [UInt8](repeating: 0, count: 32)
         withUnsafeBytes(of: UInt64(p).littleEndian) { for (i, b) in $0.enumerated() { name[i] = b } }
         let digest = SHA256.hash(name)
-        let path = ObjectName.pack(digest).path
+        let path = ObjectName.pack(PackID(sha256: digest)).path
         let file = root + "/c1/" + path
         try! FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: file, contents: Data([1]))
@@ -217,7 +217,7 @@ func rebuildBench(_ options: Options) {
         }
         packs.append(PackListing(path: path, chunks: chunks))
     }
-    let id = "20260101T000000Z-0000000000000001"
+    let id: SnapshotID = "20260101T000000Z-0000000000000001"
     try! FileManager.default.createDirectory(atPath: root + "/c1/snapshots", withIntermediateDirectories: true)
     let listing = PackListingDocument(client: "c1", snapshot: id, root: SHA256.hash([0]).hex, packs: packs)
     let listingBytes = try! listing.sealed(keys: keys)
@@ -255,14 +255,14 @@ func checkBench(_ options: Options) {
         var bytes = randomBytes(count: packSize, seed: counter)
         bytes[0] = UInt8(truncatingIfNeeded: counter)
         let digest = SHA256.hash(bytes)
-        let path = ObjectName.pack(digest).path
+        let path = ObjectName.pack(PackID(sha256: digest)).path
         try! FileManager.default.createDirectory(atPath: root + "/c1/" + (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: root + "/c1/" + path, contents: Data(bytes))
         objects.append(Catalog.Object(path: path, size: packSize, sha256: digest.hex))
     }
     try! FileManager.default.createDirectory(atPath: root + "/c1/snapshots", withIntermediateDirectories: true)
     for i in 0..<snapshotCount {
-        let id = String(format: "20260101T%06dZ-%016x", i, i)
+        let id = SnapshotID(String(format: "20260101T%06dZ-%016x", i, i))!
         let record: [UInt8] = Array("record \(i)".utf8)
         _ = FileManager.default.createFile(atPath: root + "/c1/" + ObjectName.record(id).path, contents: Data(record))
         let catalog = Catalog(client: "c1", snapshot: id, created: "2026-01-01T00:00:00Z",

@@ -68,7 +68,16 @@ public final class Archiver {
     /// How far ahead of reading the kernel is asked to fetch a file.
     static let readAhead = 8 << 20
 
-    public init(config: ClientConfig, keys: ClientKeys, envelope: Envelope, index: Index, mirrors: [any Backend]) throws {
+    /// - Throws: `StoreError` (another library's error is its cause).
+    public convenience init(config: ClientConfig, keys: ClientKeys, envelope: Envelope, index: Index, mirrors: [any Backend]) throws(StoreError) {
+        do {
+            try self.init(checking: config, keys: keys, envelope: envelope, index: index, mirrors: mirrors)
+        } catch {
+            throw StoreError.wrapping(error, as: .underlying)
+        }
+    }
+
+    private init(checking config: ClientConfig, keys: ClientKeys, envelope: Envelope, index: Index, mirrors: [any Backend]) throws {
         self.config = config
         self.keys = keys
         self.envelope = envelope
@@ -85,106 +94,109 @@ public final class Archiver {
     /// - Returns: the summary; `summary.snapshot` is nil if not enough mirrors hold it.
     /// - Throws: `StoreError` when the run cannot complete (no mirror takes
     ///   the data, local I/O failure, interruption).
-    public func run() throws -> SnapshotSummary {
-        started = clock.now
-        let startDate = Date()
-        try FileManager.default.createDirectory(atPath: config.spoolDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        try removeStraySpoolFiles()
-        let spoolNeeds = 2 * config.packSize + (4 << 20)
-        if let free = FileSystem.availableBytes(config.spoolDirectory), free < spoolNeeds {
-            throw StoreError(.io, "only \(free) bytes are free for the spool \(config.spoolDirectory) (the disk is nearly full); "
-                + "a run needs at least \(spoolNeeds) (two packs of pack_size and room for the index): free space there and run again")
+    public func run() throws(StoreError) -> SnapshotSummary {
+        try StoreError.boundary {
+            started = clock.now
+            let startDate = Date()
+            try FileManager.default.createDirectory(atPath: config.spoolDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            try removeStraySpoolFiles()
+            let spoolNeeds = 2 * config.packSize + (4 << 20)
+            if let free = FileSystem.availableBytes(config.spoolDirectory), free < spoolNeeds {
+                throw StoreError(.io, "only \(free) bytes are free for the spool \(config.spoolDirectory) (the disk is nearly full); "
+                    + "a run needs at least \(spoolNeeds) (two packs of pack_size and room for the index): free space there and run again")
+            }
+            try deliverSpool()
+            knownPacks = try index.chunks.packIDs()
+            try escrowSecret()
+
+            let pipeline = try PackPipeline(
+                settings: .init(packSize: config.packSize, memory: config.pipelineMemory,
+                                compressionLevel: config.compressionLevel,
+                                workers: config.workers > 0 ? config.workers : ProcessInfo.processInfo.activeProcessorCount,
+                                spoolDirectory: config.spoolDirectory),
+                envelope: envelope, mirrorSet: mirrorSet)
+            self.pipeline = pipeline
+            defer { pipeline.shutdown() }
+            // The pack listing is written as packs are delivered (FORMAT.md 6).
+            let id = Timestamp.newSnapshotID(at: startDate)
+            let listingFile = try SpoolFile(creating: config.spoolDirectory + "/\(id).listing")
+            listing = try PackListingWriter(client: config.client, snapshot: id, keys: keys) { try listingFile.write($0) }
+            defer { listing = nil }
+            let root = try archiveRoot()
+            try record(pipeline.finish())
+            try commitPendingFiles()
+            try checkCancelled()
+
+            let (listingSize, listingSHA) = try listing!.finish(root: root.hex)
+            listing = nil
+            try listingFile.commit()
+            let listingObject = Catalog.Object(path: ObjectName.listing(id).path, size: listingSize, sha256: listingSHA.hex)
+            let listingID = try store(file: listingFile.path, as: listingObject.path, kind: .listing, size: listingSize, sha256: listingSHA)
+
+            let finishDate = Date()
+            let signing = keys.signingKey()
+            var stats = SnapshotStats()
+            stats.files = summary.files
+            stats.directories = summary.directories
+            stats.otherEntries = summary.otherEntries
+            stats.bytes = summary.bytesScanned
+            stats.newChunks = summary.newChunks
+            stats.newBytes = summary.newBytes
+            stats.packs = summary.packs
+            let record = SnapshotRecord(
+                id: id, client: config.client, host: config.host ?? ProcessInfo.processInfo.hostName,
+                started: Timestamp.rfc3339(startDate), finished: Timestamp.rfc3339(finishDate), paths: config.paths,
+                root: root.hex,
+                chunker: ChunkerRecord(min: config.chunker.minimumSize, avg: config.chunker.averageSize,
+                                       max: config.chunker.maximumSize, window: config.chunker.windowSize),
+                stats: stats, signingKey: signing.publicKey.hex, listing: listingObject)
+            let recordPath = config.spoolDirectory + "/\(id).snapshot"
+            let sealed = try envelope.seal(SignedDocument.encode(record, key: signing), to: recordPath)
+            let recordID = try store(file: recordPath, as: ObjectName.record(id).path, kind: .record, size: sealed.size, sha256: sealed.sha256)
+
+            var packObjects: [Catalog.Object] = []
+            var addedBytes: UInt64 = 0
+            let now = Int(Date().timeIntervalSince1970)
+            for p in neededPacks.sorted() {
+                guard let o = try index.ledger.object(id: p) else { continue }
+                packObjects.append(Catalog.Object(path: o.path, size: o.size, sha256: o.sha256.hex))
+            }
+            packObjects.sort { $0.path < $1.path }
+            addedBytes = UInt64(summary.storedBytes)
+            let catalog = Catalog(client: config.client, snapshot: id, created: Timestamp.rfc3339(finishDate),
+                                  record: Catalog.Object(path: ObjectName.record(id).path, size: sealed.size, sha256: sealed.sha256.hex),
+                                  listing: listingObject,
+                                  packs: packObjects, addedBytes: addedBytes, signingKey: signing.publicKey.hex)
+            let catalogBytes = SignedDocument.encode(catalog, key: signing)
+            let catalogPath = config.spoolDirectory + "/\(id).catalog"
+            try writeFile(catalogPath, catalogBytes)
+            let catalogID = try store(file: catalogPath, as: ObjectName.catalog(id).path, kind: .catalog,
+                                      size: catalogBytes.count, sha256: SHA256.hash(catalogBytes))
+
+            var needed = neededPacks
+            needed.insert(recordID)
+            needed.insert(catalogID)
+            needed.insert(listingID)
+            let missing = try index.ledger.missingCounts(objects: needed, mirrors: mirrorSet.ids)
+            let safe = missing.values.filter { $0 == 0 }.count
+            summary.safeMirrors = safe
+            summary.seconds = (clock.now - started).seconds
+            try fillMirrorStates(missing: missing)
+            guard safe >= config.requiredMirrors else {
+                throw StoreError(.mirrors, notSafeMessage(safe: safe))
+            }
+            let summaryJSON = summary.json()
+            try index.transaction {
+                try index.ledger.recordSnapshot(id: id, started: Int(startDate.timeIntervalSince1970),
+                                         finished: Int(finishDate.timeIntervalSince1970), root: root,
+                                         record: recordID, catalog: catalogID, summary: summaryJSON)
+                try index.ledger.touch(objects: needed, at: now)
+            }
+            summary.snapshot = id.text
+            return summary
+
         }
-        try deliverSpool()
-        knownPacks = try index.chunks.packIDs()
-        try escrowSecret()
-
-        let pipeline = try PackPipeline(
-            settings: .init(packSize: config.packSize, memory: config.pipelineMemory,
-                            compressionLevel: config.compressionLevel,
-                            workers: config.workers > 0 ? config.workers : ProcessInfo.processInfo.activeProcessorCount,
-                            spoolDirectory: config.spoolDirectory),
-            envelope: envelope, mirrorSet: mirrorSet)
-        self.pipeline = pipeline
-        defer { pipeline.shutdown() }
-        // The pack listing is written as packs are delivered (FORMAT.md 6).
-        let id = Timestamp.newSnapshotID(at: startDate)
-        let listingFile = try SpoolFile(creating: config.spoolDirectory + "/\(id).listing")
-        listing = try PackListingWriter(client: config.client, snapshot: id, keys: keys) { try listingFile.write($0) }
-        defer { listing = nil }
-        let root = try archiveRoot()
-        try record(pipeline.finish())
-        try commitPendingFiles()
-        try checkCancelled()
-
-        let (listingSize, listingSHA) = try listing!.finish(root: root.hex)
-        listing = nil
-        try listingFile.commit()
-        let listingObject = Catalog.Object(path: ObjectName.listing(id).path, size: listingSize, sha256: listingSHA.hex)
-        let listingID = try store(file: listingFile.path, as: listingObject.path, kind: .listing, size: listingSize, sha256: listingSHA)
-
-        let finishDate = Date()
-        let signing = keys.signingKey()
-        var stats = SnapshotStats()
-        stats.files = summary.files
-        stats.directories = summary.directories
-        stats.otherEntries = summary.otherEntries
-        stats.bytes = summary.bytesScanned
-        stats.newChunks = summary.newChunks
-        stats.newBytes = summary.newBytes
-        stats.packs = summary.packs
-        let record = SnapshotRecord(
-            id: id, client: config.client, host: config.host ?? ProcessInfo.processInfo.hostName,
-            started: Timestamp.rfc3339(startDate), finished: Timestamp.rfc3339(finishDate), paths: config.paths,
-            root: root.hex,
-            chunker: ChunkerRecord(min: config.chunker.minimumSize, avg: config.chunker.averageSize,
-                                   max: config.chunker.maximumSize, window: config.chunker.windowSize),
-            stats: stats, signingKey: signing.publicKey.hex, listing: listingObject)
-        let recordPath = config.spoolDirectory + "/\(id).snapshot"
-        let sealed = try envelope.seal(SignedDocument.encode(record, key: signing), to: recordPath)
-        let recordID = try store(file: recordPath, as: ObjectName.record(id).path, kind: .record, size: sealed.size, sha256: sealed.sha256)
-
-        var packObjects: [Catalog.Object] = []
-        var addedBytes: UInt64 = 0
-        let now = Int(Date().timeIntervalSince1970)
-        for p in neededPacks.sorted() {
-            guard let o = try index.ledger.object(id: p) else { continue }
-            packObjects.append(Catalog.Object(path: o.path, size: o.size, sha256: o.sha256.hex))
-        }
-        packObjects.sort { $0.path < $1.path }
-        addedBytes = UInt64(summary.storedBytes)
-        let catalog = Catalog(client: config.client, snapshot: id, created: Timestamp.rfc3339(finishDate),
-                              record: Catalog.Object(path: ObjectName.record(id).path, size: sealed.size, sha256: sealed.sha256.hex),
-                              listing: listingObject,
-                              packs: packObjects, addedBytes: addedBytes, signingKey: signing.publicKey.hex)
-        let catalogBytes = SignedDocument.encode(catalog, key: signing)
-        let catalogPath = config.spoolDirectory + "/\(id).catalog"
-        try writeFile(catalogPath, catalogBytes)
-        let catalogID = try store(file: catalogPath, as: ObjectName.catalog(id).path, kind: .catalog,
-                                  size: catalogBytes.count, sha256: SHA256.hash(catalogBytes))
-
-        var needed = neededPacks
-        needed.insert(recordID)
-        needed.insert(catalogID)
-        needed.insert(listingID)
-        let missing = try index.ledger.missingCounts(objects: needed, mirrors: mirrorSet.ids)
-        let safe = missing.values.filter { $0 == 0 }.count
-        summary.safeMirrors = safe
-        summary.seconds = (clock.now - started).seconds
-        try fillMirrorStates(missing: missing)
-        guard safe >= config.requiredMirrors else {
-            throw StoreError(.mirrors, notSafeMessage(safe: safe))
-        }
-        let summaryJSON = summary.json()
-        try index.transaction {
-            try index.ledger.recordSnapshot(id: id, started: Int(startDate.timeIntervalSince1970),
-                                     finished: Int(finishDate.timeIntervalSince1970), root: root,
-                                     record: recordID, catalog: catalogID, summary: summaryJSON)
-            try index.ledger.touch(objects: needed, at: now)
-        }
-        summary.snapshot = id
-        return summary
     }
 
     /// The summary so far (for reporting a failed run).

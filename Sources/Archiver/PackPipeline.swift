@@ -284,7 +284,7 @@ final class PackPipeline: @unchecked Sendable {
         }
         condition.withLock {
             while sealed.count >= 2 && !stopping { condition.wait() }
-            sealed.append(DeliveredPack(path: ObjectName.pack(sha256).path, spoolFile: spoolFile, size: size, sha256: sha256,
+            sealed.append(DeliveredPack(path: ObjectName.pack(PackID(sha256: sha256)).path, spoolFile: spoolFile, size: size, sha256: sha256,
                                      entries: entries, lastSequence: lastSequence))
             condition.broadcast()
         }

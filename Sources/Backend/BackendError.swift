@@ -50,7 +50,7 @@ public struct BackendError: Error, CustomStringConvertible, Sendable {
 
     /// The same failure as a `StoreError` for a command's boundary: a
     /// missing or damaged object is an integrity problem, the rest i/o.
-    public var storeError: StoreError {
+    package var storeError: StoreError {
         StoreError(kind == .notFound ? .integrity : (misconfigured ? .config : .io), description, cause: self)
     }
 }

@@ -6,7 +6,7 @@ import Foundation
 import Format
 import Platform
 
-public final class MemoryBackend: Backend, @unchecked Sendable {
+package final class MemoryBackend: Backend, @unchecked Sendable {
     public let location: String
     private let lock = NSLock()
     private var objects: [String: (bytes: [UInt8], received: Date)] = [:]
@@ -26,12 +26,12 @@ public final class MemoryBackend: Backend, @unchecked Sendable {
     deinit { scratch.remove() }
 
     /// Stores an object as a server would, whatever its name (a test's forgery).
-    public func plant(_ path: String, _ bytes: [UInt8], received: Date = Date()) {
+    package func plant(_ path: String, _ bytes: [UInt8], received: Date = Date()) {
         lock.withLock { objects[path] = (bytes, received) }
     }
 
     /// The stored bytes, or nil.
-    public func contents(_ path: String) -> [UInt8]? { lock.withLock { objects[path]?.bytes } }
+    package func contents(_ path: String) -> [UInt8]? { lock.withLock { objects[path]?.bytes } }
 
     private func check(_ path: String) throws(BackendError) {
         if let kind = failure { throw BackendError(kind, location: location, "the memory backend is set to fail (\(kind.rawValue))") }

@@ -8,7 +8,7 @@ import Foundation
 import Format
 import Platform
 
-public struct RetryingBackend: Backend {
+package struct RetryingBackend: Backend {
     public let base: any Backend
     /// Delays before the 2nd, 3rd … attempt.
     public let delays: [Double]

@@ -204,7 +204,7 @@ public enum Checker {
                                now: Date, orphanGrace: TimeInterval, into r: inout ClientReport) {
         let hash = hasher.hash
         // Names and minimal sizes: anything else is a stranger.
-        var snapshotIDs = Set<String>()
+        var snapshotIDs = Set<SnapshotID>()
         for (path, f) in all.sorted(by: { $0.key < $1.key }) {
             let name = ObjectName(parsing: path)
             if let name, let id = name.packID {

@@ -11,7 +11,7 @@ import Platform
 
 public struct EnrollmentResult: Sendable {
     public var bundle: String
-    public var htpasswdLine: String
+    package var htpasswdLine: String
     /// A shell command that makes `htpasswdLine` the client's only line in
     /// `file`: idempotent, and right for a rotation, where appending would
     /// leave the old line first (nginx uses the first match: 401 for ever).
@@ -192,7 +192,7 @@ public enum Enrollment {
     /// A bcrypt ($2b$, cost 12) hash of `password`, as htpasswd -B writes
     /// and nginx's auth_basic reads. The corresponding C functions are
     /// `crypt_gensalt_rn` and `crypt_r` (libxcrypt).
-    public static func bcrypt(_ password: String) throws -> String {
+    package static func bcrypt(_ password: String) throws -> String {
         var entropy = secureRandomBytes(16).map { CChar(bitPattern: $0) }
         var salt = [CChar](repeating: 0, count: 64)
         guard crypt_gensalt_rn("$2b$", 12, &entropy, Int32(entropy.count), &salt, Int32(salt.count)) != nil else {

@@ -12,13 +12,13 @@ public struct ClientKeys: Sendable {
     public let secret: [UInt8]
 
     /// HMAC-SHA256(secret, "fbk chunk id v1"): keys chunk IDs.
-    public let chunkIDKey: [UInt8]
+    package let chunkIDKey: [UInt8]
     /// HMAC-SHA256(secret, "fbk chunker seed v1"): seeds the buzhash table.
     public let chunkerSeed: [UInt8]
     /// HMAC-SHA256(secret, "fbk signing key v1"): the Ed25519 seed.
-    public let signingSeed: [UInt8]
+    package let signingSeed: [UInt8]
     /// HMAC-SHA256(secret, "fbk listing key v1"): the AES-256-GCM key of pack listings.
-    public let listingKey: [UInt8]
+    package let listingKey: [UInt8]
 
     public init(secret: [UInt8]) throws(StoreError) {
         guard secret.count == 32 else {

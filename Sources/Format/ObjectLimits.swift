@@ -20,7 +20,7 @@ public enum ObjectLimits {
 
 /// An RFC 3339 UTC time as fbk writes it (`2026-11-27T03:00:00.123Z`;
 /// fractions ignored), or nil.
-public func parseRFC3339(_ text: String) -> Date? {
+package func parseRFC3339(_ text: String) -> Date? {
     let b = Array(text.utf8)
     guard b.count >= 20, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T"),
           b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"), b.last == UInt8(ascii: "Z") else { return nil }

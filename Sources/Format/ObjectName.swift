@@ -36,6 +36,51 @@ public enum ObjectKind: String, Sendable, CaseIterable, Codable {
     public var isFannedOut: Bool { self == .pack }
 }
 
+/// A snapshot's ID: the client's UTC start time and 8 random bytes,
+/// `YYYYMMDDTHHMMSSZ-` and 16 lower-case hex digits (FORMAT.md 2). Only a
+/// well-formed one can be made, so a document naming anything else does
+/// not decode. Its text sorts by time, to the second.
+public struct SnapshotID: Hashable, Comparable, Sendable, CustomStringConvertible, Codable, ExpressibleByStringLiteral {
+    public let text: String
+
+    public init?(_ text: String) {
+        guard ObjectName.isSnapshotID(text) else { return nil }
+        self.text = text
+    }
+
+    /// An ID written in the source (tests, fixtures): a malformed one is a programming error.
+    public init(stringLiteral text: String) {
+        precondition(ObjectName.isSnapshotID(text), "\(text) is not a snapshot ID")
+        self.text = text
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let id = SnapshotID(text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "\(text.prefix(40)) is not a snapshot ID")
+        }
+        self = id
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
+    }
+
+    public var description: String { text }
+    public static func < (a: SnapshotID, b: SnapshotID) -> Bool { a.text < b.text }
+}
+
+/// A pack's name: the SHA-256 of its sealed bytes, which anyone can check
+/// without a key. Not a chunk ID, which is keyed with the client secret.
+public struct PackID: Hashable, Sendable, CustomStringConvertible {
+    public let sha256: Digest
+    public init(sha256: Digest) { self.sha256 = sha256 }
+    public var hex: String { sha256.hex }
+    public var description: String { hex }
+}
+
 /// A server path under a client's directory, known to have the exact form
 /// its kind gives it.
 public struct ObjectName: Hashable, Sendable, CustomStringConvertible, Comparable {
@@ -53,10 +98,10 @@ public struct ObjectName: Hashable, Sendable, CustomStringConvertible, Comparabl
 
     // MARK: Building
 
-    public static func pack(_ id: Digest) -> ObjectName { ObjectName(.pack, "packs/\(id.hex.prefix(2))/\(id.hex).pack") }
-    public static func record(_ snapshot: String) -> ObjectName { ObjectName(.record, "snapshots/\(snapshot).snapshot") }
-    public static func catalog(_ snapshot: String) -> ObjectName { ObjectName(.catalog, "snapshots/\(snapshot).catalog") }
-    public static func listing(_ snapshot: String) -> ObjectName { ObjectName(.listing, "snapshots/\(snapshot).listing") }
+    public static func pack(_ id: PackID) -> ObjectName { ObjectName(.pack, "packs/\(id.hex.prefix(2))/\(id.hex).pack") }
+    public static func record(_ snapshot: SnapshotID) -> ObjectName { ObjectName(.record, "snapshots/\(snapshot.text).snapshot") }
+    public static func catalog(_ snapshot: SnapshotID) -> ObjectName { ObjectName(.catalog, "snapshots/\(snapshot.text).catalog") }
+    public static func listing(_ snapshot: SnapshotID) -> ObjectName { ObjectName(.listing, "snapshots/\(snapshot.text).listing") }
     /// The client secret, sealed to the operator's certificates (written once).
     public static let escrow = ObjectName(.escrow, "keys/client-secret.cms")
 
@@ -85,13 +130,13 @@ public struct ObjectName: Hashable, Sendable, CustomStringConvertible, Comparabl
     }
 
     /// The snapshot a record, catalog or listing belongs to.
-    public var snapshotID: String? {
+    public var snapshotID: SnapshotID? {
         guard [.record, .catalog, .listing].contains(kind), let dot = path.lastIndex(of: ".") else { return nil }
-        return String(path[path.index(path.startIndex, offsetBy: 10)..<dot])
+        return SnapshotID(String(path[path.index(path.startIndex, offsetBy: 10)..<dot]))
     }
 
     /// A pack's name: the SHA-256 of its sealed bytes.
-    public var packID: Digest? { kind == .pack ? Digest(hex: String(path.dropFirst(9).prefix(64))) : nil }
+    public var packID: PackID? { kind == .pack ? Digest(hex: String(path.dropFirst(9).prefix(64))).map(PackID.init) : nil }
 
     /// What a device blob's name says.
     public struct Blob: Hashable, Sendable {
@@ -107,7 +152,7 @@ public struct ObjectName: Hashable, Sendable, CustomStringConvertible, Comparabl
     public var blob: Blob? { kind == .blob || kind == .blobManifest ? Self.parseBlob(path) : nil }
 
     /// `packs/ab/abcdef….pack`: 64 lower-case hex digits, under their first two.
-    public static func isPack(_ path: String) -> Bool {
+    package static func isPack(_ path: String) -> Bool {
         let b = Array(path.utf8)
         guard b.count == 6 + 3 + 64 + 5, path.hasPrefix("packs/"), path.hasSuffix(".pack"), b[8] == UInt8(ascii: "/") else { return false }
         let hex = b[9..<73]
@@ -115,7 +160,7 @@ public struct ObjectName: Hashable, Sendable, CustomStringConvertible, Comparabl
     }
 
     /// A snapshot ID: `YYYYMMDDTHHMMSSZ-` and 16 lower-case hex digits.
-    public static func isSnapshotID(_ id: String) -> Bool {
+    package static func isSnapshotID(_ id: String) -> Bool {
         let b = Array(id.utf8)
         guard b.count == 33, b[16] == UInt8(ascii: "-") else { return false }
         return isCompactTime(b[0..<16]) && b[17...].allSatisfy(isLowerHex)

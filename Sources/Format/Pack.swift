@@ -47,7 +47,7 @@ public enum PackFormat {
 
     /// Parses and checks a pack's table.
     /// - Throws: `FormatError` naming the first inconsistency.
-    public static func parseTable(_ pack: [UInt8], name: String = "pack") throws(FormatError) -> [PackEntry] {
+    package static func parseTable(_ pack: [UInt8], name: String = "pack") throws(FormatError) -> [PackEntry] {
         guard pack.count >= magic.count + trailerSize else {
             throw FormatError(object: name, problem: "\(pack.count) bytes is shorter than an empty pack")
         }
@@ -57,14 +57,14 @@ public enum PackFormat {
     }
 
     /// The length of the head a table reader reads first (the magic).
-    public static var headLength: Int { magic.count }
+    package static var headLength: Int { magic.count }
     /// The length of the trailer, read before the table.
-    public static var trailerLength: Int { trailerSize }
+    package static var trailerLength: Int { trailerSize }
 
     /// How many bytes at a pack plaintext's end hold its table and trailer,
     /// as its last `trailerLength` bytes say (unchecked: `parseTable`
     /// checks it against everything else).
-    public static func tailLength(trailer: [UInt8]) -> Int {
+    package static func tailLength(trailer: [UInt8]) -> Int {
         guard trailer.count == trailerSize else { return trailerSize }
         let count = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
         return count * entrySize + trailerSize
@@ -73,7 +73,7 @@ public enum PackFormat {
     /// Parses a table given the pack's first 8 bytes, the length of what
     /// lies between them and the table, and the table with the trailer; so
     /// a reader needs only those bytes of a large pack.
-    public static func parseTable(head: [UInt8], dataLength: Int, tail: [UInt8], name: String) throws(FormatError) -> [PackEntry] {
+    package static func parseTable(head: [UInt8], dataLength: Int, tail: [UInt8], name: String) throws(FormatError) -> [PackEntry] {
         let object = name
         guard head == magic else {
             throw FormatError(object: object, problem: "does not start with FBKPACK1")

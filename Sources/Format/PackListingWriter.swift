@@ -14,7 +14,7 @@ package final class PackListingWriter {
     /// JSON is gathered up to this size before it is compressed.
     private static let flushSize = 64 << 10
 
-    private let snapshot: String
+    private let snapshot: SnapshotID
     private let output: (UnsafeRawBufferPointer) throws -> Void
     private let sealer: SymmetricBox.Sealer
     private let compressor: StreamCompressor
@@ -26,7 +26,7 @@ package final class PackListingWriter {
 
     /// Starts a listing; `output` receives the object's bytes in order.
     /// - Throws: `SealError` if the cipher or compressor cannot start.
-    package init(client: String, snapshot: String, keys: ClientKeys,
+    package init(client: String, snapshot: SnapshotID, keys: ClientKeys,
          output: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
         self.snapshot = snapshot
         self.output = output
@@ -41,7 +41,7 @@ package final class PackListingWriter {
     }
 
     /// The associated data of a listing's box: the magic and the object's path.
-    static func associatedData(snapshot: String) -> [UInt8] {
+    static func associatedData(snapshot: SnapshotID) -> [UInt8] {
         magic + Array(ObjectName.listing(snapshot).path.utf8)
     }
 
@@ -77,7 +77,7 @@ package final class PackListingWriter {
         json += Array(#"],"root":"#.utf8)
         JSONText.appendString(root, to: &json)
         json += Array(#","snapshot":"#.utf8)
-        JSONText.appendString(snapshot, to: &json)
+        JSONText.appendString(snapshot.text, to: &json)
         json.append(UInt8(ascii: "}"))
         try flush()
         try compressor.finish { try encrypt($0) }

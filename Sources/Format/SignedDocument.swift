@@ -136,7 +136,7 @@ public enum SignedDocument {
 public struct SnapshotRecord: Codable, Sendable, Equatable {
     /// 2 names a pack listing (`listing`); 1 lists packs inline (`new_packs`).
     public var format: Int = 2
-    public var id: String
+    public var id: SnapshotID
     public var client: String
     public var host: String
     /// RFC 3339 UTC times.
@@ -156,7 +156,7 @@ public struct SnapshotRecord: Codable, Sendable, Equatable {
     /// the escrowed client secret.
     public var listing: Catalog.Object? = nil
 
-    package init(format: Int = 2, id: String, client: String, host: String, started: String, finished: String, paths: [String],
+    package init(format: Int = 2, id: SnapshotID, client: String, host: String, started: String, finished: String, paths: [String],
                  root: String, chunker: ChunkerRecord, stats: SnapshotStats, signingKey: String,
                  newPacks: [PackListing]? = nil, listing: Catalog.Object? = nil) {
         (self.format, self.id, self.client, self.host, self.started, self.finished) = (format, id, client, host, started, finished)
@@ -262,7 +262,7 @@ public struct Catalog: Codable, Sendable, Equatable {
 
     public var format: Int = 1
     public var client: String
-    public var snapshot: String
+    public var snapshot: SnapshotID
     /// RFC 3339 UTC time the client finished (a claim; servers trust their own mtime).
     public var created: String
     /// The sealed snapshot record.
@@ -282,7 +282,7 @@ public struct Catalog: Codable, Sendable, Equatable {
         case signingKey = "signing_key"
     }
 
-    public init(client: String, snapshot: String, created: String, record: Object, listing: Object? = nil,
+    public init(client: String, snapshot: SnapshotID, created: String, record: Object, listing: Object? = nil,
                 packs: [Object], addedBytes: UInt64, signingKey: String) {
         self.client = client
         self.snapshot = snapshot
@@ -300,8 +300,8 @@ public struct Catalog: Codable, Sendable, Equatable {
 public enum Timestamp {
     /// A new snapshot ID: UTC start time and 8 random bytes, e.g.
     /// `20261127T030000Z-0123456789abcdef`.
-    public static func newSnapshotID(at date: Date) -> String {
-        "\(compactTime(date))-\(Hex.encode(secureRandomBytes(8)))"
+    public static func newSnapshotID(at date: Date) -> SnapshotID {
+        SnapshotID("\(compactTime(date))-\(Hex.encode(secureRandomBytes(8)))")!
     }
 
     /// `yyyyMMddTHHmmssZ` in UTC.
@@ -341,14 +341,14 @@ public enum Timestamp {
 public struct PackListingDocument: Codable, Sendable, Equatable {
     public var format: Int = 2
     public var client: String
-    public var snapshot: String
+    public var snapshot: SnapshotID
     public var root: String
     public var packs: [PackListing]
 
     /// Format 1: JSON in the box; format 2: one zstd frame of JSON.
     static let magic1 = Array("FBKLST01".utf8)
 
-    public init(client: String, snapshot: String, root: String, packs: [PackListing]) {
+    public init(client: String, snapshot: SnapshotID, root: String, packs: [PackListing]) {
         self.client = client
         self.snapshot = snapshot
         self.root = root

@@ -9,9 +9,9 @@ import Platform
 import Seal
 import SQLite
 
-public final class ChunkIndex: IndexPartAccess {
+package final class ChunkIndex: IndexPartAccess {
     /// Whether a chunk is already stored in a pack on at least one mirror.
-    public func hasChunk(_ id: ChunkID) throws(StoreError) -> Bool {
+    package func hasChunk(_ id: ChunkID) throws(StoreError) -> Bool {
         try guarded {
         let s = try db.statement("SELECT 1 FROM chunks WHERE id = ?")
         s.bind(1, id.bytes)
@@ -20,7 +20,7 @@ public final class ChunkIndex: IndexPartAccess {
     }
 
     /// The pack (object row) holding a chunk.
-    public func packOfChunk(_ id: ChunkID) throws(StoreError) -> Int? {
+    package func packOfChunk(_ id: ChunkID) throws(StoreError) -> Int? {
         try guarded {
         let s = try db.statement("SELECT pack FROM chunks WHERE id = ?")
         s.bind(1, id.bytes)
@@ -36,7 +36,7 @@ public final class ChunkIndex: IndexPartAccess {
         }
     }
 
-    public var chunkCount: Int {
+    package var chunkCount: Int {
         get throws(StoreError) {
             try guarded {
             let s = try db.statement("SELECT count(*) FROM chunks")
@@ -47,7 +47,7 @@ public final class ChunkIndex: IndexPartAccess {
     }
 
     /// Every chunk and the path of the pack holding it (for comparing indexes).
-    public func chunkPacks() throws(StoreError) -> [ChunkID: String] {
+    package func chunkPacks() throws(StoreError) -> [ChunkID: String] {
         try guarded {
         let s = try db.statement("SELECT c.id, o.path FROM chunks c JOIN objects o ON o.id = c.pack")
         var out: [ChunkID: String] = [:]

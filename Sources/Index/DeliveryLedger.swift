@@ -12,18 +12,18 @@ import SQLite
 
 /// A mirror as the index knows it: the row of its URL. Delivery is
 /// recorded per mirror, so a respelled URL keeps what it was delivered.
-public struct MirrorID: Hashable, Sendable, Comparable, CustomStringConvertible {
+package struct MirrorID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let rawValue: Int
     package init(_ rawValue: Int) { self.rawValue = rawValue }
     public static func < (a: MirrorID, b: MirrorID) -> Bool { a.rawValue < b.rawValue }
     public var description: String { "#\(rawValue)" }
 }
 
-public final class DeliveryLedger: IndexPartAccess {
+package final class DeliveryLedger: IndexPartAccess {
     /// The row ID of a mirror URL, created on first use. URLs that name
     /// the same place (`…/pi/` and `…/pi`, `HTTP://Host:80/`) are one mirror,
     /// so a respelled URL in the configuration keeps what it was delivered.
-    public func mirrorID(_ url: String) throws(StoreError) -> MirrorID {
+    package func mirrorID(_ url: String) throws(StoreError) -> MirrorID {
         try guarded {
         let identity = MirrorIdentity(url)
         let all = try db.statement("SELECT id, url FROM mirrors ORDER BY id")
@@ -40,7 +40,7 @@ public final class DeliveryLedger: IndexPartAccess {
     }
 
     /// An object the ledger knows: stored on at least one mirror.
-    public struct LedgerObject: Sendable {
+    package struct LedgerObject: Sendable {
         public var id: Int
         public var path: String
         public var kind: ObjectKind
@@ -69,7 +69,7 @@ public final class DeliveryLedger: IndexPartAccess {
         }
     }
 
-    public func hasObject(path: String) throws(StoreError) -> Bool {
+    package func hasObject(path: String) throws(StoreError) -> Bool {
         try guarded {
         let s = try db.statement("SELECT 1 FROM objects WHERE path = ?")
         s.bind(1, path)
@@ -178,13 +178,13 @@ public final class DeliveryLedger: IndexPartAccess {
         }
     }
 
-    package func recordSnapshot(id: String, started: Int, finished: Int, root: ChunkID, record: Int, catalog: Int, summary: String,
+    package func recordSnapshot(id: SnapshotID, started: Int, finished: Int, root: ChunkID, record: Int, catalog: Int, summary: String,
                         replacing: Bool = true) throws(StoreError) {
         try guarded {
         let s = try replacing
             ? db.statement("INSERT INTO snapshots(id, started, finished, root, record, catalog, summary) VALUES (?, ?, ?, ?, ?, ?, ?)")
             : db.statement("INSERT OR IGNORE INTO snapshots(id, started, finished, root, record, catalog, summary) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        s.bind(1, id); s.bind(2, started); s.bind(3, finished); s.bind(4, root.bytes)
+        s.bind(1, id.text); s.bind(2, started); s.bind(3, finished); s.bind(4, root.bytes)
         s.bind(5, record); s.bind(6, catalog); s.bind(7, summary)
         try s.run()
         }
@@ -202,12 +202,12 @@ public final class DeliveryLedger: IndexPartAccess {
         }
     }
 
-    public var snapshotIDs: [String] {
+    package var snapshotIDs: [SnapshotID] {
         get throws(StoreError) {
             try guarded {
             let s = try db.statement("SELECT id FROM snapshots ORDER BY started")
-            var out: [String] = []
-            while try s.step() { out.append(s.text(0)) }
+            var out: [SnapshotID] = []
+            while try s.step() { if let id = SnapshotID(s.text(0)) { out.append(id) } }
             return out
             }
         }

@@ -9,8 +9,8 @@ import Platform
 import Seal
 import SQLite
 
-public final class FilesCache: IndexPartAccess {
-    public struct CachedFile: Sendable {
+package final class FilesCache: IndexPartAccess {
+    package struct CachedFile: Sendable {
         public var dev: UInt64, ino: UInt64, size: UInt64, mtime: Int64, ctime: Int64
         /// As the tree format lays them out: an unchanged file's go into its
         /// tree entry without being decoded.

@@ -14,13 +14,13 @@ public final class Index {
     let db: SQLiteDatabase
     public let path: String
     /// What each mirror has and owes, and the snapshots taken.
-    public let ledger: DeliveryLedger
+    package let ledger: DeliveryLedger
     /// Which pack holds each chunk.
-    public let chunks: ChunkIndex
+    package let chunks: ChunkIndex
     /// Unchanged files are neither read nor chunked again.
-    public let files: FilesCache
+    package let files: FilesCache
     /// The migrations applied when this index was opened, by name.
-    public private(set) var migrationsApplied: [String] = []
+    package private(set) var migrationsApplied: [String] = []
 
     /// Opens an existing index, checking it is sound and of versions this fbk reads.
     /// - Throws: `StoreError.index` naming the problem and what to run.
@@ -122,7 +122,7 @@ public final class Index {
     }
 
     /// The version of each part (0: an index from before parts had versions).
-    public func versions() throws(StoreError) -> [String: Int] {
+    package func versions() throws(StoreError) -> [String: Int] {
         try guarded { Dictionary(uniqueKeysWithValues: try IndexPart.allCases.map { ($0.rawValue, try meta($0.versionKey) ?? 0) }) }
     }
 
@@ -155,7 +155,7 @@ public final class Index {
     // MARK: Changes
 
     /// Runs `body` in one transaction; rolls back if it throws.
-    public func transaction<R>(_ body: () throws -> R) throws(StoreError) -> R {
+    package func transaction<R>(_ body: () throws -> R) throws(StoreError) -> R {
         try guarded { try db.transaction(body) }
     }
 
@@ -207,7 +207,7 @@ public final class Index {
 }
 
 /// A part of the index: it shares the connection and maps its errors the same way.
-public class IndexPartAccess {
+package class IndexPartAccess {
     let db: SQLiteDatabase
     let path: String
 

@@ -38,145 +38,148 @@ public struct RebuildSummary: Encodable, Sendable {
 
 public enum IndexRebuild {
     /// Rebuilds (or merges into) the index at `indexPath`; spool copies go to `spool/` beside it.
-    public static func run(sources: [RebuildSource], keys: ClientKeys, client: String, indexPath: String) throws -> RebuildSummary {
-        var summary = RebuildSummary()
-        try FileManager.default.createDirectory(atPath: (indexPath as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let index = FileManager.default.fileExists(atPath: indexPath) ? try Index.open(path: indexPath) : try Index.create(path: indexPath)
-        let spoolDirectory = (indexPath as NSString).deletingLastPathComponent + "/spool"
-        try FileManager.default.createDirectory(atPath: spoolDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        let verifying = keys.signingKey().publicKey
+    public static func run(sources: [RebuildSource], keys: ClientKeys, client: String, indexPath: String) throws(StoreError) -> RebuildSummary {
+        try StoreError.boundary {
+            var summary = RebuildSummary()
+            try FileManager.default.createDirectory(atPath: (indexPath as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let index = FileManager.default.fileExists(atPath: indexPath) ? try Index.open(path: indexPath) : try Index.create(path: indexPath)
+            let spoolDirectory = (indexPath as NSString).deletingLastPathComponent + "/spool"
+            try FileManager.default.createDirectory(atPath: spoolDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            let verifying = keys.signingKey().publicKey
 
-        // What each mirror holds, with the sizes its listings give. A mirror
-        // that cannot be listed stops the rebuild: taking it for empty would
-        // count every object as missing there.
-        var present: [[String: Int]] = []   // per source: object path → size
-        for s in sources {
-            var objects: [String: Int] = [:]
-            for kind in [ObjectKind.pack, .record, .catalog, .listing, .escrow] {
-                do {
-                    for o in try s.source.list(kind) { objects[o.path] = o.size }
-                } catch {
-                    throw StoreError(.io, "cannot list the \(kind.directory) of \(s.source.location): \(error.message); run the rebuild again once it answers", cause: error)
-                }
-            }
-            present.append(objects)
-        }
-
-        // Catalogs signed by this client say which objects make up each snapshot.
-        var catalogs: [String: (Catalog, size: Int, sha: Digest)] = [:]
-        for (i, s) in sources.enumerated() {
-            for path in present[i].keys.sorted() where ObjectName(parsing: path)?.kind == .catalog && catalogs[path] == nil {
-                do {
-                    let data = try s.source.read(path, limit: ObjectLimits.document, what: "catalog")
-                    let (c, _) = try SignedDocument.decode(Catalog.self, from: data, name: path, verifyingKey: verifying)
-                    guard c.client == client, ObjectName.catalog(c.snapshot).path == path else {
-                        summary.warnings.append("\(path) names another client or snapshot; ignored")
-                        continue
-                    }
-                    catalogs[path] = (c, data.count, SHA256.hash([UInt8](data)))
-                } catch {
-                    summary.warnings.append("\(path): \(error); ignored (not written by this client?)")
-                }
-            }
-        }
-
-        // Every object the catalogs name, with its expected size and hash.
-        var expected: [String: (kind: ObjectKind, size: Int, sha: String)] = [:]
-        for (path, (c, size, sha)) in catalogs {
-            expected[path] = (.catalog, size, sha.hex)
-            expected[c.record.path] = (.record, c.record.size, c.record.sha256)
-            if let l = c.listing { expected[l.path] = (.listing, l.size, l.sha256) }
-            for p in c.packs { expected[p.path] = (.pack, p.size, p.sha256) }
-        }
-        for (i, s) in sources.enumerated() where present[i][ObjectName.escrow.path] != nil {
-            if expected[ObjectName.escrow.path] == nil, let escrow = try? s.source.fetch(ObjectName.escrow.path, limit: ObjectLimits.escrow),
-               let (digest, size) = try? SHA256.hash(fileAt: escrow.path) {
-                expected[ObjectName.escrow.path] = (.escrow, size, digest.hex)
-            }
-        }
-
-        // A copy whose size differs from the catalog's is an incomplete upload: absent.
-        func holds(_ i: Int, _ path: String, size: Int) -> Bool { present[i][path] == size }
-
-        // Pack listings: chunk → pack, and each snapshot's root.
-        var listings: [String: PackListingDocument] = [:]
-        for (path, (c, _, _)) in catalogs {
-            guard let l = c.listing else { summary.warnings.append("\(path) names no pack listing"); continue }
-            for (i, s) in sources.enumerated() where holds(i, l.path, size: l.size) {
-                guard l.size <= ObjectLimits.listing else { continue }
-                let bytes: [UInt8]
-                do { bytes = try s.source.read(l.path, limit: l.size, what: "pack listing") } catch {
-                    summary.warnings.append("\(l.path): \(error)")
-                    continue
-                }
-                guard bytes.count == l.size, SHA256.hash(bytes).hex == l.sha256 else {
-                    summary.warnings.append("\(l.path): not the listing \(path) names (SHA-256 differs)")
-                    continue
-                }
-                do {
-                    let listing = try PackListingDocument.open(bytes, path: l.path, keys: keys)
-                    guard listing.client == client, listing.snapshot == c.snapshot else {
-                        summary.warnings.append("\(l.path) names \(listing.client)/\(listing.snapshot); ignored")
-                        continue
-                    }
-                    listings[path] = listing
-                    break
-                } catch {
-                    summary.warnings.append("\(l.path): \(error)")
-                }
-            }
-        }
-
-        let now = Int(Date().timeIntervalSince1970)
-        let mirrorIDs = try sources.map { try index.ledger.mirrorID($0.mirrorURL) }
-        try index.transaction {
-            var objectIDs: [String: Int] = [:]
-            for (path, e) in expected.sorted(by: { $0.key < $1.key }) {
-                let holders = sources.indices.filter { holds($0, path, size: e.size) }
-                guard !holders.isEmpty, let sha = Digest(hex: e.sha) else {
-                    for m in sources { summary.missing[m.mirrorURL, default: 0] += 1 }
-                    summary.warnings.append("\(path) is on no mirror")
-                    continue
-                }
-                var spool: String? = nil
-                if holders.count < sources.count, let copy = try? sources[holders[0]].source.fetch(path, limit: e.size) {
-                    let local = copy.path
-                    // The client's next run delivers it to the mirrors that lack it.
-                    let name = (path as NSString).lastPathComponent
-                    let target = spoolDirectory + "/" + name
-                    if FileManager.default.fileExists(atPath: target) || (try? FileManager.default.copyItem(atPath: local, toPath: target)) != nil {
-                        spool = name
-                        summary.respooled += 1
+            // What each mirror holds, with the sizes its listings give. A mirror
+            // that cannot be listed stops the rebuild: taking it for empty would
+            // count every object as missing there.
+            var present: [[String: Int]] = []   // per source: object path → size
+            for s in sources {
+                var objects: [String: Int] = [:]
+                for kind in [ObjectKind.pack, .record, .catalog, .listing, .escrow] {
+                    do throws(BackendError) {
+                        for o in try s.source.list(kind) { objects[o.path] = o.size }
+                    } catch {
+                        throw StoreError(.io, "cannot list the \(kind.directory) of \(s.source.location): \(error.message); run the rebuild again once it answers", cause: error)
                     }
                 }
-                if spool == nil {
-                    for i in sources.indices where !holders.contains(i) { summary.missing[sources[i].mirrorURL, default: 0] += 1 }
-                }
-                let id = try index.ledger.recordObject(path: path, kind: e.kind, size: e.size, sha256: sha, now: now,
-                                                deliveredTo: holders.map { mirrorIDs[$0] }, spool: spool)
-                objectIDs[path] = id
-                if e.kind == .pack { summary.packs += 1 }
+                present.append(objects)
             }
-            for (_, listing) in listings {
-                for pack in listing.packs {
-                    guard let packID = objectIDs[pack.path] else { continue }
-                    for c in pack.chunks {
-                        guard let id = Digest(hex: c.id), let kind = ChunkKind(rawValue: UInt8(clamping: c.kind)) else { continue }
-                        try index.chunks.addChunk(id, pack: packID, kind: kind, plainLength: c.length)
-                        summary.chunks += 1
+
+            // Catalogs signed by this client say which objects make up each snapshot.
+            var catalogs: [String: (Catalog, size: Int, sha: Digest)] = [:]
+            for (i, s) in sources.enumerated() {
+                for path in present[i].keys.sorted() where ObjectName(parsing: path)?.kind == .catalog && catalogs[path] == nil {
+                    do {
+                        let data = try s.source.read(path, limit: ObjectLimits.document, what: "catalog")
+                        let (c, _) = try SignedDocument.decode(Catalog.self, from: data, name: path, verifyingKey: verifying)
+                        guard c.client == client, ObjectName.catalog(c.snapshot).path == path else {
+                            summary.warnings.append("\(path) names another client or snapshot; ignored")
+                            continue
+                        }
+                        catalogs[path] = (c, data.count, SHA256.hash([UInt8](data)))
+                    } catch {
+                        summary.warnings.append("\(path): \(error); ignored (not written by this client?)")
                     }
                 }
             }
+
+            // Every object the catalogs name, with its expected size and hash.
+            var expected: [String: (kind: ObjectKind, size: Int, sha: String)] = [:]
+            for (path, (c, size, sha)) in catalogs {
+                expected[path] = (.catalog, size, sha.hex)
+                expected[c.record.path] = (.record, c.record.size, c.record.sha256)
+                if let l = c.listing { expected[l.path] = (.listing, l.size, l.sha256) }
+                for p in c.packs { expected[p.path] = (.pack, p.size, p.sha256) }
+            }
+            for (i, s) in sources.enumerated() where present[i][ObjectName.escrow.path] != nil {
+                if expected[ObjectName.escrow.path] == nil, let escrow = try? s.source.fetch(ObjectName.escrow.path, limit: ObjectLimits.escrow),
+                   let (digest, size) = try? SHA256.hash(fileAt: escrow.path) {
+                    expected[ObjectName.escrow.path] = (.escrow, size, digest.hex)
+                }
+            }
+
+            // A copy whose size differs from the catalog's is an incomplete upload: absent.
+            func holds(_ i: Int, _ path: String, size: Int) -> Bool { present[i][path] == size }
+
+            // Pack listings: chunk → pack, and each snapshot's root.
+            var listings: [String: PackListingDocument] = [:]
             for (path, (c, _, _)) in catalogs {
-                guard let listing = listings[path], let root = Digest(hex: listing.root),
-                      let record = objectIDs[c.record.path], let catalog = objectIDs[path] else { continue }
-                try index.ledger.recordSnapshot(id: c.snapshot, started: now, finished: now, root: root, record: record,
-                                         catalog: catalog, summary: "{\"rebuilt\": true}", replacing: false)
-                summary.snapshots += 1
+                guard let l = c.listing else { summary.warnings.append("\(path) names no pack listing"); continue }
+                for (i, s) in sources.enumerated() where holds(i, l.path, size: l.size) {
+                    guard l.size <= ObjectLimits.listing else { continue }
+                    let bytes: [UInt8]
+                    do { bytes = try s.source.read(l.path, limit: l.size, what: "pack listing") } catch {
+                        summary.warnings.append("\(l.path): \(error)")
+                        continue
+                    }
+                    guard bytes.count == l.size, SHA256.hash(bytes).hex == l.sha256 else {
+                        summary.warnings.append("\(l.path): not the listing \(path) names (SHA-256 differs)")
+                        continue
+                    }
+                    do {
+                        let listing = try PackListingDocument.open(bytes, path: l.path, keys: keys)
+                        guard listing.client == client, listing.snapshot == c.snapshot else {
+                            summary.warnings.append("\(l.path) names \(listing.client)/\(listing.snapshot); ignored")
+                            continue
+                        }
+                        listings[path] = listing
+                        break
+                    } catch {
+                        summary.warnings.append("\(l.path): \(error)")
+                    }
+                }
             }
+
+            let now = Int(Date().timeIntervalSince1970)
+            let mirrorIDs = try sources.map { try index.ledger.mirrorID($0.mirrorURL) }
+            try index.transaction {
+                var objectIDs: [String: Int] = [:]
+                for (path, e) in expected.sorted(by: { $0.key < $1.key }) {
+                    let holders = sources.indices.filter { holds($0, path, size: e.size) }
+                    guard !holders.isEmpty, let sha = Digest(hex: e.sha) else {
+                        for m in sources { summary.missing[m.mirrorURL, default: 0] += 1 }
+                        summary.warnings.append("\(path) is on no mirror")
+                        continue
+                    }
+                    var spool: String? = nil
+                    if holders.count < sources.count, let copy = try? sources[holders[0]].source.fetch(path, limit: e.size) {
+                        let local = copy.path
+                        // The client's next run delivers it to the mirrors that lack it.
+                        let name = (path as NSString).lastPathComponent
+                        let target = spoolDirectory + "/" + name
+                        if FileManager.default.fileExists(atPath: target) || (try? FileManager.default.copyItem(atPath: local, toPath: target)) != nil {
+                            spool = name
+                            summary.respooled += 1
+                        }
+                    }
+                    if spool == nil {
+                        for i in sources.indices where !holders.contains(i) { summary.missing[sources[i].mirrorURL, default: 0] += 1 }
+                    }
+                    let id = try index.ledger.recordObject(path: path, kind: e.kind, size: e.size, sha256: sha, now: now,
+                                                    deliveredTo: holders.map { mirrorIDs[$0] }, spool: spool)
+                    objectIDs[path] = id
+                    if e.kind == .pack { summary.packs += 1 }
+                }
+                for (_, listing) in listings {
+                    for pack in listing.packs {
+                        guard let packID = objectIDs[pack.path] else { continue }
+                        for c in pack.chunks {
+                            guard let id = Digest(hex: c.id), let kind = ChunkKind(rawValue: UInt8(clamping: c.kind)) else { continue }
+                            try index.chunks.addChunk(id, pack: packID, kind: kind, plainLength: c.length)
+                            summary.chunks += 1
+                        }
+                    }
+                }
+                for (path, (c, _, _)) in catalogs {
+                    guard let listing = listings[path], let root = Digest(hex: listing.root),
+                          let record = objectIDs[c.record.path], let catalog = objectIDs[path] else { continue }
+                    try index.ledger.recordSnapshot(id: c.snapshot, started: now, finished: now, root: root, record: record,
+                                             catalog: catalog, summary: "{\"rebuilt\": true}", replacing: false)
+                    summary.snapshots += 1
+                }
+            }
+            return summary
+
         }
-        return summary
     }
 }

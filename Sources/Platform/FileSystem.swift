@@ -138,7 +138,7 @@ package enum FileSystem {
     }
 
     /// Bytes an unprivileged writer may still use on the filesystem holding `path`.
-    public static func availableBytes(_ path: String) -> Int? {
+    package static func availableBytes(_ path: String) -> Int? {
         var s = statvfs()
         guard statvfs(path, &s) == 0 else { return nil }
         return Int(s.f_bavail) * Int(s.f_frsize)

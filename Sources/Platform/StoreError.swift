@@ -20,6 +20,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         public static let integrity = Code(name: "integrity")
         /// The run was stopped (SIGTERM, SIGINT).
         public static let interrupted = Code(name: "interrupted")
+        /// Another library's error, kept as the cause (a key that does not
+        /// open, a malformed object, something unexpected).
+        public static let underlying = Code(name: "underlying")
     }
 
     public let code: Code
@@ -37,14 +40,27 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     /// Any error as a StoreError at a target's boundary: a StoreError as it
     /// is; a file-system error (Foundation's, errno) as i/o, so that a full
     /// disk is exit 74 and never "damaged"; anything else with `code`.
-    public static func wrapping(_ error: any Error, as code: Code, _ context: String) -> StoreError {
+    package static func wrapping(_ error: any Error, as code: Code, _ context: String? = nil) -> StoreError {
         if let e = error as? StoreError { return e }
+        let prefix = context.map { $0 + ": " } ?? ""
         let ns = error as NSError
         if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {
-            return StoreError(.io, "\(context): \(ns.localizedDescription)", cause: error)
+            return StoreError(.io, prefix + ns.localizedDescription, cause: error)
         }
-        return StoreError(code, "\(context): \(error)", cause: error)
+        return StoreError(code, prefix + String(describing: error), cause: error)
     }
 
     public var description: String { message }
+}
+
+extension StoreError {
+    /// Runs a target's public entry point, so that every error leaving it
+    /// is a StoreError: a StoreError as it is; a file-system error from
+    /// Foundation or errno as i/o (a full disk is exit 74 wherever it
+    /// happens); any other error (a SealError, a FormatError…) kept whole
+    /// as the cause, so the command line still tells a wrong key from
+    /// damaged data.
+    public static func boundary<R>(_ body: () throws -> R) throws(StoreError) -> R {
+        do { return try body() } catch { throw wrapping(error, as: .underlying) }
+    }
 }

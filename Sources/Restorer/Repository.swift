@@ -40,13 +40,13 @@ public final class Repository {
     /// start time, oldest first; future-dated ones are refused.
     public private(set) var snapshots: [SnapshotRecord] = []
     /// Each snapshot's verified catalog (by ID), where a source holds one.
-    private var catalogs: [String: Catalog] = [:]
+    private var catalogs: [SnapshotID: Catalog] = [:]
     /// Records refused (unsigned, signed by another key, misnamed,
     /// future-dated…): never listed, restored or used to find chunks.
     public private(set) var rejected: [String] = []
     /// Snapshots whose own listing claims packs their catalog does not
     /// list (a client that tried to misdirect restores), by ID.
-    public private(set) var misdirecting: [String: String] = [:]
+    public private(set) var misdirecting: [SnapshotID: String] = [:]
     /// Problems met while loading (unreadable records…).
     public private(set) var warnings: [String] = []
     /// Chunk → pack and length, from the records' pack listings; the restore plan.
@@ -56,7 +56,7 @@ public final class Repository {
     private let decompressor = ChunkDecompressor()
     public var packsDecrypted: Int { packs.decryptedCount }
     /// The snapshot chunks are located for (`select`).
-    private var selected: String?
+    private var selected: SnapshotID?
     private let acceptFutureDated: Bool
 
     /// How far a record's own start time may lie after the time the server
@@ -66,8 +66,19 @@ public final class Repository {
     /// - Parameter acceptFutureDated: believe records dated after their
     ///   receipt (a client whose clock runs ahead); they are still ordered
     ///   by their signed start times.
-    public init(sources: [any Backend], opener: Opener, client: String, identity: ClientIdentity,
-                acceptFutureDated: Bool = false) throws {
+    /// - Throws: `StoreError` (another library's error, such as a key that
+    ///   does not open the escrow, is its cause).
+    public convenience init(sources: [any Backend], opener: Opener, client: String, identity: ClientIdentity,
+                            acceptFutureDated: Bool = false) throws(StoreError) {
+        do {
+            try self.init(checking: sources, opener: opener, client: client, identity: identity, acceptFutureDated: acceptFutureDated)
+        } catch {
+            throw StoreError.wrapping(error, as: .underlying)
+        }
+    }
+
+    private init(checking sources: [any Backend], opener: Opener, client: String, identity: ClientIdentity,
+                 acceptFutureDated: Bool) throws {
         precondition(!sources.isEmpty)
         self.acceptFutureDated = acceptFutureDated
         self.sources = sources
@@ -139,7 +150,7 @@ public final class Repository {
         switch identity {
         case .secret(let keys):
             return keys
-        case .signingKey(let pinned):
+        case .signingKey:
             guard let keys = try escrowed() else {
                 let why = replaced.isEmpty ? "no escrowed client secret on any source (\(ObjectName.escrow.path) is missing)" : replaced.joined(separator: "; ")
                 throw StoreError(.integrity, "\(why): chunk IDs cannot be checked against the enrolled client's secret; give the client secret from the enrollment bundle with --secret bundles/\(client)/secret")
@@ -157,7 +168,7 @@ public final class Repository {
 
     /// What the sources hold of one snapshot.
     private struct Candidate {
-        var id: String
+        var id: SnapshotID
         var catalog: Catalog?
         var catalogSource: String?
         /// The earliest time a source says it received the snapshot (orders the reading of listings).
@@ -174,8 +185,8 @@ public final class Repository {
 
     private func loadSnapshots() throws {
         let pinned = keys.signingKey().publicKey
-        var candidates: [String: Candidate] = [:]
-        var recordReceipts: [String: [Date]] = [:]
+        var candidates: [SnapshotID: Candidate] = [:]
+        var recordReceipts: [SnapshotID: [Date]] = [:]
         for source in sources {
             let listed: [StoredObject]
             do { listed = try source.list(.record) + source.list(.catalog) } catch {
@@ -364,46 +375,55 @@ public final class Repository {
     /// Locates chunks for `snapshot` from now on: only in the packs its
     /// signed catalog lists, so nothing another snapshot's listing claims
     /// can change how this one restores.
-    public func select(_ snapshot: SnapshotRecord) throws {
-        guard selected != snapshot.id else { return }
-        try work.locator.restrict(to: catalogs[snapshot.id]?.packs.map(\.path))
-        selected = snapshot.id
-        scannedUnlisted = false
-        scannedAll = false
+    public func select(_ snapshot: SnapshotRecord) throws(StoreError) {
+        try StoreError.boundary {
+            guard selected != snapshot.id else { return }
+            try work.locator.restrict(to: catalogs[snapshot.id]?.packs.map(\.path))
+            selected = snapshot.id
+            scannedUnlisted = false
+            scannedAll = false
+
+        }
     }
 
     /// A snapshot by ID, unique ID prefix, or `latest` (the one the client
     /// started last, future-dated records refused).
-    public func snapshot(_ reference: String) throws -> SnapshotRecord {
-        if reference == "latest" {
-            guard let s = snapshots.last else { throw StoreError(.config, "client \(client) has no readable snapshot") }
-            return s
-        }
-        let matches = snapshots.filter { $0.id.hasPrefix(reference) }
-        guard matches.count == 1 else {
-            if matches.isEmpty, let refused = rejected.first(where: { $0.hasPrefix("snapshots/" + reference) }) {
-                throw StoreError(.integrity, "snapshot \(reference) is refused: \(refused)")
+    public func snapshot(_ reference: String) throws(StoreError) -> SnapshotRecord {
+        try StoreError.boundary {
+            if reference == "latest" {
+                guard let s = snapshots.last else { throw StoreError(.config, "client \(client) has no readable snapshot") }
+                return s
             }
-            throw StoreError(.config, matches.isEmpty ? "no snapshot \(reference) for client \(client)"
-                                                      : "\(reference) matches \(matches.count) snapshots; give more of the ID")
+            let matches = snapshots.filter { $0.id.text.hasPrefix(reference) }
+            guard matches.count == 1 else {
+                if matches.isEmpty, let refused = rejected.first(where: { $0.hasPrefix("snapshots/" + reference) }) {
+                    throw StoreError(.integrity, "snapshot \(reference) is refused: \(refused)")
+                }
+                throw StoreError(.config, matches.isEmpty ? "no snapshot \(reference) for client \(client)"
+                                                          : "\(reference) matches \(matches.count) snapshots; give more of the ID")
+            }
+            return matches[0]
+
         }
-        return matches[0]
     }
 
     /// The plaintext of a chunk, checked against its ID. A pack that lacks
     /// it or holds it damaged is no reason to give up: every other pack the
     /// listings name for it, and every source's copy of each, is tried.
     /// - Throws: `StoreError.integrity` naming what was tried.
-    public func chunk(_ id: ChunkID) throws -> (kind: ChunkKind, bytes: [UInt8]) {
-        var problems: [String] = []
-        // The first pack is decrypted and kept (trees are read again and
-        // again); every candidate copy, that one first, is then tried once.
-        if let pack = try chunkLocation(id)?.path {
-            do { _ = try packs.pack(pack) } catch { problems.append("\(error)") }
+    public func chunk(_ id: ChunkID) throws(StoreError) -> (kind: ChunkKind, bytes: [UInt8]) {
+        try StoreError.boundary {
+            var problems: [String] = []
+            // The first pack is decrypted and kept (trees are read again and
+            // again); every candidate copy, that one first, is then tried once.
+            if let pack = try chunkLocation(id)?.path {
+                do { _ = try packs.pack(pack) } catch { problems.append("\(error)") }
+            }
+            if let found = try chunkFromAlternatives(id, length: nil, problems: &problems) { return found }
+            throw StoreError(.integrity, problems.isEmpty ? "no pack holds chunk \(id.shortDescription)"
+                                                          : "chunk \(id.shortDescription) is intact nowhere: \(problems.joined(separator: "; "))")
+
         }
-        if let found = try chunkFromAlternatives(id, length: nil, problems: &problems) { return found }
-        throw StoreError(.integrity, problems.isEmpty ? "no pack holds chunk \(id.shortDescription)"
-                                                      : "chunk \(id.shortDescription) is intact nowhere: \(problems.joined(separator: "; "))")
     }
 
     /// A pack copy opened for a second look (kept while consecutive chunks need it).
@@ -552,22 +572,25 @@ public final class Repository {
     /// The entries of a directory tree chunk.
     /// A large directory's tree lists parts; their entries are joined, and
     /// must stay in name order across parts.
-    public func tree(_ id: ChunkID) throws -> [TreeEntry] {
-        let bytes = try treeChunk(id)
-        let parts: [ChunkID]?
-        do { parts = try TreeFormat.parseParts(bytes, name: "tree \(id.shortDescription)") } catch {
-            throw StoreError(.integrity, error.description)
-        }
-        guard let parts else { return try parseTree(bytes, id) }
-        var entries: [TreeEntry] = []
-        for p in parts {
-            let more = try parseTree(try treeChunk(p), p)
-            if let last = entries.last, let next = more.first, !last.name.lexicographicallyPrecedes(next.name) {
-                throw StoreError(.integrity, "tree \(id.shortDescription): part \(p.shortDescription) is out of name order")
+    public func tree(_ id: ChunkID) throws(StoreError) -> [TreeEntry] {
+        try StoreError.boundary {
+            let bytes = try treeChunk(id)
+            let parts: [ChunkID]?
+            do throws(FormatError) { parts = try TreeFormat.parseParts(bytes, name: "tree \(id.shortDescription)") } catch {
+                throw StoreError(.integrity, error.description)
             }
-            entries += more
+            guard let parts else { return try parseTree(bytes, id) }
+            var entries: [TreeEntry] = []
+            for p in parts {
+                let more = try parseTree(try treeChunk(p), p)
+                if let last = entries.last, let next = more.first, !last.name.lexicographicallyPrecedes(next.name) {
+                    throw StoreError(.integrity, "tree \(id.shortDescription): part \(p.shortDescription) is out of name order")
+                }
+                entries += more
+            }
+            return entries
+
         }
-        return entries
     }
 
     private func treeChunk(_ id: ChunkID) throws -> [UInt8] {
@@ -583,24 +606,30 @@ public final class Repository {
     }
 
     /// The entry at a `/`-separated path in a snapshot (nil path: the root directory).
-    public func lookup(_ snapshot: SnapshotRecord, path: String) throws -> (entry: TreeEntry?, tree: [TreeEntry]?) {
-        try lookup(snapshot, components: path.split(separator: "/").map { Array($0.utf8) })
+    public func lookup(_ snapshot: SnapshotRecord, path: String) throws(StoreError) -> (entry: TreeEntry?, tree: [TreeEntry]?) {
+        try StoreError.boundary {
+            try lookup(snapshot, components: path.split(separator: "/").map { Array($0.utf8) })
+
+        }
     }
 
     /// The entry at a path given as name bytes.
-    public func lookup(_ snapshot: SnapshotRecord, components: [[UInt8]]) throws -> (entry: TreeEntry?, tree: [TreeEntry]?) {
-        try select(snapshot)
-        let path = components.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
-        guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
-        var entries = try tree(root)
-        var current: TreeEntry? = nil
-        for component in components {
-            guard let e = entries.first(where: { $0.name == component }) else {
-                throw StoreError(.config, "no \(path) in snapshot \(snapshot.id)")
+    public func lookup(_ snapshot: SnapshotRecord, components: [[UInt8]]) throws(StoreError) -> (entry: TreeEntry?, tree: [TreeEntry]?) {
+        try StoreError.boundary {
+            try select(snapshot)
+            let path = components.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+            guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
+            var entries = try tree(root)
+            var current: TreeEntry? = nil
+            for component in components {
+                guard let e = entries.first(where: { $0.name == component }) else {
+                    throw StoreError(.config, "no \(path) in snapshot \(snapshot.id)")
+                }
+                current = e
+                if e.type == .directory, let sub = e.subtree { entries = try tree(sub) } else { entries = [] }
             }
-            current = e
-            if e.type == .directory, let sub = e.subtree { entries = try tree(sub) } else { entries = [] }
+            return (current, current == nil || current?.type == .directory ? entries : nil)
+
         }
-        return (current, current == nil || current?.type == .directory ? entries : nil)
     }
 }

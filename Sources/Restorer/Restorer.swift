@@ -85,29 +85,32 @@ public final class Restorer {
         self.snapshot = snapshot
         self.target = target
         self.write = write
-        summary.snapshot = snapshot.id
+        summary.snapshot = snapshot.id.text
     }
 
     /// Restores `paths` (snapshot-relative, `/`-separated; empty: everything).
     /// - Throws: `StoreError` for problems that stop the whole restore
     ///   (unreadable root, target not empty). Damage to some files is reported in the summary.
-    public func run(paths: [String]) throws -> RestoreSummary {
-        let started = ContinuousClock.now
-        try repository.select(snapshot)
-        try checkRequested(paths)
-        if write { try prepareTarget() }
-        try plan.clearPlan()
-        try repository.work.batch { try makePlan(paths: paths) }
-        // Packs are decrypted on another thread from now on, while the files are created.
-        repository.packs.prefetch(try plan.plannedPacks().filter { !repository.packs.isKnown($0) }, ahead: Self.packsAhead)
-        defer { repository.packs.stopPrefetching() }
-        try makeFiles()
-        try writeData()
-        if write { try finish() } else { summary.files = try plan.count(.file) - damagedFiles.count }
-        summary.packsDecrypted = repository.packsDecrypted
-        summary.damaged = try damagedFiles.sorted().map { try plan.path(of: $0).displayPath }
-        summary.seconds = (ContinuousClock.now - started).seconds
-        return summary
+    public func run(paths: [String]) throws(StoreError) -> RestoreSummary {
+        try StoreError.boundary {
+            let started = ContinuousClock.now
+            try repository.select(snapshot)
+            try checkRequested(paths)
+            if write { try prepareTarget() }
+            try plan.clearPlan()
+            try repository.work.batch { try makePlan(paths: paths) }
+            // Packs are decrypted on another thread from now on, while the files are created.
+            repository.packs.prefetch(try plan.plannedPacks().filter { !repository.packs.isKnown($0) }, ahead: Self.packsAhead)
+            defer { repository.packs.stopPrefetching() }
+            try makeFiles()
+            try writeData()
+            if write { try finish() } else { summary.files = try plan.count(.file) - damagedFiles.count }
+            summary.packsDecrypted = repository.packsDecrypted
+            summary.damaged = try damagedFiles.sorted().map { try plan.path(of: $0).displayPath }
+            summary.seconds = (ContinuousClock.now - started).seconds
+            return summary
+
+        }
     }
 
     private func prepareTarget() throws {
@@ -137,7 +140,15 @@ public final class Restorer {
     ///   nothing, with the stored path it likely means.
     private func checkRequested(_ paths: [String]) throws {
         for path in paths where !path.split(separator: "/").isEmpty {
-            do { _ = try repository.lookup(snapshot, path: path) } catch let error as StoreError where error.code == .config {
+            let missing: Bool
+            do throws(StoreError) {
+                _ = try repository.lookup(snapshot, path: path)
+                missing = false
+            } catch {
+                guard error.code == .config else { throw error }
+                missing = true
+            }
+            if missing {
                 let relative = path.split(separator: "/").joined(separator: "/")
                 let guesses = snapshot.paths.map { $0.split(separator: "/").joined(separator: "/") + "/" + relative }
                     .filter { (try? repository.lookup(snapshot, path: $0).entry) != nil }

@@ -43,6 +43,9 @@ func fail(_ error: Error) -> ExitCode {
         case .wrongKey, .wrongPassphrase, .unusableCertificate: status = ExitStatus.key
         default: status = ExitStatus.software
         }
+    case let e as StoreError where e.code == .underlying && e.cause != nil:
+        // Another library's error under a target's boundary: its own kind decides.
+        return fail(e.cause!)
     case let e as StoreError:
         message = e.message
         switch e.code {

@@ -131,7 +131,7 @@ import TestSupport
             try #require(status == 0, "\(paths): \(stderr)")
             let summary = try JSONSerialization.jsonObject(with: FileManager.default.contents(atPath: scratch.file("out")) ?? Data())
             let id = try #require((summary as? [String: Any])?["snapshot"] as? String)
-            let record = try #require(try f.records(0).first { $0.id == id })
+            let record = try #require(try f.records(0).first { $0.id.text == id })
             let chunks = try f.chunks(0)
             func walk(_ components: [[UInt8]], _ prefix: String) throws -> [String] {
                 try f.entries(root: record.root, chunks: chunks, path: components).flatMap { e in

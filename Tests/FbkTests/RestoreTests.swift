@@ -105,7 +105,7 @@ import TestSupport
         try f.dir.write("src/a/file1", Array("version 1".utf8))
         try f.dir.write("src/b/file2", random(2 << 20))
         #expect(try f.snapshot().status == 0)
-        let first = try f.records(0)[0].id
+        let first = try f.records(0)[0].id.text
         try f.dir.write("src/a/file1", Array("version 2".utf8))
         #expect(try f.snapshot().status == 0)
 

@@ -58,7 +58,7 @@ import TestSupport
 
     /// The genuine snapshots, oldest first (the forger writes to mirror 0 only).
     static func snapshotIDs(_ f: SnapshotFixture) throws -> [String] {
-        try f.catalogs(1).map(\.snapshot)
+        try f.catalogs(1).map(\.snapshot.text)
     }
 
     static func restoredConfig(_ f: SnapshotFixture, _ target: String) -> String? {

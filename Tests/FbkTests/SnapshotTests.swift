@@ -111,7 +111,7 @@ func waitForFilesToSettle() {
         func snapshot() throws -> (summary: [String: Any], attributes: [String: String]) {
             let r = try f.snapshot()
             try #require(r.status == 0, "\(r.stderr)")
-            let record = try #require(try f.records(0).first { $0.id == r.summary["snapshot"] as? String })
+            let record = try #require(try f.records(0).first { $0.id.text == r.summary["snapshot"] as? String })
             let entries = try f.entries(root: record.root, chunks: try f.chunks(0), path: f.sourceComponents)
             var out: [String: String] = [:]
             for e in entries {

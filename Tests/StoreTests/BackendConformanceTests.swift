@@ -92,8 +92,8 @@ enum BackendUnderTest: String, CaseIterable, CustomTestStringConvertible, Sendab
     }
 
     static let packBytes = Array("a sealed pack, as far as storage knows".utf8)
-    static var packPath: String { ObjectName.pack(SHA256.hash(packBytes)).path }
-    static let snapshot = "20261127T030000Z-0123456789abcdef"
+    static var packPath: String { ObjectName.pack(PackID(sha256: SHA256.hash(packBytes))).path }
+    static let snapshot: SnapshotID = "20261127T030000Z-0123456789abcdef"
 
     @Test(arguments: BackendUnderTest.allCases)
     func putCreatesAndNeverOverwrites(_ under: BackendUnderTest) throws {

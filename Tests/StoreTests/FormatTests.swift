@@ -124,7 +124,7 @@ import Testing
                 .init(id: $0.id.hex, kind: Int($0.kind.rawValue), length: $0.plainLength)
             }))
         }
-        return (PackListingDocument(client: "c\"1", snapshot: "s", root: String(repeating: "0", count: 64), packs: listings), entries)
+        return (PackListingDocument(client: "c\"1", snapshot: "20261127T030000Z-000000000000005e", root: String(repeating: "0", count: 64), packs: listings), entries)
     }
 
     @Test func theWriterWritesWhatJSONEncoderWritesCompressedAndSealed() throws {
@@ -135,12 +135,12 @@ import Testing
         let (size, sha256) = try writer.finish(root: document.root)
         #expect(size == sealed.count && sha256 == SHA256.hash(sealed))
         #expect(sealed.starts(with: Array("FBKLST02".utf8)))
-        let json = try PackListingDocument.plaintext(sealed, path: ObjectName.listing("s").path, keys: keys)
+        let json = try PackListingDocument.plaintext(sealed, path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: keys)
         let same = json == SignedDocument.json(document)
         #expect(same, "\(String(decoding: json.prefix(300), as: UTF8.self))")
-        #expect(try PackListingDocument.open(sealed, path: ObjectName.listing("s").path, keys: keys) == document)
+        #expect(try PackListingDocument.open(sealed, path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: keys) == document)
         // The in-memory form is the same object.
-        #expect(try PackListingDocument.open(document.sealed(keys: keys), path: ObjectName.listing("s").path, keys: keys) == document)
+        #expect(try PackListingDocument.open(document.sealed(keys: keys), path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: keys) == document)
         // The body is compressed: hex IDs take about half their length.
         #expect(sealed.count < json.count * 3 / 4)
     }
@@ -150,14 +150,14 @@ import Testing
         let sealed = try document.sealed(keys: keys)
         var paths: [String] = []
         var lengths: [[Int]] = []
-        let header = try PackListingDocument.open(sealed, path: ObjectName.listing("s").path, keys: keys, accept: { $0.client == "c\"1" }) {
+        let header = try PackListingDocument.open(sealed, path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: keys, accept: { $0.client == "c\"1" }) {
             paths.append($0)
             lengths.append($1.map(\.length))
         }
         #expect(header?.root == document.root && header?.packs == [])
         #expect(paths == document.packs.map(\.path) && lengths == document.packs.map { $0.chunks.map(\.length) })
         var handed = 0
-        #expect(try PackListingDocument.open(sealed, path: ObjectName.listing("s").path, keys: keys, accept: { _ in false }) { _, _ in handed += 1 } == nil)
+        #expect(try PackListingDocument.open(sealed, path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: keys, accept: { _ in false }) { _, _ in handed += 1 } == nil)
         #expect(handed == 0)
     }
 
@@ -165,16 +165,16 @@ import Testing
         let (document, _) = sample()
         let sealed = try document.sealed(keys: keys)
         let otherKeys = try ClientKeys(secret: [UInt8](repeating: 4, count: 32))
-        #expect(throws: SealError.self) { try PackListingDocument.open(sealed, path: ObjectName.listing("s").path, keys: otherKeys) }
-        #expect(throws: SealError.self) { try PackListingDocument.open(sealed, path: ObjectName.listing("t").path, keys: keys) }
+        #expect(throws: SealError.self) { try PackListingDocument.open(sealed, path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: otherKeys) }
+        #expect(throws: SealError.self) { try PackListingDocument.open(sealed, path: ObjectName.listing("20261127T030000Z-00000000000000ff").path, keys: keys) }
         for at in [9, sealed.count / 2, sealed.count - 1] {
             var damaged = sealed
             damaged[at] ^= 1
-            #expect(throws: (any Error).self) { try PackListingDocument.open(damaged, path: ObjectName.listing("s").path, keys: keys) }
+            #expect(throws: (any Error).self) { try PackListingDocument.open(damaged, path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: keys) }
         }
         var foreign = sealed
         foreign[7] = UInt8(ascii: "9")
-        #expect(throws: FormatError.self) { try PackListingDocument.open(foreign, path: ObjectName.listing("s").path, keys: keys) }
+        #expect(throws: FormatError.self) { try PackListingDocument.open(foreign, path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: keys) }
     }
 
     @Test func formatOneListingsStillOpen() throws {
@@ -183,14 +183,14 @@ import Testing
         old.format = 1
         let magic = Array("FBKLST01".utf8)
         let sealed = magic + (try SymmetricBox.seal(SignedDocument.json(old), key: keys.listingKey,
-                                                    associatedData: magic + Array(ObjectName.listing("s").path.utf8)))
-        #expect(try PackListingDocument.open(sealed, path: ObjectName.listing("s").path, keys: keys) == old)
+                                                    associatedData: magic + Array(ObjectName.listing("20261127T030000Z-000000000000005e").path.utf8)))
+        #expect(try PackListingDocument.open(sealed, path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: keys) == old)
     }
 }
 
 @Suite struct SignedDocumentTests {
     func record(packs: [PackListing]) -> SnapshotRecord {
-        SnapshotRecord(id: "20260101T000000Z-00", client: "c", host: "h", started: "a", finished: "b", paths: ["/etc"],
+        SnapshotRecord(id: "20260101T000000Z-0000000000000000", client: "c", host: "h", started: "a", finished: "b", paths: ["/etc"],
                        root: String(repeating: "0", count: 64), chunker: ChunkerRecord(min: 1, avg: 2, max: 3, window: 4),
                        stats: SnapshotStats(), signingKey: "k", newPacks: packs)
     }
@@ -260,7 +260,7 @@ import Testing
     @Test func signatureVerifiesAndDetectsChanges() throws {
         let keys = try ClientKeys(secret: [UInt8](repeating: 7, count: 32))
         let signing = keys.signingKey()
-        let record = Catalog(client: "c", snapshot: "s", created: "t",
+        let record = Catalog(client: "c", snapshot: "20261127T030000Z-000000000000005e", created: "t",
                              record: .init(path: "snapshots/s.snapshot", size: 1, sha256: "00"), packs: [],
                              addedBytes: 0, signingKey: signing.publicKey.hex)
         let doc = SignedDocument.encode(record, key: signing)
@@ -300,7 +300,7 @@ import Testing
             #expect(Timestamp.rfc3339(date) == iso.string(from: date))
             #expect(Timestamp.compactTime(date) == compact.string(from: date))
         }
-        #expect(Timestamp.newSnapshotID(at: Date(timeIntervalSince1970: 1_795_000_000)).hasPrefix("20261118T"))
+        #expect(Timestamp.newSnapshotID(at: Date(timeIntervalSince1970: 1_795_000_000)).text.hasPrefix("20261118T"))
     }
 
     @Test func sizesAreInBinaryUnits() {

@@ -102,10 +102,10 @@ import Testing
 
     @Test func signedDocuments() throws {
         let keys = try ClientKeys(secret: [UInt8](repeating: 9, count: 32))
-        let catalog = Catalog(client: "c", snapshot: "s", created: "t", record: .init(path: "p", size: 1, sha256: "00"),
+        let catalog = Catalog(client: "c", snapshot: "20261127T030000Z-000000000000005e", created: "t", record: .init(path: "p", size: 1, sha256: "00"),
                               packs: [.init(path: "packs/aa/x.pack", size: 5, sha256: "aa")], addedBytes: 3,
                               signingKey: keys.signingKey().publicKey.hex)
-        let record = SnapshotRecord(id: "i", client: "c", host: "h", started: "a", finished: "b", paths: ["/"], root: "00",
+        let record = SnapshotRecord(id: "20260101T000000Z-0000000000000001", client: "c", host: "h", started: "a", finished: "b", paths: ["/"], root: "00",
                                     chunker: ChunkerRecord(min: 1, avg: 2, max: 3, window: 4), stats: SnapshotStats(),
                                     signingKey: "k", newPacks: [PackListing(path: "p", chunks: [.init(id: "00", kind: 0, length: 1)])])
         var listed = record
@@ -113,7 +113,7 @@ import Testing
                                                                       .init(id: String(repeating: "cd", count: 32), kind: 1, length: 9)])]
         var named = record
         named.newPacks = nil
-        named.listing = .init(path: ObjectName.listing("i").path, size: 100, sha256: String(repeating: "ef", count: 32))
+        named.listing = .init(path: ObjectName.listing("20260101T000000Z-0000000000000001").path, size: 100, sha256: String(repeating: "ef", count: 32))
         let corpus = [SignedDocument.encode(catalog, key: keys.signingKey()), SignedDocument.encode(record, key: keys.signingKey()),
                       SignedDocument.encode(listed, key: keys.signingKey()), SignedDocument.encode(named, key: keys.signingKey())]
         let key = keys.signingKey().publicKey
@@ -135,13 +135,13 @@ import Testing
 
     @Test func packListings() throws {
         let keys = try ClientKeys(secret: [UInt8](repeating: 4, count: 32))
-        let doc = PackListingDocument(client: "c", snapshot: "s", root: "00", packs: [PackListing(path: "p", chunks: [.init(id: String(repeating: "ab", count: 32), kind: 1, length: 2)])])
+        let doc = PackListingDocument(client: "c", snapshot: "20261127T030000Z-000000000000005e", root: "00", packs: [PackListing(path: "p", chunks: [.init(id: String(repeating: "ab", count: 32), kind: 1, length: 2)])])
         let sealed = try doc.sealed(keys: keys)
         fuzz("listing", seed: 4, corpus: [sealed], iterations: Self.iterations / 3) { input in
-            let opened = try? PackListingDocument.open(input, path: ObjectName.listing("s").path, keys: keys)
+            let opened = try? PackListingDocument.open(input, path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: keys)
             #expect(opened == nil || input == sealed, "a changed listing was accepted")
             var handed = 0
-            let streamed = try? PackListingDocument.open(input, path: ObjectName.listing("s").path, keys: keys, accept: { _ in true }) { _, _ in handed += 1 }
+            let streamed = try? PackListingDocument.open(input, path: ObjectName.listing("20261127T030000Z-000000000000005e").path, keys: keys, accept: { _ in true }) { _, _ in handed += 1 }
             #expect(streamed == nil && handed == 0 || input == sealed, "a changed listing handed packs over")
         }
     }

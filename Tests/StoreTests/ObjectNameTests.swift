@@ -1,3 +1,4 @@
+import Foundation
 import Format
 import Seal
 import Testing
@@ -5,10 +6,10 @@ import Testing
 /// ObjectName is the one place server paths are built and parsed: what it
 /// builds it parses back, and it takes nothing but the exact forms.
 @Suite struct ObjectNameTests {
-    static let snapshot = "20261127T030000Z-0123456789abcdef"
+    static let snapshot: SnapshotID = "20261127T030000Z-0123456789abcdef"
 
     @Test func whatIsBuiltParsesBackAsTheSameName() throws {
-        let pack = SHA256.hash(Array("pack".utf8))
+        let pack = PackID(sha256: SHA256.hash(Array("pack".utf8)))
         let built: [(ObjectName, ObjectKind)] = [
             (.pack(pack), .pack), (.record(Self.snapshot), .record), (.catalog(Self.snapshot), .catalog),
             (.listing(Self.snapshot), .listing), (.escrow, .escrow),
@@ -46,6 +47,18 @@ import Testing
     ])
     func strangersDoNotParse(_ path: String) {
         #expect(ObjectName(parsing: path) == nil, "\(path)")
+    }
+
+    @Test func aSnapshotIDIsOnlyEverWellFormed() throws {
+        let text = "20261127T030000Z-0123456789abcdef"
+        #expect(SnapshotID(text)?.text == text)
+        for bad in ["", "latest", "20261127T030000Z-0123456789ABCDEF", "../20261127T030000Z-0123456789abcdef", "20261127T030000Z"] {
+            #expect(SnapshotID(bad) == nil, "\(bad)")
+        }
+        // A document naming a malformed snapshot does not decode.
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode([SnapshotID].self, from: Data(#"["../../etc"]"#.utf8)) }
+        let id = try JSONDecoder().decode([SnapshotID].self, from: Data(#"["20261127T030000Z-0123456789abcdef"]"#.utf8))
+        #expect(id == [Self.snapshot])
     }
 
     @Test func deviceBlobNamesSayKindTimeAndPart() throws {

@@ -35,14 +35,14 @@ import TestSupport
         let sealed = try envelope.seal(builder.finish())
         let name = SHA256.hash(sealed)
         let root = dir.file("storage/c1")
-        try dir.write("storage/c1/" + ObjectName.pack(name).path, sealed)
+        try dir.write("storage/c1/" + ObjectName.pack(PackID(sha256: name)).path, sealed)
         try dir.write("storage/c1/" + ObjectName.escrow.path, try envelope.seal(Array((Hex.encode(keys.secret) + "\n").utf8)))
         let record = SnapshotRecord(
             id: "20260101T000000Z-0000000000000001", client: "c1", host: "h", started: "2026-01-01T00:00:00Z",
             finished: "2026-01-01T00:00:01Z", paths: ["/"], root: treeIDs[0].hex,
             chunker: ChunkerRecord(min: 1, avg: 2, max: 3, window: 1), stats: SnapshotStats(),
             signingKey: keys.signingKey().publicKey.hex,
-            newPacks: [PackListing(path: ObjectName.pack(name).path, chunks: builder.entries.map {
+            newPacks: [PackListing(path: ObjectName.pack(PackID(sha256: name)).path, chunks: builder.entries.map {
                 .init(id: $0.id.hex, kind: Int($0.kind.rawValue), length: $0.plainLength) })])
         try dir.write("storage/c1/" + ObjectName.record(record.id).path,
                       try envelope.seal(SignedDocument.encode(record, key: keys.signingKey())))

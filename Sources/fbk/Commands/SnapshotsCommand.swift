@@ -33,13 +33,13 @@ struct SnapshotsCommand: ParsableCommand {
             if json {
                 struct Row: Encodable { var id, started, finished, host: String; var paths: [String]; var files: Int; var bytes: UInt64 }
                 printJSON(repo.snapshots.map {
-                    Row(id: $0.id, started: $0.started, finished: $0.finished, host: $0.host, paths: $0.paths,
+                    Row(id: $0.id.text, started: $0.started, finished: $0.finished, host: $0.host, paths: $0.paths,
                         files: $0.stats.files, bytes: $0.stats.bytes)
                 })
             } else {
                 // Columns as wide as their widest cell; sizes for people (raw bytes are in --json).
                 let rows = repo.snapshots.map { s in
-                    [s.id, String(s.started.prefix(19)).terminalSafe + "Z", s.host.terminalSafe, String(s.stats.files),
+                    [s.id.text, String(s.started.prefix(19)).terminalSafe + "Z", s.host.terminalSafe, String(s.stats.files),
                      SnapshotSummary.binarySize(s.stats.bytes), s.paths.joined(separator: " ").terminalSafe]
                 }
                 let header = ["ID", "started", "host", "files", "size", "paths"]
