@@ -9,15 +9,11 @@ import Chunker
 import Foundation
 import Seal
 import Platform
-import SQLite
 import Format
 import Backend
 import Config
 import Index
-import Archiver
-import Restorer
 import Checker
-import Enrollment
 
 struct Options {
     var mebibytes = 1024

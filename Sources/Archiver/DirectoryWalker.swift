@@ -13,10 +13,7 @@
 
 internal import CLinux
 import Foundation
-import Config
 import Index
-import Backend
-import Format
 import Platform
 import Chunker
 import Seal

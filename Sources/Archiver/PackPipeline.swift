@@ -24,9 +24,7 @@
 internal import CLinux
 import Foundation
 import Seal
-import Config
 import Index
-import Backend
 import Format
 import Platform
 import Chunker

@@ -1,10 +1,6 @@
 // What a snapshot run did, for people (text), machines (JSON) and the journal.
 
 import Foundation
-import Config
-import Index
-import Backend
-import Format
 import Platform
 import Chunker
 import Seal

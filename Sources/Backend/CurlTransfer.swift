@@ -3,7 +3,6 @@
 
 internal import CCurl
 import Foundation
-import Format
 import Platform
 
 /// An HTTP request and what came back.

@@ -2,7 +2,6 @@
 // backend: the scheme picks the implementation, the options its timeouts.
 
 import Foundation
-import Format
 import Platform
 
 /// Timeouts and retries for network backends.

@@ -11,9 +11,6 @@
 // remembered, and are hashed every run).
 
 import Foundation
-import Backend
-import Format
-import Config
 import Platform
 import Seal
 

@@ -4,7 +4,6 @@
 import Foundation
 import Seal
 import Yams
-import Format
 import Platform
 
 /// One enrolled client, as the check sees it.

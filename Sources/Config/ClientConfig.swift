@@ -6,7 +6,6 @@ import Foundation
 import Seal
 import Yams
 import Backend
-import Format
 import Platform
 
 /// One mirror as configured.

@@ -7,7 +7,6 @@ import Format
 import Foundation
 import Platform
 import Seal
-import SQLite
 
 package final class ChunkIndex: IndexPartAccess {
     /// Whether a chunk is already stored in a pack on at least one mirror.

@@ -7,7 +7,6 @@ import Format
 import Foundation
 import Platform
 import Seal
-import SQLite
 
 package final class FilesCache: IndexPartAccess {
     package struct CachedFile: Sendable {

@@ -9,7 +9,6 @@
 
 import Foundation
 import Seal
-import SQLite
 import Format
 import Backend
 import Platform

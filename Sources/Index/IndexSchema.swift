@@ -7,7 +7,6 @@
 // A part written by a newer fbk is refused; an older one is migrated, step
 // by named step, in one transaction.
 
-import SQLite
 
 /// One versioned part of the index.
 enum IndexPart: String, CaseIterable {

@@ -4,7 +4,6 @@
 // Claims are hints; a chunk's bytes are always checked against its ID.
 
 import Seal
-import Backend
 import Format
 import SQLite
 import Platform

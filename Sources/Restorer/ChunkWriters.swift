@@ -7,9 +7,7 @@
 
 import Foundation
 import Seal
-import Backend
 import Format
-import SQLite
 import Platform
 
 final class ChunkWriters: @unchecked Sendable {

@@ -8,7 +8,6 @@ import Foundation
 import Seal
 import Backend
 import Format
-import SQLite
 import Platform
 
 /// Who the operator trusts a client's backups to come from: pinned at

@@ -4,7 +4,6 @@
 // number of files; and the writes to try again from another copy.
 
 import Seal
-import Backend
 import Format
 import SQLite
 import Platform

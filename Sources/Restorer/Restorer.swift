@@ -18,9 +18,7 @@
 internal import CLinux
 import Foundation
 import Seal
-import Backend
 import Format
-import SQLite
 import Platform
 
 /// What a restore did.

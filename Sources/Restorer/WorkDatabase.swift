@@ -5,8 +5,6 @@
 // the number of files and chunks; SQLite sorts the plan by pack on disk.
 
 import Seal
-import Backend
-import Format
 import SQLite
 import Platform
 

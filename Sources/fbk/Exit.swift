@@ -4,13 +4,7 @@ import Seal
 import Platform
 import SQLite
 import Format
-import Backend
-import Config
 import Index
-import Archiver
-import Restorer
-import Checker
-import Enrollment
 
 /// fbk's exit codes, from sysexits(3) where one fits. Documented in README.md.
 enum ExitStatus {

@@ -3,15 +3,6 @@
 
 import ArgumentParser
 import Platform
-import SQLite
-import Format
-import Backend
-import Config
-import Index
-import Archiver
-import Restorer
-import Checker
-import Enrollment
 
 @main
 struct Fbk: ParsableCommand {

@@ -1,16 +1,7 @@
 import Chunker
 import Foundation
 import Seal
-import Platform
-import SQLite
 import Format
-import Backend
-import Config
-import Index
-import Archiver
-import Restorer
-import Checker
-import Enrollment
 import TestSupport
 import Testing
 

@@ -1,15 +1,5 @@
 import Foundation
 import Seal
-import Platform
-import SQLite
-import Format
-import Backend
-import Config
-import Index
-import Archiver
-import Restorer
-import Checker
-import Enrollment
 import Testing
 import TestSupport
 

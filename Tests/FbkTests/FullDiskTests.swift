@@ -1,14 +1,5 @@
 import Foundation
-import Platform
-import SQLite
-import Format
-import Backend
-import Config
 import Index
-import Archiver
-import Restorer
-import Checker
-import Enrollment
 import Testing
 import TestSupport
 

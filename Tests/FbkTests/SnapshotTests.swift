@@ -1,16 +1,9 @@
 import CLinux
 import Foundation
 import Seal
-@testable import Platform
-@testable import SQLite
 @testable import Format
-@testable import Backend
-@testable import Config
 @testable import Index
 @testable import Archiver
-@testable import Restorer
-@testable import Checker
-@testable import Enrollment
 import Testing
 import TestSupport
 

@@ -1,14 +1,6 @@
 import Foundation
 @testable import Platform
-@testable import SQLite
-@testable import Format
-@testable import Backend
 @testable import Config
-@testable import Index
-@testable import Archiver
-@testable import Restorer
-@testable import Checker
-@testable import Enrollment
 import Testing
 
 @Suite struct ConfigTests {

@@ -1,15 +1,8 @@
 import ArgumentParser
 import Foundation
 import Platform
-import SQLite
-import Format
-import Backend
 import Config
-import Index
-import Archiver
-import Restorer
 import Checker
-import Enrollment
 
 /// `fbk check`: the weekly server-side check.
 struct CheckCommand: ParsableCommand {

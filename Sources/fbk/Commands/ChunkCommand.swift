@@ -3,15 +3,7 @@ import Chunker
 import Foundation
 import Seal
 import Platform
-import SQLite
 import Format
-import Backend
-import Config
-import Index
-import Archiver
-import Restorer
-import Checker
-import Enrollment
 
 /// `fbk chunk`: cut files into chunks and report counts, sizes and speed.
 struct ChunkCommand: ParsableCommand {

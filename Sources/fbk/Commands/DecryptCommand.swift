@@ -2,15 +2,6 @@ import ArgumentParser
 import Foundation
 import Seal
 import Platform
-import SQLite
-import Format
-import Backend
-import Config
-import Index
-import Archiver
-import Restorer
-import Checker
-import Enrollment
 
 /// `fbk decrypt`: one CMS object back to plaintext.
 struct DecryptCommand: ParsableCommand {

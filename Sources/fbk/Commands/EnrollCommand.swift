@@ -1,14 +1,7 @@
 import ArgumentParser
 import Foundation
 import Platform
-import SQLite
-import Format
-import Backend
 import Config
-import Index
-import Archiver
-import Restorer
-import Checker
 import Enrollment
 
 /// `fbk enroll`: the operator's side of adding a client.

@@ -1,15 +1,9 @@
 import ArgumentParser
 import Foundation
 import Platform
-import SQLite
 import Format
-import Backend
 import Config
 import Index
-import Archiver
-import Restorer
-import Checker
-import Enrollment
 
 /// `fbk index`: the client's local index.
 struct IndexCommand: ParsableCommand {

@@ -2,15 +2,9 @@ import ArgumentParser
 import Foundation
 import Seal
 import Platform
-import SQLite
 import Format
-import Backend
 import Config
 import Index
-import Archiver
-import Restorer
-import Checker
-import Enrollment
 
 /// `fbk init`: a client's configuration, secret and empty index.
 struct InitCommand: ParsableCommand {

@@ -2,15 +2,10 @@ import ArgumentParser
 import Foundation
 import Seal
 import Platform
-import SQLite
 import Format
 import Backend
 import Config
-import Index
-import Archiver
 import Restorer
-import Checker
-import Enrollment
 
 /// The operator's private key, its certificate and its passphrase.
 struct OperatorKeyOptions: ParsableArguments {

@@ -1,15 +1,7 @@
 import ArgumentParser
 import Foundation
 import Platform
-import SQLite
-import Format
-import Backend
-import Config
-import Index
-import Archiver
 import Restorer
-import Checker
-import Enrollment
 
 /// `fbk restore`: a snapshot, or chosen paths of it, into a directory.
 struct RestoreCommand: ParsableCommand {

@@ -2,15 +2,11 @@ import ArgumentParser
 import Foundation
 import Seal
 import Platform
-import SQLite
 import Format
 import Backend
 import Config
 import Index
 import Archiver
-import Restorer
-import Checker
-import Enrollment
 
 /// `fbk snapshot`: the daily job.
 struct SnapshotCommand: ParsableCommand {
