@@ -120,7 +120,7 @@ public final class Archiver {
             defer { pipeline.shutdown() }
             // The pack listing is written as packs are delivered (FORMAT.md 6).
             let id = Timestamp.newSnapshotID(at: startDate)
-            let listingFile = try SpoolFile(creating: config.spoolDirectory + "/\(id).listing")
+            let listingFile = try spoolFile(config.spoolDirectory + "/\(id).listing")
             listing = try PackListingWriter(client: config.client, snapshot: id, keys: keys) { try listingFile.write($0) }
             defer { listing = nil }
             let root = try archiveRoot()
@@ -788,49 +788,13 @@ public final class Archiver {
     }
 
     private func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-        let file = try SpoolFile(creating: path)
+        let file = try spoolFile(path)
         try bytes.withUnsafeBytes { try file.write($0) }
         try file.commit()
     }
 }
 
-/// A file being written into the spool; removed unless committed.
-final class SpoolFile {
-    let path: String
-    private var fd: Int32
-
-    init(creating path: String) throws(StoreError) {
-        self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError(.io, "cannot create \(path): \(FileSystem.errnoText())") }
-    }
-
-    deinit {
-        if fd >= 0 {
-            close(fd)
-            unlink(path)
-        }
-    }
-
-    func write(_ bytes: UnsafeRawBufferPointer) throws(StoreError) {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw StoreError(.io, "cannot write \(path): \(FileSystem.errnoText())") }
-            done += n
-        }
-    }
-
-    /// Makes the file durable and closes it.
-    func commit() throws(StoreError) {
-        let synced = fsync(fd) == 0
-        let reason = FileSystem.errnoText()
-        close(fd)
-        fd = -1
-        guard synced else {
-            unlink(path)
-            throw StoreError(.io, "cannot write \(path): \(reason)")
-        }
-    }
+/// A new object in the spool: written as it comes, synced when committed.
+private func spoolFile(_ path: String) throws(StoreError) -> DurableFile.Writer {
+    do { return try DurableFile.Writer(creating: path) } catch { throw error.error }
 }

@@ -83,7 +83,7 @@ public final class SealingStream {
     /// - Throws: the write's failure; after one, every call throws it again.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(SealError) {
         if let failure { throw failure }
-        guard let chain else { throw SealError(.invalidArgument, "write to a finished sealing stream") }
+        guard let chain else { throw SealError(.invalidArgument, "write to a finished or abandoned sealing stream") }
         var offset = 0
         while offset < bytes.count {
             let n = min(bytes.count - offset, Int(Int32.max))
@@ -108,7 +108,7 @@ public final class SealingStream {
     /// into place.
     /// - Returns: the size and SHA-256 of the sealed object, as written.
     public func finish() throws(SealError) -> (size: Int, sha256: Digest) {
-        guard let file else { throw SealError(.invalidArgument, "a sealing stream in memory ends with finishInMemory") }
+        guard let file else { preconditionFailure("a sealing stream in memory ends with finishInMemory") }
         try end()
         let (size, sha256) = try file.commit()
         guard let sha256 else { throw SealError(.library, "the sealed file \(file.path) was not hashed") }
@@ -117,7 +117,7 @@ public final class SealingStream {
 
     /// Ends the content of a stream sealing into memory; the sealed object.
     func finishInMemory() throws(SealError) -> [UInt8] {
-        guard file == nil else { throw SealError(.invalidArgument, "a sealing stream into a file ends with finish") }
+        precondition(file == nil, "a sealing stream into a file ends with finish")
         try end()
         var p: UnsafeMutablePointer<CChar>?
         let n = COpenSSL_BIO_get_mem_data(sink, &p)
@@ -130,7 +130,7 @@ public final class SealingStream {
             abandon()
             throw failure
         }
-        guard let chain else { throw SealError(.invalidArgument, "sealing stream finished twice") }
+        guard let chain else { throw SealError(.invalidArgument, "the sealing stream was finished or abandoned already") }
         let flushed = COpenSSL_BIO_flush(chain) == 1
         let cause = errno
         releaseChain()
