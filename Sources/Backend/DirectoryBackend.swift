@@ -45,8 +45,24 @@ public struct DirectoryBackend: Backend {
 
     private func errnoText(_ code: Int32) -> String { String(cString: strerror(code)) }
 
+    /// The file of `path` under the client's directory. Every directory on
+    /// the way must be a directory (or not exist yet): a symbolic link
+    /// planted in place of `packs/ab` would lead reads and writes elsewhere.
     private func file(_ path: String) throws(BackendError) -> String {
         guard isContainedPath(path) else { throw fail(.permanent, "\(path) is not a path under the client's directory") }
+        var directory = root
+        for component in path.split(separator: "/").dropLast() {
+            directory += "/" + component
+            var st = Foundation.stat()
+            if lstat(directory, &st) != 0 {
+                let c = errno
+                if c == ENOENT { break }
+                throw fail(.transient, "cannot look at \(directory): \(errnoText(c))", errno: c)
+            }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw fail(.permanent, "\(directory) is not a directory (a link or file planted in its place): \(path) is refused")
+            }
+        }
         return root + "/" + path
     }
 
@@ -193,10 +209,18 @@ public struct DirectoryBackend: Backend {
     /// directory that does not exist has none.
     private func entries(of directory: String) throws(BackendError) -> [Entry] {
         let full = root + "/" + directory
+        var st = Foundation.stat()
+        if lstat(full, &st) != 0 {
+            let c = errno
+            // Not there yet (no object of that kind): empty. Anything else is not "empty".
+            if c == ENOENT { return [] }
+            throw fail(.transient, "cannot list \(directory): \(errnoText(c))", errno: c)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw fail(.permanent, "\(directory) is not a directory (a link or file planted in its place)")
+        }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: full) } catch {
-            var isDir: ObjCBool = false
-            if !FileManager.default.fileExists(atPath: full, isDirectory: &isDir) { return [] }
             throw fail(.transient, "cannot list \(directory): \(error.localizedDescription)")
         }
         return names.sorted().map { name in

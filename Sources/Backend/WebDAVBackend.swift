@@ -128,7 +128,7 @@ public final class WebDAVBackend: Backend, @unchecked Sendable {
             return fail(.permanent, "the mirror refused the object as too large (413): set client_max_body_size 0 in nginx", misconfigured: true)
         case 507:
             return fail(.permanent, "the mirror is out of space (507)")
-        case 500...599:
+        case 408, 429, 500...599:
             return fail(.transient, "the server failed (HTTP \(status)) on \(method) \(path)")
         default:
             return fail(.permanent, "the server answered HTTP \(status) to \(method) \(path), which fbk does not expect (is the URL this client's directory on an fbk mirror?); counted as a failure", misconfigured: true)
@@ -194,7 +194,10 @@ public final class WebDAVBackend: Backend, @unchecked Sendable {
     public func list(_ kind: ObjectKind) throws(BackendError) -> [StoredObject] {
         var directories = [kind.directory]
         if kind.isFannedOut {
-            directories = try children(of: kind.directory).filter(\.isCollection).map { kind.directory + "/" + $0.name }
+            // Only the 256 names a writer makes, each once: a server repeating
+            // a name must not multiply the requests, nor the packs listed.
+            let fanOut = Set(try children(of: kind.directory).filter { $0.isCollection && Self.isFanOutName($0.name) }.map(\.name))
+            directories = fanOut.sorted().map { kind.directory + "/" + $0 }
         }
         var out: [StoredObject] = []
         for directory in directories {
@@ -207,11 +210,24 @@ public final class WebDAVBackend: Backend, @unchecked Sendable {
         return out.sorted { $0.path < $1.path }
     }
 
+    /// Two lower-case hex digits: the directory of packs whose names start with them.
+    static func isFanOutName(_ name: String) -> Bool {
+        name.utf8.count == 2 && name.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+    }
+
+    /// The most entries an inventory takes from a server (a client with 100,000 packs has about that many).
+    static let maxInventory = 1_000_000
+
     public func inventory() throws(BackendError) -> Inventory {
         var inventory = Inventory()
         var pending = [""]
+        var seen = Set<String>()
         while let directory = pending.popLast() {
             for e in try children(of: directory) {
+                guard seen.insert(directory + "/" + e.name).inserted else { continue }
+                guard seen.count <= Self.maxInventory else {
+                    throw fail(.permanent, "the server lists more than \(Self.maxInventory) entries under \(location): not an fbk client's directory")
+                }
                 let path = directory.isEmpty ? e.name : directory + "/" + e.name
                 if e.isCollection {
                     // Deeper than any object lives: a stranger's tree, named once.

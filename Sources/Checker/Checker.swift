@@ -152,6 +152,9 @@ public enum Checker {
                 } else {
                     checkDevice(client, backend: backend, all: all, hasher: hasher, now: now, into: &r)
                 }
+                for (path, why) in hasher.unreadable.sorted(by: { $0.key < $1.key }) {
+                    r.add(.fail, "\(path) cannot be read to be verified (\(why)): a failing disk, or replaced by something that is not a file")
+                }
                 for (path, first) in hasher.changed.sorted(by: { $0.key < $1.key }) {
                     r.add(.fail, "\(path) changed since this check first verified it (SHA-256 was \(first.prefix(16))…): objects are written once, so it was tampered with or the disk is failing")
                 }
@@ -181,6 +184,8 @@ public enum Checker {
         private var hashes: [String: String?] = [:]
         /// Objects whose hash differs from the one first recorded: path → first hash.
         private(set) var changed: [String: String] = [:]
+        /// Objects that could not be read to be hashed: path → why.
+        private(set) var unreadable: [String: String] = [:]
 
         init(backend: any Backend, client: String, all: [String: StoredObject], deep: Bool, state: CheckState?, now: Date) {
             (self.backend, self.client, self.all, self.deep, self.state, self.now) = (backend, client, all, deep, state, now)
@@ -191,7 +196,12 @@ public enum Checker {
         func hash(_ path: String) -> String? {
             guard deep || due.contains(client + "/" + path), let f = all[path] else { return nil }
             if let h = hashes[path] { return h }
-            let h = (try? backend.fetch(path, limit: .max)).flatMap { try? SHA256.hash(fileAt: $0.path) }?.digest.hex
+            var h: String?
+            do {
+                h = try SHA256.hash(fileAt: backend.fetch(path, limit: .max).path).digest.hex
+            } catch {
+                unreadable[path] = "\(error)"
+            }
             hashes[path] = h
             if let h, let first = state?.record(client + "/" + path, size: f.size, mtime: f.receivedNanoseconds, sha256: h, now: now) {
                 changed[path] = first

@@ -141,14 +141,26 @@ public enum IndexRebuild {
                         continue
                     }
                     var spool: String? = nil
-                    if holders.count < sources.count, let copy = try? sources[holders[0]].source.fetch(path, limit: e.size) {
-                        let local = copy.path
-                        // The client's next run delivers it to the mirrors that lack it.
-                        let name = (path as NSString).lastPathComponent
-                        let target = spoolDirectory + "/" + name
-                        if FileManager.default.fileExists(atPath: target) || (try? FileManager.default.copyItem(atPath: local, toPath: target)) != nil {
+                    // The client's next run delivers it to the mirrors that lack it: a copy
+                    // the catalog's SHA-256 vouches for, from the first holder that has one.
+                    let name = (path as NSString).lastPathComponent
+                    let target = spoolDirectory + "/" + name
+                    if holders.count < sources.count, FileManager.default.fileExists(atPath: target) {
+                        spool = name
+                        summary.respooled += 1
+                    }
+                    for i in holders where holders.count < sources.count && spool == nil {
+                        do {
+                            let copy = try sources[i].source.fetch(path, limit: e.size)
+                            guard try SHA256.hash(fileAt: copy.path).digest == sha else {
+                                summary.warnings.append("\(path) on \(sources[i].mirrorURL) is not the object its catalog names (SHA-256 differs): not copied")
+                                continue
+                            }
+                            try FileManager.default.copyItem(atPath: copy.path, toPath: target)
                             spool = name
                             summary.respooled += 1
+                        } catch {
+                            summary.warnings.append("\(path) could not be copied from \(sources[i].mirrorURL) into the spool: \(error)")
                         }
                     }
                     if spool == nil {

@@ -93,7 +93,10 @@ final class PackCache: @unchecked Sendable {
     let opener: PackOpener
     private let condition = NSCondition()
     private var opened: [String: OpenedPack] = [:]
-    private var failed: [String: String] = [:]
+    /// Packs that do not open (damaged, forged, missing everywhere). A pack
+    /// a source could not be read for (`.io`: down, a timeout) is not
+    /// remembered: asked for again, it is tried again.
+    private var failed: [String: StoreError] = [:]
     /// Packs being decrypted now (by either thread).
     private var opening: Set<String> = []
     /// Packs the prefetcher decrypted that no one has asked for yet.
@@ -113,7 +116,7 @@ final class PackCache: @unchecked Sendable {
                 condition.broadcast()
                 return .success(o)
             }
-            if let reason = failed[pack] { return .failure(StoreError(.integrity, reason)) }
+            if let error = failed[pack] { return .failure(error) }
             opening.insert(pack)
             return nil
         }
@@ -131,7 +134,7 @@ final class PackCache: @unchecked Sendable {
                 decryptedCount += 1
                 if isWaiting { waiting.insert(pack) }
             case .failure(let e):
-                failed[pack] = e.message
+                if e.code != .io { failed[pack] = e }
             }
             condition.broadcast()
         }
@@ -168,8 +171,9 @@ final class PackCache: @unchecked Sendable {
                     opening.insert(pack)
                     return true
                 }
-                if condition.withLock({ prefetcher?.stopping ?? true }) { break }
+                // A pack marked as opening is always settled, so no one waits on it for ever.
                 if go { _ = settle(pack, opener.open(pack), waiting: true) }
+                if condition.withLock({ prefetcher?.stopping ?? true }) { break }
             }
             condition.withLock {
                 prefetcher?.finished = true

@@ -344,16 +344,22 @@ public final class Repository {
         var unreadable: [String] = []
         for source in sources {
             guard let fetched = Self.fetch(listing.path, from: source, limit: listing.size, problems: &unreadable) else { continue }
+            let bytes: [UInt8]
+            do { bytes = try fetched.bytes(what: "pack listing") } catch {
+                unreadable.append("\(listing.path) on \(source.location) cannot be read: \(error.message)")
+                continue
+            }
             present = true
-            guard let bytes = try? fetched.bytes(what: "pack listing") else { continue }
             if bytes.count == listing.size && SHA256.hash(bytes).hex == listing.sha256 {
                 found = bytes
                 break
             }
         }
         guard let bytes = found else {
-            warnings.append(present ? "\(listing.path) is not the listing its record names (size or SHA-256 differ): \(unused)"
-                                    : "\(listing.path) is missing: \(unused)")
+            // A source that could not be read is said as such, never taken for a missing or forged listing.
+            let why = present ? "\(listing.path) is not the listing its record names (size or SHA-256 differ)"
+                              : unreadable.isEmpty ? "\(listing.path) is missing" : unreadable.joined(separator: "; ")
+            warnings.append("\(why): \(unused)")
             return
         }
         do {

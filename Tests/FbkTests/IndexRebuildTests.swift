@@ -164,3 +164,27 @@ import TestSupport
         #expect(reupload.status == 0, "\(reupload.stderr)")
     }
 }
+
+extension IndexRebuildTests {
+    /// A pack one mirror lacks is copied into the spool (for the client's
+    /// next run to deliver) only from a copy its catalog's SHA-256 vouches
+    /// for: a hostile mirror's same-size forgery is never passed on.
+    @Test func aForgedCopyIsNotSpooledForTheOtherMirror() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/f", random(700_000))
+        #expect(try f.snapshot().status == 0)
+        let pack = try #require(f.objects(0).first { $0.hasSuffix(".pack") })
+        var forged = [UInt8](FileManager.default.contents(atPath: f.path(0, pack))!)
+        forged[forged.count / 2] ^= 1
+        try Data(forged).write(to: URL(fileURLWithPath: f.path(0, pack)))
+        try FileManager.default.removeItem(atPath: f.path(1, pack))
+
+        let out = f.dir.file("rebuilt/index.sqlite")
+        let r = try rebuild(f, out: out)
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: r.stdoutBytes) as? [String: Any] ?? [:]
+        let warnings = summary["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains(pack) && $0.contains("SHA-256 differs") }, "\(warnings)")
+        #expect(!FileManager.default.fileExists(atPath: f.dir.file("rebuilt/spool/") + (pack as NSString).lastPathComponent))
+    }
+}

@@ -125,6 +125,27 @@ import TestSupport
 }
 
 @Suite struct DirectoryBackendTests {
+    /// A symbolic link planted in place of a directory on the way (packs/ab)
+    /// leads neither a read nor a write out of the client's directory.
+    @Test func aLinkPlantedInPlaceOfADirectoryIsRefused() throws {
+        let dir = try TemporaryDirectory()
+        let pack = "packs/ab/ab" + String(repeating: "0", count: 62) + ".pack"
+        try dir.write("elsewhere/ab" + String(repeating: "0", count: 62) + ".pack", Array("another client's".utf8))
+        try FileManager.default.createDirectory(atPath: dir.file("mirror/c1/packs"), withIntermediateDirectories: true)
+        #expect(symlink(dir.file("elsewhere"), dir.file("mirror/c1/packs/ab")) == 0)
+        let m = try DirectoryBackend(url: "file://" + dir.file("mirror/c1/"))
+        do {
+            _ = try m.fetch(pack, limit: 1 << 20)
+            Issue.record("read through a planted link")
+        } catch {
+            #expect(error.kind == .permanent && error.message.contains("not a directory"), "\(error)")
+        }
+        let file = try dir.write("new", [1, 2, 3])
+        #expect(throws: BackendError.self) { try m.put("packs/ab/new.pack", from: file, size: 3) }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("elsewhere/new.pack")))
+        #expect(try m.list(.pack).isEmpty)
+    }
+
     @Test func createOnlyWithExactBytes() throws {
         let dir = try TemporaryDirectory()
         let file = try dir.write("obj", [5, 6, 7])

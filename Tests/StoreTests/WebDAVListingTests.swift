@@ -36,3 +36,16 @@ import Testing
         }
     }
 }
+
+extension WebDAVListingTests {
+    @Test func aHostileYearIsRefusedNotATrap() {
+        #expect(WebDAVListing.httpDate("Sun, 06 Dec -2147483648 02:15:53 GMT") == nil)
+        #expect(WebDAVListing.httpDate("Sun, 06 Dec 2147483647 02:15:53 GMT") == nil)
+        #expect(WebDAVListing.httpDate("Sun, 99 Dec 2026 99:15:53 GMT") == nil)
+    }
+
+    @Test func onlyTheFanOutDirectoriesAWriterMakesAreListed() {
+        #expect(WebDAVBackend.isFanOutName("ab") && WebDAVBackend.isFanOutName("09"))
+        for name in ["AB", "a", "abc", "..", "zz", "a/"] { #expect(!WebDAVBackend.isFanOutName(name), "\(name)") }
+    }
+}
