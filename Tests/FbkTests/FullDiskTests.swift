@@ -12,18 +12,26 @@ import TestSupport
     /// Runs `fbk snapshot` with a tmpfs of `kibibytes` mounted over
     /// `directory`; `prepare` is shell run after the mount (e.g. to copy the
     /// state in and fill the rest).
+    /// - Parameter keep: copy what the run wrote on the small filesystem
+    ///   back onto the real directory afterwards, as a disk that filled up
+    ///   keeps what was written before (a tmpfs vanishes with the run).
     func snapshotOnSmallFilesystem(_ f: SnapshotFixture, over directory: String, kibibytes: Int,
-                                   prepare: String = "") throws -> (status: Int32, stderr: String) {
+                                   prepare: String = "", keep: Bool = false) throws -> (status: Int32, stderr: String) {
         let scratch = try TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: scratch.file("disk"), withIntermediateDirectories: true)
         let script = """
             set -e
             mkdir -p "$1"
+            \(keep ? #"mount --bind "$1" "$4""# : "")
             mount -t tmpfs -o size=\(kibibytes)k,mode=0700 fbk-test "$1"
             \(prepare)
-            exec "$2" snapshot --config "$3"
+            status=0
+            "$2" snapshot --config "$3" || status=$?
+            \(keep ? #"cp -a "$1"/. "$4"/"# : "")
+            exit $status
             """
         let status = try spawnAndWait("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script, "sh",
-                                                          directory, CLI.binary.path, f.configPath],
+                                                          directory, CLI.binary.path, f.configPath, scratch.file("disk")],
                                       environment: ProcessInfo.processInfo.environment, stdin: nil,
                                       stdout: scratch.file("out"), stderr: scratch.file("err"))
         return (status, String(decoding: FileManager.default.contents(atPath: scratch.file("err")) ?? Data(), as: UTF8.self))
@@ -56,14 +64,14 @@ import TestSupport
         f.mirrors[1].stop()
         for i in 0..<4 { try f.dir.write("src/random\(i)", sampleBytes(4 << 20, seed: UInt64(20 + i))) }
         let before = try Index.open(path: f.dir.file("state/index.sqlite")).ledger.snapshotIDs
-        let r = try snapshotOnSmallFilesystem(f, over: f.dir.file("state/spool"), kibibytes: 7 << 10)
+        let r = try snapshotOnSmallFilesystem(f, over: f.dir.file("state/spool"), kibibytes: 7 << 10, keep: true)
         #expect(r.status == 74, "\(r.stderr)")
         #expect(r.stderr.contains("No space left on device") && r.stderr.contains("spool"), "\(r.stderr)")
         #expect(try Index.open(path: f.dir.file("state/index.sqlite")).ledger.snapshotIDs == before, "nothing new is recorded")
         try f.checkInvariants(after: "spool filled during the run")
         try f.mirrors[1].start()
         let again = try f.snapshot()
-        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.status == 0, "\(again.stderr) \(again.summary)")
         try f.checkInvariants(after: "rerun with space")
     }
 
