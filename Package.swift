@@ -25,6 +25,7 @@
 //   Restorer    reading a repository with the operator's key: records,
 //               catalogs, listings, packs; restore and verify.           Backend, Format, SQLite
 //   Checker     the key-less server check, and mirror-sync.              Backend, Format, Config
+//   Pruner      server-side retention: policy, trash, prune.            Checker, Backend, Config, Format
 //   Enrollment  a new client's keys and bundle, device entries.          Config, Format, Seal
 //   fbk         the command-line front end (swift-argument-parser), thin.
 // Each C library is one system-library target whose shim.h holds the few
@@ -61,26 +62,27 @@ let package = Package(
         .target(name: "Archiver", dependencies: ["Config", "Index", "Backend", "Format", "Platform", "Chunker", "Seal", "CLinux"]),
         .target(name: "Restorer", dependencies: ["Backend", "Format", "SQLite", "Platform", "Seal", "CLinux"]),
         .target(name: "Checker", dependencies: ["Backend", "Format", "Config", "Platform", "Seal"]),
+        .target(name: "Pruner", dependencies: ["Checker", "Backend", "Format", "Config", "Platform", "Seal"]),
         .target(name: "Enrollment", dependencies: ["Config", "Format", "Platform", "Seal"]),
         .executableTarget(
             name: "fbk",
             dependencies: [
                 "Chunker", "Seal", "Platform", "Format", "Backend", "Config", "Index", "Archiver", "Restorer",
-                "Checker", "Enrollment", "CLinux",
+                "Checker", "Pruner", "Enrollment", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .executableTarget(
             name: "fbk-bench",
-            dependencies: ["Chunker", "Seal", "Platform", "SQLite", "Format", "Backend", "Config", "Index", "Archiver", "Restorer", "Checker", "Enrollment"],
+            dependencies: ["Chunker", "Seal", "Platform", "SQLite", "Format", "Backend", "Config", "Index", "Archiver", "Restorer", "Checker", "Pruner", "Enrollment"],
             path: "Benchmarks/fbk-bench"
         ),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ChunkerTests", dependencies: ["Chunker"]),
         .testTarget(name: "SealTests", dependencies: ["Seal", "TestSupport"]),
-        .testTarget(name: "StoreTests", dependencies: ["Platform", "SQLite", "Format", "Backend", "Config", "Index", "Archiver", "Restorer", "Checker", "Enrollment", "Seal", "Chunker", "TestSupport"]),
-        .testTarget(name: "FbkTests", dependencies: ["Chunker", "Seal", "Platform", "SQLite", "Format", "Backend", "Config", "Index", "Archiver", "Restorer", "Checker", "Enrollment", "TestSupport", "CLinux"]),
+        .testTarget(name: "StoreTests", dependencies: ["Platform", "SQLite", "Format", "Backend", "Config", "Index", "Archiver", "Restorer", "Checker", "Pruner", "Enrollment", "Seal", "Chunker", "TestSupport"]),
+        .testTarget(name: "FbkTests", dependencies: ["Chunker", "Seal", "Platform", "SQLite", "Format", "Backend", "Config", "Index", "Archiver", "Restorer", "Checker", "Pruner", "Enrollment", "TestSupport", "CLinux"]),
     ]
 )

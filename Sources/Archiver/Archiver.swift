@@ -33,6 +33,8 @@ public final class Archiver {
     public var progress: ((SnapshotProgress) -> Void)?
     /// Polled between files and chunks; true stops the run cleanly.
     public var isCancelled: () -> Bool = { false }
+    /// The local clock (a test sets it; `WallClock.now` reads FBK_TEST_NOW).
+    public var wallClock: () -> Date = WallClock.now
 
     private var summary = SnapshotSummary()
     /// Packs chunks: compresses, seals and uploads on other threads.
@@ -47,9 +49,17 @@ public final class Archiver {
     private var storedThrough = 0
     /// Packs (object IDs) the snapshot needs.
     private var neededPacks = Set<Int>()
-    /// Packs (object IDs) the index held when the run began: a files-cache
-    /// row naming only these needs no chunk lookups.
-    private var knownPacks = Set<Int>()
+    /// Packs (object IDs) this run may deduplicate against (FORMAT.md,
+    /// "Retention"): needed by a snapshot within the reuse horizon and
+    /// sealed to exactly the configured recipients, and the packs this run
+    /// stored. A files-cache row naming only these needs no chunk lookups;
+    /// a chunk in any other pack is stored again.
+    private var reusablePacks = Set<Int>()
+    /// The certificates this run seals to.
+    private let recipients: RecipientSet
+    /// This run's time (Unix seconds) for the reuse horizon: the latest of
+    /// the local clock, the mirrors' clocks and the last run's.
+    private var referenceTime = 0
     /// The pack listing of this run, written as its packs are delivered.
     private var listing: PackListingWriter?
     /// First path seen for each multiply-linked inode.
@@ -84,6 +94,7 @@ public final class Archiver {
         self.index = index
         mirrorSet = MirrorSet(try mirrors.map { MirrorSet.Member(id: try index.ledger.mirrorID($0.location), backend: $0) })
         chunker = try Chunker(parameters: config.chunker, seed: keys.chunkerSeed)
+        recipients = RecipientSet(envelope.recipients.map(\.fingerprint))
         summary.requiredMirrors = config.requiredMirrors
         rules = WalkRules(excludes: config.excludes,
                           builtIn: ["/proc", "/sys", "/dev", "/run", "/tmp", config.state, config.spoolDirectory],
@@ -97,7 +108,7 @@ public final class Archiver {
     public func run() throws(StoreError) -> SnapshotSummary {
         try StoreError.boundary {
             started = clock.now
-            let startDate = Date()
+            let startDate = wallClock()
             try FileManager.default.createDirectory(atPath: config.spoolDirectory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
             try removeStraySpoolFiles()
@@ -107,7 +118,10 @@ public final class Archiver {
                     + "a run needs at least \(spoolNeeds) (two packs of pack_size and room for the index): free space there and run again")
             }
             try deliverSpool()
-            knownPacks = try index.chunks.packIDs()
+            try index.ledger.adoptUnknownRecipients(recipients)
+            let cutoff = try reuseWindow()
+            reusablePacks = try index.ledger.reusablePacks(since: cutoff, recipients: recipients)
+            summary.reuseSince = Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(cutoff)))
             try escrowSecret()
 
             let pipeline = try PackPipeline(
@@ -134,7 +148,7 @@ public final class Archiver {
             let listingObject = Catalog.Object(path: ObjectName.listing(id).path, size: listingSize, sha256: listingSHA.hex)
             let listingID = try store(file: listingFile.path, as: listingObject.path, kind: .listing, size: listingSize, sha256: listingSHA)
 
-            let finishDate = Date()
+            let finishDate = wallClock()
             let signing = keys.signingKey()
             var stats = SnapshotStats()
             stats.files = summary.files
@@ -157,7 +171,6 @@ public final class Archiver {
 
             var packObjects: [Catalog.Object] = []
             var addedBytes: UInt64 = 0
-            let now = Int(Date().timeIntervalSince1970)
             for p in neededPacks.sorted() {
                 guard let o = try index.ledger.object(id: p) else { continue }
                 packObjects.append(Catalog.Object(path: o.path, size: o.size, sha256: o.sha256.hex))
@@ -167,7 +180,9 @@ public final class Archiver {
             let catalog = Catalog(client: config.client, snapshot: id, created: Timestamp.rfc3339(finishDate),
                                   record: Catalog.Object(path: ObjectName.record(id).path, size: sealed.size, sha256: sealed.sha256.hex),
                                   listing: listingObject,
-                                  packs: packObjects, addedBytes: addedBytes, signingKey: signing.publicKey.hex)
+                                  packs: packObjects, addedBytes: addedBytes, signingKey: signing.publicKey.hex,
+                                  reuseHorizon: config.reuseHorizon,
+                                  recipients: envelope.recipients.map { Catalog.Recipient(fingerprint: $0.fingerprint, issuerSerial: Hex.encode($0.issuerAndSerial)) })
             let catalogBytes = SignedDocument.encode(catalog, key: signing)
             let catalogPath = config.spoolDirectory + "/\(id).catalog"
             try writeFile(catalogPath, catalogBytes)
@@ -191,12 +206,30 @@ public final class Archiver {
                 try index.ledger.recordSnapshot(id: id, started: Int(startDate.timeIntervalSince1970),
                                          finished: Int(finishDate.timeIntervalSince1970), root: root,
                                          record: recordID, catalog: catalogID, summary: summaryJSON)
-                try index.ledger.touch(objects: needed, at: now)
+                try index.ledger.touch(objects: needed, at: referenceTime)
+                try index.setLastReferenceTime(referenceTime)
             }
             summary.snapshot = id.text
             return summary
 
         }
+    }
+
+    /// The oldest reference (Unix seconds) a pack may have to be reused,
+    /// and this run's reference time. Time is the latest of the local
+    /// clock and the mirrors' (a board without a real-time clock cannot
+    /// stretch the horizon); a clock behind the last run's went backwards,
+    /// and then only what the last snapshot needed is reused.
+    private func reuseWindow() throws -> Int {
+        let local = Int(wallClock().timeIntervalSince1970)
+        let servers = mirrorSet.serverTimes().map { Int($0.timeIntervalSince1970 + WallClock.testOffset) }
+        referenceTime = max(local, servers.max() ?? local)
+        if let last = try index.lastReferenceTime(), referenceTime < last {
+            summary.warnings.append("the clock (\(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(referenceTime))))) is behind the last run's (\(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(last))))): it went backwards; only packs the last snapshot needed are reused (set the clock right: timedatectl, or ntp)")
+            referenceTime = last
+            return last
+        }
+        return referenceTime - config.reuseHorizon
     }
 
     /// The summary so far (for reporting a failed run).
@@ -256,11 +289,13 @@ public final class Archiver {
                 + mirrorSet.failures.map { "\($0.mirror): \($0.message)" }.joined(separator: "; "))
         }
         let complete = delivered.count == mirrorSet.ids.count
-        let now = Int(Date().timeIntervalSince1970)
+        let now = referenceTime > 0 ? referenceTime : Int(wallClock().timeIntervalSince1970)
         let id = try index.transaction {
             let id = try index.ledger.recordObject(path: path, kind: kind, size: size, sha256: sha256, now: now,
-                                            deliveredTo: delivered, spool: complete ? nil : (file as NSString).lastPathComponent)
-            for e in chunks { try index.chunks.addChunk(e.id, pack: id, kind: e.kind, plainLength: e.plainLength) }
+                                            deliveredTo: delivered, spool: complete ? nil : (file as NSString).lastPathComponent,
+                                            sealedTo: kind == .pack || kind == .escrow ? recipients : nil)
+            // A chunk stored again (renewal) now names its new pack.
+            for e in chunks { try index.chunks.addChunk(e.id, pack: id, kind: e.kind, plainLength: e.plainLength, renewing: true) }
             return id
         }
         if complete {
@@ -273,11 +308,16 @@ public final class Archiver {
 
     /// Uploads the client secret sealed to the operator's certificates, once:
     /// with it the operator can verify chunk IDs and rebuild a lost client.
+    /// After the certificates change, the secret is escrowed again to the
+    /// new set under a name of its own (the first escrow is never replaced),
+    /// so each key can restore alone.
     private func escrowSecret() throws {
-        guard try !index.ledger.hasObject(path: ObjectName.escrow.path) else { return }
-        let path = config.spoolDirectory + "/client-secret.cms"
+        let known = try index.ledger.escrows(sealedTo: recipients)
+        guard !known.matching else { return }
+        let name = known.any ? ObjectName.escrow(tag: recipients.tag) : ObjectName.escrow
+        let path = config.spoolDirectory + "/" + (name.path as NSString).lastPathComponent
         let sealed = try envelope.seal(Array((Hex.encode(keys.secret) + "\n").utf8), to: path)
-        _ = try store(file: path, as: ObjectName.escrow.path, kind: .escrow, size: sealed.size, sha256: sealed.sha256)
+        _ = try store(file: path, as: name.path, kind: .escrow, size: sealed.size, sha256: sealed.sha256)
     }
 
     /// Deletes spool files the index does not know (a crash between sealing and recording).
@@ -347,8 +387,15 @@ public final class Archiver {
         let id = keys.chunkID(plaintext)
         if pendingChunks.contains(id) { return id }
         if let pack = try index.chunks.packOfChunk(id) {
-            neededPacks.insert(pack)
-            return id
+            if reusablePacks.contains(pack) {
+                neededPacks.insert(pack)
+                return id
+            }
+            // Its pack is past the reuse horizon, or sealed to other
+            // certificates: the servers may prune it, or a new recipient
+            // could not open it. Stored again.
+            summary.renewedChunks += 1
+            summary.renewedBytes += UInt64(plaintext.count)
         }
         try pipeline!.submit(id: id, kind: kind, length: plaintext.count, bytes: bytes)
         pendingChunks.insert(id)
@@ -370,6 +417,7 @@ public final class Archiver {
             try listing?.append(path: pack.path, entries: pack.entries)
             // Every chunk a new pack holds was stored because this snapshot uses it.
             neededPacks.insert(id)
+            reusablePacks.insert(id)
             for e in pack.entries { pendingChunks.remove(e.id) }
             storedThrough = pack.lastSequence + 1
         }
@@ -649,7 +697,7 @@ public final class Archiver {
         guard cached.dev == UInt64(st.st_dev), cached.ino == UInt64(st.st_ino),
               cached.size == UInt64(st.st_size), cached.mtime == st.mtimeNanoseconds, cached.ctime == st.ctimeNanoseconds
         else { return nil }
-        if let packs = cached.packs, packs.allSatisfy({ knownPacks.contains($0) }) {
+        if let packs = cached.packs, packs.allSatisfy({ reusablePacks.contains($0) }) {
             return ((cached.regions, packs), cached.xattrs == nil ? cached : nil)
         }
         guard let packs = try packsHolding(cached.regions.decode()) else { return nil }
@@ -749,12 +797,14 @@ public final class Archiver {
         return encoded
     }
 
-    /// The packs holding every chunk of a cached file, or nil if any chunk is unknown.
+    /// The packs holding every chunk of a cached file, or nil if any chunk
+    /// is unknown or only in a pack this run may not reuse (the file is
+    /// then read again, and those chunks stored again).
     private func packsHolding(_ regions: [FileRegion]) throws -> Set<Int>? {
         var packs = Set<Int>()
         for r in regions {
             for c in r.chunks {
-                if let p = try index.chunks.packOfChunk(c) { packs.insert(p) } else { return nil }
+                if let p = try index.chunks.packOfChunk(c), reusablePacks.contains(p) { packs.insert(p) } else { return nil }
             }
         }
         return packs

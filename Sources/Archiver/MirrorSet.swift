@@ -54,6 +54,20 @@ final class MirrorSet: @unchecked Sendable {
         return box.values.compactMap { $0 }
     }
 
+    /// Each mirror's clock, asked at once (a mirror that cannot be asked gives none).
+    func serverTimes() -> [Date] {
+        let box = DateBox(count: members.count)
+        DispatchQueue.concurrentPerform(iterations: members.count) { i in box.set(i, members[i].backend.serverTime()) }
+        return box.values.compactMap { $0 }
+    }
+
+    private final class DateBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var values: [Date?]
+        init(count: Int) { values = [Date?](repeating: nil, count: count) }
+        func set(_ i: Int, _ v: Date?) { lock.withLock { values[i] = v } }
+    }
+
     private final class ResultBox: @unchecked Sendable {
         private let lock = NSLock()
         private(set) var values: [MirrorID?]

@@ -66,6 +66,13 @@ public struct SnapshotSummary: Encodable, Sendable {
     public var mirrors: [MirrorState] = []
     public var safeMirrors = 0
     public var requiredMirrors = 1
+    /// Chunks stored again because their only pack was past the reuse
+    /// horizon or not sealed to every current recipient (FORMAT.md, "Retention").
+    public var renewedChunks = 0
+    public var renewedBytes: UInt64 = 0
+    /// The oldest reference a reused pack had (RFC 3339): packs no snapshot
+    /// needed since were not deduplicated against.
+    public var reuseSince: String?
 
     /// Bytes scanned per byte newly stored (compressed), 0 when nothing was new.
     public var dedupRatio: Double { storedBytes == 0 ? 0 : Double(bytesScanned) / Double(storedBytes) }
@@ -87,6 +94,9 @@ public struct SnapshotSummary: Encodable, Sendable {
         case mirrorsBehind = "mirrors_behind"
         case missingPaths = "missing_paths"
         case exitStatus = "exit_status"
+        case renewedChunks = "renewed_chunks"
+        case renewedBytes = "renewed_bytes"
+        case reuseSince = "reuse_since"
     }
 
     /// What `fbk snapshot` exits with once the snapshot is stored (README,
@@ -125,6 +135,9 @@ public struct SnapshotSummary: Encodable, Sendable {
         try c.encode(mirrorsBehind, forKey: .mirrorsBehind)
         try c.encode(missingPaths, forKey: .missingPaths)
         try c.encode(exitStatus, forKey: .exitStatus)
+        try c.encode(renewedChunks, forKey: .renewedChunks)
+        try c.encode(renewedBytes, forKey: .renewedBytes)
+        try c.encodeIfPresent(reuseSince, forKey: .reuseSince)
     }
 
     public func json() -> String {
@@ -151,6 +164,9 @@ public struct SnapshotSummary: Encodable, Sendable {
         var lines: [String] = []
         lines.append("snapshot \(snapshot ?? "(none)"): \(files) files, \(directories) directories, \(size(bytesScanned)) scanned, \(size(bytesRead)) read, \(filesFromCache) files unchanged")
         lines.append("new: \(newChunks) chunks, \(size(newBytes)) before compression, \(size(storedBytes)) stored in \(packs) packs; \(String(format: "%.1f", seconds)) s")
+        if renewedChunks > 0 {
+            lines.append("renewed: \(renewedChunks) chunks, \(size(renewedBytes)) stored again (their packs were needed by no snapshot since \(reuseSince ?? "?"), or sealed to other certificates)")
+        }
         for m in mirrors {
             var line = "mirror \(m.url): \(m.uploadedObjects) objects, \(size(UInt64(m.uploadedBytes))) uploaded"
             if m.missingObjects > 0 { line += "; BEHIND by \(m.missingObjects) objects" }

@@ -108,6 +108,15 @@ public protocol Backend: Sendable {
 
     /// Every entry under the client's directory, whatever its name.
     func inventory() throws(BackendError) -> Inventory
+
+    /// The server's clock, where it has one of its own (an HTTP server's
+    /// `Date`), asked with a request that reads and changes nothing. Nil
+    /// for local storage, or when the server cannot be asked.
+    func serverTime() -> Date?
+}
+
+extension Backend {
+    public func serverTime() -> Date? { nil }
 }
 
 extension Backend {

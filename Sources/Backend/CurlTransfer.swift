@@ -11,6 +11,8 @@ final class CurlTransfer {
         var status: Int
         /// Up to `bodyLimit` bytes of the body (when not written to a file).
         var body: [UInt8]
+        /// The server's clock, from its `Date` header (RFC 9110 5.6.7).
+        var date: Date?
     }
 
     struct Failure: Error {
@@ -29,6 +31,7 @@ final class CurlTransfer {
     /// The most bytes written to `download` before the transfer is aborted.
     private var downloadLimit = Int.max
     private var downloaded = 0
+    private var dateHeader: String?
 
     private init(bodyLimit: Int) { self.bodyLimit = bodyLimit }
 
@@ -74,9 +77,20 @@ final class CurlTransfer {
                 return fread(buffer, size, count, t.upload!)
             }
             CCurl_easy_setopt_ptr(easy, CURLOPT_READDATA, me)
+        } else if method == "HEAD" {
+            CCurl_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
         } else if method != "GET" {
             CCurl_easy_setopt_str(easy, CURLOPT_CUSTOMREQUEST, method)
         }
+        CCurl_easy_setopt_header_cb(easy) { data, size, count, user in
+            let t = Unmanaged<CurlTransfer>.fromOpaque(user!).takeUnretainedValue()
+            let n = size * count
+            guard let data, n > 5, n < 256 else { return n }
+            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
+            if line.lowercased().hasPrefix("date:") { t.dateHeader = String(line.dropFirst(5)).trimmingCharacters(in: .whitespacesAndNewlines) }
+            return n
+        }
+        CCurl_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, me)
         CCurl_easy_setopt_write_cb(easy) { data, size, count, user in
             let t = Unmanaged<CurlTransfer>.fromOpaque(user!).takeUnretainedValue()
             let n = size * count
@@ -108,7 +122,8 @@ final class CurlTransfer {
         CCurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, options.lowSpeedLimit)
         CCurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, options.lowSpeedTime)
         // An overall cap: the size at 64 KiB/s, plus a minute.
-        CCurl_easy_setopt_long(easy, CURLOPT_TIMEOUT, 60 + max(uploadSize, expectedSize) / 65_536)
+        // A HEAD (the server's clock) is small: a few seconds at most.
+        CCurl_easy_setopt_long(easy, CURLOPT_TIMEOUT, method == "HEAD" ? min(options.connectTimeout + 3, 10) : 60 + max(uploadSize, expectedSize) / 65_536)
         CCurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         // The error buffer must stay put for the whole transfer: set and use it in one scope.
@@ -124,6 +139,23 @@ final class CurlTransfer {
         }
         var status = 0
         CCurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-        return Response(status: status, body: t.body)
+        return Response(status: status, body: t.body, date: t.dateHeader.flatMap(HTTPDate.parse))
+    }
+}
+
+/// HTTP dates in their one current form (RFC 9110 5.6.7, IMF-fixdate):
+/// `Sun, 06 Nov 1994 08:49:37 GMT`. Anything else is no date.
+enum HTTPDate {
+    static func parse(_ text: String) -> Date? {
+        let f = text.split(separator: " ")
+        guard f.count == 6, f[5] == "GMT", let day = Int(f[1]), let year = Int(f[3]), (1970...9999).contains(year), (1...31).contains(day),
+              let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].firstIndex(of: String(f[2]))
+        else { return nil }
+        let t = f[4].split(separator: ":").compactMap { Int($0) }
+        guard t.count == 3, (0...23).contains(t[0]), (0...59).contains(t[1]), (0...60).contains(t[2]) else { return nil }
+        var tm = Foundation.tm()
+        tm.tm_year = Int32(year - 1900); tm.tm_mon = Int32(month); tm.tm_mday = Int32(day)
+        tm.tm_hour = Int32(t[0]); tm.tm_min = Int32(t[1]); tm.tm_sec = Int32(t[2])
+        return Date(timeIntervalSince1970: TimeInterval(timegm(&tm)))
     }
 }

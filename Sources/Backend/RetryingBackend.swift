@@ -53,6 +53,8 @@ package struct RetryingBackend: Backend {
         try retrying { () throws(BackendError) in try base.list(kind) }
     }
 
+    public func serverTime() -> Date? { base.serverTime() }
+
     public func inventory() throws(BackendError) -> Inventory {
         try retrying { () throws(BackendError) in try base.inventory() }
     }

@@ -150,6 +150,13 @@ public final class WebDAVBackend: Backend, @unchecked Sendable {
         }
     }
 
+    /// A HEAD of the client's directory: whatever the answer (a client's
+    /// account may not read it), its `Date` header is the server's clock.
+    public func serverTime() -> Date? {
+        guard let account = writer ?? reader else { return nil }
+        return try? perform("HEAD", account, "").date
+    }
+
     // MARK: Reading
 
     public func fetch(_ path: String, limit: Int) throws(BackendError) -> FetchedObject {

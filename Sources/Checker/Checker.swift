@@ -105,6 +105,10 @@ public enum Checker {
     /// nginx's upload temporaries (deploy/nginx `client_body_temp_path`,
     /// made by deploy/install-server.sh): part of the layout, not a stranger.
     public static let uploadDirectory = ".incoming"
+    /// Where prune moves what it removes (FORMAT.md, "Retention"): part of
+    /// the layout, not a stranger. `retired/snapshots/` there holds the
+    /// catalogs of removed snapshots whose listings are kept.
+    public static let trashDirectory = ".fbk-trash"
     /// How far a catalog's `created` may lie after the server received it.
     static let allowedSkew: TimeInterval = 3600
 
@@ -117,7 +121,7 @@ public enum Checker {
         report.checkedAt = Timestamp.rfc3339(now)
         let enrolled = Set(config.clients.map(\.name))
         for name in ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted()
-        where !enrolled.contains(name) && name != uploadDirectory {
+        where !enrolled.contains(name) && name != uploadDirectory && name != trashDirectory {
             report.strangers.append(name)
         }
         for client in config.clients {
@@ -148,7 +152,10 @@ public enum Checker {
                     r.add(.warn, "\(path) is an empty file: a leftover of a failed upload, or planted")
                 }
                 if client.kind == .fbk {
-                    checkFbkClient(client, backend: backend, all: all, hasher: hasher, now: now, orphanGrace: orphanGrace, into: &r)
+                    let retired = Set(((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + trashDirectory + "/" + client.name + "/retired/snapshots")) ?? [])
+                        .compactMap { ObjectName(parsing: "snapshots/" + $0)?.snapshotID })
+                    checkFbkClient(client, backend: backend, all: all, hasher: hasher, now: now, orphanGrace: orphanGrace,
+                                   retired: retired, into: &r)
                 } else {
                     checkDevice(client, backend: backend, all: all, hasher: hasher, now: now, into: &r)
                 }
@@ -211,7 +218,7 @@ public enum Checker {
     }
 
     static func checkFbkClient(_ client: EnrolledClient, backend: any Backend, all: [String: StoredObject], hasher: ObjectHasher,
-                               now: Date, orphanGrace: TimeInterval, into r: inout ClientReport) {
+                               now: Date, orphanGrace: TimeInterval, retired: Set<SnapshotID> = [], into r: inout ClientReport) {
         let hash = hasher.hash
         // Names and minimal sizes: anything else is a stranger.
         var snapshotIDs = Set<SnapshotID>()
@@ -237,7 +244,8 @@ public enum Checker {
         for id in snapshotIDs.sorted() {
             let path = ObjectName.catalog(id).path
             guard let f = all[path] else {
-                r.add(.warn, "snapshot \(id) has no catalog: half-uploaded or interrupted")
+                // Prune keeps a removed snapshot's listing while packs it maps survive.
+                if !retired.contains(id) { r.add(.warn, "snapshot \(id) has no catalog: half-uploaded or interrupted") }
                 continue
             }
             let data: [UInt8]
@@ -287,6 +295,8 @@ public enum Checker {
             }
         }
         r.packsMissing = missingPacks.count
+        checkRecipients(catalogs.map(\.0), backend: backend, all: all, into: &r)
+        checkHorizon(client, catalogs: catalogs, now: now, into: &r)
         // The escrow: without it, a restore needs the client secret from the enrollment bundle.
         if !catalogs.isEmpty && all[ObjectName.escrow.path] == nil {
             r.add(.warn, "\(ObjectName.escrow.path) is missing: a restore from this mirror needs the client secret from the enrollment bundle (--secret); it was deleted, or never uploaded")
@@ -311,6 +321,62 @@ public enum Checker {
             r.add(.fail, "no complete snapshot: no catalog signed by this client")
         }
         checkGrowth(client, all: all, catalogs: catalogs, into: &r)
+    }
+
+    /// Every pack of each snapshot must be sealed to every recipient its
+    /// catalog names (FORMAT.md, "Retention": re-keying), read from the
+    /// packs' CMS headers, which are plaintext: no key is needed.
+    static func checkRecipients(_ catalogs: [Catalog], backend: any Backend, all: [String: StoredObject], into r: inout ClientReport) {
+        var sealedTo: [String: Set<String>?] = [:]   // pack → hex IssuerAndSerialNumber of its recipients (nil: unreadable)
+        func recipients(of path: String) -> Set<String>? {
+            if let known = sealedTo[path] { return known }
+            var found: Set<String>?
+            var length = 8 << 10
+            while length <= CMSRecipients.headerLimit {
+                guard let prefix = try? backend.fetch(path, range: 0..<length) else { break }
+                do {
+                    if let ids = try CMSRecipients.identifiers(prefix: prefix) {
+                        found = Set(ids.map { Hex.encode($0) })
+                        break
+                    }
+                } catch {
+                    r.add(.fail, "\(path): \(error.message)")
+                    break
+                }
+                guard prefix.count == length else { break }
+                length *= 4
+            }
+            sealedTo[path] = .some(found)
+            return found
+        }
+        var problems: [String] = []
+        for c in catalogs {
+            guard let wanted = c.recipients, !wanted.isEmpty else { continue }
+            for o in c.packs where all[o.path]?.size == o.size {
+                guard let have = recipients(of: o.path) else { continue }
+                for w in wanted where !have.contains(w.issuerSerial.lowercased()) {
+                    problems.append("\(o.path) is not sealed to certificate \(w.fingerprint.prefix(16))… that snapshot \(c.snapshot) names: that key cannot restore it")
+                    break
+                }
+            }
+        }
+        for p in Set(problems).sorted().prefix(5) { r.add(.fail, p) }
+        if problems.count > 5 { r.add(.fail, "and \(problems.count - 5) more packs not sealed to every recipient their catalogs name") }
+    }
+
+    /// A client's reuse horizon must be covered by its retention policy:
+    /// else prune may remove packs the client still deduplicates against.
+    static func checkHorizon(_ client: EnrolledClient, catalogs: [(Catalog, StoredObject)], now: Date, into r: inout ClientReport) {
+        guard let policy = client.retention else { return }
+        let newest = catalogs.max { ($0.1.received ?? .distantPast) < ($1.1.received ?? .distantPast) }
+        guard let newest else { return }
+        guard let h = newest.0.reuseHorizon else {
+            r.add(.warn, "the newest snapshot states no reuse horizon (an fbk from before retention): fbk prune refuses this client until it runs a newer fbk")
+            return
+        }
+        if !policy.protects(horizon: h) {
+            r.add(.warn, "reuse horizon \(h / 86_400) days plus spool_delay \(Int(policy.spoolDelay / 86_400)) days exceeds keep_within \(Int(policy.keepWithin / 86_400)) days: fbk prune refuses this client (raise keep_within, or lower reuse_horizon on the client)")
+        }
     }
 
     /// Bytes added per receipt day against the expected and the usual growth;

@@ -16,11 +16,14 @@ public enum MirrorSync {
         let destination = URL(fileURLWithPath: destination).standardizedFileURL.path
         var copied: [String: Int] = [:]
         let names = clients ?? ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted()
-        for client in names {
+        for client in names where !client.hasPrefix(".") {
+            // What prune removed from the destination stays removed.
+            let pruned = Set(((try? String(contentsOfFile: destination + "/" + Checker.trashDirectory + "/" + client + "/pruned.list", encoding: .utf8)) ?? "")
+                .split(separator: "\n").map(String.init))
             guard let from = try? DirectoryBackend(storageRoot: source, client: client) else { continue }
             let target = try DirectoryBackend(url: "file://" + destination + "/" + client + "/")
             do {
-                for object in try from.inventory().objects where !object.path.hasPrefix(".") {
+                for object in try from.inventory().objects where !object.path.hasPrefix(".") && !pruned.contains(object.path) {
                     let local = try from.fetch(object.path, limit: .max)
                     if try target.put(object.path, from: local.path, size: local.size) == .stored {
                         copied[client, default: 0] += 1

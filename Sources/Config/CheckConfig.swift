@@ -26,10 +26,40 @@ public struct EnrolledClient: Sendable, Equatable {
     public var expectedFullSize: Int?
     public var expectedDailyGrowth: Int?
     public var blobs: [BlobKind] = []
+    /// What `fbk prune` keeps of this client; nil: nothing is pruned.
+    public var retention: RetentionPolicy?
+}
+
+/// Which snapshots (and device blob sets) prune keeps, judged by the
+/// server's receipt times (FORMAT.md, "Retention"). Every snapshot
+/// received within `keepWithin` is kept; of the older ones, the newest
+/// `keepLast`, and the newest of each of the last `keepDaily` days (UTC),
+/// `keepWeekly` ISO weeks, `keepMonthly` months and `keepYearly` years
+/// that have one.
+public struct RetentionPolicy: Sendable, Equatable {
+    public var keepWithin: TimeInterval
+    public var keepLast = 3
+    public var keepDaily = 0
+    public var keepWeekly = 0
+    public var keepMonthly = 0
+    public var keepYearly = 0
+    /// The longest a snapshot's upload may be delayed in a client's spool
+    /// (a mirror down): keep_within must cover the client's reuse horizon
+    /// plus this.
+    public var spoolDelay: TimeInterval = 3 * 86_400
+
+    public init(keepWithin: TimeInterval) { self.keepWithin = keepWithin }
+
+    /// Whether `horizon` (a client's reuse horizon, seconds) is protected:
+    /// a snapshot may reuse packs a snapshot needed up to `horizon` before
+    /// it, and may arrive `spoolDelay` late.
+    public func protects(horizon: Int) -> Bool { TimeInterval(horizon) + spoolDelay <= keepWithin }
 }
 
 public struct CheckConfig: Sendable, Equatable {
     public var clients: [EnrolledClient]
+    /// How long prune keeps what it removed in the trash before purging it.
+    public var trashGrace: TimeInterval = 14 * 86_400
 
     public static func load(path: String) throws(StoreError) -> CheckConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -44,13 +74,22 @@ public struct CheckConfig: Sendable, Equatable {
         guard let clientsNode = top["clients"], case .sequence(let seq) = clientsNode else {
             throw fail(root, "the check configuration needs a list 'clients'")
         }
-        for (k, _) in top where k.string != "clients" { throw fail(k, "unknown field '\(k.string ?? "?")' (known: clients)") }
+        var trashGrace: TimeInterval?
+        for (k, v) in top where k.string != "clients" {
+            guard k.string == "trash_grace" else { throw fail(k, "unknown field '\(k.string ?? "?")' (known: clients, trash_grace)") }
+            guard case .scalar(let s) = v, let d = parseDuration(s.string) else { throw fail(v, "trash_grace must be a duration like 14d") }
+            trashGrace = d
+        }
         var clients: [EnrolledClient] = []
         for item in seq {
             guard case .mapping(let m) = item else { throw fail(item, "each client is a mapping") }
             var c = EnrolledClient(name: "", kind: .fbk)
             for (k, v) in m {
                 guard let key = k.string, case .scalar(let s) = v else {
+                    if k.string == "retention", case .mapping(let rm) = v {
+                        c.retention = try parseRetention(rm, node: v, fail: fail)
+                        continue
+                    }
                     if k.string == "blobs", case .sequence(let blobs) = v {
                         for b in blobs {
                             guard case .mapping(let bm) = b else { throw fail(b, "each blob kind is a mapping") }
@@ -95,7 +134,7 @@ public struct CheckConfig: Sendable, Equatable {
                     guard let n = parseQuantity(s.string) else { throw fail(v, "expected_daily_growth must be a size like 1GB") }
                     c.expectedDailyGrowth = n
                 default:
-                    throw fail(k, "unknown client field '\(key)' (known: name, kind, max_age, signing_key, expected_full_size, expected_daily_growth, blobs)")
+                    throw fail(k, "unknown client field '\(key)' (known: name, kind, max_age, signing_key, expected_full_size, expected_daily_growth, blobs, retention)")
                 }
             }
             guard !c.name.isEmpty else { throw fail(item, "a client needs a name") }
@@ -106,7 +145,45 @@ public struct CheckConfig: Sendable, Equatable {
             if c.kind == .device && c.blobs.isEmpty { throw fail(item, "device \(c.name) needs its blob kinds") }
             clients.append(c)
         }
-        return CheckConfig(clients: clients)
+        var config = CheckConfig(clients: clients)
+        if let trashGrace { config.trashGrace = trashGrace }
+        return config
+    }
+
+    static func parseRetention(_ m: Node.Mapping, node: Node, fail: (Node?, String) -> StoreError) throws(StoreError) -> RetentionPolicy {
+        var within: TimeInterval?
+        var counts: [String: Int] = [:]
+        var spoolDelay: TimeInterval?
+        for (k, v) in m {
+            guard let key = k.string, case .scalar(let s) = v else { throw fail(k, "retention fields are text") }
+            switch key {
+            case "keep_within":
+                guard let d = parseDuration(s.string) else { throw fail(v, "keep_within must be a duration like 30d") }
+                within = d
+            case "spool_delay":
+                guard let d = parseDuration(s.string) else { throw fail(v, "spool_delay must be a duration like 3d") }
+                spoolDelay = d
+            case "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly":
+                guard let n = Int(s.string), n >= 0, n <= 100_000 else { throw fail(v, "\(key) must be a count (0 or more)") }
+                counts[key] = n
+            default:
+                throw fail(k, "unknown retention field '\(key)' (known: keep_within, keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, spool_delay)")
+            }
+        }
+        guard let within else {
+            throw fail(node, "retention needs keep_within (at least the clients' reuse_horizon, 14d by default, plus spool_delay): every snapshot received within it is kept")
+        }
+        var p = RetentionPolicy(keepWithin: within)
+        if let n = counts["keep_last"] {
+            guard n >= 1 else { throw fail(node, "keep_last must be at least 1: prune never removes the newest snapshot") }
+            p.keepLast = n
+        }
+        p.keepDaily = counts["keep_daily"] ?? 0
+        p.keepWeekly = counts["keep_weekly"] ?? 0
+        p.keepMonthly = counts["keep_monthly"] ?? 0
+        p.keepYearly = counts["keep_yearly"] ?? 0
+        if let spoolDelay { p.spoolDelay = spoolDelay }
+        return p
     }
 
     /// "72GB", "1.5 GiB", "300MB", "4096" → bytes.

@@ -72,6 +72,13 @@ public struct ClientConfig: Equatable, Sendable {
     /// A transfer slower than 1 KiB/s for this many seconds is abandoned.
     public var stallTimeout = 30
     public var retryDelays: [Double] = [1, 2, 4]
+    /// Deduplicate only against packs a snapshot of this client needed
+    /// within this many seconds (FORMAT.md, "Retention"): older ones are
+    /// uploaded again, so the servers may prune what no recent snapshot needs.
+    public var reuseHorizon = ClientConfig.defaultReuseHorizon
+    public static let defaultReuseHorizon = 14 * 86_400
+    /// The shortest and longest reuse horizons accepted.
+    public static let reuseHorizonRange = 86_400...(400 * 86_400)
 
     public init(client: String, recipients: [String], secret: String, state: String,
                 mirrors: [MirrorConfig], paths: [String]) {
@@ -227,6 +234,12 @@ public struct ClientConfig: Equatable, Sendable {
         if let v = try integer("log_interval") { config.logInterval = max(1, v) }
         if let v = try integer("connect_timeout") { config.connectTimeout = max(1, v) }
         if let v = try integer("stall_timeout") { config.stallTimeout = max(1, v) }
+        if let n = fields["reuse_horizon"] {
+            guard case .scalar(let s) = n, let d = CheckConfig.parseDuration(s.string), Self.reuseHorizonRange.contains(Int(d)) else {
+                throw fail(n, "reuse_horizon must be a duration like 14d, between 1d and 400d (the servers' prune keep_within must be at least this plus the longest spool delay)")
+            }
+            config.reuseHorizon = Int(d)
+        }
         if let n = fields["retry_delays"] {
             guard case .sequence(let seq) = n else { throw fail(n, "retry_delays must be a list of seconds") }
             var delays: [Double] = []
@@ -262,7 +275,7 @@ public struct ClientConfig: Equatable, Sendable {
     static let known: Set<String> = [
         "client", "host", "recipients", "secret", "state", "mirrors", "required_mirrors", "paths", "excludes",
         "one_filesystem", "compression_level", "pack_size", "pipeline_memory", "workers", "spool_limit", "chunker", "log_interval",
-        "connect_timeout", "stall_timeout", "retry_delays",
+        "connect_timeout", "stall_timeout", "retry_delays", "reuse_horizon",
     ]
 
     /// "16777216", "16MiB", "512 KiB" → bytes.
@@ -313,6 +326,8 @@ public struct ClientConfig: Equatable, Sendable {
         lines.append("connect_timeout: \(connectTimeout)")
         lines.append("stall_timeout: \(stallTimeout)")
         lines.append("retry_delays: [\(retryDelays.map { String($0) }.joined(separator: ", "))]")
+        lines.append("# Reuse only packs a snapshot needed within this long; keep the servers' prune keep_within above it.")
+        lines.append("reuse_horizon: \(reuseHorizon / 86_400 * 86_400 == reuseHorizon ? "\(reuseHorizon / 86_400)d" : "\(reuseHorizon)s")")
         if chunker != .default {
             lines.append("chunker: {min: \(chunker.minimumSize), avg: \(chunker.averageSize), max: \(chunker.maximumSize), window: \(chunker.windowSize)}")
         }

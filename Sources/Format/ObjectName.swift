@@ -104,6 +104,9 @@ public struct ObjectName: Hashable, Sendable, CustomStringConvertible, Comparabl
     public static func listing(_ snapshot: SnapshotID) -> ObjectName { ObjectName(.listing, "snapshots/\(snapshot.text).listing") }
     /// The client secret, sealed to the operator's certificates (written once).
     public static let escrow = ObjectName(.escrow, "keys/client-secret.cms")
+    /// The client secret sealed to another set of certificates, after the
+    /// operator changed them (re-keying): `tag` is 16 hex digits naming the set.
+    public static func escrow(tag: String) -> ObjectName { ObjectName(.escrow, "keys/client-secret-\(tag).cms") }
 
     // MARK: Parsing
 
@@ -113,6 +116,9 @@ public struct ObjectName: Hashable, Sendable, CustomStringConvertible, Comparabl
         if Self.isPack(path) {
             self.init(.pack, path)
         } else if path == Self.escrow.path {
+            self.init(.escrow, path)
+        } else if path.hasPrefix("keys/client-secret-"), path.hasSuffix(".cms"), path.utf8.count == 19 + 16 + 4,
+                  path.utf8.dropFirst(19).prefix(16).allSatisfy(Self.isLowerHex) {
             self.init(.escrow, path)
         } else if path.hasPrefix("snapshots/"), let dot = path.lastIndex(of: "."),
                   Self.isSnapshotID(String(path[path.index(path.startIndex, offsetBy: 10)..<dot])) {

@@ -275,15 +275,46 @@ public struct Catalog: Codable, Sendable, Equatable {
     public var addedBytes: UInt64
     /// Hex Ed25519 public key that signed this catalog.
     public var signingKey: String
+    /// The client's reuse horizon in seconds: it deduplicated only against
+    /// packs a snapshot of its own needed within this long (FORMAT.md,
+    /// "Retention"). Prune must keep every snapshot received within it.
+    /// Nil in catalogs written before retention.
+    public var reuseHorizon: Int?
+    /// The certificates every pack of the snapshot is sealed to. Nil in
+    /// catalogs written before re-keying.
+    public var recipients: [Recipient]?
+
+    /// A certificate the snapshot's objects are sealed to, named as the
+    /// operator pins it (SHA-256 of the DER certificate) and as CMS names
+    /// it in each object's plaintext header (DER IssuerAndSerialNumber).
+    public struct Recipient: Codable, Sendable, Equatable, Hashable {
+        /// Hex SHA-256 of the certificate's DER encoding.
+        public var fingerprint: String
+        /// Hex DER `IssuerAndSerialNumber`.
+        public var issuerSerial: String
+
+        public init(fingerprint: String, issuerSerial: String) {
+            self.fingerprint = fingerprint
+            self.issuerSerial = issuerSerial
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case fingerprint
+            case issuerSerial = "issuer_serial"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case format, client, snapshot, created, record, packs, listing
+        case format, client, snapshot, created, record, packs, listing, recipients
         case addedBytes = "added_bytes"
         case signingKey = "signing_key"
+        case reuseHorizon = "reuse_horizon"
     }
 
     public init(client: String, snapshot: SnapshotID, created: String, record: Object, listing: Object? = nil,
-                packs: [Object], addedBytes: UInt64, signingKey: String) {
+                packs: [Object], addedBytes: UInt64, signingKey: String, reuseHorizon: Int? = nil, recipients: [Recipient]? = nil) {
+        self.reuseHorizon = reuseHorizon
+        self.recipients = recipients
         self.client = client
         self.snapshot = snapshot
         self.created = created
@@ -305,6 +336,19 @@ public enum Timestamp {
     }
 
     /// `yyyyMMddTHHmmssZ` in UTC.
+    /// `yyyyMMddTHHmmssZ` back to a time; nil for anything else.
+    package static func parseCompact(_ text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count == 16, b[8] == UInt8(ascii: "T"), b[15] == UInt8(ascii: "Z") else { return nil }
+        func n(_ r: Range<Int>) -> Int? {
+            var v = 0
+            for i in r { guard (48...57).contains(b[i]) else { return nil }; v = v * 10 + Int(b[i] - 48) }
+            return v
+        }
+        guard let y = n(0..<4), let mo = n(4..<6), let d = n(6..<8), let h = n(9..<11), let mi = n(11..<13), let s = n(13..<15) else { return nil }
+        return parseRFC3339(String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", y, mo, d, h, mi, s))
+    }
+
     package static func compactTime(_ date: Date) -> String {
         let t = utc(date)
         return digits(t.tm_year + 1900, 4) + digits(t.tm_mon + 1, 2) + digits(t.tm_mday, 2) + "T"

@@ -1,7 +1,8 @@
 // Which pack holds each chunk: a cache of what the pack listings say
-// (`fbk index rebuild` makes it again from them). A chunk row is never
-// updated (INSERT OR IGNORE: a chunk never moves to another pack) and
-// leaves only with its pack, through `Index.forgetPacks`.
+// (`fbk index rebuild` makes it again from them). A chunk row names the
+// newest pack holding the chunk: it moves only when a snapshot stores the
+// chunk again because its pack is no longer reusable (FORMAT.md,
+// "Retention"), and leaves only with its pack, through `Index.forgetPacks`.
 
 import Format
 import Foundation
@@ -27,9 +28,15 @@ package final class ChunkIndex: IndexPartAccess {
         }
     }
 
-    package func addChunk(_ id: ChunkID, pack: Int, kind: ChunkKind, plainLength: Int) throws(StoreError) {
+    /// Records a chunk's pack. `renewing`: the chunk was stored again in a
+    /// new pack (its old one is past the reuse horizon), which it now names;
+    /// otherwise the first pack recorded stays (an index rebuild believes
+    /// the first listing to name a chunk).
+    package func addChunk(_ id: ChunkID, pack: Int, kind: ChunkKind, plainLength: Int, renewing: Bool = false) throws(StoreError) {
         try guarded {
-        let s = try db.statement("INSERT OR IGNORE INTO chunks(id, pack, kind, plain_length) VALUES (?, ?, ?, ?)")
+        let s = try renewing
+            ? db.statement("INSERT INTO chunks(id, pack, kind, plain_length) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET pack = excluded.pack")
+            : db.statement("INSERT OR IGNORE INTO chunks(id, pack, kind, plain_length) VALUES (?, ?, ?, ?)")
         s.bind(1, id.bytes); s.bind(2, pack); s.bind(3, Int(kind.rawValue)); s.bind(4, plainLength)
         try s.run()
         }
@@ -56,9 +63,10 @@ package final class ChunkIndex: IndexPartAccess {
     }
 
     /// The object IDs of every pack. Files-cache rows name packs by these
-    /// IDs, which stay valid because a chunk never moves to another pack
-    /// (INSERT OR IGNORE) and packs leave only through `Index.forgetPacks`,
-    /// which clears the files cache with them.
+    /// IDs, which stay valid because packs leave only through
+    /// `Index.forgetPacks`, which clears the files cache with them; a row
+    /// naming a pack that is no longer reusable is looked up again, chunk
+    /// by chunk, or its file read again.
     package func packIDs() throws(StoreError) -> Set<Int> {
         try guarded {
         let s = try db.statement("SELECT id FROM objects WHERE kind = 'pack'")

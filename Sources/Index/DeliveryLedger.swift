@@ -10,6 +10,16 @@ import Platform
 import Seal
 import SQLite
 
+/// The certificates an object is sealed to, by fingerprint (hex SHA-256
+/// of the DER certificate), as one sorted, comma-separated text.
+package struct RecipientSet: Hashable, Sendable {
+    package let fingerprints: [String]
+    package init(_ fingerprints: [String]) { self.fingerprints = Set(fingerprints.map { $0.lowercased() }).sorted() }
+    package var text: String { fingerprints.joined(separator: ",") }
+    /// 16 hex digits naming the set (an escrow sealed to it: `keys/client-secret-TAG.cms`).
+    package var tag: String { String(SHA256.hash(Array(text.utf8)).hex.prefix(16)) }
+}
+
 /// A mirror as the index knows it: the row of its URL. Delivery is
 /// recorded per mirror, so a respelled URL keeps what it was delivered.
 package struct MirrorID: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -53,14 +63,15 @@ package final class DeliveryLedger: IndexPartAccess {
     /// copy if some configured mirror still lacks it; in the caller's transaction.
     @discardableResult
     package func recordObject(path: String, kind: ObjectKind, size: Int, sha256: Digest, now: Int,
-                              deliveredTo mirrors: [MirrorID], spool: String?) throws(StoreError) -> Int {
+                              deliveredTo mirrors: [MirrorID], spool: String?, sealedTo: RecipientSet? = nil) throws(StoreError) -> Int {
         try guarded {
         let s = try db.statement("""
-            INSERT INTO objects(path, kind, size, sha256, created, last_referenced, spool) VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO objects(path, kind, size, sha256, created, last_referenced, spool, sealed_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(path) DO UPDATE SET spool = excluded.spool RETURNING id
             """)
         s.bind(1, path); s.bind(2, kind.rawValue); s.bind(3, size); s.bind(4, sha256.bytes); s.bind(5, now); s.bind(6, now)
         if let spool { s.bind(7, spool) } else { s.bindNull(7) }
+        if let sealedTo { s.bind(8, sealedTo.text) } else { s.bindNull(8) }
         guard try s.step() else { throw StoreError(.index, "cannot record \(path)") }
         let id = s.int(0)
         try s.run()
@@ -168,10 +179,58 @@ package final class DeliveryLedger: IndexPartAccess {
         }
     }
 
+    /// The packs a snapshot may deduplicate against (FORMAT.md, "Retention"):
+    /// needed by a snapshot at or after `since` (Unix seconds), and sealed
+    /// to exactly `recipients`. Chunks in any other pack count as absent.
+    package func reusablePacks(since: Int, recipients: RecipientSet) throws(StoreError) -> Set<Int> {
+        try guarded {
+        let s = try db.statement("SELECT id FROM objects WHERE kind = 'pack' AND last_referenced >= ? AND sealed_to = ?")
+        s.bind(1, since); s.bind(2, recipients.text)
+        var out = Set<Int>()
+        while try s.step() { out.insert(s.int(0)) }
+        return out
+        }
+    }
+
+    /// Packs recorded before the index kept recipients (ledger 1) are
+    /// taken as sealed to `recipients`: those of the first run after the
+    /// upgrade (change recipients only after one run of the new fbk).
+    package func adoptUnknownRecipients(_ recipients: RecipientSet) throws(StoreError) {
+        try guarded {
+        let s = try db.statement("UPDATE objects SET sealed_to = ? WHERE sealed_to IS NULL AND kind IN ('pack', 'escrow')")
+        s.bind(1, recipients.text)
+        try s.run()
+        }
+    }
+
+    /// Whether an escrow sealed to exactly `recipients` was stored, and whether any was.
+    package func escrows(sealedTo recipients: RecipientSet) throws(StoreError) -> (matching: Bool, any: Bool) {
+        try guarded {
+        let s = try db.statement("SELECT sealed_to FROM objects WHERE kind = 'escrow'")
+        var matching = false, any = false
+        while try s.step() {
+            any = true
+            if !s.isNull(0) && s.text(0) == recipients.text { matching = true }
+        }
+        return (matching, any)
+        }
+    }
+
+    /// Packs that hold chunks but are not in `reusable`: what renewal
+    /// uploads again when the snapshot meets their chunks (for the summary).
+    package func packCount(excluding reusable: Set<Int>) throws(StoreError) -> Int {
+        try guarded {
+        let s = try db.statement("SELECT id FROM objects WHERE kind = 'pack'")
+        var n = 0
+        while try s.step() { if !reusable.contains(s.int(0)) { n += 1 } }
+        return n
+        }
+    }
+
     package func touch(objects: Set<Int>, at now: Int) throws(StoreError) {
         try guarded {
         for o in objects {
-            let s = try db.statement("UPDATE objects SET last_referenced = ? WHERE id = ?")
+            let s = try db.statement("UPDATE objects SET last_referenced = max(last_referenced, ?) WHERE id = ?")
             s.bind(1, now); s.bind(2, o)
             try s.run()
         }

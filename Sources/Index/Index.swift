@@ -152,6 +152,20 @@ public final class Index {
         migrationsApplied = pending.map(\.0.name)
     }
 
+    // MARK: The reuse clock
+
+    /// The reference time (Unix seconds) of the last snapshot recorded: a
+    /// clock reading earlier than this went backwards (FORMAT.md, "Retention").
+    package func lastReferenceTime() throws(StoreError) -> Int? {
+        try guarded { try meta(Self.lastReferenceKey) }
+    }
+
+    package func setLastReferenceTime(_ time: Int) throws(StoreError) {
+        try guarded { try setMeta(Self.lastReferenceKey, time) }
+    }
+
+    private static let lastReferenceKey = "last_reference_time"
+
     // MARK: Changes
 
     /// Runs `body` in one transaction; rolls back if it throws.

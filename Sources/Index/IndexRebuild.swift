@@ -129,7 +129,22 @@ public enum IndexRebuild {
                 }
             }
 
-            let now = Int(Date().timeIntervalSince1970)
+            let now = Int(WallClock.now().timeIntervalSince1970)
+            // When each pack was last needed, and what it is sealed to, as
+            // the catalogs say (FORMAT.md, "Retention"): a rebuilt index
+            // reuses no pack a newer snapshot did not need within the
+            // reuse horizon, and no pack sealed to other certificates.
+            var lastNeeded: [String: Int] = [:]
+            var sealedTo: [String: (time: Int, set: RecipientSet)] = [:]
+            for (c, _, _) in catalogs.values {
+                let t = min(now, parseRFC3339(c.created).map { Int($0.timeIntervalSince1970) } ?? 0)
+                for p in c.packs {
+                    lastNeeded[p.path] = max(lastNeeded[p.path] ?? 0, t)
+                    if let r = c.recipients, t >= sealedTo[p.path]?.time ?? .min {
+                        sealedTo[p.path] = (t, RecipientSet(r.map(\.fingerprint)))
+                    }
+                }
+            }
             let mirrorIDs = try sources.map { try index.ledger.mirrorID($0.mirrorURL) }
             try index.transaction {
                 var objectIDs: [String: Int] = [:]
@@ -166,8 +181,9 @@ public enum IndexRebuild {
                     if spool == nil {
                         for i in sources.indices where !holders.contains(i) { summary.missing[sources[i].mirrorURL, default: 0] += 1 }
                     }
-                    let id = try index.ledger.recordObject(path: path, kind: e.kind, size: e.size, sha256: sha, now: now,
-                                                    deliveredTo: holders.map { mirrorIDs[$0] }, spool: spool)
+                    let id = try index.ledger.recordObject(path: path, kind: e.kind, size: e.size, sha256: sha, now: lastNeeded[path] ?? now,
+                                                    deliveredTo: holders.map { mirrorIDs[$0] }, spool: spool,
+                                                    sealedTo: sealedTo[path]?.set)
                     objectIDs[path] = id
                     if e.kind == .pack { summary.packs += 1 }
                 }

@@ -13,7 +13,12 @@ enum IndexPart: String, CaseIterable {
     case ledger, caches
 
     /// The version this fbk writes and reads.
-    var currentVersion: Int { 1 }
+    var currentVersion: Int {
+        switch self {
+        case .ledger: 2
+        case .caches: 1
+        }
+    }
 
     /// The `meta` key holding the part's version.
     var versionKey: String { rawValue + "_version" }
@@ -32,7 +37,8 @@ enum IndexPart: String, CaseIterable {
                 sha256 BLOB NOT NULL,
                 created INTEGER NOT NULL,           -- unix seconds
                 last_referenced INTEGER NOT NULL,   -- unix seconds of the newest snapshot needing it
-                spool TEXT                          -- file name in the spool directory while a mirror still lacks it
+                spool TEXT,                         -- file name in the spool directory while a mirror still lacks it
+                sealed_to TEXT                      -- sorted certificate fingerprints, comma-separated (NULL: recorded before ledger 2)
             );
             CREATE TABLE delivered(object INTEGER NOT NULL REFERENCES objects(id),
                                    mirror INTEGER NOT NULL REFERENCES mirrors(id),
@@ -71,6 +77,10 @@ struct IndexMigration {
     static let all: [IndexMigration] = [
         IndexMigration(part: .ledger, from: 0, name: "ledger 1: versioned apart from the caches (tables unchanged)", sql: ""),
         IndexMigration(part: .caches, from: 0, name: "caches 1: versioned apart from the ledger (tables unchanged)", sql: ""),
+        // Objects recorded before are taken as sealed to the recipients of
+        // the first run after the migration (`Index.adoptUnknownRecipients`).
+        IndexMigration(part: .ledger, from: 1, name: "ledger 2: the certificates each object is sealed to",
+                       sql: "ALTER TABLE objects ADD COLUMN sealed_to TEXT;"),
     ]
 }
 

@@ -122,8 +122,12 @@ public final class Repository {
         var replaced: [String] = []
         func escrowed() throws -> ClientKeys? {
             var found: ClientKeys?
+            var notForThisKey: SealError?
             for source in sources {
-                guard let object = fetch(ObjectName.escrow.path, from: source, limit: ObjectLimits.escrow, problems: &warnings) else { continue }
+              // The first escrow, and those sealed to later sets of certificates (re-keying).
+              let later = ((try? source.list(.escrow)) ?? []).map(\.path).filter { $0 != ObjectName.escrow.path }
+              for name in [ObjectName.escrow.path] + later {
+                guard let object = fetch(name, from: source, limit: ObjectLimits.escrow, problems: &warnings) else { continue }
                 let path = object.path
                 do {
                     let sealed = try readBounded(path, limit: ObjectLimits.escrow, what: "the escrowed client secret")
@@ -138,12 +142,16 @@ public final class Repository {
                         continue
                     }
                     if found == nil { found = keys }
-                } catch let e as SealError where e.code == .wrongKey || e.code == .wrongPassphrase {
+                } catch let e as SealError where e.code == .wrongPassphrase {
                     throw e
+                } catch let e as SealError where e.code == .wrongKey {
+                    notForThisKey = e
                 } catch {
                     warnings.append("\(path): \(error)")
                 }
+              }
             }
+            if found == nil, let notForThisKey { throw notForThisKey }
             return found
         }
         switch identity {
@@ -234,6 +242,10 @@ public final class Repository {
         // Listings are read in the order the servers received them (the first
         // word on a pack is believed, the pack tables decide when it is wrong).
         for c in ordered { try loadSnapshot(c, pinned: pinned) }
+        // After re-keying, older records are sealed to certificates this key
+        // is not among: those snapshots are named, the others restore. A key
+        // that opens none is the wrong key.
+        if snapshots.isEmpty, let notForThisKey { throw notForThisKey }
         // Snapshots are ordered by the client's signed start time (to the
         // millisecond; IDs have whole seconds), which neither a server's file
         // times nor a copy without them (cp -r, a checkout) can change; a
@@ -316,12 +328,18 @@ public final class Repository {
         } catch let error as StoreError where error.code != .integrity {
             // The work database failed (a full TMPDIR): no restore can go on.
             throw error
-        } catch let e as SealError where e.code == .wrongKey || e.code == .wrongPassphrase {
+        } catch let e as SealError where e.code == .wrongPassphrase {
             throw e
+        } catch let e as SealError where e.code == .wrongKey {
+            notForThisKey = e
+            rejected.append("\(object) is sealed to other certificates (from before a change of recipients): this key cannot open it; use a key it names")
         } catch {
             rejected.append("\(object): \(error)")
         }
     }
+
+    /// A record this key could not open (sealed to other certificates).
+    private var notForThisKey: SealError?
 
     /// Puts a format-2 record's pack listing into the work database. Without
     /// it (a missing or damaged listing) the snapshot is still restorable:

@@ -16,7 +16,7 @@ struct Fbk: ParsableCommand {
             """,
         version: fbkVersion,
         subcommands: [InitCommand.self, SnapshotCommand.self, EnrollCommand.self, KeygenCommand.self, SnapshotsCommand.self, LsCommand.self,
-                      RestoreCommand.self, VerifyCommand.self, IndexCommand.self, CheckCommand.self, MirrorSyncCommand.self,
+                      RestoreCommand.self, VerifyCommand.self, IndexCommand.self, CheckCommand.self, PruneCommand.self, MirrorSyncCommand.self,
                       DecryptCommand.self, ChunkCommand.self]
     )
 }

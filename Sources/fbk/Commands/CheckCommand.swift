@@ -58,7 +58,7 @@ struct CheckCommand: ParsableCommand {
         do throws(any Error) {
             let c = try CheckConfig.load(path: config)
             let remembered = try state.map { (path) throws(StoreError) in try CheckState(path: path, reverifyShare: reverifyShare) }
-            var r = Checker.run(config: c, root: root, deep: deep, state: remembered, orphanGrace: orphanGraceDays * 86_400)
+            var r = Checker.run(config: c, root: root, deep: deep, now: WallClock.now(), state: remembered, orphanGrace: orphanGraceDays * 86_400)
             try remembered?.save()
             if let secondRoot {
                 for (client, onlyA, onlyB) in try Checker.compare(config: c, rootA: root, rootB: secondRoot) {

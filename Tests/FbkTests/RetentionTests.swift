@@ -1,0 +1,346 @@
+import Foundation
+import Seal
+import Format
+import Testing
+import TestSupport
+
+/// Days simulated on a real client and two real nginx mirrors: the client's
+/// clock is FBK_TEST_NOW, the servers' receipt times are the files' times,
+/// set to the simulated day after each run (no sleeps).
+final class RetentionSimulation: @unchecked Sendable {
+    let f: SnapshotFixture
+    /// Simulated day 0, far enough in the past that every simulated time is
+    /// before the real one (files a run creates are recognised by their real times).
+    let origin = (Date().timeIntervalSince1970 / 86_400).rounded(.down) * 86_400 - 900 * 86_400
+    let realStart = Date().timeIntervalSince1970 - 5
+
+    init(horizonDays: Int = 14, policy: String = "keep_within: 20d\n      keep_last: 2\n      keep_weekly: 3") throws {
+        f = try SnapshotFixture()
+        var text = try String(contentsOfFile: f.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: "reuse_horizon: 14d", with: "reuse_horizon: \(horizonDays)d")
+        try text.write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        self.policy = policy
+    }
+
+    let policy: String
+
+    func time(_ day: Double) -> Double { origin + day * 86_400 + 3 * 3600 }
+
+    /// A snapshot taken on `day`; what it uploaded is stamped as received then.
+    @discardableResult
+    func snapshot(day: Double, environment: [String: String] = [:]) throws -> [String: Any] {
+        var env = ["FBK_TEST_NOW": String(time(day))]
+        for (k, v) in environment { env[k] = v }
+        let r = try CLI.run(["snapshot", "--config", f.configPath, "--json"], environment: env)
+        #expect(r.status == 0, "day \(day): \(r.stderr)")
+        stamp(time(day) + 600)
+        return (try? JSONSerialization.jsonObject(with: r.stdoutBytes)) as? [String: Any] ?? [:]
+    }
+
+    /// Sets the time of every file created since the test began to `t`.
+    func stamp(_ t: Double) {
+        for m in f.mirrors {
+            let root = m.storageRoot
+            guard let e = FileManager.default.enumerator(atPath: root) else { continue }
+            while let rel = e.nextObject() as? String {
+                var st = stat()
+                let path = root + "/" + rel
+                guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, Double(st.st_mtim.tv_sec) >= realStart else { continue }
+                var times = [timespec(tv_sec: Int(t), tv_nsec: 0), timespec(tv_sec: Int(t), tv_nsec: 0)]
+                utimensat(AT_FDCWD, path, &times, 0)
+            }
+        }
+    }
+
+    func checkConfig() throws -> String {
+        let key = try String(contentsOfFile: f.dir.file("etc/signing.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        var lines = ["clients:", "  - name: c1", "    kind: fbk", "    signing_key: \(key)", "    max_age: 36h", "    retention:"]
+        lines += policy.split(separator: "\n").map { "      " + $0.trimmingCharacters(in: .whitespaces) }
+        lines.append("trash_grace: 10d")
+        return try f.dir.write("check.conf", Array((lines.joined(separator: "\n") + "\n").utf8))
+    }
+
+    func prune(_ mirror: Int, day: Double, _ extra: [String] = []) throws -> (status: Int32, plan: [String: Any], text: String) {
+        let r = try CLI.run(["prune", "--config", try checkConfig(), "--root", f.mirrors[mirror].storageRoot, "--json"] + extra,
+                            environment: ["FBK_TEST_NOW": String(time(day) + 7200)])
+        let json = (try? JSONSerialization.jsonObject(with: r.stdoutBytes)) as? [String: Any] ?? [:]
+        return (r.status, json, r.stdout + r.stderr)
+    }
+
+    func check(_ mirror: Int, day: Double) throws -> (status: Int32, text: String) {
+        let r = try CLI.run(["check", "--config", try checkConfig(), "--root", f.mirrors[mirror].storageRoot],
+                            environment: ["FBK_TEST_NOW": String(time(day) + 7200)])
+        return (r.status, r.stdout + r.stderr)
+    }
+
+    /// Bytes of every object of the client on a mirror.
+    func storedBytes(_ mirror: Int) -> Int {
+        f.objects(mirror).reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: f.path(mirror, $1))[.size] as? Int) ?? 0) }
+    }
+
+    func restore(_ snapshot: String, from mirror: Int, key: String? = nil, to target: String) throws -> (status: Int32, text: String) {
+        let r = try CLI.run(["restore", "--from", f.mirrors[mirror].storageRoot, "--client", "c1",
+                             "--signing-key", f.dir.file("etc/signing.pub"), "--key", key ?? (f.keysDirectory + "/private.pem"),
+                             "--accept-future-dated", snapshot, "--target", target],
+                            environment: ["FBK_PASSPHRASE": f.passphrase])
+        return (r.status, r.stdout + r.stderr)
+    }
+
+    /// The client's files (relative path → content), as they are now.
+    func tree() throws -> [String: [UInt8]] {
+        var out: [String: [UInt8]] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: f.source) {
+            out[name] = [UInt8](FileManager.default.contents(atPath: f.source + "/" + name)!)
+        }
+        return out
+    }
+
+    func restoredTree(_ target: String) throws -> [String: [UInt8]] {
+        let dir = target + f.source
+        var out: [String: [UInt8]] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            out[name] = [UInt8](FileManager.default.contents(atPath: dir + "/" + name)!)
+        }
+        return out
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(30))) struct RetentionTests {
+    func write(_ sim: RetentionSimulation, _ name: String, _ bytes: [UInt8]) throws {
+        try Data(bytes).write(to: URL(fileURLWithPath: sim.f.source + "/" + name))
+    }
+
+    /// Chunks whose only pack no snapshot needed within the horizon are
+    /// stored again, and a clock that went backwards reuses only what the
+    /// last run needed.
+    @Test func reuseHorizonRenewsPacksNoRecentSnapshotNeeded() throws {
+        let sim = try RetentionSimulation(horizonDays: 14)
+        try write(sim, "base", sampleBytes(200_000, seed: 1))
+        try sim.snapshot(day: 0)
+        let a = sampleBytes(300_000, seed: 2)
+        try write(sim, "a", a)
+        #expect(try sim.snapshot(day: 1)["renewed_chunks"] as? Int == 0)
+        try FileManager.default.removeItem(atPath: sim.f.source + "/a")
+        try sim.snapshot(day: 2)
+        // Back within the horizon: deduplicated against its pack.
+        try write(sim, "a", a)
+        let within = try sim.snapshot(day: 10)
+        #expect(within["new_bytes"] as? Int ?? .max < 2000, "only trees are new: \(within)")
+        #expect(within["renewed_chunks"] as? Int == 0)
+        try FileManager.default.removeItem(atPath: sim.f.source + "/a")
+        try sim.snapshot(day: 11)
+        // Back after the horizon: stored again in a new pack.
+        try write(sim, "a", a)
+        let after = try sim.snapshot(day: 30)
+        #expect((after["renewed_chunks"] as? Int ?? 0) > 0, "\(after)")
+        #expect((after["new_bytes"] as? Int ?? 0) >= 300_000)
+        let since = (after["reuse_since"] as? String).flatMap(parseRFC3339)?.timeIntervalSince1970 ?? 0
+        #expect(abs(since - (sim.time(30) - 14 * 86_400)) < 5, "the horizon counts back from the simulated day: \(after)")
+
+        // The clock goes back 20 days: a warning, and only the last run's packs are reused.
+        try write(sim, "b", sampleBytes(100_000, seed: 3))
+        let back = try sim.snapshot(day: 10.5)
+        let warnings = back["warnings"] as? [String] ?? []
+        #expect(warnings.contains { $0.contains("went backwards") }, "\(warnings)")
+        #expect(back["new_chunks"] as? Int ?? -1 > 0)
+        #expect(back["renewed_chunks"] as? Int == 0, "everything else was needed by the last run: \(back)")
+    }
+
+    /// Weeks of daily snapshots and weekly prunes on both mirrors: storage
+    /// stays bounded, the check passes, no kept catalog names a removed
+    /// pack, and kept snapshots restore as they were taken from each mirror.
+    @Test func simulatedMonthsStayBoundedAndRestorable() throws {
+        let days = Int(ProcessInfo.processInfo.environment["FBK_RETENTION_DAYS"] ?? "") ?? 400
+        let sim = try RetentionSimulation()
+        let files = 16, fileSize = 64 << 10
+        for i in 0..<files { try write(sim, "f\(i)", sampleBytes(fileSize, seed: UInt64(1000 + i))) }
+        var taken: [String: [String: [UInt8]]] = [:]   // snapshot ID → tree
+        var curve: [(day: Int, bytes: Int)] = []
+        var peak = 0
+        for day in 0..<days {
+            // Two files get new content each day; one comes and goes every 20 days with the same content.
+            var rng = SplitMix(seed: UInt64(day + 7))
+            for _ in 0..<2 {
+                let i = Int(rng.next() % UInt64(files))
+                try write(sim, "f\(i)", sampleBytes(fileSize, seed: rng.next()))
+            }
+            let toggle = sim.f.source + "/toggle"
+            if (day / 20) % 2 == 0 { try write(sim, "toggle", sampleBytes(80_000, seed: 99)) } else { try? FileManager.default.removeItem(atPath: toggle) }
+            let s = try sim.snapshot(day: Double(day))
+            guard let id = s["snapshot"] as? String else { Issue.record("day \(day): no snapshot: \(s)"); return }
+            taken[id] = try sim.tree()
+            if day % 7 == 6 {
+                for m in 0..<2 {
+                    let p = try sim.prune(m, day: Double(day))
+                    #expect(p.status == 0, "day \(day) mirror \(m): \(p.text)")
+                    let c = try sim.check(m, day: Double(day))
+                    #expect(c.status == 0, "day \(day) mirror \(m): check after prune: \(c.text)")
+                }
+            }
+            let bytes = sim.storedBytes(0)
+            peak = max(peak, bytes)
+            curve.append((day, bytes))
+        }
+        let live = files * fileSize + 80_000
+        let final = curve.last!.bytes
+        print("retention simulation: \(days) days, live data \(live) bytes, stored on mirror 0 at the end \(final) (\(String(format: "%.2f", Double(final) / Double(live)))x), peak \(peak) (\(String(format: "%.2f", Double(peak) / Double(live)))x)")
+        print("retention curve (day bytes): " + curve.filter { $0.day % 7 == 0 || $0.day == days - 1 }.map { "\($0.day) \($0.bytes)" }.joined(separator: ", "))
+        // Without pruning, every day adds two new files: days × 128 KiB. Bounded: far below that.
+        if days >= 60 { #expect(Double(final) < Double(live) * 6, "stored \(final) for live \(live)") }
+
+        // Every snapshot still on each mirror restores exactly as it was taken.
+        for m in 0..<2 {
+            let present = sim.f.objects(m).filter { $0.hasSuffix(".catalog") }.map { String($0.dropFirst("snapshots/".count).dropLast(".catalog".count)) }.sorted()
+            #expect(present.count < days, "prune removed old snapshots")
+            for id in [present.first!, present.last!] {
+                let target = sim.f.dir.file("restore-\(m)-\(id)")
+                let r = try sim.restore(id, from: m, to: target)
+                #expect(r.status == 0, "\(id) from mirror \(m): \(r.text)")
+                #expect(try sim.restoredTree(target) == taken[id], "\(id) from mirror \(m)")
+            }
+        }
+    }
+
+    /// A catalog that arrives after prune trashed a pack it needs gets the
+    /// pack back; mirror-sync never brings back what prune removed.
+    @Test func lateCatalogGetsItsPackBackAndMirrorSyncDoesNotUndoPrune() throws {
+        let sim = try RetentionSimulation(policy: "keep_within: 20d\n      keep_last: 1")
+        let a = sampleBytes(300_000, seed: 5)
+        try write(sim, "a", a)
+        try sim.snapshot(day: 0)
+        try FileManager.default.removeItem(atPath: sim.f.source + "/a")
+        try write(sim, "b", sampleBytes(100_000, seed: 6))
+        try sim.snapshot(day: 1)
+        try write(sim, "a", a)
+        let late = try sim.snapshot(day: 2)
+        let lateID = late["snapshot"] as! String
+        // Its catalog has not reached mirror 0 yet (a spool delay).
+        let catalog = sim.f.path(0, "snapshots/\(lateID).catalog")
+        let aside = sim.f.dir.file("late.catalog")
+        try FileManager.default.moveItem(atPath: catalog, toPath: aside)
+        let packsBefore = sim.f.objects(0).filter { $0.hasPrefix("packs/") }
+        let p = try sim.prune(0, day: 30, ["--force"])   // the hidden snapshot's record looks half-uploaded to the check
+        #expect(p.status == 0, "\(p.text)")
+        let removed = packsBefore.subtracting(sim.f.objects(0).filter { $0.hasPrefix("packs/") })
+        #expect(!removed.isEmpty, "the first snapshot's pack went to the trash: \(p.text)")
+        #expect(FileManager.default.fileExists(atPath: sim.f.mirrors[0].storageRoot + "/.fbk-trash/c1"))
+
+        // mirror-sync from the unpruned mirror does not bring it back.
+        let sync = try CLI.run(["mirror-sync", sim.f.mirrors[1].storageRoot, sim.f.mirrors[0].storageRoot, "--client", "c1"])
+        #expect(sync.status == 0, "\(sync.stderr)")
+        #expect(removed.isDisjoint(with: sim.f.objects(0)), "mirror-sync brought back what prune removed")
+
+        // The late catalog arrives (mirror-sync brought it from the other
+        // mirror): the next prune puts the pack back, with a warning.
+        #expect(FileManager.default.fileExists(atPath: catalog))
+        _ = aside
+        let again = try sim.prune(0, day: 31)
+        #expect(again.status == 0, "\(again.text)")
+        #expect(again.text.contains("put back from the trash"), "\(again.text)")
+        let c = try sim.check(0, day: 31)
+        #expect(!c.text.contains("incomplete"), "\(c.text)")
+        let target = sim.f.dir.file("restored-late")
+        let r = try sim.restore(lateID, from: 0, to: target)
+        #expect(r.status == 0, "\(r.text)")
+        #expect(try sim.restoredTree(target)["a"] == a)
+    }
+
+    /// A compromised client signs catalogs with any `created` it likes:
+    /// prune keeps by the server's receipt time, so a snapshot received
+    /// within keep_within stays whatever it claims.
+    @Test func forgedCreatedDatesDoNotPushSnapshotsOut() throws {
+        let sim = try RetentionSimulation(policy: "keep_within: 20d\n      keep_last: 1")
+        try write(sim, "a", sampleBytes(100_000, seed: 8))
+        let first = try sim.snapshot(day: 0)["snapshot"] as! String
+        try write(sim, "b", sampleBytes(100_000, seed: 9))
+        let second = try sim.snapshot(day: 10)["snapshot"] as! String
+        // Re-signed with the client's own key, dated 30 years ago.
+        let path = sim.f.path(0, "snapshots/\(first).catalog")
+        let bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        var (catalog, _) = try SignedDocument.decode(Catalog.self, from: bytes, name: path, verifyingKey: nil)
+        catalog.created = "1996-01-01T00:00:00.000Z"
+        let forged = SignedDocument.encode(catalog, key: sim.f.keys.signingKey())
+        var st = stat()
+        lstat(path, &st)
+        try Data(forged).write(to: URL(fileURLWithPath: path))
+        var times = [st.st_mtim, st.st_mtim]
+        utimensat(AT_FDCWD, path, &times, 0)
+        let p = try sim.prune(0, day: 12, ["--force"])
+        #expect(p.status == 0, "\(p.text)")
+        let kept = ((p.plan["clients"] as? [[String: Any]])?.first?["kept"] as? [String: String]) ?? [:]
+        #expect(kept[first] == "within", "\(p.text)")
+        #expect(kept[second] == "within")
+        #expect(sim.f.objects(0).contains("snapshots/\(first).catalog"))
+    }
+
+    /// Prune refuses a client whose reuse horizon its keep_within does not
+    /// cover, and one whose check fails.
+    @Test func pruneRefusesWhatWouldBeUnsafe() throws {
+        let sim = try RetentionSimulation(horizonDays: 30)
+        try write(sim, "a", sampleBytes(100_000, seed: 10))
+        try sim.snapshot(day: 0)
+        let p = try sim.prune(0, day: 1)
+        #expect(p.status == 1)
+        #expect(p.text.contains("reuse horizon is 30 days"), "\(p.text)")
+        #expect(try sim.check(0, day: 1).text.contains("exceeds keep_within"))
+        // A missing pack: refused, nothing moved.
+        let pack = sim.f.objects(1).first { $0.hasPrefix("packs/") }!
+        try FileManager.default.removeItem(atPath: sim.f.path(1, pack))
+        let before = sim.f.objects(1)
+        let q = try sim.prune(1, day: 1, [])
+        #expect(q.status == 1)
+        #expect(q.text.contains("its check reports"), "\(q.text)")
+        #expect(sim.f.objects(1) == before)
+    }
+
+    /// After a second certificate is added, new snapshots reuse no pack
+    /// sealed to the first alone: the latest restores with either key
+    /// alone; the check flags a pack not sealed to a recipient its catalog names.
+    @Test func reKeyingRenewsPacksAndEachKeyRestoresAlone() throws {
+        let sim = try RetentionSimulation()
+        let f = sim.f
+        let base = sampleBytes(400_000, seed: 11)
+        try write(sim, "base", base)
+        let first = try sim.snapshot(day: 0)["snapshot"] as! String
+        let keys2 = f.dir.file("keys2")
+        let keygen = try CLI.run(["keygen", "--out", keys2, "--type", "rsa4096"], environment: ["FBK_PASSPHRASE": f.passphrase])
+        #expect(keygen.status == 0, "\(keygen.stderr)")
+        var text = try String(contentsOfFile: f.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(of: "recipients:\n", with: "recipients:\n  - \"\(keys2)/recipient.pem\"\n")
+        try text.write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        let second = try sim.snapshot(day: 1)
+        #expect((second["renewed_chunks"] as? Int ?? 0) > 0, "\(second)")
+        let id = second["snapshot"] as! String
+        for (i, key) in [f.keysDirectory + "/private.pem", keys2 + "/private.pem"].enumerated() {
+            let target = f.dir.file("rekeyed-\(i)")
+            let r = try sim.restore(id, from: 0, key: key, to: target)
+            #expect(r.status == 0, "key \(i): \(r.text) \(f.objects(0).filter { $0.hasPrefix("keys/") })")
+            #expect(try sim.restoredTree(target)["base"] == base)
+        }
+        #expect(try sim.check(0, day: 1).status == 0)
+
+        // A catalog naming both certificates but listing the first snapshot's pack (sealed to one).
+        let path = f.path(0, "snapshots/\(id).catalog")
+        var (catalog, _) = try SignedDocument.decode(Catalog.self, from: [UInt8](FileManager.default.contents(atPath: path)!), name: path, verifyingKey: nil)
+        let old = try SignedDocument.decode(Catalog.self, from: [UInt8](FileManager.default.contents(atPath: f.path(0, "snapshots/\(first).catalog"))!),
+                                            name: "first", verifyingKey: nil).0
+        catalog.packs = (catalog.packs + old.packs).sorted { $0.path < $1.path }
+        try Data(SignedDocument.encode(catalog, key: f.keys.signingKey())).write(to: URL(fileURLWithPath: path))
+        let c = try sim.check(0, day: 1)
+        #expect(c.status == 2)
+        #expect(c.text.contains("is not sealed to certificate"), "\(c.text)")
+    }
+}
+
+/// A small deterministic generator for the simulation's choices.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}
