@@ -54,10 +54,18 @@ final class MirrorSet: @unchecked Sendable {
         return box.values.compactMap { $0 }
     }
 
-    /// Each mirror's clock, asked at once (a mirror that cannot be asked gives none).
+    /// Each mirror's clock, asked at once. A mirror that gives no answer
+    /// at all is down for the rest of the run, as after a failed upload:
+    /// it is not kept waiting on again, and what it lacks is spooled.
     func serverTimes() -> [Date] {
         let box = DateBox(count: members.count)
-        DispatchQueue.concurrentPerform(iterations: members.count) { i in box.set(i, members[i].backend.serverTime()) }
+        DispatchQueue.concurrentPerform(iterations: members.count) { i in
+            do throws(BackendError) {
+                box.set(i, try members[i].backend.serverTime())
+            } catch {
+                lock.withLock { down[members[i].id] = error }
+            }
+        }
         return box.values.compactMap { $0 }
     }
 

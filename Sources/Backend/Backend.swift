@@ -111,12 +111,13 @@ public protocol Backend: Sendable {
 
     /// The server's clock, where it has one of its own (an HTTP server's
     /// `Date`), asked with a request that reads and changes nothing. Nil
-    /// for local storage, or when the server cannot be asked.
-    func serverTime() -> Date?
+    /// for local storage, or an answer without a date.
+    /// - Throws: when the server gives no answer at all (down, silent).
+    func serverTime() throws(BackendError) -> Date?
 }
 
 extension Backend {
-    public func serverTime() -> Date? { nil }
+    public func serverTime() throws(BackendError) -> Date? { nil }
 }
 
 extension Backend {

@@ -53,7 +53,8 @@ package struct RetryingBackend: Backend {
         try retrying { () throws(BackendError) in try base.list(kind) }
     }
 
-    public func serverTime() -> Date? { base.serverTime() }
+    /// Asked once: a mirror that does not answer is not kept waiting on.
+    public func serverTime() throws(BackendError) -> Date? { try base.serverTime() }
 
     public func inventory() throws(BackendError) -> Inventory {
         try retrying { () throws(BackendError) in try base.inventory() }

@@ -152,9 +152,9 @@ public final class WebDAVBackend: Backend, @unchecked Sendable {
 
     /// A HEAD of the client's directory: whatever the answer (a client's
     /// account may not read it), its `Date` header is the server's clock.
-    public func serverTime() -> Date? {
+    public func serverTime() throws(BackendError) -> Date? {
         guard let account = writer ?? reader else { return nil }
-        return try? perform("HEAD", account, "").date
+        return try perform("HEAD", account, "").date
     }
 
     // MARK: Reading

@@ -8,18 +8,19 @@ import Foundation
 import Format
 
 /// One snapshot as prune sees it: its ID and when this server received its catalog.
-struct Received: Sendable {
-    let id: SnapshotID
-    let received: Date
+package struct Received: Sendable {
+    package let id: SnapshotID
+    package let received: Date
+    package init(id: SnapshotID, received: Date) { (self.id, self.received) = (id, received) }
 }
 
-enum KeepRules {
+package enum KeepRules {
     /// The snapshots `policy` keeps at `now`, and for each why (for the plan).
     /// - Every snapshot received within `keepWithin`;
     /// - the newest `keepLast`;
     /// - the newest of each of the newest `keepDaily` UTC days (weeks,
     ///   months, years) that have a snapshot.
-    static func kept(_ snapshots: [Received], policy: RetentionPolicy, now: Date) -> [SnapshotID: String] {
+    package static func kept(_ snapshots: [Received], policy: RetentionPolicy, now: Date) -> [SnapshotID: String] {
         let newestFirst = snapshots.sorted { ($0.received, $0.id) > ($1.received, $1.id) }
         var kept: [SnapshotID: String] = [:]
         for s in newestFirst where now.timeIntervalSince(s.received) <= policy.keepWithin {

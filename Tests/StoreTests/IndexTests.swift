@@ -24,8 +24,9 @@ import TestSupport
         let (dir, path) = try oldIndex()
         defer { withExtendedLifetime(dir) {} }
         let index = try Index.open(path: path)
-        #expect(index.migrationsApplied.count == 2, "\(index.migrationsApplied)")
-        #expect(try index.versions() == ["ledger": 1, "caches": 1])
+        #expect(index.migrationsApplied.count == 3, "\(index.migrationsApplied)")
+        #expect(index.migrationsApplied.contains("ledger 2: the certificates each object is sealed to"))
+        #expect(try index.versions() == ["ledger": 2, "caches": 1])
         // What 0.4 recorded is all there.
         #expect(try index.ledger.snapshotIDs.count == 2)
         #expect(try index.chunks.chunkCount == 9)
