@@ -55,6 +55,8 @@ public final class Archiver {
     /// stored. A files-cache row naming only these needs no chunk lookups;
     /// a chunk in any other pack is stored again.
     private var reusablePacks = Set<Int>()
+    /// Packs this run stored.
+    private var neededNew = Set<Int>()
     /// The certificates this run seals to.
     private let recipients: RecipientSet
     /// This run's time (Unix seconds) for the reuse horizon: the latest of
@@ -121,6 +123,7 @@ public final class Archiver {
             try index.ledger.adoptUnknownRecipients(recipients)
             let cutoff = try reuseWindow()
             reusablePacks = try index.ledger.reusablePacks(since: cutoff, recipients: recipients)
+            try startLivenessScan()
             summary.reuseSince = Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(cutoff)))
             try escrowSecret()
 
@@ -209,6 +212,7 @@ public final class Archiver {
                 try index.ledger.touch(objects: needed, at: referenceTime)
                 try index.setLastReferenceTime(referenceTime)
             }
+            try markPartlyDeadPacks()
             summary.snapshot = id.text
             return summary
 
@@ -230,6 +234,71 @@ public final class Archiver {
             return last
         }
         return referenceTime - config.reuseHorizon
+    }
+
+    /// How often the live share of packs is measured.
+    static let livenessInterval = 7 * 86_400
+    /// While measuring: plain bytes per pack the snapshot uses, and the
+    /// chunks counted (by their first 8 bytes; a rare collision counts a
+    /// chunk dead, which costs an upload, never data).
+    private var liveBytes: [Int: Int]?
+    private var liveSeen = Set<UInt64>()
+
+    /// Once a week (`livenessInterval`, by reference time) the run counts
+    /// which chunks of which packs its snapshot uses; the first run only
+    /// starts the clock.
+    private func startLivenessScan() throws {
+        guard config.renewBelow > 0, config.renewalBudget > 0 else { return }
+        guard let last = try index.lastLivenessScan() else {
+            try index.setLastLivenessScan(referenceTime)
+            return
+        }
+        if referenceTime - last >= Self.livenessInterval { liveBytes = [:] }
+    }
+
+    /// A chunk the snapshot uses, while measuring.
+    private func noteLive(_ id: ChunkID) throws {
+        guard liveBytes != nil else { return }
+        let key = id.bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        guard liveSeen.insert(key).inserted, let (pack, length) = try index.chunks.location(of: id),
+              reusablePacks.contains(pack) else { return }
+        liveBytes![pack, default: 0] += length
+    }
+
+    private func noteLive(_ regions: EncodedRegions) throws {
+        guard liveBytes != nil else { return }
+        for r in try regions.decode() { for c in r.chunks { try noteLive(c) } }
+    }
+
+    /// After a measuring run: packs whose share the snapshot still uses
+    /// fell below `renew_below` are no longer reused, up to
+    /// `renewal_budget` bytes still in use, so their dead bytes become
+    /// removable (FORMAT.md 14). Among candidates, the deadest tenth of a
+    /// share first, then a per-pack pseudo-random order, so renewals spread
+    /// over weeks instead of all falling on one run.
+    private func markPartlyDeadPacks() throws {
+        guard let live = liveBytes else { return }
+        liveBytes = nil
+        liveSeen = []
+        var candidates: [(id: Int, live: Int, order: (Int, String))] = []
+        for (id, total) in try index.ledger.contentBytes(of: reusablePacks) where total > 0 && !neededNew.contains(id) {
+            let share = Double(live[id] ?? 0) / Double(total)
+            guard share < config.renewBelow, let o = try index.ledger.object(id: id) else { continue }
+            candidates.append((id, live[id] ?? 0, (Int(share * 10), SHA256.hash(o.sha256.bytes + keys.secret).hex)))
+        }
+        candidates.sort { $0.order < $1.order }
+        var marked: [Int] = []
+        var budget = config.renewalBudget
+        for c in candidates where c.live <= budget {
+            marked.append(c.id)
+            budget -= c.live
+            summary.bytesMarkedForRenewal += c.live
+        }
+        try index.transaction {
+            try index.ledger.markForRenewal(marked)
+            try index.setLastLivenessScan(referenceTime)
+        }
+        summary.packsMarkedForRenewal = marked.count
     }
 
     /// The summary so far (for reporting a failed run).
@@ -293,7 +362,8 @@ public final class Archiver {
         let id = try index.transaction {
             let id = try index.ledger.recordObject(path: path, kind: kind, size: size, sha256: sha256, now: now,
                                             deliveredTo: delivered, spool: complete ? nil : (file as NSString).lastPathComponent,
-                                            sealedTo: kind == .pack || kind == .escrow ? recipients : nil)
+                                            sealedTo: kind == .pack || kind == .escrow ? recipients : nil,
+                                            contentBytes: kind == .pack ? chunks.reduce(0) { $0 + $1.plainLength } : nil)
             // A chunk stored again (renewal) now names its new pack.
             for e in chunks { try index.chunks.addChunk(e.id, pack: id, kind: e.kind, plainLength: e.plainLength, renewing: true) }
             return id
@@ -418,6 +488,7 @@ public final class Archiver {
             // Every chunk a new pack holds was stored because this snapshot uses it.
             neededPacks.insert(id)
             reusablePacks.insert(id)
+            neededNew.insert(id)
             for e in pack.entries { pendingChunks.remove(e.id) }
             storedThrough = pack.lastSequence + 1
         }
@@ -544,8 +615,9 @@ public final class Archiver {
                 }
                 let item = batch[i]
                 batch[i].opened = nil
-                if let (entry, regions) = try archiveEntry(item, device: device), part.append(entry, regions: regions) {
-                    try part.flush { try storeTree($0) }
+                if let (entry, regions) = try archiveEntry(item, device: device) {
+                    if let regions { try noteLive(regions) }
+                    if part.append(entry, regions: regions) { try part.flush { try storeTree($0) } }
                 }
             }
             if scanned.isLast { break }
@@ -554,7 +626,9 @@ public final class Archiver {
     }
 
     private func storeTree(_ bytes: [UInt8]) throws -> ChunkID {
-        try bytes.withUnsafeBytes { try storeChunk($0, kind: .tree) }
+        let id = try bytes.withUnsafeBytes { try storeChunk($0, kind: .tree) }
+        try noteLive(id)
+        return id
     }
 
     /// A directory entry stat'ed ahead of archiving; a regular file that

@@ -73,6 +73,9 @@ public struct SnapshotSummary: Encodable, Sendable {
     /// The oldest reference a reused pack had (RFC 3339): packs no snapshot
     /// needed since were not deduplicated against.
     public var reuseSince: String?
+    /// Partly dead packs this run stopped reusing (their live chunks are stored again as met).
+    public var packsMarkedForRenewal = 0
+    public var bytesMarkedForRenewal = 0
 
     /// Bytes scanned per byte newly stored (compressed), 0 when nothing was new.
     public var dedupRatio: Double { storedBytes == 0 ? 0 : Double(bytesScanned) / Double(storedBytes) }
@@ -97,6 +100,8 @@ public struct SnapshotSummary: Encodable, Sendable {
         case renewedChunks = "renewed_chunks"
         case renewedBytes = "renewed_bytes"
         case reuseSince = "reuse_since"
+        case packsMarkedForRenewal = "packs_marked_for_renewal"
+        case bytesMarkedForRenewal = "bytes_marked_for_renewal"
     }
 
     /// What `fbk snapshot` exits with once the snapshot is stored (README,
@@ -138,6 +143,8 @@ public struct SnapshotSummary: Encodable, Sendable {
         try c.encode(renewedChunks, forKey: .renewedChunks)
         try c.encode(renewedBytes, forKey: .renewedBytes)
         try c.encodeIfPresent(reuseSince, forKey: .reuseSince)
+        try c.encode(packsMarkedForRenewal, forKey: .packsMarkedForRenewal)
+        try c.encode(bytesMarkedForRenewal, forKey: .bytesMarkedForRenewal)
     }
 
     public func json() -> String {
@@ -166,6 +173,9 @@ public struct SnapshotSummary: Encodable, Sendable {
         lines.append("new: \(newChunks) chunks, \(size(newBytes)) before compression, \(size(storedBytes)) stored in \(packs) packs; \(String(format: "%.1f", seconds)) s")
         if renewedChunks > 0 {
             lines.append("renewed: \(renewedChunks) chunks, \(size(renewedBytes)) stored again (their packs were needed by no snapshot since \(reuseSince ?? "?"), or sealed to other certificates)")
+        }
+        if packsMarkedForRenewal > 0 {
+            lines.append("renewal: \(packsMarkedForRenewal) mostly dead packs no longer reused; their \(size(UInt64(bytesMarkedForRenewal))) still in use are stored again as files are read")
         }
         for m in mirrors {
             var line = "mirror \(m.url): \(m.uploadedObjects) objects, \(size(UInt64(m.uploadedBytes))) uploaded"

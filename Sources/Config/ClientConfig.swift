@@ -77,6 +77,14 @@ public struct ClientConfig: Equatable, Sendable {
     /// uploaded again, so the servers may prune what no recent snapshot needs.
     public var reuseHorizon = ClientConfig.defaultReuseHorizon
     public static let defaultReuseHorizon = 14 * 86_400
+    /// A pack whose live share (of what it held) falls below this is no
+    /// longer reused: its live chunks are stored again, so its dead bytes
+    /// become removable by prune. 0 turns it off.
+    public var renewBelow = 0.3
+    /// The most plain bytes one weekly renewal of partly dead packs
+    /// marks to be stored again.
+    public var renewalBudget = 256 << 20
+
     /// The shortest and longest reuse horizons accepted.
     public static let reuseHorizonRange = 86_400...(400 * 86_400)
 
@@ -240,6 +248,16 @@ public struct ClientConfig: Equatable, Sendable {
             }
             config.reuseHorizon = Int(d)
         }
+        if let n = fields["renew_below"] {
+            guard case .scalar(let s) = n, let v = Double(s.string), (0...0.9).contains(v) else {
+                throw fail(n, "renew_below must be a share between 0 (off) and 0.9, like 0.3")
+            }
+            config.renewBelow = v
+        }
+        if let v = try integer("renewal_budget") {
+            guard v >= 0 else { throw fail(fields["renewal_budget"], "renewal_budget must be 0 or more bytes") }
+            config.renewalBudget = v
+        }
         if let n = fields["retry_delays"] {
             guard case .sequence(let seq) = n else { throw fail(n, "retry_delays must be a list of seconds") }
             var delays: [Double] = []
@@ -275,7 +293,7 @@ public struct ClientConfig: Equatable, Sendable {
     static let known: Set<String> = [
         "client", "host", "recipients", "secret", "state", "mirrors", "required_mirrors", "paths", "excludes",
         "one_filesystem", "compression_level", "pack_size", "pipeline_memory", "workers", "spool_limit", "chunker", "log_interval",
-        "connect_timeout", "stall_timeout", "retry_delays", "reuse_horizon",
+        "connect_timeout", "stall_timeout", "retry_delays", "reuse_horizon", "renew_below", "renewal_budget",
     ]
 
     /// "16777216", "16MiB", "512 KiB" → bytes.

@@ -32,6 +32,15 @@ package final class ChunkIndex: IndexPartAccess {
     /// new pack (its old one is past the reuse horizon), which it now names;
     /// otherwise the first pack recorded stays (an index rebuild believes
     /// the first listing to name a chunk).
+    /// The pack and plain length of a chunk.
+    package func location(of id: ChunkID) throws(StoreError) -> (pack: Int, plainLength: Int)? {
+        try guarded {
+        let s = try db.statement("SELECT pack, plain_length FROM chunks WHERE id = ?")
+        s.bind(1, id.bytes)
+        return try s.step() ? (s.int(0), s.int(1)) : nil
+        }
+    }
+
     package func addChunk(_ id: ChunkID, pack: Int, kind: ChunkKind, plainLength: Int, renewing: Bool = false) throws(StoreError) {
         try guarded {
         let s = try renewing

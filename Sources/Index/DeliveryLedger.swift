@@ -63,15 +63,17 @@ package final class DeliveryLedger: IndexPartAccess {
     /// copy if some configured mirror still lacks it; in the caller's transaction.
     @discardableResult
     package func recordObject(path: String, kind: ObjectKind, size: Int, sha256: Digest, now: Int,
-                              deliveredTo mirrors: [MirrorID], spool: String?, sealedTo: RecipientSet? = nil) throws(StoreError) -> Int {
+                              deliveredTo mirrors: [MirrorID], spool: String?, sealedTo: RecipientSet? = nil,
+                              contentBytes: Int? = nil) throws(StoreError) -> Int {
         try guarded {
         let s = try db.statement("""
-            INSERT INTO objects(path, kind, size, sha256, created, last_referenced, spool, sealed_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO objects(path, kind, size, sha256, created, last_referenced, spool, sealed_to, content_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(path) DO UPDATE SET spool = excluded.spool RETURNING id
             """)
         s.bind(1, path); s.bind(2, kind.rawValue); s.bind(3, size); s.bind(4, sha256.bytes); s.bind(5, now); s.bind(6, now)
         if let spool { s.bind(7, spool) } else { s.bindNull(7) }
         if let sealedTo { s.bind(8, sealedTo.text) } else { s.bindNull(8) }
+        if let contentBytes { s.bind(9, contentBytes) } else { s.bindNull(9) }
         guard try s.step() else { throw StoreError(.index, "cannot record \(path)") }
         let id = s.int(0)
         try s.run()
@@ -184,7 +186,7 @@ package final class DeliveryLedger: IndexPartAccess {
     /// to exactly `recipients`. Chunks in any other pack count as absent.
     package func reusablePacks(since: Int, recipients: RecipientSet) throws(StoreError) -> Set<Int> {
         try guarded {
-        let s = try db.statement("SELECT id FROM objects WHERE kind = 'pack' AND last_referenced >= ? AND sealed_to = ?")
+        let s = try db.statement("SELECT id FROM objects WHERE kind = 'pack' AND last_referenced >= ? AND sealed_to = ? AND renew = 0")
         s.bind(1, since); s.bind(2, recipients.text)
         var out = Set<Int>()
         while try s.step() { out.insert(s.int(0)) }
@@ -200,6 +202,32 @@ package final class DeliveryLedger: IndexPartAccess {
         let s = try db.statement("UPDATE objects SET sealed_to = ? WHERE sealed_to IS NULL AND kind IN ('pack', 'escrow')")
         s.bind(1, recipients.text)
         try s.run()
+        }
+    }
+
+    /// The plain bytes each pack held when stored (for rows from before
+    /// ledger 2, what its chunk rows hold now), for the packs in `ids`.
+    package func contentBytes(of ids: Set<Int>) throws(StoreError) -> [Int: Int] {
+        try guarded {
+        var out: [Int: Int] = [:]
+        let s = try db.statement("""
+            SELECT o.id, coalesce(o.content_bytes, (SELECT coalesce(sum(plain_length), 0) FROM chunks c WHERE c.pack = o.id))
+            FROM objects o WHERE o.kind = 'pack'
+            """)
+        while try s.step() { if ids.contains(s.int(0)) { out[s.int(0)] = s.int(1) } }
+        return out
+        }
+    }
+
+    /// Marks packs as no longer reused: their live chunks are stored again
+    /// as snapshots meet them, and their dead bytes become removable.
+    package func markForRenewal(_ ids: [Int]) throws(StoreError) {
+        try guarded {
+        for id in ids {
+            let s = try db.statement("UPDATE objects SET renew = 1 WHERE id = ?")
+            s.bind(1, id)
+            try s.run()
+        }
         }
     }
 

@@ -166,6 +166,17 @@ public final class Index {
 
     private static let lastReferenceKey = "last_reference_time"
 
+    /// When the live share of packs was last measured (Unix seconds, reference time).
+    package func lastLivenessScan() throws(StoreError) -> Int? {
+        try guarded { try meta(Self.livenessKey) }
+    }
+
+    package func setLastLivenessScan(_ time: Int) throws(StoreError) {
+        try guarded { try setMeta(Self.livenessKey, time) }
+    }
+
+    private static let livenessKey = "last_liveness_scan"
+
     // MARK: Changes
 
     /// Runs `body` in one transaction; rolls back if it throws.

@@ -38,7 +38,9 @@ enum IndexPart: String, CaseIterable {
                 created INTEGER NOT NULL,           -- unix seconds
                 last_referenced INTEGER NOT NULL,   -- unix seconds of the newest snapshot needing it
                 spool TEXT,                         -- file name in the spool directory while a mirror still lacks it
-                sealed_to TEXT                      -- sorted certificate fingerprints, comma-separated (NULL: recorded before ledger 2)
+                sealed_to TEXT,                     -- sorted certificate fingerprints, comma-separated (NULL: recorded before ledger 2)
+                content_bytes INTEGER,              -- a pack's chunks' plain bytes when stored (NULL: recorded before ledger 2)
+                renew INTEGER NOT NULL DEFAULT 0    -- 1: a pack mostly dead, no longer reused (its live chunks are stored again)
             );
             CREATE TABLE delivered(object INTEGER NOT NULL REFERENCES objects(id),
                                    mirror INTEGER NOT NULL REFERENCES mirrors(id),
@@ -79,8 +81,12 @@ struct IndexMigration {
         IndexMigration(part: .caches, from: 0, name: "caches 1: versioned apart from the ledger (tables unchanged)", sql: ""),
         // Objects recorded before are taken as sealed to the recipients of
         // the first run after the migration (`Index.adoptUnknownRecipients`).
-        IndexMigration(part: .ledger, from: 1, name: "ledger 2: the certificates each object is sealed to",
-                       sql: "ALTER TABLE objects ADD COLUMN sealed_to TEXT;"),
+        IndexMigration(part: .ledger, from: 1, name: "ledger 2: the certificates each object is sealed to, and which packs are renewed",
+                       sql: """
+                           ALTER TABLE objects ADD COLUMN sealed_to TEXT;
+                           ALTER TABLE objects ADD COLUMN content_bytes INTEGER;
+                           ALTER TABLE objects ADD COLUMN renew INTEGER NOT NULL DEFAULT 0;
+                           """),
     ]
 }
 

@@ -151,12 +151,39 @@ final class RetentionSimulation: @unchecked Sendable {
     /// pack, and kept snapshots restore as they were taken from each mirror.
     @Test func simulatedMonthsStayBoundedAndRestorable() throws {
         let days = Int(ProcessInfo.processInfo.environment["FBK_RETENTION_DAYS"] ?? "") ?? 400
+        let run = try simulate(days: days, renewBelow: 0.3, verifyRestores: true)
+        print("retention simulation: \(days) days, live data \(run.live) bytes, stored on mirror 0 at the end \(run.final) (\(String(format: "%.2f", Double(run.final) / Double(run.live)))x), peak \(run.peak) (\(String(format: "%.2f", Double(run.peak) / Double(run.live)))x), uploaded \(run.uploaded) bytes")
+        print("retention curve (day bytes): " + run.curve.filter { $0.day % 7 == 0 || $0.day == days - 1 }.map { "\($0.day) \($0.bytes)" }.joined(separator: ", "))
+        // Without pruning every day adds two new files, days × 128 KiB: bounded far below that.
+        if days >= 60 { #expect(Double(run.final) < Double(run.live) * 6, "stored \(run.final) for live \(run.live)") }
+    }
+
+    /// Renewing mostly dead packs lets prune remove their dead bytes: the
+    /// same days with and without it, side by side.
+    @Test func renewingPartlyDeadPacksSavesSpace() throws {
+        let days = Int(ProcessInfo.processInfo.environment["FBK_RENEWAL_DAYS"] ?? "") ?? 120
+        let off = try simulate(days: days, renewBelow: 0, verifyRestores: false)
+        let on = try simulate(days: days, renewBelow: 0.3, verifyRestores: false)
+        func mean(_ r: SimulationRun) -> Double { Double(r.curve.suffix(days / 2).reduce(0) { $0 + $1.bytes }) / Double(days / 2) }
+        print("partly dead packs over \(days) days (live \(off.live) bytes): without renewal mean stored \(Int(mean(off))) (final \(off.final)), uploaded \(off.uploaded); with renew_below 0.3 mean stored \(Int(mean(on))) (final \(on.final)), uploaded \(on.uploaded)")
+        #expect(mean(on) < mean(off), "renewal should leave less stored")
+    }
+
+    struct SimulationRun {
+        var live: Int, final: Int, peak: Int, uploaded: Int
+        var curve: [(day: Int, bytes: Int)]
+    }
+
+    func simulate(days: Int, renewBelow: Double, verifyRestores: Bool) throws -> SimulationRun {
         let sim = try RetentionSimulation()
+        var text = try String(contentsOfFile: sim.f.configPath, encoding: .utf8)
+        text += "renew_below: \(renewBelow)\n"
+        try text.write(toFile: sim.f.configPath, atomically: true, encoding: .utf8)
         let files = 16, fileSize = 64 << 10
         for i in 0..<files { try write(sim, "f\(i)", sampleBytes(fileSize, seed: UInt64(1000 + i))) }
         var taken: [String: [String: [UInt8]]] = [:]   // snapshot ID → tree
         var curve: [(day: Int, bytes: Int)] = []
-        var peak = 0
+        var peak = 0, uploaded = 0
         for day in 0..<days {
             // Two files get new content each day; one comes and goes every 20 days with the same content.
             var rng = SplitMix(seed: UInt64(day + 7))
@@ -167,8 +194,9 @@ final class RetentionSimulation: @unchecked Sendable {
             let toggle = sim.f.source + "/toggle"
             if (day / 20) % 2 == 0 { try write(sim, "toggle", sampleBytes(80_000, seed: 99)) } else { try? FileManager.default.removeItem(atPath: toggle) }
             let s = try sim.snapshot(day: Double(day))
-            guard let id = s["snapshot"] as? String else { Issue.record("day \(day): no snapshot: \(s)"); return }
-            taken[id] = try sim.tree()
+            guard let id = s["snapshot"] as? String else { Issue.record("day \(day): no snapshot: \(s)"); break }
+            uploaded += ((s["mirrors"] as? [[String: Any]])?.first?["uploaded_bytes"] as? Int) ?? 0
+            if verifyRestores { taken[id] = try sim.tree() }
             if day % 7 == 6 {
                 for m in 0..<2 {
                     let p = try sim.prune(m, day: Double(day))
@@ -181,24 +209,20 @@ final class RetentionSimulation: @unchecked Sendable {
             peak = max(peak, bytes)
             curve.append((day, bytes))
         }
-        let live = files * fileSize + 80_000
-        let final = curve.last!.bytes
-        print("retention simulation: \(days) days, live data \(live) bytes, stored on mirror 0 at the end \(final) (\(String(format: "%.2f", Double(final) / Double(live)))x), peak \(peak) (\(String(format: "%.2f", Double(peak) / Double(live)))x)")
-        print("retention curve (day bytes): " + curve.filter { $0.day % 7 == 0 || $0.day == days - 1 }.map { "\($0.day) \($0.bytes)" }.joined(separator: ", "))
-        // Without pruning, every day adds two new files: days × 128 KiB. Bounded: far below that.
-        if days >= 60 { #expect(Double(final) < Double(live) * 6, "stored \(final) for live \(live)") }
-
-        // Every snapshot still on each mirror restores exactly as it was taken.
-        for m in 0..<2 {
-            let present = sim.f.objects(m).filter { $0.hasSuffix(".catalog") }.map { String($0.dropFirst("snapshots/".count).dropLast(".catalog".count)) }.sorted()
-            #expect(present.count < days, "prune removed old snapshots")
-            for id in [present.first!, present.last!] {
-                let target = sim.f.dir.file("restore-\(m)-\(id)")
-                let r = try sim.restore(id, from: m, to: target)
-                #expect(r.status == 0, "\(id) from mirror \(m): \(r.text)")
-                #expect(try sim.restoredTree(target) == taken[id], "\(id) from mirror \(m)")
+        if verifyRestores {
+            // Every snapshot still on each mirror restores exactly as it was taken.
+            for m in 0..<2 {
+                let present = sim.f.objects(m).filter { $0.hasSuffix(".catalog") }.map { String($0.dropFirst("snapshots/".count).dropLast(".catalog".count)) }.sorted()
+                #expect(present.count < days, "prune removed old snapshots")
+                for id in [present.first!, present[present.count / 2], present.last!] {
+                    let target = sim.f.dir.file("restore-\(m)-\(id)")
+                    let r = try sim.restore(id, from: m, to: target)
+                    #expect(r.status == 0, "\(id) from mirror \(m): \(r.text)")
+                    #expect(try sim.restoredTree(target) == taken[id], "\(id) from mirror \(m)")
+                }
             }
         }
+        return SimulationRun(live: files * fileSize + 80_000, final: curve.last?.bytes ?? 0, peak: peak, uploaded: uploaded, curve: curve)
     }
 
     /// A catalog that arrives after prune trashed a pack it needs gets the
