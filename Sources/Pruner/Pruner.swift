@@ -148,7 +148,8 @@ public enum Pruner {
         single.clients = [client]
         let report = Checker.run(config: single, root: root, deep: false, now: now).clients.first
         if let report, !options.force {
-            let failures = report.findings.filter { $0.level == .fail }.map(\.message)
+            // A client that stopped uploading (stale) is no reason to keep everything: keep_last keeps its newest.
+            let failures = report.findings.filter { $0.level == .fail && !$0.message.hasPrefix("stale:") }.map(\.message)
             let drop = report.findings.filter { $0.message.contains("a sudden drop") }.map(\.message)
             if !failures.isEmpty || !drop.isEmpty {
                 throw StoreError(.integrity, "its check reports: \((failures + drop).prefix(3).joined(separator: "; ")). Repair that first (fbk check --root \(root)), or prune anyway with --force")

@@ -111,10 +111,24 @@ public struct Trash {
     }
 
     private func move(_ from: String, to: String) throws(StoreError) {
+        Self.testHook()
         try makeDirectory((to as NSString).deletingLastPathComponent)
         guard rename(from, to) == 0 else {
             throw StoreError(.io, "cannot move \(from) to \(to): \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// For the crash tests: `FBK_TEST_PRUNE_KILL_AFTER=N` kills the process
+    /// (SIGKILL) before its N+1st move, `FBK_TEST_PRUNE_MOVE_DELAY_MS` slows
+    /// each move, so a snapshot can run while prune does.
+    private static let killAfter = ProcessInfo.processInfo.environment["FBK_TEST_PRUNE_KILL_AFTER"].flatMap { Int($0) }
+    private static let moveDelay = ProcessInfo.processInfo.environment["FBK_TEST_PRUNE_MOVE_DELAY_MS"].flatMap { UInt32($0) }
+    nonisolated(unsafe) private static var moves = 0
+
+    private static func testHook() {
+        if let killAfter, moves >= killAfter { kill(getpid(), SIGKILL) }
+        moves += 1
+        if let moveDelay { usleep(moveDelay * 1000) }
     }
 
     private func makeDirectory(_ path: String) throws(StoreError) {

@@ -37,6 +37,14 @@ final class RetentionSimulation: @unchecked Sendable {
         return (try? JSONSerialization.jsonObject(with: r.stdoutBytes)) as? [String: Any] ?? [:]
     }
 
+    /// A snapshot that may leave a mirror behind (exit 4).
+    func snapshotAllowingBehind(day: Double) throws -> [String: Any] {
+        let r = try CLI.run(["snapshot", "--config", f.configPath, "--json"], environment: ["FBK_TEST_NOW": String(time(day))])
+        #expect(r.status == 0 || r.status == 4, "day \(day): \(r.stderr)")
+        stamp(time(day) + 600)
+        return (try? JSONSerialization.jsonObject(with: r.stdoutBytes)) as? [String: Any] ?? [:]
+    }
+
     /// Sets the time of every file created since the test began to `t`.
     func stamp(_ t: Double) {
         for m in f.mirrors {
@@ -353,6 +361,120 @@ final class RetentionSimulation: @unchecked Sendable {
         let c = try sim.check(0, day: 1)
         #expect(c.status == 2)
         #expect(c.text.contains("is not sealed to certificate"), "\(c.text)")
+    }
+}
+
+extension RetentionTests {
+    /// Prune killed at seeded points leaves no present catalog naming a
+    /// removed object; the next run finishes the work.
+    @Test func pruneKilledAtSeededPointsLeavesEverySnapshotComplete() throws {
+        let sim = try RetentionSimulation(policy: "keep_within: 20d\n      keep_last: 2")
+        for day in 0..<30 {
+            try write(sim, "f\(day % 5)", sampleBytes(60_000, seed: UInt64(day + 300)))
+            try sim.snapshot(day: Double(day))
+        }
+        let plan = try sim.prune(0, day: 45, ["--dry-run"])
+        let planned = ((plan.plan["clients"] as? [[String: Any]])?.first?["removed_objects"] as? [String]) ?? []
+        #expect(planned.count > 10, "\(plan.text)")
+        var rng = SplitMix(seed: 42)
+        for round in 0..<4 {
+            let remaining = Set(planned).intersection(sim.f.objects(0)).count
+            let after = Int(rng.next() % UInt64(max(1, remaining / 2)))
+            let r = try CLI.run(["prune", "--config", try sim.checkConfig(), "--root", sim.f.mirrors[0].storageRoot],
+                                environment: ["FBK_TEST_NOW": String(sim.time(45)), "FBK_TEST_PRUNE_KILL_AFTER": String(after)])
+            #expect(r.status == 128 + SIGKILL, "round \(round): killed after \(after) moves: \(r.status) \(r.stderr)")
+            let c = try sim.check(0, day: 45)
+            #expect(!c.text.contains("incomplete") && !c.text.contains("missing"), "round \(round), killed after \(after) moves: \(c.text)")
+        }
+        let done = try sim.prune(0, day: 45)
+        #expect(done.status == 0, "\(done.text)")
+        // Stale (the last snapshot was day 29), and nothing else.
+        let final = try sim.check(0, day: 45)
+        #expect(final.text.components(separatedBy: "FAIL:").count == 2 && final.text.contains("FAIL: stale"), "\(final.text)")
+        let left = Set(planned).intersection(sim.f.objects(0))
+        #expect(left.isEmpty, "not removed: \(left)")
+        let latest = sim.f.objects(0).filter { $0.hasSuffix(".catalog") }.sorted().last!
+        let target = sim.f.dir.file("after-kills")
+        let r = try sim.restore(String(latest.dropFirst(10).dropLast(8)), from: 0, to: target)
+        #expect(r.status == 0, "\(r.text)")
+        #expect(try sim.restoredTree(target) == sim.tree())
+    }
+
+    /// A snapshot taken while prune runs stays complete: prune removes only
+    /// packs received long ago that no kept catalog lists, and the client
+    /// reuses only packs a snapshot needed within its horizon.
+    @Test func aSnapshotWhilePruneRuns() throws {
+        let sim = try RetentionSimulation(policy: "keep_within: 20d\n      keep_last: 1")
+        let keep = sampleBytes(200_000, seed: 77)
+        try write(sim, "keep", keep)
+        for day in 0..<30 {
+            try write(sim, "f", sampleBytes(60_000, seed: UInt64(day + 500)))
+            try sim.snapshot(day: Double(day))
+        }
+        let config = try sim.checkConfig()
+        let prune = Process()
+        prune.executableURL = CLI.binary
+        prune.arguments = ["prune", "--config", config, "--root", sim.f.mirrors[0].storageRoot]
+        var env = ProcessInfo.processInfo.environment
+        env["FBK_TEST_NOW"] = String(sim.time(40))
+        env["FBK_TEST_PRUNE_MOVE_DELAY_MS"] = "40"
+        prune.environment = env
+        prune.standardOutput = FileHandle.nullDevice
+        try prune.run()
+        usleep(150_000)
+        try write(sim, "f", sampleBytes(60_000, seed: 999))
+        let s = try sim.snapshot(day: 40)
+        let during = s["snapshot"] as? String
+        #expect(prune.isRunning, "the snapshot ran while prune was still moving objects")
+        prune.waitUntilExit()
+        #expect(prune.terminationStatus == 0)
+        #expect(try sim.check(0, day: 40).status == 0)
+        let target = sim.f.dir.file("during")
+        let r = try sim.restore(during ?? "latest", from: 0, to: target)
+        #expect(r.status == 0, "\(r.text)")
+        #expect(try sim.restoredTree(target)["keep"] == keep)
+    }
+
+    /// A client clock that jumps ahead renews what it meets (nothing is
+    /// reused on a guess), and one that comes back reuses only the last run's.
+    @Test func aClockJumpingAheadRenewsAndComingBackStaysSafe() throws {
+        let sim = try RetentionSimulation()
+        try write(sim, "a", sampleBytes(300_000, seed: 12))
+        try sim.snapshot(day: 0)
+        try sim.snapshot(day: 1)
+        let ahead = try sim.snapshot(day: 200)
+        #expect((ahead["renewed_chunks"] as? Int ?? 0) > 0, "\(ahead)")
+        let back = try sim.snapshot(day: 2)
+        #expect((back["warnings"] as? [String] ?? []).contains { $0.contains("went backwards") })
+        #expect(back["renewed_chunks"] as? Int == 0, "the last run's packs are reused: \(back)")
+        // Complete; the renewal's upload may look like a mass rewrite to the growth alarm.
+        let c = try sim.check(0, day: 200)
+        #expect(c.status <= 1 && !c.text.contains("incomplete"), "\(c.text)")
+    }
+
+    /// One mirror down for days: its objects wait in the client's spool,
+    /// the other mirror is pruned meanwhile; each is pruned on its own and
+    /// both check clean once the spool is delivered.
+    @Test func oneMirrorBehind() throws {
+        let sim = try RetentionSimulation(policy: "keep_within: 20d\n      keep_last: 2")
+        for day in 0..<25 {
+            try write(sim, "f\(day % 3)", sampleBytes(50_000, seed: UInt64(day + 700)))
+            if day == 20 { sim.f.mirrors[1].stop() }
+            let s = try sim.snapshotAllowingBehind(day: Double(day))
+            if day >= 20 { #expect(s["exit_status"] as? Int == 4, "\(s)") }
+            if day == 21 {
+                let p = try sim.prune(0, day: 21)
+                #expect(p.status == 0, "\(p.text)")
+            }
+        }
+        try sim.f.mirrors[1].start()
+        try sim.snapshot(day: 25)
+        for m in 0..<2 {
+            let p = try sim.prune(m, day: 26)
+            #expect(p.status == 0, "mirror \(m): \(p.text)")
+            let c = try sim.check(m, day: 26)
+            #expect(c.status == 0, "mirror \(m): \(c.text)")
+        }
     }
 }
 
