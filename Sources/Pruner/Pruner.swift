@@ -103,13 +103,12 @@ public enum Pruner {
                 plan.clients.append(p)
                 continue
             }
-            guard client.kind == .fbk else {
-                p.reason = "device blobs are not pruned yet: remove old sets by hand (fbk check names them)"
-                plan.clients.append(p)
-                continue
-            }
             do {
-                try prune(client, policy: policy, config: config, root: root, options: options, now: now, into: &p)
+                if client.kind == .fbk {
+                    try prune(client, policy: policy, config: config, root: root, options: options, now: now, into: &p)
+                } else {
+                    try pruneDevice(client, policy: policy, config: config, root: root, options: options, now: now, into: &p)
+                }
             } catch {
                 p.status = "refused"
                 p.reason = error.message
@@ -251,6 +250,81 @@ public enum Pruner {
             if let l = c.listing, all[l.path] != nil { try trash.remove(l.path, run: run) }
             try trash.discardRetired(ObjectName.catalog(c.snapshot).path, run: run)
         }
+    }
+
+    // MARK: Devices
+
+    /// A device's blob sets (FORMAT.md 12) under the same policy, per blob
+    /// kind, by receipt time: a set (one object, or parts and their
+    /// manifest) is kept or removed whole. An incremental (`NAME-incr`)
+    /// keeps every set its restore needs: the `NAME-full` before it and
+    /// the incrementals between, in the device's own time order. A set
+    /// that never completed goes once older than keep_within.
+    static func pruneDevice(_ client: EnrolledClient, policy: RetentionPolicy, config: CheckConfig, root: String,
+                            options: Options, now: Date, into p: inout PrunePlan.ClientPlan) throws(StoreError) {
+        let backend = try DirectoryBackend(storageRoot: root, client: client.name)
+        let trash = Trash(storageRoot: root, client: client.name)
+        let all = try inventory(backend)
+        var single = config
+        single.clients = [client]
+        if !options.force, let report = Checker.run(config: single, root: root, deep: false, now: now).clients.first {
+            let failures = report.findings.filter { $0.level == .fail && !$0.message.hasPrefix("stale") }.map(\.message)
+            if !failures.isEmpty {
+                throw StoreError(.integrity, "its check reports: \(failures.prefix(3).joined(separator: "; ")). Repair that first (fbk check --root \(root)), or prune anyway with --force")
+            }
+        }
+        struct BlobSet { var kind: String; var time: String; var objects: [StoredObject] = []; var complete = false }
+        var sets: [String: BlobSet] = [:]   // "KIND TIME" → set
+        for (path, o) in all {
+            guard let blob = ObjectName(parsing: path)?.blob else { continue }
+            let key = blob.kind + " " + blob.time
+            sets[key, default: BlobSet(kind: blob.kind, time: blob.time)].objects.append(o)
+            if blob.part == nil { sets[key]!.complete = true }   // a single object, or the manifest (uploaded last)
+        }
+        let complete = sets.filter { $0.value.complete }
+        let received = { (s: BlobSet) in s.objects.compactMap(\.received).max() ?? now }
+        var keep = Set<String>()
+        for kind in Set(complete.values.map(\.kind)) {
+            let ofKind = complete.filter { $0.value.kind == kind }
+            // Receipt-time policy; IDs stand in for snapshot IDs (unique per set).
+            var ids: [SnapshotID: String] = [:]
+            var received_: [Received] = []
+            for (key, set) in ofKind {
+                let id = SnapshotID(String(format: "19700101T000000Z-%016llx", UInt64(ids.count)))!
+                ids[id] = key
+                received_.append(Received(id: id, received: received(set)))
+            }
+            for id in KeepRules.kept(received_, policy: policy, now: now).keys { keep.insert(ids[id]!) }
+        }
+        // Incrementals keep their chain back to the full they apply to.
+        let byTime = complete.sorted { $0.value.time < $1.value.time }
+        for (key, set) in byTime where keep.contains(key) && set.kind.hasSuffix("-incr") {
+            let base = String(set.kind.dropLast("-incr".count))
+            for (k, earlier) in byTime.reversed() where earlier.time < set.time {
+                if earlier.kind == base + "-incr" { keep.insert(k) }
+                if earlier.kind == base + "-full" { keep.insert(k); break }
+            }
+        }
+        var remove: [String] = []
+        for (key, set) in sets where !keep.contains(key) {
+            // A set that never completed may still be arriving: only once it is old.
+            if !set.complete && now.timeIntervalSince(received(set)) <= policy.keepWithin { continue }
+            if set.complete { p.removedSnapshots.append("\(set.kind) \(set.time)") }
+            remove += set.objects.map(\.path)
+        }
+        remove.sort()
+        p.kept = Dictionary(uniqueKeysWithValues: keep.map { ($0, "kept") })
+        p.removedSnapshots.sort()
+        p.removedObjects = remove
+        p.removedBytes = remove.reduce(0) { $0 + (all[$1]?.size ?? 0) }
+        p.keptBytes = all.values.reduce(0) { $0 + $1.size } - p.removedBytes
+        (p.purgedObjects, p.purgedBytes) = trash.purge(olderThan: config.trashGrace, now: now, dryRun: options.dryRun)
+        p.status = options.dryRun ? "planned" : "pruned"
+        guard !options.dryRun else { return }
+        let run = Timestamp.compactTime(now)
+        // Manifests first: a set without its manifest is incomplete, never a wrong restore.
+        for path in remove where path.hasSuffix(".manifest") { try trash.remove(path, run: run) }
+        for path in remove where !path.hasSuffix(".manifest") { try trash.remove(path, run: run) }
     }
 
     private static func inventory(_ backend: DirectoryBackend) throws(StoreError) -> [String: StoredObject] {

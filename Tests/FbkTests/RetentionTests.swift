@@ -478,6 +478,82 @@ extension RetentionTests {
     }
 }
 
+extension RetentionTests {
+    /// A device's blob sets follow the same policy by receipt time, whole
+    /// sets at a time; an incremental keeps the full it applies to and the
+    /// incrementals between.
+    @Test func deviceBlobsArePrunedBySetsAndIncrementalsKeepTheirChain() throws {
+        let dir = try TemporaryDirectory()
+        let root = dir.file("root")
+        let origin = (Date().timeIntervalSince1970 / 86_400).rounded(.down) * 86_400 - 400 * 86_400
+        func put(_ kind: String, day: Int, parts: Int = 0) throws -> [String] {
+            let t = origin + Double(day) * 86_400 + 3600
+            let stamp = Timestamp.compactTime(Date(timeIntervalSince1970: t))
+            let name = "blobs/\(kind)-\(stamp)-\(String(format: "%016x", day * 31 + kind.count))"
+            var paths: [String] = []
+            if parts == 0 {
+                paths.append(name + ".cms")
+                _ = try dir.write("root/fw/" + paths[0], sampleBytes(2000, seed: UInt64(day)))
+            } else {
+                var manifest = "fbk-blob-manifest 1\n"
+                for n in 1...parts {
+                    let path = name + String(format: ".part%04d.cms", n)
+                    let bytes = sampleBytes(1500, seed: UInt64(day * 10 + n))
+                    _ = try dir.write("root/fw/" + path, bytes)
+                    manifest += "part \(n) \(bytes.count) \(SHA256.hash(bytes).hex)\n"
+                    paths.append(path)
+                }
+                manifest += "parts \(parts)\n"
+                paths.append(name + ".manifest")
+                _ = try dir.write("root/fw/" + paths.last!, Array(manifest.utf8))
+            }
+            for path in paths {
+                var times = [timespec(tv_sec: Int(t), tv_nsec: 0), timespec(tv_sec: Int(t), tv_nsec: 0)]
+                utimensat(AT_FDCWD, root + "/fw/" + path, &times, 0)
+            }
+            return paths
+        }
+        var byDay: [String: [String]] = [:]
+        for day in 0..<45 {
+            byDay["conf \(day)"] = try put("conf", day: day)
+            byDay["zfs \(day)"] = try put(day % 31 == 0 ? "zfs-full" : "zfs-incr", day: day, parts: 2)
+        }
+        // An interrupted upload long ago: parts, no manifest.
+        let interrupted = try put("zfs-incr", day: 3, parts: 1).filter { !$0.hasSuffix(".manifest") }
+        try FileManager.default.removeItem(atPath: root + "/fw/" + (try put("zfs-incr", day: 3, parts: 1)).last!)
+        let conf = try dir.write("check.conf", Array("""
+            clients:
+              - name: fw
+                kind: device
+                max_age: 48h
+                blobs:
+                  - kind: conf
+                  - kind: zfs-full
+                    max_age: 40d
+                  - kind: zfs-incr
+                retention:
+                  keep_within: 10d
+                  keep_last: 1
+                  keep_weekly: 2
+            """.utf8))
+        let now = String(origin + 44 * 86_400 + 7200)
+        let r = try CLI.run(["prune", "--config", conf, "--root", root, "--json"], environment: ["FBK_TEST_NOW": now])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        func present(_ paths: [String]) -> Bool { paths.allSatisfy { FileManager.default.fileExists(atPath: root + "/fw/" + $0) } }
+        func gone(_ paths: [String]) -> Bool { paths.allSatisfy { !FileManager.default.fileExists(atPath: root + "/fw/" + $0) } }
+        for day in 35..<45 { #expect(present(byDay["conf \(day)"]!), "conf \(day)") }
+        #expect(gone(byDay["conf 0"]!) && gone(byDay["conf 20"]!))
+        // The newest incrementals keep their chain: the full of day 31 and every incremental after it.
+        for day in 31..<45 { #expect(present(byDay["zfs \(day)"]!), "zfs \(day)") }
+        // The older incrementals go; the day-0 full is the newest full of its week (keep_weekly counts per kind).
+        #expect(gone(byDay["zfs 1"]!) && gone(byDay["zfs 15"]!) && gone(byDay["zfs 30"]!), "the older incrementals go")
+        #expect(present(byDay["zfs 0"]!))
+        #expect(gone(interrupted))
+        let check = try CLI.run(["check", "--config", conf, "--root", root], environment: ["FBK_TEST_NOW": now])
+        #expect(check.status == 0, "\(check.stdout)")
+    }
+}
+
 /// A small deterministic generator for the simulation's choices.
 struct SplitMix {
     var state: UInt64
