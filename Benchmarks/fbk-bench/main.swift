@@ -279,6 +279,93 @@ func checkBench(_ options: Options) {
     }
 }
 
+/// `fbk prune` over a client of 10,000 packs and 1,000 daily snapshots,
+/// run as the release binary under /usr/bin/time: seconds and peak RSS.
+/// Ten packs arrive a day and each stays needed for 120 days, so a
+/// catalog lists about 1,200 packs (1.2 million entries in all); the
+/// policy keeps 21 days, 14 dailies, 8 weeklies and 12 monthlies.
+func pruneBench(_ options: Options) {
+    let packCount = 10_000, snapshotCount = 1_000, lifetime = 120
+    let root = NSTemporaryDirectory() + "/fbk-prune-bench-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let keys = try! ClientKeys(secret: [UInt8](repeating: 6, count: 32))
+    let signing = keys.signingKey()
+    let pair = try! generateKeyPair(type: .p384, subject: "/CN=bench", passphrase: Array("x".utf8))
+    let certificate = try! Certificate(bytes: Array(pair.certificatePEM.utf8))
+    let envelope = try! Envelope(recipients: [certificate])
+    let recipients = [Catalog.Recipient(fingerprint: certificate.fingerprint, issuerSerial: Hex.encode(certificate.issuerAndSerial))]
+    let day0 = (Date().timeIntervalSince1970 / 86_400).rounded(.down) * 86_400 - Double(snapshotCount) * 86_400
+    func stamp(_ path: String, day: Int) {
+        var times = [timespec(tv_sec: Int(day0) + day * 86_400 + 3600, tv_nsec: 0), timespec(tv_sec: Int(day0) + day * 86_400 + 3600, tv_nsec: 0)]
+        utimensat(AT_FDCWD, path, &times, 0)
+    }
+    var packs: [Catalog.Object] = []
+    for i in 0..<packCount {
+        let sealed = try! envelope.seal(randomBytes(count: 1024, seed: UInt64(i + 1)))
+        let digest = SHA256.hash(sealed)
+        let path = ObjectName.pack(PackID(sha256: digest)).path
+        let file = root + "/c1/" + path
+        try! FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: file, contents: Data(sealed))
+        stamp(file, day: i * snapshotCount / packCount)
+        packs.append(Catalog.Object(path: path, size: sealed.count, sha256: digest.hex))
+    }
+    try! FileManager.default.createDirectory(atPath: root + "/c1/snapshots", withIntermediateDirectories: true)
+    let perDay = packCount / snapshotCount
+    for day in 0..<snapshotCount {
+        let t = Date(timeIntervalSince1970: day0 + Double(day) * 86_400 + 3000)
+        let id = SnapshotID(Timestamp.compactTime(t) + String(format: "-%016x", day))!
+        let record: [UInt8] = Array("record \(day)".utf8)
+        let recordFile = root + "/c1/" + ObjectName.record(id).path
+        _ = FileManager.default.createFile(atPath: recordFile, contents: Data(record))
+        stamp(recordFile, day: day)
+        let live = packs[max(0, (day - lifetime) * perDay)..<min(packCount, (day + 1) * perDay)].sorted { $0.path < $1.path }
+        let catalog = Catalog(client: "c1", snapshot: id, created: Timestamp.rfc3339(t),
+                              record: Catalog.Object(path: ObjectName.record(id).path, size: record.count, sha256: SHA256.hash(record).hex),
+                              packs: live, addedBytes: 0, signingKey: signing.publicKey.hex, reuseHorizon: 14 * 86_400, recipients: recipients)
+        let file = root + "/c1/" + ObjectName.catalog(id).path
+        _ = FileManager.default.createFile(atPath: file, contents: Data(SignedDocument.encode(catalog, key: signing)))
+        stamp(file, day: day)
+    }
+    let config = root + "/check.conf"
+    try! """
+        clients:
+          - name: c1
+            kind: fbk
+            signing_key: \(signing.publicKey.hex)
+            max_age: 100000d
+            retention:
+              keep_within: 21d
+              keep_last: 3
+              keep_daily: 14
+              keep_weekly: 8
+              keep_monthly: 12
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+    let fbk = (CommandLine.arguments[0] as NSString).deletingLastPathComponent + "/fbk"
+    let catalogBytes = (try? FileManager.default.contentsOfDirectory(atPath: root + "/c1/snapshots"))?.filter { $0.hasSuffix(".catalog") }
+        .reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: root + "/c1/snapshots/" + $1)[.size] as? Int) ?? 0) } ?? 0
+    for dryRun in [true, false] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/time")
+        p.arguments = ["-f", "%e %M", fbk, "prune", "--config", config, "--root", root, "--json"] + (dryRun ? ["--dry-run"] : [])
+        let err = Pipe(), out = Pipe()
+        p.standardError = err
+        p.standardOutput = out
+        try! p.run()
+        let plan = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let client = ((try? JSONSerialization.jsonObject(with: plan)) as? [String: Any]).flatMap { ($0["clients"] as? [[String: Any]])?.first } ?? [:]
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let last = text.split(separator: "\n").last.map(String.init) ?? ""
+        let f = last.split(separator: " ")
+        let rss = f.count == 2 ? (Double(f[1]) ?? 0) / 1024 : 0
+        print(String(format: "prune%@: %d packs, %d snapshots (%.0f MiB of catalogs) in %@ s, peak RSS %.1f MiB, exit %d: %d snapshots kept, %d removed, %d objects to the trash",
+                     dryRun ? " --dry-run" : "", packCount, snapshotCount, Double(catalogBytes) / 1_048_576, String(f.first ?? "?"), rss, p.terminationStatus,
+                     (client["kept"] as? [String: Any])?.count ?? -1, (client["removed_snapshots"] as? [Any])?.count ?? -1,
+                     (client["removed_objects"] as? [Any])?.count ?? -1))
+    }
+}
+
 /// Writes the benchmark inputs to files so other tools can chunk the same bytes.
 func generate(_ options: Options) {
     guard let out = options.out else { fail("gen needs --out PREFIX") }
@@ -297,10 +384,12 @@ case "chunker": chunkerBench(parse(args.dropFirst()))
 case "seal": sealBench(parse(args.dropFirst()))
 case "rebuild": rebuildBench(parse(args.dropFirst()))
 case "check": checkBench(parse(args.dropFirst()))
+case "prune": pruneBench(parse(args.dropFirst()))
 case "all", nil:
     chunkerBench(parse(args.dropFirst()))
     sealBench(parse(args.dropFirst()))
     rebuildBench(parse(args.dropFirst()))
     checkBench(parse(args.dropFirst()))
-default: fail("unknown benchmark \(args.first!); try: chunker, seal, rebuild, check, all")
+    pruneBench(parse(args.dropFirst()))
+default: fail("unknown benchmark \(args.first!); try: chunker, seal, rebuild, check, prune, all")
 }

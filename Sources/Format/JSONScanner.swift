@@ -173,4 +173,29 @@ struct JSONScanner {
         } while consume(UInt8(ascii: ","))
         try expect(UInt8(ascii: "]"))
     }
+
+    /// Reads a catalog's objects, `[{"path": "…", "sha256": "…", "size": N}, …]`
+    /// (keys in any order, each once), handing over one at a time.
+    mutating func catalogObjects(_ each: (Catalog.Object) throws -> Void) throws {
+        try expect(UInt8(ascii: "["))
+        if consume(UInt8(ascii: "]")) { return }
+        repeat {
+            try expect(UInt8(ascii: "{"))
+            var path: String?, sha: String?, size: Int?
+            repeat {
+                let key = try string()
+                try expect(UInt8(ascii: ":"))
+                switch key {
+                case "path" where path == nil: path = try string()
+                case "sha256" where sha == nil: sha = try string()
+                case "size" where size == nil: size = try integer()
+                default: throw fail("unexpected key \(key.prefix(40).debugDescription) in a catalog's object")
+                }
+            } while consume(UInt8(ascii: ","))
+            try expect(UInt8(ascii: "}"))
+            guard let path, let sha, let size else { throw fail("a catalog's object lacks its path, sha256 or size") }
+            try each(Catalog.Object(path: path, size: size, sha256: sha))
+        } while consume(UInt8(ascii: ","))
+        try expect(UInt8(ascii: "]"))
+    }
 }

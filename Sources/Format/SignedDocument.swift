@@ -95,6 +95,31 @@ public enum SignedDocument {
     static func decodeStreamingPacks<T: Decodable>(
         _ type: T.Type, from bytes: [UInt8], end: Int, key listingKey: String, name: String,
         accept: (T) -> Bool, eachPack: (String, [(id: ChunkID, length: Int)]) throws -> Void) throws -> T? {
+        try decodeStreaming(type, from: bytes, end: end, key: listingKey, name: name, accept: accept) { scanner, deliver in
+            try scanner.packListing(deliver ? eachPack : { _, _ in })
+        }
+    }
+
+    /// A verified catalog whose `packs` are handed to `eachPack` one at a
+    /// time instead of being decoded into an array (a catalog lists every
+    /// pack its snapshot needs: prune reads a thousand of them). The
+    /// catalog returned has `packs` empty.
+    package static func decodeCatalog(from bytes: [UInt8], name: String, verifyingKey: VerifyingKey?,
+                                      eachPack: (Catalog.Object) throws -> Void) throws -> Catalog {
+        let (bodyEnd, _) = try verifiedBody(bytes, name: name, verifyingKey: verifyingKey)
+        return try decodeStreaming(Catalog.self, from: bytes, end: bodyEnd, key: "packs", name: name, accept: { _ in true }) { scanner, deliver in
+            try scanner.catalogObjects(deliver ? eachPack : { _ in })
+        }!
+    }
+
+    /// Decodes the JSON object `bytes[..<end]` whose top-level array `key`
+    /// (if present) may be large: the rest is decoded by Foundation with
+    /// that array empty, and `array` reads the array, first to check it
+    /// (`deliver` false), then, once the whole text is checked and `accept`
+    /// took the rest, to hand it over.
+    static func decodeStreaming<T: Decodable>(
+        _ type: T.Type, from bytes: [UInt8], end: Int, key listingKey: String, name: String,
+        accept: (T) -> Bool, array: (inout JSONScanner, Bool) throws -> Void) throws -> T? {
         // Find the top-level array, checking its syntax on the way.
         var scanner = JSONScanner(bytes, from: 0, to: end, name: name)
         var listing: Range<Int>?
@@ -106,7 +131,7 @@ public enum SignedDocument {
                 scanner.skipSpace()
                 let start = scanner.at
                 if key == listingKey && listing == nil {
-                    try scanner.packListing { _, _ in }
+                    try array(&scanner, false)
                     listing = start..<scanner.at
                 } else {
                     try scanner.skipValue()
@@ -125,8 +150,8 @@ public enum SignedDocument {
         let value = try decodeJSON(T.self, rest, name: name)
         guard accept(value) else { return nil }
         if let listing {
-            var packs = JSONScanner(bytes, from: listing.lowerBound, to: listing.upperBound, name: name)
-            try packs.packListing(eachPack)
+            var items = JSONScanner(bytes, from: listing.lowerBound, to: listing.upperBound, name: name)
+            try array(&items, true)
         }
         return value
     }

@@ -122,46 +122,65 @@ public enum Pruner {
                       options: Options, now: Date, into p: inout PrunePlan.ClientPlan) throws(StoreError) {
         let backend = try DirectoryBackend(storageRoot: root, client: client.name)
         let trash = Trash(storageRoot: root, client: client.name)
-        var all = try inventory(backend)
+        let all = try inventory(backend)
+        // Catalogs are read one at a time into compact summaries: a
+        // thousand catalogs of a thousand packs each stay a few MiB.
+        let table = PackTable()
+        var failures: [String] = []
+        var catalogs = summaries(client, backend: backend, all: all, table: table, failures: &failures, warnings: &p.warnings)
 
         // 1. A verified catalog naming something in the trash gets it back.
-        var catalogs = verifiedCatalogs(client, backend: backend, all: all, warnings: &p.warnings)
-        for (c, _) in catalogs {
-            for o in c.packs + [c.record] + (c.listing.map { [$0] } ?? []) where all[o.path] == nil {
-                guard let trashed = trash.find(o.path) else { continue }
-                p.restoredFromTrash.append(o.path)
-                p.warnings.append("snapshot \(c.snapshot) arrived after prune removed \(o.path), which it needs: \(options.dryRun ? "it would be put back" : "put back from the trash")")
-                if !options.dryRun { try trash.restore(trashed, as: o.path) }
+        var restored: [String: String] = [:]   // path → where it lies in the trash
+        for c in catalogs {
+            for path in c.packs.map({ table.paths[Int($0)] }) + [c.record.path] + (c.listing.map { [$0.path] } ?? [])
+            where all[path] == nil && restored[path] == nil {
+                guard let trashed = trash.find(path) else { continue }
+                restored[path] = trashed
+                p.restoredFromTrash.append(path)
+                p.warnings.append("snapshot \(c.snapshot) arrived after prune removed \(path), which it needs: \(options.dryRun ? "it would be put back" : "put back from the trash")")
+                if !options.dryRun { try trash.restore(trashed, as: path) }
             }
         }
-        if !p.restoredFromTrash.isEmpty && !options.dryRun {
-            all = try inventory(backend)
-            catalogs = verifiedCatalogs(client, backend: backend, all: all, warnings: &p.warnings)
+        var present = all
+        if !restored.isEmpty {
+            if options.dryRun {
+                for (path, trashed) in restored {
+                    var st = stat()
+                    if lstat(trashed, &st) == 0 {
+                        present[path] = StoredObject(path: path, size: Int(st.st_size), received: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)))
+                    }
+                }
+            } else {
+                present = try inventory(backend)
+            }
+            failures = []
+            p.warnings = p.warnings.filter { $0.contains("put back") || $0.contains("would be put back") }
+            catalogs = summaries(client, backend: backend, all: present, table: table, failures: &failures, warnings: &p.warnings)
         }
 
         // 2. Trash runs past the grace period go for good.
         (p.purgedObjects, p.purgedBytes) = trash.purge(olderThan: config.trashGrace, now: now, dryRun: options.dryRun)
 
-        // 3. Refuse what would be unsafe.
-        var single = config
-        single.clients = [client]
-        let report = Checker.run(config: single, root: root, deep: false, now: now).clients.first
-        if let report, !options.force {
-            // A client that stopped uploading (stale) is no reason to keep everything: keep_last keeps its newest.
-            let failures = report.findings.filter { $0.level == .fail && !$0.message.hasPrefix("stale:") }.map(\.message)
-            let drop = report.findings.filter { $0.message.contains("a sudden drop") }.map(\.message)
-            if !failures.isEmpty || !drop.isEmpty {
-                throw StoreError(.integrity, "its check reports: \((failures + drop).prefix(3).joined(separator: "; ")). Repair that first (fbk check --root \(root)), or prune anyway with --force")
+        // 3. Refuse what would be unsafe: the check's failures that concern
+        //    data (missing or truncated objects, catalogs not signed by the
+        //    client) and a sudden drop; a stale client is not refused.
+        let byReceipt = catalogs.sorted { ($0.received, $0.snapshot) < ($1.received, $1.snapshot) }
+        if byReceipt.count >= 2 {
+            let last = byReceipt[byReceipt.count - 1], before = byReceipt[byReceipt.count - 2]
+            if before.packs.count >= 10 && last.packs.count * 10 < before.packs.count {
+                failures.append("snapshot \(last.snapshot) needs \(last.packs.count) packs, the one before \(before.packs.count): a sudden drop")
             }
         }
-        let recent = catalogs.filter { now.timeIntervalSince($0.1.received ?? now) <= policy.keepWithin }
-        let newest = catalogs.max { ($0.1.received ?? .distantPast) < ($1.1.received ?? .distantPast) }
-        guard let newest else {
+        if !options.force && !failures.isEmpty {
+            throw StoreError(.integrity, "its check reports: \(failures.prefix(3).joined(separator: "; "))\(failures.count > 3 ? "; and \(failures.count - 3) more" : ""). Repair that first (fbk check --root \(root)), or prune anyway with --force")
+        }
+        guard let newest = byReceipt.last else {
             p.status = options.dryRun ? "planned" : "pruned"
             p.reason = "no snapshot signed by this client: nothing removed"
             return
         }
-        let horizons = (recent.isEmpty ? [newest] : recent).map { $0.0.reuseHorizon }
+        let recent = catalogs.filter { now.timeIntervalSince($0.received) <= policy.keepWithin }
+        let horizons = (recent.isEmpty ? [newest] : recent).map(\.reuseHorizon)
         if !options.force {
             if horizons.contains(where: { $0 == nil }) {
                 throw StoreError(.config, "its snapshots state no reuse horizon (written by an fbk from before retention, which reuses packs of any age): upgrade fbk on the client and let it take a snapshot, or prune anyway with --force")
@@ -172,73 +191,70 @@ public enum Pruner {
         }
 
         // 4. What the policy keeps.
-        let received = catalogs.map { Received(id: $0.0.snapshot, received: $0.1.received ?? now) }
-        let kept = KeepRules.kept(received, policy: policy, now: now)
+        let kept = KeepRules.kept(catalogs.map { Received(id: $0.snapshot, received: $0.received) }, policy: policy, now: now)
         p.kept = Dictionary(uniqueKeysWithValues: kept.map { ($0.key.text, $0.value) })
-        let keptCatalogs = catalogs.filter { kept[$0.0.snapshot] != nil }
-        let removedCatalogs = catalogs.filter { kept[$0.0.snapshot] == nil }
+        // Read before the table is sized: retired catalogs may name packs no present one does.
+        let retired = retiredSummaries(client, trash: trash, table: table)
+        let retiredSnapshots = Set(retired.map(\.snapshot))
+        var keptPack = [Bool](repeating: false, count: table.paths.count)
         var keep = Set<String>()
-        for (c, _) in keptCatalogs {
-            keep.insert(ObjectName.catalog(c.snapshot).path)
+        for c in catalogs where kept[c.snapshot] != nil {
+            keep.insert(c.path)
             keep.insert(c.record.path)
             if let l = c.listing { keep.insert(l.path) }
-            for o in c.packs { keep.insert(o.path) }
+            for i in c.packs { keptPack[Int(i)] = true }
         }
-        let signedSnapshots = Set(catalogs.map(\.0.snapshot))
-        let retired = retiredCatalogs(client, trash: trash, warnings: &p.warnings)
-        let retiredSnapshots = Set(retired.map(\.0.snapshot))
+        let signedSnapshots = Set(catalogs.map(\.snapshot))
         let old = { (o: StoredObject) in now.timeIntervalSince(o.received ?? now) > policy.keepWithin }
         var remove = Set<String>()
-        for (path, o) in all where !keep.contains(path) {
+        for (path, o) in present where !keep.contains(path) {
             guard let name = ObjectName(parsing: path) else { continue }   // strangers are the check's to report
             switch name.kind {
             case .pack:
-                if old(o) { remove.insert(path) }
+                if old(o) && !(table.index[path].map { keptPack[Int($0)] } ?? false) { remove.insert(path) }
             case .catalog:
                 if let id = name.snapshotID, signedSnapshots.contains(id) { remove.insert(path) }
             case .record, .listing:
-                // Of a removed snapshot, or of one whose catalog never came (an interrupted run) long ago.
-                // A retired snapshot's listing goes only when no surviving pack needs it (below).
+                // Of a removed snapshot, or of one whose catalog never came (an interrupted run) long ago;
+                // a retired snapshot's listing goes only when no surviving pack needs it (below).
                 if let id = name.snapshotID, !retiredSnapshots.contains(id), signedSnapshots.contains(id) || old(o) { remove.insert(path) }
             default:
-                continue   // the escrow (keys/) is never removed
+                continue   // the escrows (keys/) are never removed
             }
         }
 
         // A listing stays while a surviving pack was first listed by its
         // snapshot: restores and index rebuilds find chunks through it.
-        let survives = { (path: String) in all[path] != nil && !remove.contains(path) }
-        var firstLister: [String: (Date, SnapshotID)] = [:]
-        for (c, received) in catalogs.map({ ($0.0, $0.1.received ?? now) }) + retired {
-            for o in c.packs where (firstLister[o.path].map { (received, c.snapshot) < $0 } ?? true) {
-                firstLister[o.path] = (received, c.snapshot)
-            }
+        var firstLister = [Int32](repeating: -1, count: table.paths.count)
+        let listers = (catalogs + retired).sorted { ($0.received, $0.snapshot) < ($1.received, $1.snapshot) }
+        for (n, c) in listers.enumerated() {
+            for i in c.packs where firstLister[Int(i)] < 0 { firstLister[Int(i)] = Int32(n) }
         }
         var listingNeeded = Set<SnapshotID>()
-        for (path, (_, id)) in firstLister where survives(path) { listingNeeded.insert(id) }
-        for (c, _) in removedCatalogs where listingNeeded.contains(c.snapshot) {
+        for (i, lister) in firstLister.enumerated() where lister >= 0 {
+            let path = table.paths[i]
+            if present[path] != nil && !remove.contains(path) { listingNeeded.insert(listers[Int(lister)].snapshot) }
+        }
+        let removedCatalogs = catalogs.filter { kept[$0.snapshot] == nil }
+        for c in removedCatalogs where listingNeeded.contains(c.snapshot) {
             if let l = c.listing { remove.remove(l.path) }
         }
-        p.removedSnapshots = removedCatalogs.map(\.0.snapshot.text).sorted()
-        p.removedObjects = remove.sorted()
-        p.removedBytes = remove.reduce(0) { $0 + (all[$1]?.size ?? 0) }
-        p.keptBytes = all.values.filter { !remove.contains($0.path) }.reduce(0) { $0 + $1.size }
-        var retiredDone: [Catalog] = []
-        for (c, _) in retired where !listingNeeded.contains(c.snapshot) {
-            if let l = c.listing, all[l.path] != nil {
-                p.removedObjects.append(l.path)
-                p.removedBytes += all[l.path]!.size
-            }
+        p.removedSnapshots = removedCatalogs.map(\.snapshot.text).sorted()
+        var retiredDone: [CatalogSummary] = []
+        for c in retired where !listingNeeded.contains(c.snapshot) {
+            if let l = c.listing, present[l.path] != nil { remove.insert(l.path) }
             retiredDone.append(c)
         }
+        p.removedObjects = remove.sorted()
+        p.removedBytes = remove.reduce(0) { $0 + (present[$1]?.size ?? 0) }
+        p.keptBytes = present.values.reduce(0) { $0 + $1.size } - p.removedBytes
         p.status = options.dryRun ? "planned" : "pruned"
         guard !options.dryRun else { return }
 
         // 5. Into the trash, commit markers first.
         let run = Timestamp.compactTime(now)
-        let order: [ObjectKind] = [.catalog, .record, .listing, .pack]
-        for kind in order {
-            for path in remove.sorted() where ObjectName(parsing: path)?.kind == kind {
+        for kind in [ObjectKind.catalog, .record, .listing, .pack] {
+            for path in p.removedObjects where ObjectName(parsing: path)?.kind == kind {
                 if kind == .catalog, let id = ObjectName(parsing: path)?.snapshotID, listingNeeded.contains(id) {
                     try trash.retire(path)
                 } else {
@@ -246,10 +262,93 @@ public enum Pruner {
                 }
             }
         }
-        for c in retiredDone {
-            if let l = c.listing, all[l.path] != nil { try trash.remove(l.path, run: run) }
-            try trash.discardRetired(ObjectName.catalog(c.snapshot).path, run: run)
+        for c in retiredDone { try trash.discardRetired(c.path, run: run) }
+    }
+
+    /// Pack paths as small integers, so a thousand catalogs of a thousand
+    /// packs each cost four bytes an entry.
+    final class PackTable {
+        var index: [String: Int32] = [:]
+        var paths: [String] = []
+
+        func id(_ path: String) -> Int32 {
+            if let i = index[path] { return i }
+            let i = Int32(paths.count)
+            index[path] = i
+            paths.append(path)
+            return i
         }
+    }
+
+    /// What prune needs of a verified catalog.
+    struct CatalogSummary {
+        let snapshot: SnapshotID
+        /// The catalog's own path, and when this server received it.
+        let path: String
+        let received: Date
+        let record: Catalog.Object
+        let listing: Catalog.Object?
+        let reuseHorizon: Int?
+        let packs: [Int32]
+    }
+
+    /// The client's catalogs that verify with its enrolled key and name
+    /// themselves, read one at a time. What the check would fail on
+    /// (objects missing or of another size, catalogs someone else signed)
+    /// goes to `failures`.
+    static func summaries(_ client: EnrolledClient, backend: DirectoryBackend, all: [String: StoredObject], table: PackTable,
+                          failures: inout [String], warnings: inout [String]) -> [CatalogSummary] {
+        var out: [CatalogSummary] = []
+        for (path, o) in all.sorted(by: { $0.key < $1.key }) where ObjectName(parsing: path)?.kind == .catalog {
+            var problems: [String] = []
+            let summary = summary(path, client: client, received: o.received ?? Date(), table: table, read: { () throws(StoreError) in
+                do throws(BackendError) { return try backend.read(path, limit: ObjectLimits.document, what: "catalog") } catch { throw error.storeError }
+            }, check: { object in
+                guard let f = all[object.path] else { problems.append("\(object.path) missing"); return }
+                if f.size != object.size { problems.append("\(object.path) is \(f.size) bytes, the catalog says \(object.size)") }
+            })
+            guard let summary else {
+                failures.append("\(path) is not signed by \(client.name)'s enrolled key")
+                warnings.append("\(path) does not verify with the enrolled key: left in place (fbk check reports it)")
+                continue
+            }
+            if !problems.isEmpty {
+                failures.append("snapshot \(summary.snapshot) is incomplete: " + problems.prefix(3).joined(separator: "; "))
+            }
+            out.append(summary)
+        }
+        return out
+    }
+
+    /// Catalogs prune moved aside while their listings are kept.
+    static func retiredSummaries(_ client: EnrolledClient, trash: Trash, table: PackTable) -> [CatalogSummary] {
+        let directory = trash.retired + "/snapshots"
+        var out: [CatalogSummary] = []
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
+            let file = directory + "/" + name
+            var st = stat()
+            guard ObjectName(parsing: "snapshots/" + name)?.kind == .catalog, lstat(file, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+                  let s = summary("snapshots/" + name, client: client, received: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)),
+                                  table: table, read: { () throws(StoreError) in try readBounded(file, limit: ObjectLimits.document, what: "catalog") },
+                                  check: { _ in })
+            else { continue }
+            out.append(s)
+        }
+        return out
+    }
+
+    private static func summary(_ path: String, client: EnrolledClient, received: Date, table: PackTable,
+                                read: () throws(StoreError) -> [UInt8], check: (Catalog.Object) -> Void) -> CatalogSummary? {
+        guard let key = client.signingKey, let bytes = try? read() else { return nil }
+        var packs: [Int32] = []
+        guard let c = try? SignedDocument.decodeCatalog(from: bytes, name: path, verifyingKey: key, eachPack: { o in
+            packs.append(table.id(o.path))
+            check(o)
+        }), c.client == client.name, ObjectName.catalog(c.snapshot).path == path else { return nil }
+        check(c.record)
+        if let l = c.listing { check(l) }
+        return CatalogSummary(snapshot: c.snapshot, path: path, received: received, record: c.record, listing: c.listing,
+                              reuseHorizon: c.reuseHorizon, packs: packs)
     }
 
     // MARK: Devices
@@ -333,47 +432,5 @@ public enum Pruner {
         } catch {
             throw StoreError(.io, "cannot list \(backend.location): \(error.message)", cause: error)
         }
-    }
-
-    /// The client's catalogs that verify with its enrolled key and name
-    /// themselves, with their receipt times. Anything else is left for the
-    /// check to report; it protects nothing and is removed by nothing.
-    static func verifiedCatalogs(_ client: EnrolledClient, backend: DirectoryBackend, all: [String: StoredObject],
-                                 warnings: inout [String]) -> [(Catalog, StoredObject)] {
-        var out: [(Catalog, StoredObject)] = []
-        for (path, o) in all.sorted(by: { $0.key < $1.key }) where ObjectName(parsing: path)?.kind == .catalog {
-            guard let c = verified(path, client: client, read: { () throws(StoreError) in
-                do throws(BackendError) { return try backend.read(path, limit: ObjectLimits.document, what: "catalog") } catch { throw error.storeError }
-            }) else {
-                warnings.append("\(path) does not verify with the enrolled key: left in place (fbk check reports it)")
-                continue
-            }
-            out.append((c, o))
-        }
-        return out
-    }
-
-    /// Catalogs prune moved aside while their listings are kept.
-    static func retiredCatalogs(_ client: EnrolledClient, trash: Trash, warnings: inout [String]) -> [(Catalog, Date)] {
-        let directory = trash.retired + "/snapshots"
-        var out: [(Catalog, Date)] = []
-        for name in ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
-            let path = "snapshots/" + name
-            let file = directory + "/" + name
-            guard ObjectName(parsing: path)?.kind == .catalog,
-                  let c = verified(path, client: client, read: { () throws(StoreError) in try readBounded(file, limit: ObjectLimits.document, what: "catalog") })
-            else { continue }
-            var st = stat()
-            let received = lstat(file, &st) == 0 ? Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)) : Date()
-            out.append((c, received))
-        }
-        return out
-    }
-
-    private static func verified(_ path: String, client: EnrolledClient, read: () throws(StoreError) -> [UInt8]) -> Catalog? {
-        guard let key = client.signingKey, let bytes = try? read(),
-              let (c, _) = try? SignedDocument.decode(Catalog.self, from: bytes, name: path, verifyingKey: key),
-              c.client == client.name, ObjectName.catalog(c.snapshot).path == path else { return nil }
-        return c
     }
 }
