@@ -5,6 +5,10 @@ Usage: dataset.py DIR [SCALE]          create the tree (SCALE 1.0 is about 1.5 G
        dataset.py DIR [SCALE] --change apply the fixed change set (S3) and
                                        print what changed as JSON: regions
                                        inside existing files, and whole files
+       dataset.py DIR [SCALE] --change --day N
+                                       the same change set with day N's own
+                                       random content (a day of a simulated
+                                       month: Benchmarks/e2e/horizon.sh)
 
 The tree: tens of thousands of small text/config files, shared libraries
 (copied from /usr/lib), a growing log file, a disk-image-like file with
@@ -18,7 +22,8 @@ import sys
 root = sys.argv[1]
 scale = float(sys.argv[2]) if len(sys.argv) > 2 and not sys.argv[2].startswith("--") else 1.0
 change = "--change" in sys.argv
-rng = random.Random(20261127)
+day = int(sys.argv[sys.argv.index("--day") + 1]) if "--day" in sys.argv else None
+rng = random.Random(20261127 if day is None else 20261127 + 1000003 * (day + 1))
 MiB = 1 << 20
 WORDS = "server config user password listen port timeout cache backup mirror daily log error info debug".split()
 

@@ -129,6 +129,27 @@ public enum IndexRebuild {
                 }
             }
 
+            // Listings of snapshots prune removed (no catalog anywhere) still
+            // map packs that survive (FORMAT.md 14): read them too, for the
+            // packs some catalog lists.
+            var orphanListings: [PackListingDocument] = []
+            let catalogued = Set(catalogs.values.map { ObjectName.listing($0.0.snapshot).path })
+            var seenOrphans = Set<String>()
+            for (i, s) in sources.enumerated() {
+                for path in present[i].keys.sorted() where ObjectName(parsing: path)?.kind == .listing && !catalogued.contains(path) && !seenOrphans.contains(path) {
+                    guard let id = ObjectName(parsing: path)?.snapshotID, let size = present[i][path], size <= ObjectLimits.listing else { continue }
+                    do {
+                        let bytes = try s.source.read(path, limit: size, what: "pack listing")
+                        let listing = try PackListingDocument.open(bytes, path: path, keys: keys)
+                        guard listing.client == client, listing.snapshot == id else { continue }
+                        orphanListings.append(listing)
+                        seenOrphans.insert(path)
+                    } catch {
+                        summary.warnings.append("\(path) (a removed snapshot's listing): \(error)")
+                    }
+                }
+            }
+
             let now = Int(WallClock.now().timeIntervalSince1970)
             // When each pack was last needed, and what it is sealed to, as
             // the catalogs say (FORMAT.md, "Retention"): a rebuilt index
@@ -187,7 +208,7 @@ public enum IndexRebuild {
                     objectIDs[path] = id
                     if e.kind == .pack { summary.packs += 1 }
                 }
-                for (_, listing) in listings {
+                for listing in Array(listings.values) + orphanListings {
                     for pack in listing.packs {
                         guard let packID = objectIDs[pack.path] else { continue }
                         for c in pack.chunks {

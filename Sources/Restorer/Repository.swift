@@ -236,12 +236,31 @@ public final class Repository {
             for t in recordReceipts[id] ?? [] { c.received(t) }
             candidates[id] = c
         }
-        let ordered = candidates.values.sorted {
-            ($0.receipt ?? .distantPast, $0.id) < ($1.receipt ?? .distantPast, $1.id)
+        // Listings whose snapshot has neither record nor catalog on any
+        // source: prune keeps a removed snapshot's listing while packs it
+        // maps survive (FORMAT.md 14). Claims like any listing's, about
+        // packs some catalog lists only.
+        var orphans: [SnapshotID: (path: String, receipt: Date?)] = [:]
+        for source in sources {
+            for stored in (try? source.list(.listing)) ?? [] {
+                guard let id = stored.name?.snapshotID, candidates[id] == nil else { continue }
+                let earliest = [orphans[id]?.receipt, stored.received].compactMap { $0 }.min()
+                orphans[id] = (stored.path, earliest)
+            }
         }
+        let cataloguedPacks = Set(candidates.values.flatMap { $0.catalog?.packs.map(\.path) ?? [] })
+        enum Reading { case snapshot(Candidate), orphan(SnapshotID, String) }
+        var ordered: [(receipt: Date?, id: SnapshotID, reading: Reading)] = candidates.values.map { ($0.receipt, $0.id, .snapshot($0)) }
+        ordered += orphans.map { ($0.value.receipt, $0.key, .orphan($0.key, $0.value.path)) }
+        ordered.sort { ($0.receipt ?? .distantPast, $0.id) < ($1.receipt ?? .distantPast, $1.id) }
         // Listings are read in the order the servers received them (the first
         // word on a pack is believed, the pack tables decide when it is wrong).
-        for c in ordered { try loadSnapshot(c, pinned: pinned) }
+        for item in ordered {
+            switch item.reading {
+            case .snapshot(let c): try loadSnapshot(c, pinned: pinned)
+            case .orphan(let id, let path): try loadOrphanListing(path, of: id, packs: cataloguedPacks)
+            }
+        }
         // After re-keying, older records are sealed to certificates this key
         // is not among: those snapshots are named, the others restore. A key
         // that opens none is the wrong key.
@@ -252,6 +271,27 @@ public final class Repository {
         // record dated after its receipt was refused above, so none can sort
         // after the genuine ones for good.
         snapshots.sort { ($0.started, $0.id) < ($1.started, $1.id) }
+    }
+
+    /// Reads the listing of a snapshot prune removed, as hints for the packs
+    /// the catalogs still on the sources list.
+    private func loadOrphanListing(_ path: String, of id: SnapshotID, packs: Set<String>) throws {
+        var problems: [String] = []
+        for source in sources {
+            guard let fetched = Self.fetch(path, from: source, limit: ObjectLimits.listing, problems: &problems) else { continue }
+            do {
+                let bytes = try fetched.bytes(what: "pack listing")
+                _ = try PackListingDocument.open(bytes, path: path, keys: keys, accept: { $0.client == client && $0.snapshot == id }) { [work] pack, chunks in
+                    if packs.contains(pack) { _ = try work.locator.addPack(pack, chunks: chunks) }
+                }
+                return
+            } catch let error as StoreError where error.code != .integrity {
+                throw error
+            } catch {
+                problems.append("\(source.location): \(error)")
+            }
+        }
+        if !problems.isEmpty { warnings.append("\(path), a removed snapshot's listing, was not read: \(problems.joined(separator: "; "))") }
     }
 
     /// Loads one snapshot's record (the copy its catalog names) and listing.

@@ -554,6 +554,50 @@ extension RetentionTests {
     }
 }
 
+extension RetentionTests {
+    /// Prune keeps a removed snapshot's listing while a pack it maps
+    /// survives; an index rebuilt afterwards finds those chunks through it,
+    /// so the next snapshot uploads nothing again, and restores read it.
+    @Test func aRetiredListingStillMapsItsSurvivingPacks() throws {
+        let sim = try RetentionSimulation(policy: "keep_within: 20d\n      keep_last: 1")
+        let keep = sampleBytes(400_000, seed: 31)
+        try write(sim, "keep", keep)
+        let first = try sim.snapshot(day: 0)["snapshot"] as! String
+        for day in 1..<30 {
+            try write(sim, "f", sampleBytes(30_000, seed: UInt64(day + 900)))
+            try sim.snapshot(day: Double(day))
+        }
+        for m in 0..<2 {
+            let p = try sim.prune(m, day: 30)
+            #expect(p.status == 0, "\(p.text)")
+        }
+        let root = sim.f.mirrors[0].storageRoot
+        #expect(!sim.f.objects(0).contains("snapshots/\(first).catalog"), "the first snapshot was removed")
+        #expect(sim.f.objects(0).contains("snapshots/\(first).listing"), "its listing stays: it maps the pack holding keep")
+        #expect(FileManager.default.fileExists(atPath: root + "/.fbk-trash/c1/retired/snapshots/\(first).catalog"))
+        #expect(try sim.check(0, day: 30).status == 0)
+
+        let out = sim.f.dir.file("rebuilt.sqlite")
+        let rebuild = try CLI.run(["index", "rebuild", "--client", "c1", "--secret", sim.f.dir.file("etc/secret"),
+                                   "--from", sim.f.mirrors[0].storageRoot, "--mirror-url", sim.f.mirrors[0].url("c1"),
+                                   "--from", sim.f.mirrors[1].storageRoot, "--mirror-url", sim.f.mirrors[1].url("c1"),
+                                   "--out", out, "--json"], environment: ["FBK_TEST_NOW": String(sim.time(30))])
+        #expect(rebuild.status == 0, "\(rebuild.stderr)")
+        let state = sim.f.dir.file("state/index.sqlite")
+        try FileManager.default.removeItem(atPath: state)
+        try? FileManager.default.removeItem(atPath: state + "-wal")
+        try? FileManager.default.removeItem(atPath: state + "-shm")
+        try FileManager.default.copyItem(atPath: out, toPath: state)
+        let after = try sim.snapshot(day: 30)
+        #expect((after["new_bytes"] as? Int ?? .max) < 50_000, "keep's chunks were found through the retired listing: \(after)")
+
+        let target = sim.f.dir.file("retired-restore")
+        let r = try sim.restore(after["snapshot"] as! String, from: 0, to: target)
+        #expect(r.status == 0, "\(r.text)")
+        #expect(try sim.restoredTree(target)["keep"] == keep)
+    }
+}
+
 /// A small deterministic generator for the simulation's choices.
 struct SplitMix {
     var state: UInt64
