@@ -4,7 +4,7 @@
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 RELEASE_BIN := .build/release
 
-.PHONY: deps build release test demo bench bench-e2e crash-test fuzz clean
+.PHONY: deps build release test demo bench bench-e2e bench-retention crash-test fuzz clean
 
 deps:
 	./scripts/install-deps.sh
@@ -38,6 +38,12 @@ crash-test: deps
 fuzz: deps
 	$(SWIFT) build --build-tests
 	FBK_FUZZ_ITERATIONS=2000000 $(SWIFT) test --skip-build --disable-xctest --filter FuzzTests
+
+# Retention: prune over 10,000 packs and 1,000 snapshots, and the horizon's
+# extra upload over 60 simulated days (Benchmarks/README.md, "Retention").
+bench-retention: release
+	$(RELEASE_BIN)/fbk-bench prune
+	./Benchmarks/e2e/horizon.sh $(RELEASE_BIN)/fbk $(or $(SCALE),0.25) 60
 
 demo: release
 	./scripts/demo.sh $(RELEASE_BIN)/fbk
