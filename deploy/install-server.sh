@@ -22,10 +22,10 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -q --no-install-recommends nginx libnginx-mod-http-dav-ext apache2-utils
 
 install -d -o www-data -g www-data -m 0750 /srv/fbk /srv/fbk/.incoming
-install -m 0644 "$HERE/nginx/fbk-dav.conf" "$HERE/nginx/fbk-operator.conf" /etc/nginx/
+install -m 0644 "$HERE/nginx/fbk-dav.conf" "$HERE/nginx/fbk-operator.conf" "$HERE/nginx/fbk-prune.conf" /etc/nginx/
 install -m 0644 "$HERE/nginx/fbk-mirror.site" /etc/nginx/sites-available/fbk
 ln -sf /etc/nginx/sites-available/fbk /etc/nginx/sites-enabled/fbk
-for f in /etc/nginx/fbk.htpasswd /etc/nginx/fbk-operators.htpasswd; do
+for f in /etc/nginx/fbk.htpasswd /etc/nginx/fbk-operators.htpasswd /etc/nginx/fbk-prune.htpasswd; do
   [ -f "$f" ] || install -m 0640 -o root -g www-data /dev/null "$f"
 done
 nginx -t
@@ -34,8 +34,10 @@ systemctl reload nginx || systemctl restart nginx
 install -m 0755 "$BINARY" /usr/local/bin/fbk
 install -d -m 0755 /etc/fbk /var/lib/prometheus/node-exporter
 [ -f /etc/fbk/check.conf ] || printf 'clients:\n' > /etc/fbk/check.conf
-install -m 0644 "$HERE/systemd/fbk-check.service" "$HERE/systemd/fbk-check.timer" /etc/systemd/system/
+install -m 0644 "$HERE/systemd/fbk-check.service" "$HERE/systemd/fbk-check.timer" \
+  "$HERE/systemd/fbk-prune.service" "$HERE/systemd/fbk-prune.timer" /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable --now fbk-check.timer
-echo "install-server: nginx serves /srv/fbk on 8084 (clients) and 8085 (operators); fbk check runs weekly."
+echo "install-server: nginx serves /srv/fbk on 8084 (clients), 8085 (operators) and 8086 (prune); fbk check runs weekly."
+echo "install-server: once /etc/fbk/check.conf gives clients a retention: policy, run fbk prune --dry-run, then: systemctl enable --now fbk-prune.timer"
 echo "install-server: add operators with: htpasswd -B /etc/nginx/fbk-operators.htpasswd NAME"

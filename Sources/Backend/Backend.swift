@@ -120,6 +120,20 @@ extension Backend {
     public func serverTime() throws(BackendError) -> Date? { nil }
 }
 
+/// Storage the operator may remove from (`fbk prune`, FORMAT.md 14): a
+/// storage root, or a WebDAV account of deploy/nginx/fbk-prune.conf.
+/// Never a client's account: clients only ever create.
+public protocol RemovableStorage: Backend {
+    /// Moves the object `path` to `newPath` under `destination`, another
+    /// directory of the same server (the same kind of storage), creating
+    /// the directories on the way and never replacing an object there.
+    func move(_ path: String, to destination: any RemovableStorage, as newPath: String) throws(BackendError)
+    /// Deletes an object, or a directory with everything in it.
+    func delete(_ path: String) throws(BackendError)
+    /// The entries directly in `directory` ("" is the top): names, and whether each is a directory.
+    func members(of directory: String) throws(BackendError) -> [(name: String, isDirectory: Bool)]
+}
+
 extension Backend {
     /// Whether the object exists; a failure to find out is thrown, never
     /// taken for "no".

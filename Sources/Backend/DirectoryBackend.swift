@@ -11,7 +11,7 @@ import Platform
 /// name, which fails rather than replace an existing file. Reads open
 /// regular files only, never through a symbolic link, and check the size
 /// first.
-public struct DirectoryBackend: Backend {
+public struct DirectoryBackend: RemovableStorage {
     public let location: String
     /// The client's directory.
     public let root: String
@@ -118,6 +118,46 @@ public struct DirectoryBackend: Backend {
             }
         }
         guard fsync(output) == 0 else { let c = errno; throw fail(.transient, "cannot sync \(destination): \(errnoText(c))", errno: c) }
+    }
+
+    // MARK: Removing (fbk prune)
+
+    public func move(_ path: String, to destination: any RemovableStorage, as newPath: String) throws(BackendError) {
+        guard let other = destination as? DirectoryBackend else {
+            throw fail(.permanent, "cannot move \(path) to \(destination.location): not the same storage")
+        }
+        let source = try file(path)
+        let target = try other.file(newPath)
+        let directory = (target as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        } catch {
+            throw fail(.permanent, "cannot create \(directory): \(error.localizedDescription)")
+        }
+        // A hard link then an unlink: never replaces what is there (rename would).
+        guard link(source, target) == 0 else {
+            let c = errno
+            throw fail(c == EEXIST ? .alreadyExists : c == ENOENT ? .notFound : .permanent, "cannot move \(source) to \(target): \(errnoText(c))", errno: c)
+        }
+        guard unlink(source) == 0 else {
+            let c = errno
+            throw fail(.permanent, "cannot remove \(source) after linking it to \(target): \(errnoText(c))", errno: c)
+        }
+        for d in [directory, (source as NSString).deletingLastPathComponent] {
+            let dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dfd >= 0 { fsync(dfd); close(dfd) }
+        }
+    }
+
+    public func delete(_ path: String) throws(BackendError) {
+        let target = try file(path)
+        do { try FileManager.default.removeItem(atPath: target) } catch {
+            throw fail(.permanent, "cannot delete \(target): \(error.localizedDescription)")
+        }
+    }
+
+    public func members(of directory: String) throws(BackendError) -> [(name: String, isDirectory: Bool)] {
+        try entries(of: directory).map { ($0.name, $0.isDirectory) }
     }
 
     // MARK: Reading

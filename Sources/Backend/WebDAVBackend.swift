@@ -8,7 +8,7 @@ import Foundation
 import Format
 import Platform
 
-public final class WebDAVBackend: Backend, @unchecked Sendable {
+public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
     /// One account and the URL of the client's directory it reaches.
     public struct Account: Sendable {
         /// The client's directory, ending in `/`.
@@ -247,6 +247,62 @@ public final class WebDAVBackend: Backend, @unchecked Sendable {
         inventory.objects.sort { $0.path < $1.path }
         inventory.others.sort()
         return inventory
+    }
+
+    // MARK: Removing (fbk prune, an account of deploy/nginx/fbk-prune.conf)
+
+    /// An operator's view of any directory of a server (`fbk prune`'s trash,
+    /// where it also writes its record of removals), which may not exist
+    /// yet: nothing is asked until it is used.
+    public convenience init(directory url: String, user: String?, passwordFile: String?) throws(StoreError) {
+        var options = MirrorOptions()
+        options.retryDelays = []
+        let account = try Account(url: url, user: user, passwordFile: passwordFile, mustBePrivate: false)
+        try self.init(writer: account, reader: account, options: options)
+    }
+
+    public func move(_ path: String, to destination: any RemovableStorage, as newPath: String) throws(BackendError) {
+        guard let other = destination as? WebDAVBackend, let target = other.reader else {
+            throw fail(.permanent, "cannot move \(path) to \(destination.location): not the same server")
+        }
+        let account = try readingAccount()
+        try other.makeCollections(for: newPath)
+        let response = try perform("MOVE", account, try checked(path),
+                                   headers: ["Destination: \(target.url + (try other.checked(newPath)))", "Overwrite: F"])
+        switch response.status {
+        case 201, 204: return
+        case 412: throw fail(.alreadyExists, "MOVE \(path): \(newPath) exists on \(other.location)")
+        case 405 where account.user != nil, 403:
+            throw fail(.permanent, "the server refused MOVE \(path) (\(response.status)): give an account of deploy/nginx/fbk-prune.conf", misconfigured: true)
+        default: throw failure("MOVE", path, status: response.status, account: account)
+        }
+    }
+
+    public func delete(_ path: String) throws(BackendError) {
+        let account = try readingAccount()
+        var response = try perform("DELETE", account, try checked(path), headers: ["Depth: infinity"])
+        // A collection's URL ends with a slash (nginx answers 409 without it).
+        if response.status == 409 { response = try perform("DELETE", account, try checked(path) + "/", headers: ["Depth: infinity"]) }
+        switch response.status {
+        case 200, 204: return
+        case 403, 405: throw fail(.permanent, "the server refused DELETE \(path) (\(response.status)): give an account of deploy/nginx/fbk-prune.conf", misconfigured: true)
+        default: throw failure("DELETE", path, status: response.status, account: account)
+        }
+    }
+
+    public func members(of directory: String) throws(BackendError) -> [(name: String, isDirectory: Bool)] {
+        try children(of: directory).map { ($0.name, $0.isCollection) }
+    }
+
+    /// MKCOL for each directory on the way to `path` (405: it exists).
+    private func makeCollections(for path: String) throws(BackendError) {
+        let account = try readingAccount()
+        var directory = ""
+        for component in path.split(separator: "/").dropLast() {
+            directory += (directory.isEmpty ? "" : "/") + component
+            let response = try perform("MKCOL", account, try checked(directory) + "/")
+            guard [201, 405].contains(response.status) else { throw failure("MKCOL", directory, status: response.status, account: account) }
+        }
     }
 
     /// The members of a collection (none if it does not exist yet).

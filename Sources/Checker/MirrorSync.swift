@@ -18,8 +18,7 @@ public enum MirrorSync {
         let names = clients ?? ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted()
         for client in names where !client.hasPrefix(".") {
             // What prune removed from the destination stays removed.
-            let pruned = Set(((try? String(contentsOfFile: destination + "/" + Checker.trashDirectory + "/" + client + "/pruned.list", encoding: .utf8)) ?? "")
-                .split(separator: "\n").map(String.init))
+            let pruned = PrunedLog.paths(storageRoot: destination, client: client)
             guard let from = try? DirectoryBackend(storageRoot: source, client: client) else { continue }
             let target = try DirectoryBackend(url: "file://" + destination + "/" + client + "/")
             do {
@@ -34,5 +33,33 @@ public enum MirrorSync {
             }
         }
         return copied
+    }
+}
+
+/// What `fbk prune` removed from a client's directory, as it records it in
+/// its trash (FORMAT.md 14): `pruned/RUN.list`, written before a run moves
+/// anything, and `pruned/RUN-restored.list` for what it put back, one path
+/// per line. Read in name order (a run puts back before it removes), the
+/// files say which paths are removed now: mirror-sync never copies those.
+public enum PrunedLog {
+    public static let directory = "pruned"
+    public static func removed(run: String) -> String { "\(directory)/\(run).list" }
+    public static func restored(run: String) -> String { "\(directory)/\(run)-restored.list" }
+
+    /// The paths removed and not put back, from the log's files (name, text).
+    public static func paths(_ files: [(name: String, text: String)]) -> Set<String> {
+        var removed = Set<String>()
+        for (name, text) in files.sorted(by: { $0.name < $1.name }) {
+            let paths = text.split(separator: "\n").map(String.init)
+            if name.hasSuffix("-restored.list") { removed.subtract(paths) } else if name.hasSuffix(".list") { removed.formUnion(paths) }
+        }
+        return removed
+    }
+
+    /// The same from a storage root's trash on disk.
+    public static func paths(storageRoot: String, client: String) -> Set<String> {
+        let dir = storageRoot + "/" + Checker.trashDirectory + "/" + client + "/" + directory
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return paths(names.compactMap { name in (try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)).map { (name, $0) } })
     }
 }

@@ -84,6 +84,42 @@ public struct PrunePlan: Encodable, Sendable {
     }
 }
 
+/// Where prune works: a storage root on this machine, or a WebDAV server
+/// through an account of deploy/nginx/fbk-prune.conf.
+public enum PruneTarget: Sendable, CustomStringConvertible {
+    case storageRoot(String)
+    case webDAV(url: String, user: String?, passwordFile: String?)
+
+    public var description: String {
+        switch self {
+        case .storageRoot(let root): root
+        case .webDAV(let url, _, _): url
+        }
+    }
+
+    /// The client's directory and its trash directory.
+    func open(_ client: String) throws(StoreError) -> (storage: any RemovableStorage, area: any RemovableStorage) {
+        switch self {
+        case .storageRoot(let given):
+            let root = URL(fileURLWithPath: given).standardizedFileURL.path
+            return (try DirectoryBackend(storageRoot: root, client: client),
+                    try DirectoryBackend(url: "file://" + root + "/" + Trash.directoryName + "/" + client + "/"))
+        case .webDAV(let url, let user, let passwordFile):
+            let base = url.hasSuffix("/") ? url : url + "/"
+            return (try WebDAVBackend(storageRoot: base, client: client, user: user, passwordFile: passwordFile),
+                    try WebDAVBackend(directory: base + Trash.directoryName + "/" + client + "/", user: user, passwordFile: passwordFile))
+        }
+    }
+
+    /// How to run the check of this storage, for messages.
+    var checkCommand: String {
+        switch self {
+        case .storageRoot(let root): "fbk check --root \(root)"
+        case .webDAV: "fbk check on the mirror's storage root"
+        }
+    }
+}
+
 public enum Pruner {
     public struct Options: Sendable {
         public var dryRun = false
@@ -94,8 +130,8 @@ public enum Pruner {
         public init() {}
     }
 
-    public static func run(config: CheckConfig, root: String, options: Options, now: Date = WallClock.now()) -> PrunePlan {
-        var plan = PrunePlan(root: root, dryRun: options.dryRun, at: Timestamp.rfc3339(now))
+    public static func run(config: CheckConfig, target: PruneTarget, options: Options, now: Date = WallClock.now()) -> PrunePlan {
+        var plan = PrunePlan(root: target.description, dryRun: options.dryRun, at: Timestamp.rfc3339(now))
         for client in config.clients where options.clients?.contains(client.name) ?? true {
             var p = PrunePlan.ClientPlan(client: client.name, status: "skipped")
             guard let policy = client.retention else {
@@ -105,9 +141,11 @@ public enum Pruner {
             }
             do {
                 if client.kind == .fbk {
-                    try prune(client, policy: policy, config: config, root: root, options: options, now: now, into: &p)
-                } else {
+                    try prune(client, policy: policy, config: config, target: target, options: options, now: now, into: &p)
+                } else if case .storageRoot(let root) = target {
                     try pruneDevice(client, policy: policy, config: config, root: root, options: options, now: now, into: &p)
+                } else {
+                    p.reason = "device blobs are pruned on the storage root (fbk prune --root), where their sets are checked first"
                 }
             } catch {
                 p.status = "refused"
@@ -118,10 +156,11 @@ public enum Pruner {
         return plan
     }
 
-    static func prune(_ client: EnrolledClient, policy: RetentionPolicy, config: CheckConfig, root: String,
+    static func prune(_ client: EnrolledClient, policy: RetentionPolicy, config: CheckConfig, target: PruneTarget,
                       options: Options, now: Date, into p: inout PrunePlan.ClientPlan) throws(StoreError) {
-        let backend = try DirectoryBackend(storageRoot: root, client: client.name)
-        let trash = Trash(storageRoot: root, client: client.name)
+        let (backend, area) = try target.open(client.name)
+        let trash = Trash(storage: backend, area: area)
+        let run = Timestamp.compactTime(now)
         let all = try inventory(backend)
         // Catalogs are read one at a time into compact summaries: a
         // thousand catalogs of a thousand packs each stay a few MiB.
@@ -130,26 +169,22 @@ public enum Pruner {
         var catalogs = summaries(client, backend: backend, all: all, table: table, failures: &failures, warnings: &p.warnings)
 
         // 1. A verified catalog naming something in the trash gets it back.
-        var restored: [String: String] = [:]   // path → where it lies in the trash
+        var restored: [String: StoredObject] = [:]   // path → where it lies in the trash
         for c in catalogs {
             for path in c.packs.map({ table.paths[Int($0)] }) + [c.record.path] + (c.listing.map { [$0.path] } ?? [])
             where all[path] == nil && restored[path] == nil {
-                guard let trashed = trash.find(path) else { continue }
+                guard let trashed = try trash.find(path) else { continue }
                 restored[path] = trashed
                 p.restoredFromTrash.append(path)
                 p.warnings.append("snapshot \(c.snapshot) arrived after prune removed \(path), which it needs: \(options.dryRun ? "it would be put back" : "put back from the trash")")
-                if !options.dryRun { try trash.restore(trashed, as: path) }
+                if !options.dryRun { try trash.restore(trashed.path, as: path) }
             }
         }
+        if !options.dryRun { try trash.finish(run: run) }
         var present = all
         if !restored.isEmpty {
             if options.dryRun {
-                for (path, trashed) in restored {
-                    var st = stat()
-                    if lstat(trashed, &st) == 0 {
-                        present[path] = StoredObject(path: path, size: Int(st.st_size), received: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)))
-                    }
-                }
+                for (path, trashed) in restored { present[path] = StoredObject(path: path, size: trashed.size, received: trashed.received) }
             } else {
                 present = try inventory(backend)
             }
@@ -159,7 +194,7 @@ public enum Pruner {
         }
 
         // 2. Trash runs past the grace period go for good.
-        (p.purgedObjects, p.purgedBytes) = trash.purge(olderThan: config.trashGrace, now: now, dryRun: options.dryRun)
+        (p.purgedObjects, p.purgedBytes) = try trash.purge(olderThan: config.trashGrace, now: now, dryRun: options.dryRun)
 
         // 3. Refuse what would be unsafe: the check's failures that concern
         //    data (missing or truncated objects, catalogs not signed by the
@@ -172,7 +207,7 @@ public enum Pruner {
             }
         }
         if !options.force && !failures.isEmpty {
-            throw StoreError(.integrity, "its check reports: \(failures.prefix(3).joined(separator: "; "))\(failures.count > 3 ? "; and \(failures.count - 3) more" : ""). Repair that first (fbk check --root \(root)), or prune anyway with --force")
+            throw StoreError(.integrity, "its check reports: \(failures.prefix(3).joined(separator: "; "))\(failures.count > 3 ? "; and \(failures.count - 3) more" : ""). Repair that first (\(target.checkCommand)), or prune anyway with --force")
         }
         guard let newest = byReceipt.last else {
             p.status = options.dryRun ? "planned" : "pruned"
@@ -194,7 +229,7 @@ public enum Pruner {
         let kept = KeepRules.kept(catalogs.map { Received(id: $0.snapshot, received: $0.received) }, policy: policy, now: now)
         p.kept = Dictionary(uniqueKeysWithValues: kept.map { ($0.key.text, $0.value) })
         // Read before the table is sized: retired catalogs may name packs no present one does.
-        let retired = retiredSummaries(client, trash: trash, table: table)
+        let retired = try retiredSummaries(client, trash: trash, table: table)
         let retiredSnapshots = Set(retired.map(\.snapshot))
         var keptPack = [Bool](repeating: false, count: table.paths.count)
         var keep = Set<String>()
@@ -251,8 +286,8 @@ public enum Pruner {
         p.status = options.dryRun ? "planned" : "pruned"
         guard !options.dryRun else { return }
 
-        // 5. Into the trash, commit markers first.
-        let run = Timestamp.compactTime(now)
+        // 5. Into the trash, commit markers first; what goes is recorded first.
+        try trash.note(removing: p.removedObjects, run: run)
         for kind in [ObjectKind.catalog, .record, .listing, .pack] {
             for path in p.removedObjects where ObjectName(parsing: path)?.kind == kind {
                 if kind == .catalog, let id = ObjectName(parsing: path)?.snapshotID, listingNeeded.contains(id) {
@@ -296,7 +331,7 @@ public enum Pruner {
     /// themselves, read one at a time. What the check would fail on
     /// (objects missing or of another size, catalogs someone else signed)
     /// goes to `failures`.
-    static func summaries(_ client: EnrolledClient, backend: DirectoryBackend, all: [String: StoredObject], table: PackTable,
+    static func summaries(_ client: EnrolledClient, backend: any Backend, all: [String: StoredObject], table: PackTable,
                           failures: inout [String], warnings: inout [String]) -> [CatalogSummary] {
         var out: [CatalogSummary] = []
         for (path, o) in all.sorted(by: { $0.key < $1.key }) where ObjectName(parsing: path)?.kind == .catalog {
@@ -321,20 +356,10 @@ public enum Pruner {
     }
 
     /// Catalogs prune moved aside while their listings are kept.
-    static func retiredSummaries(_ client: EnrolledClient, trash: Trash, table: PackTable) -> [CatalogSummary] {
-        let directory = trash.retired + "/snapshots"
-        var out: [CatalogSummary] = []
-        for name in ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted() {
-            let file = directory + "/" + name
-            var st = stat()
-            guard ObjectName(parsing: "snapshots/" + name)?.kind == .catalog, lstat(file, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
-                  let s = summary("snapshots/" + name, client: client, received: Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec)),
-                                  table: table, read: { () throws(StoreError) in try readBounded(file, limit: ObjectLimits.document, what: "catalog") },
-                                  check: { _ in })
-            else { continue }
-            out.append(s)
+    static func retiredSummaries(_ client: EnrolledClient, trash: Trash, table: PackTable) throws(StoreError) -> [CatalogSummary] {
+        try trash.retired().compactMap { r in
+            summary(r.path, client: client, received: r.received, table: table, read: { () throws(StoreError) in r.bytes }, check: { _ in })
         }
-        return out
     }
 
     private static func summary(_ path: String, client: EnrolledClient, received: Date, table: PackTable,
@@ -361,8 +386,8 @@ public enum Pruner {
     /// that never completed goes once older than keep_within.
     static func pruneDevice(_ client: EnrolledClient, policy: RetentionPolicy, config: CheckConfig, root: String,
                             options: Options, now: Date, into p: inout PrunePlan.ClientPlan) throws(StoreError) {
-        let backend = try DirectoryBackend(storageRoot: root, client: client.name)
-        let trash = Trash(storageRoot: root, client: client.name)
+        let (backend, area) = try PruneTarget.storageRoot(root).open(client.name)
+        let trash = Trash(storage: backend, area: area)
         let all = try inventory(backend)
         var single = config
         single.clients = [client]
@@ -417,16 +442,17 @@ public enum Pruner {
         p.removedObjects = remove
         p.removedBytes = remove.reduce(0) { $0 + (all[$1]?.size ?? 0) }
         p.keptBytes = all.values.reduce(0) { $0 + $1.size } - p.removedBytes
-        (p.purgedObjects, p.purgedBytes) = trash.purge(olderThan: config.trashGrace, now: now, dryRun: options.dryRun)
+        (p.purgedObjects, p.purgedBytes) = try trash.purge(olderThan: config.trashGrace, now: now, dryRun: options.dryRun)
         p.status = options.dryRun ? "planned" : "pruned"
         guard !options.dryRun else { return }
         let run = Timestamp.compactTime(now)
+        try trash.note(removing: remove, run: run)
         // Manifests first: a set without its manifest is incomplete, never a wrong restore.
         for path in remove where path.hasSuffix(".manifest") { try trash.remove(path, run: run) }
         for path in remove where !path.hasSuffix(".manifest") { try trash.remove(path, run: run) }
     }
 
-    private static func inventory(_ backend: DirectoryBackend) throws(StoreError) -> [String: StoredObject] {
+    private static func inventory(_ backend: any Backend) throws(StoreError) -> [String: StoredObject] {
         do {
             return Dictionary(try backend.inventory().objects.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         } catch {

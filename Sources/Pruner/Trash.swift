@@ -1,14 +1,18 @@
-// Where prune puts what it removes (FORMAT.md, "Retention"): a directory
-// of the storage root that no client can write (client names start with a
-// letter or digit; nginx serves only those), on the same filesystem, so a
-// removal is one rename and can be undone until the trash is purged.
+// Where prune puts what it removes (FORMAT.md 14): a directory of the
+// storage that no client can write (client names start with a letter or
+// digit; nginx serves only those), on the same server, so a removal is one
+// move and can be undone until the trash is purged.
 //
-//     ROOT/.fbk-trash/CLIENT/YYYYMMDDTHHMMSSZ/PATH   removed by the prune run at that time
-//     ROOT/.fbk-trash/CLIENT/retired/snapshots/ID.catalog
-//                                                  catalogs of removed snapshots whose
-//                                                  listing is kept (it maps packs that survive)
-//     ROOT/.fbk-trash/CLIENT/pruned.list          every path prune removed, one per line:
-//                                                  mirror-sync never brings them back
+//     .fbk-trash/CLIENT/YYYYMMDDTHHMMSSZ/PATH      removed by the prune run at that time
+//     .fbk-trash/CLIENT/retired/snapshots/ID.catalog
+//                                                 catalogs of removed snapshots whose
+//                                                 listing is kept (it maps packs that survive)
+//     .fbk-trash/CLIENT/pruned/RUN.list, RUN-restored.list
+//                                                 what each run removed and put back
+//                                                 (PrunedLog): mirror-sync never brings them back
+//
+// The same on a storage root (renames) and through a WebDAV account of
+// deploy/nginx/fbk-prune.conf (MOVE, DELETE).
 
 import Backend
 import Checker
@@ -16,106 +20,133 @@ import Foundation
 import Format
 import Platform
 
-public struct Trash {
-    /// The trash directory's name in a storage root.
+public final class Trash {
+    /// The trash directory's name at the top of the storage.
     public static let directoryName = Checker.trashDirectory
 
-    let root: String
-    let client: String
-    var directory: String { root + "/" + Self.directoryName + "/" + client }
-    var retired: String { directory + "/retired" }
-    var prunedList: String { directory + "/pruned.list" }
+    /// The client's directory, and its trash directory.
+    let storage: any RemovableStorage
+    let area: any RemovableStorage
+    private var runCache: [(name: String, time: Date)]?
+    private var restoredNow: [String] = []
 
-    public init(storageRoot: String, client: String) {
-        root = storageRoot
-        self.client = client
+    public init(storage: any RemovableStorage, area: any RemovableStorage) {
+        self.storage = storage
+        self.area = area
     }
 
-    /// The paths prune removed, ever (read by mirror-sync).
-    public func prunedPaths() -> Set<String> {
-        guard let text = try? String(contentsOfFile: prunedList, encoding: .utf8) else { return [] }
-        return Set(text.split(separator: "\n").map(String.init))
+    /// Run directories (their times) holding removed objects, oldest first.
+    func runs() throws(StoreError) -> [(name: String, time: Date)] {
+        if let runCache { return runCache }
+        let found = try mapped { () throws(BackendError) in try area.members(of: "") }
+            .filter(\.isDirectory).compactMap { m in Timestamp.parseCompact(m.name).map { (m.name, $0) } }
+            .sorted { $0.1 < $1.1 }
+        runCache = found
+        return found
     }
 
-    /// Run directories (their times) holding removed objects.
-    func runs() -> [(name: String, time: Date)] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap { name in
-            Timestamp.parseCompact(name).map { (name, $0) }
-        }.sorted { $0.time < $1.time }
-    }
-
-    /// Where a removed `path` lies in the trash, if it does (newest run first).
-    func find(_ path: String) -> String? {
-        for run in runs().reversed() {
-            let candidate = directory + "/" + run.name + "/" + path
-            var st = stat()
-            if lstat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { return candidate }
+    /// Where a removed `path` lies in the trash (newest run first), with its size and time.
+    func find(_ path: String) throws(StoreError) -> StoredObject? {
+        for run in try runs().reversed() {
+            do throws(BackendError) {
+                let o = try area.stat(run.name + "/" + path)
+                return StoredObject(path: run.name + "/" + path, size: o.size, received: o.received)
+            } catch where error.kind == .notFound {
+                continue
+            } catch {
+                throw error.storeError
+            }
         }
         return nil
     }
 
-    /// Moves a client's object into the trash run `run` (one rename: the
-    /// receipt time stays the file's). Appends it to pruned.list first.
+    /// Records the paths a run is about to remove, before it moves any.
+    func note(removing paths: [String], run: String) throws(StoreError) {
+        try write(PrunedLog.removed(run: run), paths)
+    }
+
+    /// Moves a client's object into the trash run `run` (one move: the
+    /// receipt time stays the object's).
     func remove(_ path: String, run: String) throws(StoreError) {
-        try note(path)
-        try move(root + "/" + client + "/" + path, to: directory + "/" + run + "/" + path)
+        Self.testHook()
+        try mapped { () throws(BackendError) in try storage.move(path, to: area, as: run + "/" + path) }
     }
 
     /// Moves a catalog aside, out of the client's directory, while its listing is kept.
     func retire(_ path: String) throws(StoreError) {
-        try note(path)
-        try move(root + "/" + client + "/" + path, to: retired + "/" + path)
+        Self.testHook()
+        try mapped { () throws(BackendError) in try storage.move(path, to: area, as: "retired/" + path) }
     }
 
     /// Moves a retired catalog into the trash run `run`.
     func discardRetired(_ path: String, run: String) throws(StoreError) {
-        try move(retired + "/" + path, to: directory + "/" + run + "/" + path)
+        Self.testHook()
+        try mapped { () throws(BackendError) in try area.move("retired/" + path, to: area, as: run + "/" + path) }
     }
 
-    /// Puts a trashed object back where it was (a late catalog names it).
+    /// Puts a trashed object (`find`'s path) back where it was; `finish` records it.
     func restore(_ trashed: String, as path: String) throws(StoreError) {
-        try move(trashed, to: root + "/" + client + "/" + path)
-        var text = (try? String(contentsOfFile: prunedList, encoding: .utf8)) ?? ""
-        text = text.split(separator: "\n").filter { $0 != path }.map { $0 + "\n" }.joined()
-        do { try DurableFile.replace(prunedList, with: Array(text.utf8), mode: 0o640) } catch { throw error }
+        Self.testHook()
+        try mapped { () throws(BackendError) in try area.move(trashed, to: storage, as: path) }
+        restoredNow.append(path)
+    }
+
+    /// Records what this run put back.
+    func finish(run: String) throws(StoreError) {
+        guard !restoredNow.isEmpty else { return }
+        try write(PrunedLog.restored(run: run), restoredNow)
+        restoredNow = []
+    }
+
+    /// The catalogs moved aside, with when the server received them.
+    func retired() throws(StoreError) -> [(path: String, bytes: [UInt8], received: Date)] {
+        var out: [(path: String, bytes: [UInt8], received: Date)] = []
+        for m in try mapped({ () throws(BackendError) in try area.members(of: "retired/snapshots") }) where !m.isDirectory {
+            let path = "snapshots/" + m.name
+            guard ObjectName(parsing: path)?.kind == .catalog else { continue }
+            do throws(BackendError) {
+                let o = try area.stat("retired/" + path)
+                let bytes = try area.read("retired/" + path, limit: ObjectLimits.document, what: "retired catalog")
+                out.append((path, bytes, o.received ?? Date()))
+            } catch {
+                continue
+            }
+        }
+        return out
     }
 
     /// Deletes trash runs older than `grace`. Returns how many objects and bytes went.
-    func purge(olderThan grace: TimeInterval, now: Date, dryRun: Bool) -> (objects: Int, bytes: Int) {
+    func purge(olderThan grace: TimeInterval, now: Date, dryRun: Bool) throws(StoreError) -> (objects: Int, bytes: Int) {
         var objects = 0, bytes = 0
-        for run in runs() where now.timeIntervalSince(run.time) > grace {
-            let path = directory + "/" + run.name
-            if let e = FileManager.default.enumerator(atPath: path) {
-                while let rel = e.nextObject() as? String {
-                    var st = stat()
-                    if lstat(path + "/" + rel, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
+        for run in try runs() where now.timeIntervalSince(run.time) > grace {
+            var pending = [run.name]
+            while let directory = pending.popLast() {
+                for m in try mapped({ () throws(BackendError) in try area.members(of: directory) }) {
+                    let path = directory + "/" + m.name
+                    if m.isDirectory {
+                        if path.split(separator: "/").count < 8 { pending.append(path) }
+                    } else {
                         objects += 1
-                        bytes += Int(st.st_size)
+                        bytes += (try? area.stat(path).size) ?? 0
                     }
                 }
             }
-            if !dryRun { try? FileManager.default.removeItem(atPath: path) }
+            if !dryRun { try mapped { () throws(BackendError) in try area.delete(run.name) } }
         }
+        if !dryRun { runCache = nil }
         return (objects, bytes)
     }
 
-    private func note(_ path: String) throws(StoreError) {
-        try makeDirectory(directory)
-        guard let f = fopen(prunedList, "a") else {
-            throw StoreError(.io, "cannot write \(prunedList): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(f) }
-        guard fputs(path + "\n", f) >= 0, fflush(f) == 0, fsync(fileno(f)) == 0 else {
-            throw StoreError(.io, "cannot write \(prunedList): \(String(cString: strerror(errno)))")
-        }
+    private func write(_ path: String, _ lines: [String]) throws(StoreError) {
+        let local = NSTemporaryDirectory() + "/fbk-prune-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(local) }
+        let bytes = Array(lines.map { $0 + "\n" }.joined().utf8)
+        do { try DurableFile.replace(local, with: bytes, mode: 0o600) } catch { throw error }
+        _ = try mapped { () throws(BackendError) in try area.put(path, from: local, size: bytes.count) }
     }
 
-    private func move(_ from: String, to: String) throws(StoreError) {
-        Self.testHook()
-        try makeDirectory((to as NSString).deletingLastPathComponent)
-        guard rename(from, to) == 0 else {
-            throw StoreError(.io, "cannot move \(from) to \(to): \(String(cString: strerror(errno)))")
-        }
+    private func mapped<R>(_ body: () throws(BackendError) -> R) throws(StoreError) -> R {
+        do { return try body() } catch { throw StoreError(.io, "the trash \(area.location): \(error.message)", cause: error) }
     }
 
     /// For the crash tests: `FBK_TEST_PRUNE_KILL_AFTER=N` kills the process
@@ -125,17 +156,9 @@ public struct Trash {
     private static let moveDelay = ProcessInfo.processInfo.environment["FBK_TEST_PRUNE_MOVE_DELAY_MS"].flatMap { UInt32($0) }
     nonisolated(unsafe) private static var moves = 0
 
-    private static func testHook() {
+    static func testHook() {
         if let killAfter, moves >= killAfter { kill(getpid(), SIGKILL) }
         moves += 1
         if let moveDelay { usleep(moveDelay * 1000) }
-    }
-
-    private func makeDirectory(_ path: String) throws(StoreError) {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
-        } catch {
-            throw StoreError(.io, "cannot create \(path): \(error.localizedDescription)")
-        }
     }
 }

@@ -601,6 +601,59 @@ extension RetentionTests {
     }
 }
 
+extension RetentionTests {
+    /// Prune through a WebDAV account of deploy/nginx/fbk-prune.conf does
+    /// what prune on the storage root does: the same objects stay, the
+    /// same go to the trash, and a second run purges the same.
+    @Test func pruneThroughWebDAVMatchesPruneOnTheStorageRoot() throws {
+        let sim = try RetentionSimulation(policy: "keep_within: 20d\n      keep_last: 2\n      keep_weekly: 1")
+        let keep = sampleBytes(200_000, seed: 41)
+        try write(sim, "keep", keep)
+        for day in 0..<35 {
+            try write(sim, "f\(day % 4)", sampleBytes(40_000, seed: UInt64(day + 1100)))
+            try sim.snapshot(day: Double(day))
+        }
+        let password = try sim.f.dir.write("prune-password", Array("operator-pw\n".utf8))
+        func viaWebDAV(_ day: Double, _ extra: [String] = []) throws -> (status: Int32, text: String, plan: [String: Any]) {
+            let r = try CLI.run(["prune", "--config", try sim.checkConfig(), "--url", sim.f.mirrors[0].pruneURL,
+                                 "--user", "operator", "--password-file", password, "--json"] + extra,
+                                environment: ["FBK_TEST_NOW": String(sim.time(day) + 7200)])
+            let json = (try? JSONSerialization.jsonObject(with: r.stdoutBytes)) as? [String: Any] ?? [:]
+            return (r.status, r.stdout + r.stderr, ((json["clients"] as? [[String: Any]])?.first) ?? [:])
+        }
+        let planned = try viaWebDAV(35, ["--dry-run"])
+        let direct = try sim.prune(1, day: 35, ["--dry-run"])
+        let directPlan = ((direct.plan["clients"] as? [[String: Any]])?.first) ?? [:]
+        #expect(planned.status == 0, "\(planned.text)")
+        #expect((planned.plan["removed_objects"] as? [String]) == (directPlan["removed_objects"] as? [String]))
+        #expect((planned.plan["removed_objects"] as? [String])?.isEmpty == false)
+
+        let web = try viaWebDAV(35)
+        #expect(web.status == 0, "\(web.text)")
+        #expect(try sim.prune(1, day: 35).status == 0)
+        #expect(sim.f.objects(0) == sim.f.objects(1), "the same objects stay")
+        let trash0 = try FileManager.default.subpathsOfDirectory(atPath: sim.f.mirrors[0].storageRoot + "/.fbk-trash/c1").filter { !$0.hasPrefix("pruned") }.sorted()
+        let trash1 = try FileManager.default.subpathsOfDirectory(atPath: sim.f.mirrors[1].storageRoot + "/.fbk-trash/c1").filter { !$0.hasPrefix("pruned") }.sorted()
+        #expect(trash0 == trash1, "the same go to the trash")
+        for m in 0..<2 { #expect(try sim.check(m, day: 35).status == 0) }
+
+        // Past the grace period (10 days), the trash run is purged through WebDAV too.
+        let trashDir = sim.f.mirrors[0].storageRoot + "/.fbk-trash/c1"
+        let firstRuns = try FileManager.default.contentsOfDirectory(atPath: trashDir).filter { $0.hasPrefix("20") }
+        #expect(firstRuns.count == 1)
+        let later = try viaWebDAV(47)
+        #expect(later.status == 0, "\(later.text)")
+        #expect((later.plan["purged_objects"] as? Int ?? 0) > 0, "\(later.text)")
+        let runs = try FileManager.default.contentsOfDirectory(atPath: trashDir)
+        #expect(Set(runs).isDisjoint(with: firstRuns), "\(runs)")
+        let target = sim.f.dir.file("webdav-pruned")
+        let latest = sim.f.objects(0).filter { $0.hasSuffix(".catalog") }.sorted().last!
+        let r = try sim.restore(String(latest.dropFirst(10).dropLast(8)), from: 0, to: target)
+        #expect(r.status == 0, "\(r.text)")
+        #expect(try sim.restoredTree(target)["keep"] == keep)
+    }
+}
+
 /// A small deterministic generator for the simulation's choices.
 struct SplitMix {
     var state: UInt64

@@ -65,6 +65,9 @@ public final class NginxMirror: @unchecked Sendable {
     /// The operator's read-only port (deploy/nginx/fbk-operator.conf); account operator / operator-pw.
     public private(set) var operatorPort: Int = 0
     public var operatorURL: String { "http://127.0.0.1:\(operatorPort)/" }
+    /// The prune port (deploy/nginx/fbk-prune.conf); the same operator account.
+    public private(set) var prunePort: Int = 0
+    public var pruneURL: String { "http://127.0.0.1:\(prunePort)/" }
     public var storageRoot: String { prefix.file("root") }
     public let users: [String: String]
 
@@ -92,6 +95,7 @@ public final class NginxMirror: @unchecked Sendable {
         for _ in 0..<5 {
             if port == 0 { port = try freePort() }
             if operatorPort == 0 { operatorPort = try freePort() }
+            if prunePort == 0 { prunePort = try freePort() }
             try writeConfig()
             let r = try runTool("nginx", ["-p", prefix.path, "-e", prefix.file("logs/error.log"), "-c", prefix.file("nginx.conf")])
             if r.status == 0 {
@@ -102,6 +106,7 @@ public final class NginxMirror: @unchecked Sendable {
             lastError = r.stderr
             port = 0
             operatorPort = 0
+            prunePort = 0
         }
         throw FixtureError("nginx did not start: \(lastError)")
     }
@@ -150,6 +155,12 @@ public final class NginxMirror: @unchecked Sendable {
                     root \(p)/root;
                     auth_basic_user_file \(p)/operators;
                     include \(repositoryRoot)/deploy/nginx/fbk-operator.conf;
+                }
+                server {
+                    listen 127.0.0.1:\(prunePort);
+                    root \(p)/root;
+                    auth_basic_user_file \(p)/operators;
+                    include \(repositoryRoot)/deploy/nginx/fbk-prune.conf;
                 }
             }
             """

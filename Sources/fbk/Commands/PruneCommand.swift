@@ -22,17 +22,34 @@ struct PruneCommand: ParsableCommand {
             whose reuse_horizon keep_within does not cover, is refused unless \
             --force. Run it after the weekly check, on each mirror on its own.
 
+            From another machine, give the mirror's prune port instead of \
+            --root (deploy/nginx/fbk-prune.conf: MOVE into the trash, DELETE \
+            only there) with --url, --user and --password-file; device blobs \
+            are pruned on the storage root only.
+
             Exit status: 0 done (or nothing to do), 1 a client was refused, 64 bad configuration.
 
-            Example:
+            Examples:
               fbk prune --config /etc/fbk/check.conf --root /srv/fbk --dry-run
+              fbk prune --config /etc/fbk/check.conf --url http://[2001:db8::1]:8086/ --user pruner --password-file /etc/fbk/prune-password
             """
     )
 
     @Option(name: .long, help: "The check configuration (enrolled clients and their retention).")
     var config: String = "/etc/fbk/check.conf"
     @Option(name: .long, help: "The storage root: one directory per client.")
-    var root: String
+    var root: String?
+    @Option(name: .long, help: "Or the mirror's prune port (deploy/nginx/fbk-prune.conf), e.g. http://[2001:db8::1]:8086/.")
+    var url: String?
+    @Option(name: .long, help: "With --url: the prune account.")
+    var user: String?
+    @Option(name: .long, help: "With --url: the file holding the prune account's password.")
+    var passwordFile: String?
+
+    func validate() throws {
+        guard (root == nil) != (url == nil) else { throw ValidationError("give --root DIR (the storage root) or --url URL (the mirror's prune port), one of them") }
+        if url != nil && (user == nil || passwordFile == nil) { throw ValidationError("--url needs --user and --password-file (the prune account)") }
+    }
     @Option(name: .long, help: "Only this client; repeat (default: every client with a retention policy).")
     var client: [String] = []
     @Flag(name: .long, help: "Print what would be removed; change nothing.")
@@ -53,7 +70,8 @@ struct PruneCommand: ParsableCommand {
             for name in client where !c.clients.contains(where: { $0.name == name }) {
                 throw StoreError(.config, "\(name) is not a client in \(config)")
             }
-            plan = Pruner.run(config: c, root: root, options: options)
+            let target: PruneTarget = root.map { .storageRoot($0) } ?? .webDAV(url: url!, user: user, passwordFile: passwordFile)
+            plan = Pruner.run(config: c, target: target, options: options)
         } catch {
             throw fail(error)
         }
