@@ -34,6 +34,9 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
     let reader: Account?
     let options: MirrorOptions
     private let scratch: PrivateDirectory
+    /// Whether this directory and its parent were made (or found) for a move.
+    private var baseMade = false
+    private let baseLock = NSLock()
 
     /// The body nginx sends with its 409 when the object exists (deploy/nginx):
     /// any other 409 (e.g. a missing parent collection) is a failure.
@@ -294,9 +297,24 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
         try children(of: directory).map { ($0.name, $0.isCollection) }
     }
 
-    /// MKCOL for each directory on the way to `path` (405: it exists).
+    /// MKCOL for each directory on the way to `path` (405: it exists),
+    /// starting with this directory and its parent (`.fbk-trash/CLIENT/`
+    /// does not exist before the first prune), once.
     private func makeCollections(for path: String) throws(BackendError) {
         let account = try readingAccount()
+        if !baseLock.withLock({ baseMade }) {
+            var urls = [account.url]
+            if let parent = URL(string: account.url)?.deletingLastPathComponent().absoluteString, parent.count < account.url.count {
+                urls.insert(parent, at: 0)
+            }
+            for url in urls {
+                var a = account
+                a.url = url
+                let response = try perform("MKCOL", a, "")
+                guard [201, 405].contains(response.status) else { throw failure("MKCOL", url, status: response.status, account: account) }
+            }
+            baseLock.withLock { baseMade = true }
+        }
         var directory = ""
         for component in path.split(separator: "/").dropLast() {
             directory += (directory.isEmpty ? "" : "/") + component
