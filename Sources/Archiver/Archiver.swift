@@ -116,8 +116,8 @@ public final class Archiver {
             try removeStraySpoolFiles()
             let spoolNeeds = 2 * config.packSize + (4 << 20)
             if let free = FileSystem.availableBytes(config.spoolDirectory), free < spoolNeeds {
-                throw StoreError(.io, "only \(free) bytes are free for the spool \(config.spoolDirectory) (the disk is nearly full); "
-                    + "a run needs at least \(spoolNeeds) (two packs of pack_size and room for the index): free space there and run again")
+                throw StoreError(.io, "the filesystem holding the spool \(config.spoolDirectory) is full: only \(free) bytes are free, "
+                    + "and a run needs at least \(spoolNeeds) (two packs of pack_size and room for the index): free space there and run again")
             }
             try deliverSpool()
             try index.ledger.adoptUnknownRecipients(recipients)

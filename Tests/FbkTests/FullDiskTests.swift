@@ -46,7 +46,7 @@ import TestSupport
         let before = try Index.open(path: f.dir.file("state/index.sqlite")).ledger.snapshotIDs
         let r = try snapshotOnSmallFilesystem(f, over: f.dir.file("state/spool"), kibibytes: 512)
         #expect(r.status == 74, "\(r.stderr)")
-        #expect(r.stderr.contains("bytes are free for the spool") && r.stderr.contains("free space there"), "\(r.stderr)")
+        #expect(r.stderr.contains("holding the spool") && r.stderr.contains("bytes are free") && r.stderr.contains("free space there"), "\(r.stderr)")
         #expect(try Index.open(path: f.dir.file("state/index.sqlite")).ledger.snapshotIDs == before, "nothing new is recorded")
         try f.checkInvariants(after: "full spool")
         let again = try f.snapshot()
