@@ -37,6 +37,15 @@ final class RetentionSimulation: @unchecked Sendable {
         return (try? JSONSerialization.jsonObject(with: r.stdoutBytes)) as? [String: Any] ?? [:]
     }
 
+    /// A snapshot a day over `days`, each after giving the file `name(day)`
+    /// `size` new bytes (seeded by the day).
+    func takeDays(_ days: Range<Int>, size: Int, seed: UInt64, name: (Int) -> String) throws {
+        for day in days {
+            try Data(sampleBytes(size, seed: UInt64(day) + seed)).write(to: URL(fileURLWithPath: f.source + "/" + name(day)))
+            try snapshot(day: Double(day))
+        }
+    }
+
     /// A snapshot that may leave a mirror behind (exit 4).
     func snapshotAllowingBehind(day: Double) throws -> [String: Any] {
         let r = try CLI.run(["snapshot", "--config", f.configPath, "--json"], environment: ["FBK_TEST_NOW": String(time(day))])
@@ -372,10 +381,7 @@ extension RetentionTests {
     /// removed object; the next run finishes the work.
     @Test func pruneKilledAtSeededPointsLeavesEverySnapshotComplete() throws {
         let sim = try RetentionSimulation(policy: "keep_within: 20d\n      keep_last: 2")
-        for day in 0..<30 {
-            try write(sim, "f\(day % 5)", sampleBytes(60_000, seed: UInt64(day + 300)))
-            try sim.snapshot(day: Double(day))
-        }
+        try sim.takeDays(0..<30, size: 60_000, seed: 300) { "f\($0 % 5)" }
         let plan = try sim.prune(0, day: 45, ["--dry-run"])
         let planned = ((plan.plan["clients"] as? [[String: Any]])?.first?["removed_objects"] as? [String]) ?? []
         #expect(planned.count > 10, "\(plan.text)")
@@ -410,10 +416,7 @@ extension RetentionTests {
         let sim = try RetentionSimulation(policy: "keep_within: 20d\n      keep_last: 1")
         let keep = sampleBytes(200_000, seed: 77)
         try write(sim, "keep", keep)
-        for day in 0..<30 {
-            try write(sim, "f", sampleBytes(60_000, seed: UInt64(day + 500)))
-            try sim.snapshot(day: Double(day))
-        }
+        try sim.takeDays(0..<30, size: 60_000, seed: 500) { _ in "f" }
         let config = try sim.checkConfig()
         let prune = Process()
         prune.executableURL = CLI.binary
@@ -566,10 +569,7 @@ extension RetentionTests {
         let keep = sampleBytes(400_000, seed: 31)
         try write(sim, "keep", keep)
         let first = try sim.snapshot(day: 0)["snapshot"] as! String
-        for day in 1..<30 {
-            try write(sim, "f", sampleBytes(30_000, seed: UInt64(day + 900)))
-            try sim.snapshot(day: Double(day))
-        }
+        try sim.takeDays(1..<30, size: 30_000, seed: 900) { _ in "f" }
         for m in 0..<2 {
             let p = try sim.prune(m, day: 30)
             #expect(p.status == 0, "\(p.text)")
@@ -609,10 +609,7 @@ extension RetentionTests {
         let sim = try RetentionSimulation(policy: "keep_within: 20d\n      keep_last: 2\n      keep_weekly: 1")
         let keep = sampleBytes(200_000, seed: 41)
         try write(sim, "keep", keep)
-        for day in 0..<35 {
-            try write(sim, "f\(day % 4)", sampleBytes(40_000, seed: UInt64(day + 1100)))
-            try sim.snapshot(day: Double(day))
-        }
+        try sim.takeDays(0..<35, size: 40_000, seed: 1100) { "f\($0 % 4)" }
         let password = try sim.f.dir.write("prune-password", Array("operator-pw\n".utf8))
         func viaWebDAV(_ day: Double, _ extra: [String] = []) throws -> (status: Int32, text: String, plan: [String: Any]) {
             let r = try CLI.run(["prune", "--config", try sim.checkConfig(), "--url", sim.f.mirrors[0].pruneURL,
