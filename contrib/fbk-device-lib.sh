@@ -37,15 +37,28 @@ fbk_setup() {
   fi
   UPLOADED=0
   FAILED=0
+  FBK_MADE=""
 }
 
 # fbk_encrypt < plaintext > sealed
 fbk_encrypt() { $ENCRYPT "$RECIPIENT"; }
 
+# fbk_mkcol MIRROR: make the client's directory and blobs/ on a mirror, once
+# a run (a stock WebDAV server refuses a PUT into a missing directory;
+# 201 made, 405 there already, fbk's nginx rules answer 409 when it exists).
+fbk_mkcol() {
+  case " $FBK_MADE " in *" $1 "*) return 0 ;; esac
+  for fbk_dir in "${1%/}/" "${1%/}/blobs/"; do
+    curl -s -K "$WORK/curl.conf" --connect-timeout 10 -o /dev/null -X MKCOL "$fbk_dir" || true
+  done
+  FBK_MADE="$FBK_MADE $1"
+}
+
 # fbk_upload FILE NAME: PUT to every mirror; true if at least one stored it.
 fbk_upload() {
   fbk_ok=0
   for fbk_m in $MIRRORS; do
+    fbk_mkcol "$fbk_m"
     fbk_code=$(curl -s -K "$WORK/curl.conf" --connect-timeout 10 --speed-limit 1024 --speed-time 60 \
            -o "$WORK/response" -w '%{http_code}' -T "$1" "${fbk_m%/}/blobs/$2" || echo 000)
     if [ "$fbk_code" = 201 ] || [ "$fbk_code" = 204 ] || { [ "$fbk_code" = 409 ] && grep -q fbk-object-exists "$WORK/response"; }; then

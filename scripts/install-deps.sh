@@ -21,6 +21,8 @@ PACKAGES="
   curl
   nginx
   libnginx-mod-http-dav-ext
+  apache2
+  rclone
   apache2-utils
   busybox
   python3

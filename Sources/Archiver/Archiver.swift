@@ -95,6 +95,7 @@ public final class Archiver {
         self.envelope = envelope
         self.index = index
         mirrorSet = MirrorSet(try mirrors.map { MirrorSet.Member(id: try index.ledger.mirrorID($0.location), backend: $0) })
+        for m in mirrorSet.members { m.backend.assumeDirectories(try index.ledger.directories(mirror: m.id)) }
         chunker = try Chunker(parameters: config.chunker, seed: keys.chunkerSeed)
         recipients = RecipientSet(envelope.recipients.map(\.fingerprint))
         summary.requiredMirrors = config.requiredMirrors
@@ -360,6 +361,8 @@ public final class Archiver {
         let complete = delivered.count == mirrorSet.ids.count
         let now = referenceTime > 0 ? referenceTime : Int(wallClock().timeIntervalSince1970)
         let id = try index.transaction {
+            // Directories the mirrors were found to have (made, or there already): never asked again.
+            for m in mirrorSet.members { try index.ledger.recordDirectories(m.backend.newlyKnownDirectories(), mirror: m.id) }
             let id = try index.ledger.recordObject(path: path, kind: kind, size: size, sha256: sha256, now: now,
                                             deliveredTo: delivered, spool: complete ? nil : (file as NSString).lastPathComponent,
                                             sealedTo: kind == .pack || kind == .escrow ? recipients : nil,

@@ -114,10 +114,20 @@ public protocol Backend: Sendable {
     /// for local storage, or an answer without a date.
     /// - Throws: when the server gives no answer at all (down, silent).
     func serverTime() throws(BackendError) -> Date?
+
+    /// Directories under the client's directory ("" is the directory
+    /// itself) known to exist: a server that needs each made before a PUT
+    /// into it (RFC 4918 9.7.1) is asked once, not every run. The client
+    /// keeps what it learned in its index and gives it back here.
+    func assumeDirectories(_ known: Set<String>)
+    /// Directories learned to exist since the last call.
+    func newlyKnownDirectories() -> Set<String>
 }
 
 extension Backend {
     public func serverTime() throws(BackendError) -> Date? { nil }
+    public func assumeDirectories(_ known: Set<String>) {}
+    public func newlyKnownDirectories() -> Set<String> { [] }
 }
 
 /// Storage the operator may remove from (`fbk prune`, FORMAT.md 14): a

@@ -55,6 +55,8 @@ package struct RetryingBackend: Backend {
 
     /// Asked once: a mirror that does not answer is not kept waiting on.
     public func serverTime() throws(BackendError) -> Date? { try base.serverTime() }
+    public func assumeDirectories(_ known: Set<String>) { base.assumeDirectories(known) }
+    public func newlyKnownDirectories() -> Set<String> { base.newlyKnownDirectories() }
 
     public func inventory() throws(BackendError) -> Inventory {
         try retrying { () throws(BackendError) in try base.inventory() }

@@ -34,9 +34,6 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
     let reader: Account?
     let options: MirrorOptions
     private let scratch: PrivateDirectory
-    /// Whether this directory and its parent were made (or found) for a move.
-    private var baseMade = false
-    private let baseLock = NSLock()
 
     /// The body nginx sends with its 409 when the object exists (deploy/nginx):
     /// any other 409 (e.g. a missing parent collection) is a failure.
@@ -140,24 +137,98 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
 
     // MARK: Writing
 
+    /// Uploads create-only, on fbk's own nginx rules and on a stock RFC 4918
+    /// server alike (FORMAT.md 2, "What an answer means"): the directories
+    /// on the way are made first (MKCOL) unless known, the PUT asks for
+    /// creation only (`If-None-Match: *`), and each answer is read as:
+    /// 201, 200, 204 stored (a 204 replaced an object of the same name,
+    /// which holds the same bytes: names are content hashes or unique IDs);
+    /// 409 with fbk's marker, or 412: there already; 409 without the
+    /// marker or 500: a directory is missing, made again and the PUT tried
+    /// once more; 403 or 405: a server that refuses overwrites this way,
+    /// or an account that may not write: there already only if a PROPFIND
+    /// of the name (where allowed) shows an object of the expected size.
     public func put(_ path: String, from localFile: String, size: Int) throws(BackendError) -> PutOutcome {
         guard let writer else { throw fail(.permanent, "no upload account was given for \(location)", misconfigured: true) }
-        let response = try perform("PUT", writer, try checked(path), uploadFile: localFile, uploadSize: size)
+        let name = try checked(path)
+        try makeDirectories(for: path, account: writer)
+        var response = try perform("PUT", writer, name, headers: ["If-None-Match: *"], uploadFile: localFile, uploadSize: size)
+        if (response.status == 409 && !isExistsAnswer(response)) || response.status == 500 {
+            // A directory believed made is not there (removed on the server?): make it again, once.
+            forgetDirectories(for: path)
+            try makeDirectories(for: path, account: writer)
+            response = try perform("PUT", writer, name, headers: ["If-None-Match: *"], uploadFile: localFile, uploadSize: size)
+            if (response.status == 409 && !isExistsAnswer(response)) || response.status == 500 {
+                throw fail(.permanent, "PUT \(path) was answered \(response.status) again after MKCOL of its directories: the server does not let this account create \(location)\((path as NSString).deletingLastPathComponent)/ (check its WebDAV configuration)", misconfigured: true)
+            }
+        }
         switch response.status {
         case 200, 201, 204:
             return .stored
-        case 409 where String(decoding: response.body, as: UTF8.self).contains(Self.existsMarker):
+        case 409, 412:
+            return .alreadyPresent
+        case 403, 405 where (try? propfind(name, depth: 0, account: writer).first.map { !$0.isCollection && $0.size == size }) == true:
             return .alreadyPresent
         default:
             throw failure("PUT", path, status: response.status, account: writer)
         }
     }
 
-    /// A HEAD of the client's directory: whatever the answer (a client's
-    /// account may not read it), its `Date` header is the server's clock.
-    public func serverTime() throws(BackendError) -> Date? {
-        guard let account = writer ?? reader else { return nil }
-        return try perform("HEAD", account, "").date
+    /// fbk's nginx rules answer a create of an existing name (and a MKCOL of an existing directory) 409 with a marker.
+    private func isExistsAnswer(_ response: CurlTransfer.Response) -> Bool {
+        response.status == 409 && String(decoding: response.body, as: UTF8.self).contains(Self.existsMarker)
+    }
+
+    // MARK: Directories
+
+    /// Directories known to exist ("" is the client's directory), and those learned since the index was last told.
+    private var knownDirectories = Set<String>()
+    private var learnedDirectories = Set<String>()
+    private let directoryLock = NSLock()
+
+    public func assumeDirectories(_ known: Set<String>) { directoryLock.withLock { knownDirectories.formUnion(known) } }
+
+    public func newlyKnownDirectories() -> Set<String> {
+        directoryLock.withLock {
+            defer { learnedDirectories = [] }
+            return learnedDirectories
+        }
+    }
+
+    /// The client's directory and each directory on the way to `path`.
+    private func directories(for path: String) -> [String] {
+        var out = [""]
+        var directory = ""
+        for component in path.split(separator: "/").dropLast() {
+            directory += (directory.isEmpty ? "" : "/") + component
+            out.append(directory)
+        }
+        return out
+    }
+
+    /// MKCOL for each directory on the way not known to exist: 201 made,
+    /// 405 (or fbk's 409 with the marker) there already. Any other answer
+    /// leaves it unknown: the PUT that follows says what is wrong.
+    private func makeDirectories(for path: String, account: Account) throws(BackendError) {
+        for directory in directories(for: path) where !directoryLock.withLock({ knownDirectories.contains(directory) }) {
+            var response = try perform("MKCOL", account, (directory.isEmpty ? "" : try checked(directory) + "/"))
+            if directory.isEmpty && (response.status == 409 || response.status == 404) && !isExistsAnswer(response),
+               let parent = URL(string: account.url)?.deletingLastPathComponent().absoluteString, parent.count < account.url.count {
+                // This directory's own parent is missing too (prune's `.fbk-trash/CLIENT/` before its first run).
+                var above = account
+                above.url = parent
+                _ = try perform("MKCOL", above, "")
+                response = try perform("MKCOL", account, "")
+            }
+            guard response.status == 201 || response.status == 405 || isExistsAnswer(response) else { return }
+            directoryLock.withLock {
+                if knownDirectories.insert(directory).inserted { learnedDirectories.insert(directory) }
+            }
+        }
+    }
+
+    private func forgetDirectories(for path: String) {
+        directoryLock.withLock { for d in directories(for: path) { knownDirectories.remove(d) } }
     }
 
     // MARK: Reading
@@ -269,7 +340,7 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
             throw fail(.permanent, "cannot move \(path) to \(destination.location): not the same server")
         }
         let account = try readingAccount()
-        try other.makeCollections(for: newPath)
+        try other.makeDirectories(for: newPath, account: target)
         let response = try perform("MOVE", account, try checked(path),
                                    headers: ["Destination: \(target.url + (try other.checked(newPath)))", "Overwrite: F"])
         switch response.status {
@@ -297,32 +368,6 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
         try children(of: directory).map { ($0.name, $0.isCollection) }
     }
 
-    /// MKCOL for each directory on the way to `path` (405: it exists),
-    /// starting with this directory and its parent (`.fbk-trash/CLIENT/`
-    /// does not exist before the first prune), once.
-    private func makeCollections(for path: String) throws(BackendError) {
-        let account = try readingAccount()
-        if !baseLock.withLock({ baseMade }) {
-            var urls = [account.url]
-            if let parent = URL(string: account.url)?.deletingLastPathComponent().absoluteString, parent.count < account.url.count {
-                urls.insert(parent, at: 0)
-            }
-            for url in urls {
-                var a = account
-                a.url = url
-                let response = try perform("MKCOL", a, "")
-                guard [201, 405].contains(response.status) else { throw failure("MKCOL", url, status: response.status, account: account) }
-            }
-            baseLock.withLock { baseMade = true }
-        }
-        var directory = ""
-        for component in path.split(separator: "/").dropLast() {
-            directory += (directory.isEmpty ? "" : "/") + component
-            let response = try perform("MKCOL", account, try checked(directory) + "/")
-            guard [201, 405].contains(response.status) else { throw failure("MKCOL", directory, status: response.status, account: account) }
-        }
-    }
-
     /// The members of a collection (none if it does not exist yet).
     private func children(of directory: String) throws(BackendError) -> [WebDAVListing.Entry] {
         do {
@@ -332,8 +377,9 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
         }
     }
 
-    private func propfind(_ path: String, depth: Int) throws(BackendError) -> [WebDAVListing.Entry] {
-        let account = try readingAccount()
+    private func propfind(_ path: String, depth: Int, account given: Account? = nil) throws(BackendError) -> [WebDAVListing.Entry] {
+        let account: Account
+        if let given { account = given } else { account = try readingAccount() }
         let response = try perform("PROPFIND", account, path, headers: ["Depth: \(depth)"], bodyLimit: WebDAVListing.maxBody)
         guard response.status == 207 else { throw failure("PROPFIND", path, status: response.status, account: account) }
         guard response.body.count < WebDAVListing.maxBody else {

@@ -231,6 +231,27 @@ package final class DeliveryLedger: IndexPartAccess {
         }
     }
 
+    /// The directories a mirror is known to have.
+    package func directories(mirror: MirrorID) throws(StoreError) -> Set<String> {
+        try guarded {
+        let s = try db.statement("SELECT path FROM directories WHERE mirror = ?")
+        s.bind(1, mirror.rawValue)
+        var out = Set<String>()
+        while try s.step() { out.insert(s.text(0)) }
+        return out
+        }
+    }
+
+    package func recordDirectories(_ paths: Set<String>, mirror: MirrorID) throws(StoreError) {
+        try guarded {
+        for p in paths {
+            let s = try db.statement("INSERT OR IGNORE INTO directories(mirror, path) VALUES (?, ?)")
+            s.bind(1, mirror.rawValue); s.bind(2, p)
+            try s.run()
+        }
+        }
+    }
+
     /// Whether an escrow sealed to exactly `recipients` was stored, and whether any was.
     package func escrows(sealedTo recipients: RecipientSet) throws(StoreError) -> (matching: Bool, any: Bool) {
         try guarded {

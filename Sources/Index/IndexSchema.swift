@@ -52,6 +52,9 @@ enum IndexPart: String, CaseIterable {
             CREATE TABLE snapshots(id TEXT PRIMARY KEY, started INTEGER NOT NULL, finished INTEGER NOT NULL,
                                    root BLOB NOT NULL, record INTEGER NOT NULL, catalog INTEGER NOT NULL,
                                    summary TEXT NOT NULL);
+            -- Directories a mirror is known to have ('' is the client's own): a stock WebDAV
+            -- server needs each made (MKCOL) before the first PUT into it, once.
+            CREATE TABLE directories(mirror INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY(mirror, path)) WITHOUT ROWID;
             """
         case .caches: """
             CREATE TABLE chunks(id BLOB PRIMARY KEY, pack INTEGER NOT NULL REFERENCES objects(id),
@@ -81,11 +84,12 @@ struct IndexMigration {
         IndexMigration(part: .caches, from: 0, name: "caches 1: versioned apart from the ledger (tables unchanged)", sql: ""),
         // Objects recorded before are taken as sealed to the recipients of
         // the first run after the migration (`Index.adoptUnknownRecipients`).
-        IndexMigration(part: .ledger, from: 1, name: "ledger 2: the certificates each object is sealed to, and which packs are renewed",
+        IndexMigration(part: .ledger, from: 1, name: "ledger 2: the certificates each object is sealed to, which packs are renewed, the directories each mirror has",
                        sql: """
                            ALTER TABLE objects ADD COLUMN sealed_to TEXT;
                            ALTER TABLE objects ADD COLUMN content_bytes INTEGER;
                            ALTER TABLE objects ADD COLUMN renew INTEGER NOT NULL DEFAULT 0;
+                           CREATE TABLE directories(mirror INTEGER NOT NULL, path TEXT NOT NULL, PRIMARY KEY(mirror, path)) WITHOUT ROWID;
                            """),
     ]
 }

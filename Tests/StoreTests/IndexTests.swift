@@ -25,7 +25,7 @@ import TestSupport
         defer { withExtendedLifetime(dir) {} }
         let index = try Index.open(path: path)
         #expect(index.migrationsApplied.count == 3, "\(index.migrationsApplied)")
-        #expect(index.migrationsApplied.contains("ledger 2: the certificates each object is sealed to, and which packs are renewed"))
+        #expect(index.migrationsApplied.contains("ledger 2: the certificates each object is sealed to, which packs are renewed, the directories each mirror has"))
         #expect(try index.versions() == ["ledger": 2, "caches": 1])
         // What 0.4 recorded is all there.
         #expect(try index.ledger.snapshotIDs.count == 2)
