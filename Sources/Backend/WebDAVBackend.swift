@@ -130,6 +130,9 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
             return fail(.permanent, "the mirror is out of space (507)")
         case 408, 429, 500...599:
             return fail(.transient, "the server failed (HTTP \(status)) on \(method) \(path)")
+        case 423:
+            // RFC 4918 11.3: locked, by a write in progress (rclone answers so to two PUTs of one name): try again later.
+            return fail(.transient, "\(path) is locked on the server (423) by another write in progress")
         default:
             return fail(.permanent, "the server answered HTTP \(status) to \(method) \(path), which fbk does not expect (is the URL this client's directory on an fbk mirror?); counted as a failure", misconfigured: true)
         }
@@ -150,15 +153,18 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
     /// of the name (where allowed) shows an object of the expected size.
     public func put(_ path: String, from localFile: String, size: Int) throws(BackendError) -> PutOutcome {
         guard let writer else { throw fail(.permanent, "no upload account was given for \(location)", misconfigured: true) }
+        guard isContainedPath(path) else { throw fail(.permanent, "\(path) is not an object's path under the client's directory") }
         let name = try checked(path)
         try makeDirectories(for: path, account: writer)
         var response = try perform("PUT", writer, name, headers: ["If-None-Match: *"], uploadFile: localFile, uploadSize: size)
-        if (response.status == 409 && !isExistsAnswer(response)) || response.status == 500 {
+        if (response.status == 409 && !isExistsAnswer(response)) || response.status == 500 || response.status == 404 {
             // A directory believed made is not there (removed on the server?): make it again, once.
             forgetDirectories(for: path)
             try makeDirectories(for: path, account: writer)
             response = try perform("PUT", writer, name, headers: ["If-None-Match: *"], uploadFile: localFile, uploadSize: size)
-            if (response.status == 409 && !isExistsAnswer(response)) || response.status == 500 {
+            // A server failing (5xx) stays a transient failure; a directory it will not make is the configuration's.
+            if response.status >= 500 { throw failure("PUT", path, status: response.status, account: writer) }
+            if (response.status == 409 && !isExistsAnswer(response)) || response.status == 404 {
                 throw fail(.permanent, "PUT \(path) was answered \(response.status) again after MKCOL of its directories: the server does not let this account create \(location)\((path as NSString).deletingLastPathComponent)/ (check its WebDAV configuration)", misconfigured: true)
             }
         }
