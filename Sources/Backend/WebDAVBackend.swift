@@ -173,8 +173,11 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
             return .stored
         case 409, 412:
             return .alreadyPresent
-        case 403, 405 where (try? propfind(name, depth: 0, account: writer).first.map { !$0.isCollection && $0.size == size }) == true:
-            return .alreadyPresent
+        case 403, 405:
+            // (A `where` would bind to 405 alone.) There already only if the server shows it, at its size.
+            let shown = try? propfind(name, depth: 0, account: writer).first.map { !$0.isCollection && $0.size == size }
+            if shown == true { return .alreadyPresent }
+            throw failure("PUT", path, status: response.status, account: writer)
         default:
             throw failure("PUT", path, status: response.status, account: writer)
         }
