@@ -68,16 +68,7 @@ public final class StockDAVServer: @unchecked Sendable {
         switch kind {
         case .nginx:
             let config = """
-                load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
-                \(geteuid() == 0 ? "user root;" : "")
-                worker_processes 1;
-                pid \(p)/nginx.pid;
-                error_log \(p)/logs/error.log info;
-                events { worker_connections 64; }
-                http {
-                    access_log \(p)/logs/access.log;
-                    client_body_temp_path \(p)/body;
-                    proxy_temp_path \(p)/tmp; fastcgi_temp_path \(p)/tmp; uwsgi_temp_path \(p)/tmp; scgi_temp_path \(p)/tmp;
+                \(nginxPrelude(p))
                     server {
                         listen 127.0.0.1:\(port);
                         root \(p)/root;

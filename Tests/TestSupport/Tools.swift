@@ -57,6 +57,24 @@ public let repositoryRoot: String = {
     return url.path
 }()
 
+/// The start of an nginx configuration in its own prefix `p` (pid, logs,
+/// temporary paths, the dav_ext module), up to and including `http {`:
+/// the servers and the closing brace follow.
+func nginxPrelude(_ p: String) -> String {
+    """
+    load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
+    \(geteuid() == 0 ? "user root;" : "")
+    worker_processes 1;
+    pid \(p)/nginx.pid;
+    error_log \(p)/logs/error.log info;
+    events { worker_connections 64; }
+    http {
+        access_log \(p)/logs/access.log;
+        client_body_temp_path \(p)/body;
+        proxy_temp_path \(p)/tmp; fastcgi_temp_path \(p)/tmp; uwsgi_temp_path \(p)/tmp; scgi_temp_path \(p)/tmp;
+    """
+}
+
 /// A real nginx with the project's WebDAV rules (deploy/nginx/fbk-dav.conf,
 /// included verbatim) on a free loopback port, in its own temp prefix.
 public final class NginxMirror: @unchecked Sendable {
@@ -130,19 +148,7 @@ public final class NginxMirror: @unchecked Sendable {
     private func writeConfig() throws {
         let p = prefix.path
         let config = """
-            load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
-            \(geteuid() == 0 ? "user root;" : "")
-            worker_processes 1;
-            pid \(p)/nginx.pid;
-            error_log \(p)/logs/error.log info;
-            events { worker_connections 64; }
-            http {
-                access_log \(p)/logs/access.log;
-                client_body_temp_path \(p)/body;
-                proxy_temp_path \(p)/tmp;
-                fastcgi_temp_path \(p)/tmp;
-                uwsgi_temp_path \(p)/tmp;
-                scgi_temp_path \(p)/tmp;
+            \(nginxPrelude(p))
                 server {
                     listen 127.0.0.1:\(port);
                     \(ipv6LoopbackAvailable ? "listen [::1]:\(port);" : "")
