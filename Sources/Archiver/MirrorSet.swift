@@ -35,7 +35,7 @@ final class MirrorSet: @unchecked Sendable {
     /// down), concurrently. Returns the IDs of the mirrors that now hold it.
     func deliver(_ path: String, from file: String, size: Int, to targets: [MirrorID]? = nil) -> [MirrorID] {
         let wanted = members.filter { m in (targets?.contains(m.id) ?? true) && lock.withLock { down[m.id] == nil } }
-        let box = ResultBox(count: wanted.count)
+        let box = Slots<MirrorID>(count: wanted.count)
         DispatchQueue.concurrentPerform(iterations: wanted.count) { i in
             let member = wanted[i]
             do throws(BackendError) {
@@ -58,7 +58,7 @@ final class MirrorSet: @unchecked Sendable {
     /// at all is down for the rest of the run, as after a failed upload:
     /// it is not kept waiting on again, and what it lacks is spooled.
     func serverTimes() -> [Date] {
-        let box = DateBox(count: members.count)
+        let box = Slots<Date>(count: members.count)
         DispatchQueue.concurrentPerform(iterations: members.count) { i in
             do throws(BackendError) {
                 box.set(i, try members[i].backend.serverTime())
@@ -69,17 +69,11 @@ final class MirrorSet: @unchecked Sendable {
         return box.values.compactMap { $0 }
     }
 
-    private final class DateBox: @unchecked Sendable {
+    /// One result per mirror, filled in from concurrent work.
+    private final class Slots<Value>: @unchecked Sendable {
         private let lock = NSLock()
-        private(set) var values: [Date?]
-        init(count: Int) { values = [Date?](repeating: nil, count: count) }
-        func set(_ i: Int, _ v: Date?) { lock.withLock { values[i] = v } }
-    }
-
-    private final class ResultBox: @unchecked Sendable {
-        private let lock = NSLock()
-        private(set) var values: [MirrorID?]
-        init(count: Int) { values = [MirrorID?](repeating: nil, count: count) }
-        func set(_ i: Int, _ v: MirrorID) { lock.withLock { values[i] = v } }
+        private(set) var values: [Value?]
+        init(count: Int) { values = [Value?](repeating: nil, count: count) }
+        func set(_ i: Int, _ v: Value?) { lock.withLock { values[i] = v } }
     }
 }

@@ -157,14 +157,14 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
         let name = try checked(path)
         try makeDirectories(for: path, account: writer)
         var response = try perform("PUT", writer, name, headers: ["If-None-Match: *"], uploadFile: localFile, uploadSize: size)
-        if (response.status == 409 && !isExistsAnswer(response)) || response.status == 500 || response.status == 404 {
+        if missesDirectory(response) || response.status == 500 {
             // A directory believed made is not there (removed on the server?): make it again, once.
             forgetDirectories(for: path)
             try makeDirectories(for: path, account: writer)
             response = try perform("PUT", writer, name, headers: ["If-None-Match: *"], uploadFile: localFile, uploadSize: size)
             // A server failing (5xx) stays a transient failure; a directory it will not make is the configuration's.
             if response.status >= 500 { throw failure("PUT", path, status: response.status, account: writer) }
-            if (response.status == 409 && !isExistsAnswer(response)) || response.status == 404 {
+            if missesDirectory(response) {
                 throw fail(.permanent, "PUT \(path) was answered \(response.status) again after MKCOL of its directories: the server does not let this account create \(location)\((path as NSString).deletingLastPathComponent)/ (check its WebDAV configuration)", misconfigured: true)
             }
         }
@@ -181,6 +181,11 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
         default:
             throw failure("PUT", path, status: response.status, account: writer)
         }
+    }
+
+    /// A PUT's answer when the directory it writes into is missing (RFC 4918: 409; some servers 404).
+    private func missesDirectory(_ response: CurlTransfer.Response) -> Bool {
+        (response.status == 409 && !isExistsAnswer(response)) || response.status == 404
     }
 
     /// fbk's nginx rules answer a create of an existing name (and a MKCOL of an existing directory) 409 with a marker.
@@ -221,7 +226,7 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
     private func makeDirectories(for path: String, account: Account) throws(BackendError) {
         for directory in directories(for: path) where !directoryLock.withLock({ knownDirectories.contains(directory) }) {
             var response = try perform("MKCOL", account, (directory.isEmpty ? "" : try checked(directory) + "/"))
-            if directory.isEmpty && (response.status == 409 || response.status == 404) && !isExistsAnswer(response),
+            if directory.isEmpty && missesDirectory(response),
                let parent = URL(string: account.url)?.deletingLastPathComponent().absoluteString, parent.count < account.url.count {
                 // This directory's own parent is missing too (prune's `.fbk-trash/CLIENT/` before its first run).
                 var above = account
@@ -355,7 +360,7 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
         switch response.status {
         case 201, 204: return
         case 412: throw fail(.alreadyExists, "MOVE \(path): \(newPath) exists on \(other.location)")
-        case 405 where account.user != nil, 403:
+        case 403, 405:
             throw fail(.permanent, "the server refused MOVE \(path) (\(response.status)): give an account of deploy/nginx/fbk-prune.conf", misconfigured: true)
         default: throw failure("MOVE", path, status: response.status, account: account)
         }

@@ -109,6 +109,8 @@ public enum Checker {
     /// the layout, not a stranger. `retired/snapshots/` there holds the
     /// catalogs of removed snapshots whose listings are kept.
     public static let trashDirectory = ".fbk-trash"
+    /// Under a client's trash: the catalogs of removed snapshots whose listings are kept.
+    public static let retiredDirectory = "retired"
     /// How far a catalog's `created` may lie after the server received it.
     static let allowedSkew: TimeInterval = 3600
 
@@ -152,7 +154,7 @@ public enum Checker {
                     r.add(.warn, "\(path) is an empty file: a leftover of a failed upload, or planted")
                 }
                 if client.kind == .fbk {
-                    let retired = Set(((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + trashDirectory + "/" + client.name + "/retired/snapshots")) ?? [])
+                    let retired = Set(((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + trashDirectory + "/" + client.name + "/" + retiredDirectory + "/snapshots")) ?? [])
                         .compactMap { ObjectName(parsing: "snapshots/" + $0)?.snapshotID })
                     checkFbkClient(client, backend: backend, all: all, hasher: hasher, now: now, orphanGrace: orphanGrace,
                                    retired: retired, into: &r)

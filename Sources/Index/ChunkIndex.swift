@@ -28,10 +28,6 @@ package final class ChunkIndex: IndexPartAccess {
         }
     }
 
-    /// Records a chunk's pack. `renewing`: the chunk was stored again in a
-    /// new pack (its old one is past the reuse horizon), which it now names;
-    /// otherwise the first pack recorded stays (an index rebuild believes
-    /// the first listing to name a chunk).
     /// The pack and plain length of a chunk.
     package func location(of id: ChunkID) throws(StoreError) -> (pack: Int, plainLength: Int)? {
         try guarded {
@@ -41,6 +37,10 @@ package final class ChunkIndex: IndexPartAccess {
         }
     }
 
+    /// Records a chunk's pack. `renewing`: the chunk was stored again in a
+    /// new pack (its old one is past the reuse horizon), which it now names;
+    /// otherwise the first pack recorded stays (an index rebuild believes
+    /// the first listing to name a chunk).
     package func addChunk(_ id: ChunkID, pack: Int, kind: ChunkKind, plainLength: Int, renewing: Bool = false) throws(StoreError) {
         try guarded {
         let s = try renewing

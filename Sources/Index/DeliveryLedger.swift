@@ -265,17 +265,6 @@ package final class DeliveryLedger: IndexPartAccess {
         }
     }
 
-    /// Packs that hold chunks but are not in `reusable`: what renewal
-    /// uploads again when the snapshot meets their chunks (for the summary).
-    package func packCount(excluding reusable: Set<Int>) throws(StoreError) -> Int {
-        try guarded {
-        let s = try db.statement("SELECT id FROM objects WHERE kind = 'pack'")
-        var n = 0
-        while try s.step() { if !reusable.contains(s.int(0)) { n += 1 } }
-        return n
-        }
-    }
-
     package func touch(objects: Set<Int>, at now: Int) throws(StoreError) {
         try guarded {
         for o in objects {

@@ -7,11 +7,12 @@ import Config
 import Foundation
 import Format
 
-/// One snapshot as prune sees it: its ID and when this server received its catalog.
-package struct Received: Sendable {
-    package let id: SnapshotID
+/// One snapshot (or device blob set) as prune sees it: what names it, and
+/// when this server received it.
+package struct Received<ID: Hashable & Comparable & Sendable>: Sendable {
+    package let id: ID
     package let received: Date
-    package init(id: SnapshotID, received: Date) { (self.id, self.received) = (id, received) }
+    package init(id: ID, received: Date) { (self.id, self.received) = (id, received) }
 }
 
 package enum KeepRules {
@@ -20,9 +21,9 @@ package enum KeepRules {
     /// - the newest `keepLast`;
     /// - the newest of each of the newest `keepDaily` UTC days (weeks,
     ///   months, years) that have a snapshot.
-    package static func kept(_ snapshots: [Received], policy: RetentionPolicy, now: Date) -> [SnapshotID: String] {
+    package static func kept<ID>(_ snapshots: [Received<ID>], policy: RetentionPolicy, now: Date) -> [ID: String] {
         let newestFirst = snapshots.sorted { ($0.received, $0.id) > ($1.received, $1.id) }
-        var kept: [SnapshotID: String] = [:]
+        var kept: [ID: String] = [:]
         for s in newestFirst where now.timeIntervalSince(s.received) <= policy.keepWithin {
             kept[s.id] = "within"
         }

@@ -188,9 +188,10 @@ public enum Pruner {
             } else {
                 present = try inventory(backend)
             }
+            // The same catalogs again, against what is present now; their warnings were given above.
             failures = []
-            p.warnings = p.warnings.filter { $0.contains("put back") || $0.contains("would be put back") }
-            catalogs = summaries(client, backend: backend, all: present, table: table, failures: &failures, warnings: &p.warnings)
+            var again: [String] = []
+            catalogs = summaries(client, backend: backend, all: present, table: table, failures: &failures, warnings: &again)
         }
 
         // 2. Trash runs past the grace period go for good.
@@ -409,16 +410,8 @@ public enum Pruner {
         let received = { (s: BlobSet) in s.objects.compactMap(\.received).max() ?? now }
         var keep = Set<String>()
         for kind in Set(complete.values.map(\.kind)) {
-            let ofKind = complete.filter { $0.value.kind == kind }
-            // Receipt-time policy; IDs stand in for snapshot IDs (unique per set).
-            var ids: [SnapshotID: String] = [:]
-            var received_: [Received] = []
-            for (key, set) in ofKind {
-                let id = SnapshotID(String(format: "19700101T000000Z-%016llx", UInt64(ids.count)))!
-                ids[id] = key
-                received_.append(Received(id: id, received: received(set)))
-            }
-            for id in KeepRules.kept(received_, policy: policy, now: now).keys { keep.insert(ids[id]!) }
+            let ofKind = complete.filter { $0.value.kind == kind }.map { Received(id: $0.key, received: received($0.value)) }
+            keep.formUnion(KeepRules.kept(ofKind, policy: policy, now: now).keys)
         }
         // Incrementals keep their chain back to the full they apply to.
         let byTime = complete.sorted { $0.value.time < $1.value.time }

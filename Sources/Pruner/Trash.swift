@@ -75,13 +75,13 @@ public final class Trash {
     /// Moves a catalog aside, out of the client's directory, while its listing is kept.
     func retire(_ path: String) throws(StoreError) {
         Self.testHook()
-        try mapped { () throws(BackendError) in try storage.move(path, to: area, as: "retired/" + path) }
+        try mapped { () throws(BackendError) in try storage.move(path, to: area, as: Checker.retiredDirectory + "/" + path) }
     }
 
     /// Moves a retired catalog into the trash run `run`.
     func discardRetired(_ path: String, run: String) throws(StoreError) {
         Self.testHook()
-        try mapped { () throws(BackendError) in try area.move("retired/" + path, to: area, as: run + "/" + path) }
+        try mapped { () throws(BackendError) in try area.move(Checker.retiredDirectory + "/" + path, to: area, as: run + "/" + path) }
     }
 
     /// Puts a trashed object (`find`'s path) back where it was; `finish` records it.
@@ -101,12 +101,12 @@ public final class Trash {
     /// The catalogs moved aside, with when the server received them.
     func retired() throws(StoreError) -> [(path: String, bytes: [UInt8], received: Date)] {
         var out: [(path: String, bytes: [UInt8], received: Date)] = []
-        for m in try mapped({ () throws(BackendError) in try area.members(of: "retired/snapshots") }) where !m.isDirectory {
+        for m in try mapped({ () throws(BackendError) in try area.members(of: Checker.retiredDirectory + "/snapshots") }) where !m.isDirectory {
             let path = "snapshots/" + m.name
             guard ObjectName(parsing: path)?.kind == .catalog else { continue }
             do throws(BackendError) {
-                let o = try area.stat("retired/" + path)
-                let bytes = try area.read("retired/" + path, limit: ObjectLimits.document, what: "retired catalog")
+                let o = try area.stat(Checker.retiredDirectory + "/" + path)
+                let bytes = try area.read(Checker.retiredDirectory + "/" + path, limit: ObjectLimits.document, what: "retired catalog")
                 out.append((path, bytes, o.received ?? Date()))
             } catch {
                 continue

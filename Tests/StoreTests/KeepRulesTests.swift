@@ -9,7 +9,7 @@ import Testing
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
     /// One snapshot a day at 03:00 UTC for `days` days, newest last.
-    func daily(_ days: Int) -> [Received] {
+    func daily(_ days: Int) -> [Received<SnapshotID>] {
         (0..<days).map { d in
             let t = now.addingTimeInterval(-Double(days - 1 - d) * 86_400 - 3600)
             let id = SnapshotID("\(Timestamp.compactTime(t))-\(String(format: "%016x", d))")!
