@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "Platform", dependencies: ["CLinux"]),
         .target(name: "SQLite", dependencies: ["Platform", "CSQLite"]),
         .target(name: "Format", dependencies: ["Chunker", "Seal", "Platform"]),
-        .target(name: "Backend", dependencies: ["Format", "Platform", "CCurl"]),
+        .target(name: "Backend", dependencies: ["Format", "Platform", "Seal", "CCurl"]),
         .target(name: "Config", dependencies: ["Backend", "Format", "Platform", "Seal", "Yams"]),
         .target(name: "Index", dependencies: ["SQLite", "Format", "Backend", "Platform", "Seal"]),
         .target(name: "Archiver", dependencies: ["Config", "Index", "Backend", "Format", "Platform", "Chunker", "Seal", "CLinux"]),

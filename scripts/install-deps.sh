@@ -45,8 +45,19 @@ for p in $PACKAGES; do
   fi
 done
 
+# The S3 tests' server (moto_server, a real S3 implementation in Python)
+# comes from PyPI, for the python3 first on PATH (the one the tests run).
+moto_installed() { python3 -c 'import moto.server, boto3, flask' >/dev/null 2>&1; }
+install_moto() {
+  if moto_installed; then return 0; fi
+  echo "install-deps: installing moto[server] from PyPI"
+  python3 -m pip install --quiet 'moto[server]==5.2.1' 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages 'moto[server]==5.2.1'
+}
+
 if [ -z "$missing" ]; then
   echo "install-deps: all system packages present"
+  install_moto
   exit 0
 fi
 
@@ -57,3 +68,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
+install_moto

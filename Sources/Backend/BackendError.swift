@@ -2,6 +2,7 @@
 // caller does (look elsewhere, skip, retry, stop), the message what the
 // operator does.
 
+import Foundation
 import Platform
 
 /// A failed backend operation.
@@ -30,6 +31,9 @@ public struct BackendError: Error, CustomStringConvertible, Sendable {
     /// True when the server accepted the connection and then said nothing
     /// for the stall timeout: down for the rest of the run, not retried.
     public var silent = false
+    /// Set when the object may not be removed yet: S3 Object Lock keeps it
+    /// until this time (a legal hold: `distantFuture`). Prune reports it.
+    public var retainedUntil: Date?
     /// What failed underneath (an errno text, a curl error), when known.
     public var cause: (any Error)?
 

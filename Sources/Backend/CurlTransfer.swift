@@ -1,5 +1,6 @@
 // One HTTP request through libcurl, with the timeouts every network step
-// of fbk has, for the WebDAV backend (PUT; GET and PROPFIND).
+// of fbk has, for the WebDAV backend (PUT; GET and PROPFIND) and the S3
+// backend (requests signed with AWS Signature V4 by libcurl itself).
 
 internal import CCurl
 import Foundation
@@ -13,6 +14,17 @@ final class CurlTransfer {
         var body: [UInt8]
         /// The server's clock, from its `Date` header (RFC 9110 5.6.7).
         var date: Date?
+        /// The response's headers, names in lower case (at most 64 kept, each under 1 KiB).
+        var headers: [String: String] = [:]
+    }
+
+    /// How a request proves who sends it.
+    enum Credentials {
+        /// HTTP Basic (WebDAV accounts).
+        case basic(user: String, password: String)
+        /// AWS Signature V4 (CURLOPT_AWS_SIGV4), for S3: `scope` is
+        /// "aws:amz:REGION:s3"; the request must carry `x-amz-content-sha256`.
+        case sigv4(scope: String, accessKey: String, secretKey: String)
     }
 
     struct Failure: Error {
@@ -31,7 +43,9 @@ final class CurlTransfer {
     /// The most bytes written to `download` before the transfer is aborted.
     private var downloadLimit = Int.max
     private var downloaded = 0
-    private var dateHeader: String?
+    private var headers: [String: String] = [:]
+    /// Upload bytes not yet handed to curl (a PUT of part of a file).
+    private var uploadRemaining = 0
 
     private init(bodyLimit: Int) { self.bodyLimit = bodyLimit }
 
@@ -40,16 +54,32 @@ final class CurlTransfer {
     ///   - uploadFile/uploadSize: a PUT body, streamed from a file.
     ///   - downloadFile: where to stream the response body (else kept in memory up to `bodyLimit`).
     ///   - downloadLimit: a body larger than this is not written: the transfer fails.
+    ///   - uploadOffset: where in `uploadFile` the `uploadSize` bytes start (a part of a multipart upload).
+    ///   - postBody: a POST's body, sent as is (S3's multipart requests).
     static func perform(method: String, url: String, user: String?, password: String?, headers: [String] = [],
                         uploadFile: String? = nil, uploadSize: Int = 0, downloadFile: String? = nil,
                         bodyLimit: Int = 4096, downloadLimit: Int = .max, options: MirrorOptions,
                         expectedSize: Int = 0) throws(Failure) -> Response {
+        try perform(method: method, url: url, credentials: user.flatMap { u in password.map { .basic(user: u, password: $0) } },
+                    headers: headers, uploadFile: uploadFile, uploadSize: uploadSize, downloadFile: downloadFile,
+                    bodyLimit: bodyLimit, downloadLimit: downloadLimit, options: options, expectedSize: expectedSize)
+    }
+
+    static func perform(method: String, url: String, credentials: Credentials?, headers: [String] = [],
+                        uploadFile: String? = nil, uploadOffset: Int = 0, uploadSize: Int = 0, postBody: String? = nil,
+                        downloadFile: String? = nil, bodyLimit: Int = 4096, downloadLimit: Int = .max,
+                        options: MirrorOptions, expectedSize: Int = 0) throws(Failure) -> Response {
         _ = globalInit
         let t = CurlTransfer(bodyLimit: bodyLimit)
         t.downloadLimit = downloadLimit
         if let uploadFile {
             guard let f = fopen(uploadFile, "rb") else { throw Failure(message: "cannot read \(uploadFile)", curlCode: -1) }
             t.upload = f
+            t.uploadRemaining = uploadSize
+            if uploadOffset > 0, fseeko(f, off_t(uploadOffset), SEEK_SET) != 0 {
+                fclose(f)
+                throw Failure(message: "cannot seek in \(uploadFile)", curlCode: -1)
+            }
         }
         if let downloadFile {
             // A new file only: never one that exists, never through a link.
@@ -74,9 +104,15 @@ final class CurlTransfer {
             CCurl_easy_setopt_off(easy, CURLOPT_INFILESIZE_LARGE, uploadSize)
             CCurl_easy_setopt_read_cb(easy) { buffer, size, count, user in
                 let t = Unmanaged<CurlTransfer>.fromOpaque(user!).takeUnretainedValue()
-                return fread(buffer, size, count, t.upload!)
+                let n = fread(buffer, 1, min(size * count, t.uploadRemaining), t.upload!)
+                t.uploadRemaining -= n
+                return n
             }
             CCurl_easy_setopt_ptr(easy, CURLOPT_READDATA, me)
+        } else if let postBody {
+            CCurl_easy_setopt_long(easy, CURLOPT_POST, 1)
+            CCurl_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, postBody.utf8.count)
+            CCurl_easy_setopt_str(easy, CURLOPT_COPYPOSTFIELDS, postBody)
         } else if method == "HEAD" {
             CCurl_easy_setopt_long(easy, CURLOPT_NOBODY, 1)
         } else if method != "GET" {
@@ -85,9 +121,11 @@ final class CurlTransfer {
         CCurl_easy_setopt_header_cb(easy) { data, size, count, user in
             let t = Unmanaged<CurlTransfer>.fromOpaque(user!).takeUnretainedValue()
             let n = size * count
-            guard let data, n > 5, n < 256 else { return n }
+            guard let data, n > 3, n < 1024, t.headers.count < 64 else { return n }
             let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
-            if line.lowercased().hasPrefix("date:") { t.dateHeader = String(line.dropFirst(5)).trimmingCharacters(in: .whitespacesAndNewlines) }
+            if let colon = line.firstIndex(of: ":") {
+                t.headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            }
             return n
         }
         CCurl_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, me)
@@ -111,10 +149,17 @@ final class CurlTransfer {
         for h in headers { list = curl_slist_append(list, h) }
         defer { curl_slist_free_all(list) }
         if list != nil { CCurl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list) }
-        if let user, let password {
+        switch credentials {
+        case .basic(let user, let password):
             CCurl_easy_setopt_long(easy, CURLOPT_HTTPAUTH, CCurl_AUTH_BASIC())
             CCurl_easy_setopt_str(easy, CURLOPT_USERNAME, user)
             CCurl_easy_setopt_str(easy, CURLOPT_PASSWORD, password)
+        case .sigv4(let scope, let accessKey, let secretKey):
+            CCurl_easy_setopt_str(easy, CURLOPT_AWS_SIGV4, scope)
+            CCurl_easy_setopt_str(easy, CURLOPT_USERNAME, accessKey)
+            CCurl_easy_setopt_str(easy, CURLOPT_PASSWORD, secretKey)
+        case nil:
+            break
         }
         CCurl_easy_setopt_str(easy, CURLOPT_USERAGENT, "fbk/\(fbkVersion)")
         CCurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
@@ -139,7 +184,7 @@ final class CurlTransfer {
         }
         var status = 0
         CCurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-        return Response(status: status, body: t.body, date: t.dateHeader.flatMap(HTTPDate.parse))
+        return Response(status: status, body: t.body, date: t.headers["date"].flatMap(HTTPDate.parse), headers: t.headers)
     }
 }
 

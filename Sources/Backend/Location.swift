@@ -18,22 +18,32 @@ public struct MirrorOptions: Sendable {
 }
 
 /// The backend a client's mirror URL names: `http(s)://` (WebDAV, with
-/// retries) or `file://` (a directory). Upload account only.
-public func makeMirror(url: String, user: String?, passwordFile: String?, options: MirrorOptions) throws(StoreError) -> any Backend {
+/// retries), `s3://` (with its `s3` settings, with retries) or `file://`
+/// (a directory). Upload account only.
+public func makeMirror(url: String, user: String?, passwordFile: String?, s3: S3Settings? = nil, options: MirrorOptions) throws(StoreError) -> any Backend {
     if url.hasPrefix("file://") {
         return try DirectoryBackend(url: url)
+    }
+    if url.hasPrefix("s3://") {
+        guard let s3 else { throw StoreError(.config, "mirror \(url) needs endpoint and credentials_file") }
+        return RetryingBackend(try S3Backend(url: url, settings: s3, reads: false, options: options), delays: options.retryDelays)
     }
     if url.hasPrefix("http://") || url.hasPrefix("https://") {
         return RetryingBackend(try WebDAVBackend(url: url, user: user, passwordFile: passwordFile, options: options),
                                delays: options.retryDelays)
     }
-    throw StoreError(.config, "mirror URL \(url) must start with http://, https:// or file://")
+    throw StoreError(.config, "mirror URL \(url) must start with http://, https://, s3:// or file://")
 }
 
 /// The backend an operator's `--from` names for one client: a storage
-/// root's URL on the operator port (http/https), or a storage root on
+/// root's URL on the operator port (http/https), a bucket and prefix
+/// (`s3://`, with operator credentials in `s3`), or a storage root on
 /// local disk.
-public func makeReader(from location: String, client: String, user: String?, passwordFile: String?) throws(StoreError) -> any Backend {
+public func makeReader(from location: String, client: String, user: String?, passwordFile: String?, s3: S3Settings? = nil) throws(StoreError) -> any Backend {
+    if location.hasPrefix("s3://") {
+        guard let s3 else { throw StoreError(.config, "\(location): give --s3-endpoint and --s3-credentials (operator credentials, deploy/s3/operator-policy.json)") }
+        return try S3Backend(storageRoot: location, client: client, settings: s3)
+    }
     if location.hasPrefix("http://") || location.hasPrefix("https://") {
         return try WebDAVBackend(storageRoot: location, client: client, user: user, passwordFile: passwordFile)
     }
@@ -43,17 +53,19 @@ public func makeReader(from location: String, client: String, user: String?, pas
     return try DirectoryBackend(storageRoot: location, client: client)
 }
 
-/// Reads a password file: its first line, without the newline.
-/// - Parameter mustBePrivate: refuse a file others can read (a client's WebDAV password).
-package func readPasswordFile(_ path: String, for what: String, mustBePrivate: Bool) throws(StoreError) -> String {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw StoreError(.config, "cannot read the password file \(path)\(what.isEmpty ? "" : " for " + what)")
+/// Reads a password file: its first line, without the newline (or, with
+/// `wholeFile`, all of it: an S3 credentials file).
+/// - Parameter mustBePrivate: refuse a file others can read (a client's WebDAV password or S3 key).
+package func readPasswordFile(_ path: String, for what: String, mustBePrivate: Bool, wholeFile: Bool = false) throws(StoreError) -> String {
+    guard let data = FileManager.default.contents(atPath: path), data.count <= 65_536 else {
+        throw StoreError(.config, "cannot read the \(wholeFile ? "credentials" : "password") file \(path)\(what.isEmpty ? "" : " for " + what)")
     }
     var st = stat()
     if mustBePrivate, stat(path, &st) == 0, st.st_mode & 0o077 != 0 {
         throw StoreError(.config, "the password file \(path) is readable by others; chmod 600 it")
     }
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+    let text = String(decoding: data, as: UTF8.self)
+    return wholeFile ? text : text.trimmingCharacters(in: .newlines)
 }
 
 /// Where a mirror URL points, for telling two spellings of one mirror

@@ -16,11 +16,14 @@ public struct MirrorConfig: Equatable, Sendable {
     public var user: String?
     /// File holding the WebDAV password (mode 0600).
     public var passwordFile: String?
+    /// For an `s3://BUCKET/PREFIX/CLIENT/` mirror: endpoint, region, credentials, Object Lock.
+    public var s3: S3Settings?
 
-    public init(url: String, user: String? = nil, passwordFile: String? = nil) {
+    public init(url: String, user: String? = nil, passwordFile: String? = nil, s3: S3Settings? = nil) {
         self.url = url
         self.user = user
         self.passwordFile = passwordFile
+        self.s3 = s3
     }
 }
 
@@ -37,6 +40,44 @@ public struct ClientConfig: Equatable, Sendable {
         }
         if let port = c.port, !(1...65535).contains(port) { return "has no valid port (1-65535)" }
         return nil
+    }
+
+    /// The S3 settings of one `s3://` mirror from its fields.
+    static func s3Settings(url: String, fields f: [String: String], reuseHorizon: Int,
+                           fail: (String) -> StoreError) throws(StoreError) -> S3Settings {
+        do {
+            _ = try S3Location(url)
+        } catch {
+            throw fail(error.message)
+        }
+        guard url.split(separator: "/").count >= 3 else { throw fail("mirror '\(url)' must name the client's directory: s3://BUCKET/PREFIX/CLIENT/") }
+        guard let endpoint = f["endpoint"], let credentials = f["credentials_file"] else {
+            throw fail("mirror '\(url)' needs endpoint (e.g. https://s3.eu-central-1.amazonaws.com) and credentials_file")
+        }
+        var settings = S3Settings(endpoint: endpoint, region: f["region"] ?? "us-east-1", credentialsFile: credentials)
+        if let problem = settings.endpointProblem { throw fail("mirror '\(url)': \(problem)") }
+        switch f["addressing"] ?? "path" {
+        case "path": settings.virtualHost = false
+        case "virtual": settings.virtualHost = true
+        case let other: throw fail("mirror '\(url)': addressing must be path or virtual, not '\(other)'")
+        }
+        let minimum = (reuseHorizon + 86_399) / 86_400
+        switch (f["object_lock"] ?? "none").lowercased() {
+        case "none":
+            guard f["object_lock_days"] == nil else { throw fail("mirror '\(url)': object_lock_days without object_lock (compliance or governance)") }
+        case let mode:
+            guard let m = S3Settings.ObjectLock.Mode(rawValue: mode.uppercased()) else {
+                throw fail("mirror '\(url)': object_lock must be compliance, governance or none, not '\(mode)'")
+            }
+            let days = try f["object_lock_days"].map { (text: String) throws(StoreError) -> Int in
+                guard let d = Int(text), (minimum...36_500).contains(d) else {
+                    throw fail("mirror '\(url)': object_lock_days must be a whole number of days from the reuse horizon (\(minimum)) to 36500: packs a run may reuse must stay locked")
+                }
+                return d
+            } ?? minimum + 7
+            settings.objectLock = .init(mode: m, days: days)
+        }
+        return settings
     }
 
     public static func isValidClientName(_ name: String) -> Bool {
@@ -174,8 +215,10 @@ public struct ClientConfig: Equatable, Sendable {
         guard case .sequence(let mirrorSeq) = mirrorNode, !mirrorSeq.isEmpty else {
             throw fail(mirrorNode, "field 'mirrors' must be a non-empty list")
         }
+        var s3Fields: [(node: Node, fields: [String: String])] = []
         for m in mirrorSeq {
             var entry = MirrorConfig(url: "")
+            var s3: [String: String] = [:]
             switch m {
             case .scalar(let s):
                 entry.url = s.string
@@ -186,16 +229,21 @@ public struct ClientConfig: Equatable, Sendable {
                     case "url": entry.url = value.string
                     case "user": entry.user = value.string
                     case "password_file": entry.passwordFile = value.string
-                    default: throw fail(k, "unknown mirror field '\(key)' (known: url, user, password_file)")
+                    case "endpoint", "region", "credentials_file", "addressing", "object_lock", "object_lock_days": s3[key] = value.string
+                    default: throw fail(k, "unknown mirror field '\(key)' (known: url, user, password_file; for s3:// also endpoint, region, credentials_file, addressing, object_lock, object_lock_days)")
                     }
                 }
             default:
                 throw fail(m, "a mirror is a URL or a mapping with url, user, password_file")
             }
-            guard entry.url.hasPrefix("http://") || entry.url.hasPrefix("https://") || entry.url.hasPrefix("file:///") else {
-                throw fail(m, "mirror URL '\(entry.url)' must start with http://, https:// or file:///")
+            guard ["http://", "https://", "file:///", "s3://"].contains(where: { entry.url.hasPrefix($0) }) else {
+                throw fail(m, "mirror URL '\(entry.url)' must start with http://, https://, s3:// or file:///")
             }
             if let problem = Self.urlProblem(entry.url) { throw fail(m, "mirror URL '\(entry.url)' \(problem)") }
+            guard entry.url.hasPrefix("s3://") || s3.isEmpty else {
+                throw fail(m, "mirror '\(entry.url)': \(s3.keys.sorted().joined(separator: ", ")) belong to s3:// mirrors only")
+            }
+            if entry.url.hasPrefix("s3://") { s3Fields.append((m, s3)) }
             mirrors.append(entry)
         }
 
@@ -247,6 +295,13 @@ public struct ClientConfig: Equatable, Sendable {
                 throw fail(n, "reuse_horizon must be a duration like 14d, between 1d and 400d (the servers' prune keep_within must be at least this plus the longest spool delay)")
             }
             config.reuseHorizon = Int(d)
+        }
+        // S3 settings last: an Object Lock may not be shorter than the reuse horizon.
+        var s3Index = 0
+        for i in config.mirrors.indices where config.mirrors[i].url.hasPrefix("s3://") {
+            let (node, f) = s3Fields[s3Index]
+            s3Index += 1
+            config.mirrors[i].s3 = try Self.s3Settings(url: config.mirrors[i].url, fields: f, reuseHorizon: config.reuseHorizon) { fail(node, $0) }
         }
         if let n = fields["renew_below"] {
             guard case .scalar(let s) = n, let v = Double(s.string), (0...0.9).contains(v) else {
@@ -326,6 +381,16 @@ public struct ClientConfig: Equatable, Sendable {
             lines.append("  - url: \(q(m.url))")
             if let u = m.user { lines.append("    user: \(q(u))") }
             if let p = m.passwordFile { lines.append("    password_file: \(q(p))") }
+            if let s3 = m.s3 {
+                lines.append("    endpoint: \(q(s3.endpoint))")
+                lines.append("    region: \(q(s3.region))")
+                lines.append("    credentials_file: \(q(s3.credentialsFile))")
+                if s3.virtualHost { lines.append("    addressing: virtual") }
+                if let lock = s3.objectLock {
+                    lines.append("    object_lock: \(lock.mode.rawValue.lowercased())")
+                    lines.append("    object_lock_days: \(lock.days)")
+                }
+            }
         }
         lines.append("required_mirrors: \(requiredMirrors)")
         lines.append("paths:")

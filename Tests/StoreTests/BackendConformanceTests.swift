@@ -13,6 +13,9 @@ enum BackendUnderTest: String, CaseIterable, CustomTestStringConvertible, Sendab
     case memory, directory, webdav
     /// WebDAV servers as they ship, configured by nobody for fbk (StockDAVServer).
     case stockNginx, apache, rclone
+    /// S3 (moto_server, S3Server): uploads with deploy/s3's client
+    /// credentials into a bucket with Object Lock, reads with the operator's.
+    case s3
 
     var testDescription: String { rawValue }
 
@@ -50,6 +53,16 @@ enum BackendUnderTest: String, CaseIterable, CustomTestStringConvertible, Sendab
             chmod(password, 0o600)
             let account = try WebDAVBackend.Account(url: server.url("c1"), user: server.user, passwordFile: password, mustBePrivate: true)
             return Made(backend: try WebDAVBackend(writer: account, reader: account, options: MirrorOptions()), fixtures: [server, dir])
+        case .s3:
+            let server = try S3Fixture.shared()
+            let root = server.root(prefix: "conformance-" + UUID().uuidString.prefix(8).lowercased())
+            var writing = S3Settings(endpoint: server.endpoint, credentialsFile: server.credentials("fbk-client"),
+                                     objectLock: .init(mode: .compliance, days: 1))
+            writing.multipartThreshold = 64 << 20
+            let reading = S3Settings(endpoint: server.endpoint, credentialsFile: server.credentials("fbk-operator"))
+            return Made(backend: SplitBackend(writer: try S3Backend(url: root + "c1/", settings: writing, reads: false),
+                                              reader: try S3Backend(url: root + "c1/", settings: reading, reads: true)),
+                        fixtures: [server])
         }
     }
 
@@ -82,6 +95,13 @@ enum BackendUnderTest: String, CaseIterable, CustomTestStringConvertible, Sendab
             return Made(backend: m, fixtures: [])
         case .directory, .stockNginx, .apache, .rclone:
             return nil
+        case .s3:
+            var options = MirrorOptions()
+            options.connectTimeout = 2
+            let dir = try TemporaryDirectory()
+            let credentials = try dir.write("credentials", Array("aws_access_key_id = AKIA0\naws_secret_access_key = x\n".utf8))
+            let settings = S3Settings(endpoint: "http://127.0.0.1:\(try freePort())", credentialsFile: credentials)
+            return Made(backend: try S3Backend(url: "s3://fbk/fleet/c1/", settings: settings, reads: true, options: options), fixtures: [dir])
         case .webdav:
             let port = try freePort()
             var options = MirrorOptions()
@@ -92,6 +112,35 @@ enum BackendUnderTest: String, CaseIterable, CustomTestStringConvertible, Sendab
             return Made(backend: backend, fixtures: [])
         }
     }
+}
+
+/// One moto server for the whole run's S3 tests; each test takes its own prefix.
+enum S3Fixture {
+    nonisolated(unsafe) private static var server: S3Server?
+    private static let lock = NSLock()
+
+    static func shared() throws -> S3Server {
+        try lock.withLock {
+            if let server { return server }
+            let s = try S3Server(buckets: ["fbk", "fbk2"])
+            server = s
+            return s
+        }
+    }
+}
+
+/// A client's upload credentials and an operator's read credentials on one
+/// directory: the way fbk uses S3, as one backend for the contract's tests.
+final class SplitBackend: Backend, @unchecked Sendable {
+    let writer: any Backend, reader: any Backend
+    init(writer: any Backend, reader: any Backend) { (self.writer, self.reader) = (writer, reader) }
+    var location: String { writer.location }
+    func put(_ path: String, from localFile: String, size: Int) throws(BackendError) -> PutOutcome { try writer.put(path, from: localFile, size: size) }
+    func fetch(_ path: String, limit: Int) throws(BackendError) -> FetchedObject { try reader.fetch(path, limit: limit) }
+    func fetch(_ path: String, range: Range<Int>) throws(BackendError) -> [UInt8] { try reader.fetch(path, range: range) }
+    func stat(_ path: String) throws(BackendError) -> StoredObject { try reader.stat(path) }
+    func list(_ kind: ObjectKind) throws(BackendError) -> [StoredObject] { try reader.list(kind) }
+    func inventory() throws(BackendError) -> Inventory { try reader.inventory() }
 }
 
 /// The contract every backend keeps (Backend.swift, FORMAT.md 2): the

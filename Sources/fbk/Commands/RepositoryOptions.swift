@@ -30,9 +30,35 @@ struct OperatorKeyOptions: ParsableArguments {
     }
 }
 
-/// The mirrors' storage an operator reads from: local roots or operator WebDAV URLs.
+/// How an operator command reaches `s3://BUCKET/PREFIX/` storage.
+struct S3Options: ParsableArguments {
+    @Option(name: .customLong("s3-endpoint"), help: "For s3:// storage: the service, http(s)://HOST[:PORT].")
+    var endpoint: String?
+
+    @Option(name: .customLong("s3-region"), help: "For s3:// storage: the bucket's region.")
+    var region = "us-east-1"
+
+    @Option(name: .customLong("s3-credentials"), help: "For s3:// storage: a file with aws_access_key_id = … and aws_secret_access_key = … of operator credentials (deploy/s3/operator-policy.json; prune: prune-policy.json).")
+    var credentials: String?
+
+    @Flag(name: .customLong("s3-virtual-host"), help: "For s3:// storage: address the bucket as BUCKET.HOST (default: HOST/BUCKET).")
+    var virtualHost = false
+
+    /// The settings, when an s3:// location needs them.
+    func settings(for locations: [String]) throws -> S3Settings? {
+        guard locations.contains(where: { $0.hasPrefix("s3://") }) else { return nil }
+        guard let endpoint, let credentials else {
+            throw ValidationError("s3:// storage needs --s3-endpoint URL and --s3-credentials FILE (operator credentials)")
+        }
+        let s = S3Settings(endpoint: endpoint, region: region, credentialsFile: credentials, virtualHost: virtualHost)
+        if let problem = s.endpointProblem { throw ValidationError("--s3-endpoint: \(problem)") }
+        return s
+    }
+}
+
+/// The mirrors' storage an operator reads from: local roots, operator WebDAV URLs or S3 buckets.
 struct SourceOptions: ParsableArguments {
-    @Option(name: .long, help: "A mirror's storage root (the directory holding one folder per client), a copy, or its operator WebDAV URL (http://…); repeat to read several mirrors.")
+    @Option(name: .long, help: "A mirror's storage root (the directory holding one folder per client), a copy, its operator WebDAV URL (http://…) or its bucket (s3://BUCKET/PREFIX/); repeat to read several mirrors.")
     var from: [String] = []
 
     @Option(name: .long, help: "Operator account for WebDAV --from URLs.")
@@ -41,13 +67,17 @@ struct SourceOptions: ParsableArguments {
     @Option(name: .long, help: "Password file of the operator account for WebDAV --from URLs.")
     var passwordFile: String?
 
+    @OptionGroup var s3: S3Options
+
     func validate() throws {
         guard !from.isEmpty else { throw ValidationError("give at least one --from storage root") }
+        _ = try s3.settings(for: from)
     }
 
     /// One backend per --from, in order, read with the operator account.
     func sources(client: String) throws -> [any Backend] {
-        try from.map { try makeReader(from: $0, client: client, user: user, passwordFile: passwordFile) }
+        let settings = try s3.settings(for: from)
+        return try from.map { try makeReader(from: $0, client: client, user: user, passwordFile: passwordFile, s3: settings) }
     }
 }
 

@@ -62,7 +62,7 @@ struct SnapshotCommand: ParsableCommand {
         defer { lock.release() }
         let index = try openIndex(c)
         let mirrors = try c.mirrors.map {
-            try makeMirror(url: $0.url, user: $0.user ?? c.client, passwordFile: $0.passwordFile, options: c.mirrorOptions)
+            try makeMirror(url: $0.url, user: $0.user ?? c.client, passwordFile: $0.passwordFile, s3: $0.s3, options: c.mirrorOptions)
         }
         let archiver = try Archiver(config: c, keys: keys, envelope: envelope, index: index, mirrors: mirrors)
         let stop = SignalFlag.install()
