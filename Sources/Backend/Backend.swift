@@ -142,6 +142,13 @@ public protocol RemovableStorage: Backend {
     func delete(_ path: String) throws(BackendError)
     /// The entries directly in `directory` ("" is the top): names, and whether each is a directory.
     func members(of directory: String) throws(BackendError) -> [(name: String, isDirectory: Bool)]
+    /// Until when the storage refuses to remove the object (S3 Object
+    /// Lock, a legal hold: `distantFuture`); nil when it may go now.
+    func retainedUntil(_ path: String) throws(BackendError) -> Date?
+}
+
+extension RemovableStorage {
+    public func retainedUntil(_ path: String) throws(BackendError) -> Date? { nil }
 }
 
 extension Backend {

@@ -247,7 +247,7 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
                                  : "a client's credentials cannot read: a client never reads back from a mirror"), misconfigured: true)
         case (301, _), (307, _), (400, "AuthorizationHeaderMalformed"):
             return fail(.permanent, "\(method) \(key): the bucket is in another region or behind another endpoint (\(status))\(said): set region and endpoint", misconfigured: true)
-        case (400, "InvalidRequest") where said.contains("Object Lock") || said.contains("object lock"),
+        case (400, "InvalidRequest") where said.lowercased().replacingOccurrences(of: " ", with: "").contains("objectlock"),
              (400, "MissingUploadObjectWithObjectLockHeaders"), (400, "InvalidBucketState"):
             return fail(.permanent, "\(method) \(key)\(said): the bucket has no Object Lock; enable it on the bucket (with versioning) or remove object_lock from the mirror", misconfigured: true)
         case (501, _):
@@ -261,13 +261,17 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
 
     // MARK: Writing
 
+    /// Until when a new object is to be locked: `days` from now, by the
+    /// later clock, so that a board whose clock is behind cannot shorten it.
+    private func retainUntil() -> Date? {
+        guard let lock = settings.objectLock else { return nil }
+        return max(WallClock.now(), clockLock.withLock { serverClock } ?? .distantPast).addingTimeInterval(Double(lock.days) * 86_400)
+    }
+
     /// The headers giving a new object its Object Lock.
-    private func lockHeaders() -> [String] {
-        guard let lock = settings.objectLock else { return [] }
-        // By the later clock: a board whose clock is behind cannot shorten the lock.
-        let from = max(WallClock.now(), clockLock.withLock { serverClock } ?? .distantPast)
-        return ["x-amz-object-lock-mode: \(lock.mode.rawValue)",
-                "x-amz-object-lock-retain-until-date: \(S3XML.isoText(from.addingTimeInterval(Double(lock.days) * 86_400)))"]
+    private func lockHeaders(_ until: Date?) -> [String] {
+        guard let lock = settings.objectLock, let until else { return [] }
+        return ["x-amz-object-lock-mode: \(lock.mode.rawValue)", "x-amz-object-lock-retain-until-date: \(S3XML.isoText(until))"]
     }
 
     private func digests(_ file: String, _ range: Range<Int>) throws(BackendError) -> (sha256: String, md5: String) {
@@ -284,7 +288,7 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
         if size > settings.multipartThreshold { return try multipartPut(key, from: localFile, size: size) }
         let d = try digests(localFile, 0..<size)
         let response = try perform("PUT", key, headers: ["If-None-Match: *", "Content-MD5: \(d.md5)", "Content-Type: application/octet-stream"]
-                                   + lockHeaders(), payloadSHA256: d.sha256, uploadFile: localFile, uploadSize: size)
+                                   + lockHeaders(retainUntil()), payloadSHA256: d.sha256, uploadFile: localFile, uploadSize: size)
         switch response.status {
         case 200, 201, 204: return .stored
         // Every fbk name is a content hash or carries 64 random bits, and only this client writes under its prefix.
@@ -297,7 +301,8 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
     /// from the spool file as it is sent), CompleteMultipartUpload with
     /// `If-None-Match: *`; abandoned uploads are aborted.
     private func multipartPut(_ key: String, from localFile: String, size: Int) throws(BackendError) -> PutOutcome {
-        let created = try perform("POST", key, query: [("uploads", "")], headers: ["Content-Type: application/octet-stream"] + lockHeaders(),
+        let until = retainUntil()
+        let created = try perform("POST", key, query: [("uploads", "")], headers: ["Content-Type: application/octet-stream"] + lockHeaders(until),
                                   postBody: "")
         guard created.status == 200, S3XML.error(created.body) == nil,
               let uploadID = S3XML.first("UploadId", in: Substring(String(decoding: created.body, as: UTF8.self))), !uploadID.isEmpty else {
@@ -321,7 +326,11 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
             let done = try perform("POST", key, query: [("uploadId", uploadID)], headers: ["If-None-Match: *", "Content-Type: application/xml"],
                                    payloadSHA256: SHA256.hash(Array(body.utf8)).hex, postBody: body)
             // S3 may answer 200 and put its error in the body.
-            if done.status == 200, S3XML.error(done.body) == nil { return .stored }
+            if done.status == 200, S3XML.error(done.body) == nil {
+                // The lock once more, on the object itself: some servers (moto among them) drop it from the upload's creation.
+                if let lock = settings.objectLock, let until { try putRetention(key, mode: lock.mode, until: until) }
+                return .stored
+            }
             if done.status == 412 || S3XML.error(done.body)?.code == "PreconditionFailed" {
                 abort(key, uploadID)
                 return .alreadyPresent
@@ -331,6 +340,20 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
             abort(key, uploadID)
             throw error
         }
+    }
+
+    /// PutObjectRetention: the same mode and date again is allowed, a shorter one never.
+    private func putRetention(_ key: String, mode: S3Settings.ObjectLock.Mode, until: Date) throws(BackendError) {
+        let body = Array("<Retention><Mode>\(mode.rawValue)</Mode><RetainUntilDate>\(S3XML.isoText(until))</RetainUntilDate></Retention>".utf8)
+        let local = scratch.path + "/" + UUID().uuidString
+        defer { unlink(local) }
+        do { try DurableFile.replace(local, with: body, mode: 0o600) } catch {
+            throw fail(.permanent, "cannot write \(local): \(error.message)", cause: error)
+        }
+        let d = try digests(local, 0..<body.count)
+        let r = try perform("PUT", key, query: [("retention", "")], headers: ["Content-MD5: \(d.md5)", "Content-Type: application/xml"],
+                            payloadSHA256: d.sha256, uploadFile: local, uploadSize: body.count)
+        guard r.status == 200 || r.status == 204 else { throw failure("PUT (retention)", key, r) }
     }
 
     private func abort(_ key: String, _ uploadID: String) {
@@ -476,6 +499,12 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
             throw e
         }
         return h.version
+    }
+
+    public func retainedUntil(_ path: String) throws(BackendError) -> Date? {
+        let h = try head(try key(path))
+        let now = max(WallClock.now(), clockLock.withLock { serverClock } ?? .distantPast)
+        return h.retainUntil.flatMap { $0 > now ? $0 : nil }
     }
 
     /// Deletes one object for good: its version, where the bucket keeps

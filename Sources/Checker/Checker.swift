@@ -119,21 +119,27 @@ public enum Checker {
     ///     rolling share of the rest are hashed (`CheckState`).
     public static func run(config: CheckConfig, root: String, deep: Bool, now: Date = Date(),
                            state: CheckState? = nil, orphanGrace: TimeInterval = defaultOrphanGrace) -> CheckReport {
+        run(config: config, storage: LocalStorageRoot(root), deep: deep, now: now, state: state, orphanGrace: orphanGrace)
+    }
+
+    /// The same on any storage root: a directory, or a bucket read with operator credentials.
+    public static func run(config: CheckConfig, storage: any StorageRoot, deep: Bool, now: Date = Date(),
+                           state: CheckState? = nil, orphanGrace: TimeInterval = defaultOrphanGrace) -> CheckReport {
         var report = CheckReport()
         report.checkedAt = Timestamp.rfc3339(now)
         let enrolled = Set(config.clients.map(\.name))
-        for name in ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted()
+        for name in ((try? storage.topLevel()) ?? [])
         where !enrolled.contains(name) && name != uploadDirectory && name != trashDirectory {
             report.strangers.append(name)
         }
         for client in config.clients {
             var r = ClientReport(client: client.name, kind: client.kind.rawValue)
-            let dir = root + "/" + client.name
-            let backend: DirectoryBackend, inventory: Inventory
+            let dir = storage.location + (storage.location.hasSuffix("/") ? "" : "/") + client.name
+            let backend: any Backend, inventory: Inventory
             do {
-                backend = try DirectoryBackend(storageRoot: root, client: client.name)
+                backend = try storage.client(client.name)
             } catch {
-                r.add(.fail, "never uploaded: \(dir) does not exist")
+                r.add(.fail, storage is LocalStorageRoot ? "never uploaded: \(dir) does not exist" : "\(dir) cannot be read: \(error.message)")
                 report.clients.append(r)
                 continue
             }
@@ -154,8 +160,9 @@ public enum Checker {
                     r.add(.warn, "\(path) is an empty file: a leftover of a failed upload, or planted")
                 }
                 if client.kind == .fbk {
-                    let retired = Set(((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + trashDirectory + "/" + client.name + "/" + retiredDirectory + "/snapshots")) ?? [])
-                        .compactMap { ObjectName(parsing: "snapshots/" + $0)?.snapshotID })
+                    let trash = try? storage.directory(trashDirectory + "/" + client.name)
+                    let retired = Set(((try? trash?.members(of: retiredDirectory + "/snapshots")) ?? [])
+                        .compactMap { ObjectName(parsing: "snapshots/" + $0.name)?.snapshotID })
                     checkFbkClient(client, backend: backend, all: all, hasher: hasher, now: now, orphanGrace: orphanGrace,
                                    retired: retired, into: &r)
                 } else {
@@ -175,8 +182,8 @@ public enum Checker {
     }
 
     /// The objects of one client on a storage root (none if it has no directory there).
-    static func files(_ root: String, client: String) throws(BackendError) -> [String: StoredObject] {
-        guard let backend = try? DirectoryBackend(storageRoot: root, client: client) else { return [:] }
+    static func files(_ root: any StorageRoot, client: String) throws(BackendError) -> [String: StoredObject] {
+        guard let backend = try? root.client(client) else { return [:] }
         return Dictionary(try backend.inventory().objects.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
@@ -491,7 +498,7 @@ public enum Checker {
     // MARK: Two mirrors
 
     /// Objects each enrolled client has on one storage root but not the other.
-    public static func compare(config: CheckConfig, rootA: String, rootB: String) throws(StoreError) -> [(client: String, onlyA: [String], onlyB: [String])] {
+    public static func compare(config: CheckConfig, rootA: any StorageRoot, rootB: any StorageRoot) throws(StoreError) -> [(client: String, onlyA: [String], onlyB: [String])] {
         var out: [(client: String, onlyA: [String], onlyB: [String])] = []
         for c in config.clients {
             do {

@@ -4,6 +4,7 @@
 // to a mirror: an object the destination has is never touched.
 
 import Backend
+import Format
 import Foundation
 import Platform
 
@@ -11,16 +12,21 @@ public enum MirrorSync {
     /// Copies every object of each client (all the source's, by default)
     /// that the destination lacks. Returns how many were copied per client.
     public static func run(source: String, destination: String, clients: [String]?) throws(StoreError) -> [String: Int] {
-        // Relative roots are relative to the working directory, as for any command.
-        let source = URL(fileURLWithPath: source).standardizedFileURL.path
-        let destination = URL(fileURLWithPath: destination).standardizedFileURL.path
+        try run(source: LocalStorageRoot(source), destination: LocalStorageRoot(destination), clients: clients)
+    }
+
+    /// The same between any two storage roots (directories, buckets).
+    public static func run(source: any StorageRoot, destination: any StorageRoot, clients: [String]?) throws(StoreError) -> [String: Int] {
         var copied: [String: Int] = [:]
-        let names = clients ?? ((try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []).sorted()
+        let names: [String]
+        if let clients { names = clients } else {
+            do { names = try source.topLevel() } catch { throw error.storeError }
+        }
         for client in names where !client.hasPrefix(".") {
             // What prune removed from the destination stays removed.
-            let pruned = PrunedLog.paths(storageRoot: destination, client: client)
-            guard let from = try? DirectoryBackend(storageRoot: source, client: client) else { continue }
-            let target = try DirectoryBackend(url: "file://" + destination + "/" + client + "/")
+            let pruned = PrunedLog.paths(trash: try? destination.directory(Checker.trashDirectory + "/" + client))
+            guard let from = try? source.client(client) else { continue }
+            let target = try destination.directory(client)
             do {
                 for object in try from.inventory().objects where !object.path.hasPrefix(".") && !pruned.contains(object.path) {
                     let local = try from.fetch(object.path, limit: .max)
@@ -56,10 +62,12 @@ public enum PrunedLog {
         return removed
     }
 
-    /// The same from a storage root's trash on disk.
-    public static func paths(storageRoot: String, client: String) -> Set<String> {
-        let dir = storageRoot + "/" + Checker.trashDirectory + "/" + client + "/" + directory
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return paths(names.compactMap { name in (try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)).map { (name, $0) } })
+    /// The same from a client's trash directory (`.fbk-trash/CLIENT/`).
+    public static func paths(trash: (any Backend)?) -> Set<String> {
+        guard let trash, let members = try? (trash as? any RemovableStorage)?.members(of: directory) else { return [] }
+        return paths(members.filter { !$0.isDirectory }.compactMap { m in
+            (try? trash.read(directory + "/" + m.name, limit: ObjectLimits.document, what: "prune record"))
+                .map { (m.name, String(decoding: $0, as: UTF8.self)) }
+        })
     }
 }

@@ -43,7 +43,7 @@ public struct ClientConfig: Equatable, Sendable {
     }
 
     /// The S3 settings of one `s3://` mirror from its fields.
-    static func s3Settings(url: String, fields f: [String: String], reuseHorizon: Int,
+    package static func s3Settings(url: String, fields f: [String: String], reuseHorizon: Int,
                            fail: (String) -> StoreError) throws(StoreError) -> S3Settings {
         do {
             _ = try S3Location(url)
@@ -51,27 +51,33 @@ public struct ClientConfig: Equatable, Sendable {
             throw fail(error.message)
         }
         guard url.split(separator: "/").count >= 3 else { throw fail("mirror '\(url)' must name the client's directory: s3://BUCKET/PREFIX/CLIENT/") }
+        return try s3Settings(fields: f, reuseHorizon: reuseHorizon, what: "mirror '\(url)'", fail: fail)
+    }
+
+    /// S3 settings from their fields (a mirror's in fbk.conf, or an operator command's --s3-* options).
+    package static func s3Settings(fields f: [String: String], reuseHorizon: Int, what url: String,
+                                   fail: (String) -> StoreError) throws(StoreError) -> S3Settings {
         guard let endpoint = f["endpoint"], let credentials = f["credentials_file"] else {
-            throw fail("mirror '\(url)' needs endpoint (e.g. https://s3.eu-central-1.amazonaws.com) and credentials_file")
+            throw fail("\(url) needs endpoint (e.g. https://s3.eu-central-1.amazonaws.com) and credentials_file")
         }
         var settings = S3Settings(endpoint: endpoint, region: f["region"] ?? "us-east-1", credentialsFile: credentials)
-        if let problem = settings.endpointProblem { throw fail("mirror '\(url)': \(problem)") }
+        if let problem = settings.endpointProblem { throw fail("\(url): \(problem)") }
         switch f["addressing"] ?? "path" {
         case "path": settings.virtualHost = false
         case "virtual": settings.virtualHost = true
-        case let other: throw fail("mirror '\(url)': addressing must be path or virtual, not '\(other)'")
+        case let other: throw fail("\(url): addressing must be path or virtual, not '\(other)'")
         }
         let minimum = (reuseHorizon + 86_399) / 86_400
         switch (f["object_lock"] ?? "none").lowercased() {
         case "none":
-            guard f["object_lock_days"] == nil else { throw fail("mirror '\(url)': object_lock_days without object_lock (compliance or governance)") }
+            guard f["object_lock_days"] == nil else { throw fail("\(url): object_lock_days without object_lock (compliance or governance)") }
         case let mode:
             guard let m = S3Settings.ObjectLock.Mode(rawValue: mode.uppercased()) else {
-                throw fail("mirror '\(url)': object_lock must be compliance, governance or none, not '\(mode)'")
+                throw fail("\(url): object_lock must be compliance, governance or none, not '\(mode)'")
             }
             let days = try f["object_lock_days"].map { (text: String) throws(StoreError) -> Int in
                 guard let d = Int(text), (minimum...36_500).contains(d) else {
-                    throw fail("mirror '\(url)': object_lock_days must be a whole number of days from the reuse horizon (\(minimum)) to 36500: packs a run may reuse must stay locked")
+                    throw fail("\(url): object_lock_days must be a whole number of days from the reuse horizon (\(minimum)) to 36500: packs a run may reuse must stay locked")
                 }
                 return d
             } ?? minimum + 7

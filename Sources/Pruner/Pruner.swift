@@ -38,10 +38,12 @@ public struct PrunePlan: Encodable, Sendable {
         public var restoredFromTrash: [String] = []
         public var purgedObjects = 0
         public var purgedBytes = 0
+        /// Objects prune would remove that the storage keeps locked (S3 Object Lock): `PATH until TIME`.
+        public var locked: [String] = []
         public var warnings: [String] = []
 
         enum CodingKeys: String, CodingKey {
-            case client, status, reason, kept, warnings
+            case client, status, reason, kept, warnings, locked
             case removedSnapshots = "removed_snapshots"
             case removedObjects = "removed_objects"
             case removedBytes = "removed_bytes"
@@ -77,6 +79,9 @@ public struct PrunePlan: Encodable, Sendable {
             lines.append(line)
             if !c.restoredFromTrash.isEmpty { lines.append("  restored from the trash: \(c.restoredFromTrash.joined(separator: ", "))") }
             if c.purgedObjects > 0 { lines.append("  purged from the trash: \(c.purgedObjects) objects, \(c.purgedBytes) bytes") }
+            if !c.locked.isEmpty {
+                lines.append("  under Object Lock, left until it expires: \(c.locked.count) objects (\(c.locked.prefix(3).joined(separator: ", "))\(c.locked.count > 3 ? ", …" : ""))")
+            }
             for s in c.removedSnapshots { lines.append("  \(dryRun ? "would remove" : "removed") snapshot \(s)") }
             for w in c.warnings { lines.append("  warning: \(w)") }
         }
@@ -89,11 +94,13 @@ public struct PrunePlan: Encodable, Sendable {
 public enum PruneTarget: Sendable, CustomStringConvertible {
     case storageRoot(String)
     case webDAV(url: String, user: String?, passwordFile: String?)
+    /// `s3://BUCKET/PREFIX/` with credentials of deploy/s3/prune-policy.json.
+    case s3(url: String, settings: S3Settings)
 
     public var description: String {
         switch self {
         case .storageRoot(let root): root
-        case .webDAV(let url, _, _): url
+        case .webDAV(let url, _, _), .s3(let url, _): url
         }
     }
 
@@ -108,6 +115,10 @@ public enum PruneTarget: Sendable, CustomStringConvertible {
             let base = url.hasSuffix("/") ? url : url + "/"
             return (try WebDAVBackend(storageRoot: base, client: client, user: user, passwordFile: passwordFile),
                     try WebDAVBackend(directory: base + Trash.directoryName + "/" + client + "/", user: user, passwordFile: passwordFile))
+        case .s3(let url, let settings):
+            let base = url.hasSuffix("/") ? url : url + "/"
+            return (try S3Backend(storageRoot: base, client: client, settings: settings),
+                    try S3Backend(directory: base + Trash.directoryName + "/" + client + "/", settings: settings))
         }
     }
 
@@ -116,6 +127,7 @@ public enum PruneTarget: Sendable, CustomStringConvertible {
         switch self {
         case .storageRoot(let root): "fbk check --root \(root)"
         case .webDAV: "fbk check on the mirror's storage root"
+        case .s3(let url, _): "fbk check --url \(url)"
         }
     }
 }
@@ -195,7 +207,7 @@ public enum Pruner {
         }
 
         // 2. Trash runs past the grace period go for good.
-        (p.purgedObjects, p.purgedBytes) = try trash.purge(olderThan: config.trashGrace, now: now, dryRun: options.dryRun)
+        (p.purgedObjects, p.purgedBytes) = try trash.purge(olderThan: config.trashGrace, now: now, dryRun: options.dryRun, locked: &p.locked)
 
         // 3. Refuse what would be unsafe: the check's failures that concern
         //    data (missing or truncated objects, catalogs not signed by the
@@ -226,8 +238,14 @@ public enum Pruner {
             }
         }
 
-        // 4. What the policy keeps.
-        let kept = KeepRules.kept(catalogs.map { Received(id: $0.snapshot, received: $0.received) }, policy: policy, now: now)
+        // 4. What the policy keeps, and snapshots the storage will not let go yet (Object Lock on the catalog).
+        var kept = KeepRules.kept(catalogs.map { Received(id: $0.snapshot, received: $0.received) }, policy: policy, now: now)
+        for c in catalogs where kept[c.snapshot] == nil {
+            if let until = try lockedUntil(c.path, backend) {
+                kept[c.snapshot] = "under Object Lock until \(Timestamp.rfc3339(until))"
+                p.locked.append("\(c.path) until \(Timestamp.rfc3339(until))")
+            }
+        }
         p.kept = Dictionary(uniqueKeysWithValues: kept.map { ($0.key.text, $0.value) })
         // Read before the table is sized: retired catalogs may name packs no present one does.
         let retired = try retiredSummaries(client, trash: trash, table: table)
@@ -280,6 +298,13 @@ public enum Pruner {
         for c in retired where !listingNeeded.contains(c.snapshot) {
             if let l = c.listing, present[l.path] != nil { remove.insert(l.path) }
             retiredDone.append(c)
+        }
+        // What the storage still locks stays (it is harmless: no kept snapshot's restore depends on its absence).
+        for path in remove.sorted() where ObjectName(parsing: path)?.kind != .catalog {
+            if let until = try lockedUntil(path, backend) {
+                remove.remove(path)
+                p.locked.append("\(path) until \(Timestamp.rfc3339(until))")
+            }
         }
         p.removedObjects = remove.sorted()
         p.removedBytes = remove.reduce(0) { $0 + (present[$1]?.size ?? 0) }
@@ -435,7 +460,7 @@ public enum Pruner {
         p.removedObjects = remove
         p.removedBytes = remove.reduce(0) { $0 + (all[$1]?.size ?? 0) }
         p.keptBytes = all.values.reduce(0) { $0 + $1.size } - p.removedBytes
-        (p.purgedObjects, p.purgedBytes) = try trash.purge(olderThan: config.trashGrace, now: now, dryRun: options.dryRun)
+        (p.purgedObjects, p.purgedBytes) = try trash.purge(olderThan: config.trashGrace, now: now, dryRun: options.dryRun, locked: &p.locked)
         p.status = options.dryRun ? "planned" : "pruned"
         guard !options.dryRun else { return }
         let run = Timestamp.compactTime(now)
@@ -443,6 +468,15 @@ public enum Pruner {
         // Manifests first: a set without its manifest is incomplete, never a wrong restore.
         for path in remove where path.hasSuffix(".manifest") { try trash.remove(path, run: run) }
         for path in remove where !path.hasSuffix(".manifest") { try trash.remove(path, run: run) }
+    }
+
+    /// Until when the storage keeps `path` locked, if it does.
+    private static func lockedUntil(_ path: String, _ storage: any RemovableStorage) throws(StoreError) -> Date? {
+        do {
+            return try storage.retainedUntil(path)
+        } catch {
+            throw StoreError(.io, "cannot learn whether \(path) is locked: \(error.message)", cause: error)
+        }
     }
 
     private static func inventory(_ backend: any Backend) throws(StoreError) -> [String: StoredObject] {

@@ -116,7 +116,8 @@ public final class Trash {
     }
 
     /// Deletes trash runs older than `grace`. Returns how many objects and bytes went.
-    func purge(olderThan grace: TimeInterval, now: Date, dryRun: Bool) throws(StoreError) -> (objects: Int, bytes: Int) {
+    /// A run holding objects the storage still locks stays, named in `locked`.
+    func purge(olderThan grace: TimeInterval, now: Date, dryRun: Bool, locked: inout [String]) throws(StoreError) -> (objects: Int, bytes: Int) {
         var objects = 0, bytes = 0
         for run in try runs() where now.timeIntervalSince(run.time) > grace {
             var pending = [run.name]
@@ -131,7 +132,15 @@ public final class Trash {
                     }
                 }
             }
-            if !dryRun { try mapped { () throws(BackendError) in try area.delete(run.name) } }
+            if !dryRun {
+                do throws(BackendError) {
+                    try area.delete(run.name)
+                } catch where error.retainedUntil != nil {
+                    locked.append("\(Self.directoryName)/…/\(run.name) until \(Timestamp.rfc3339(error.retainedUntil!))")
+                } catch {
+                    throw StoreError(.io, "the trash \(area.location): \(error.message)", cause: error)
+                }
+            }
         }
         if !dryRun { runCache = nil }
         return (objects, bytes)

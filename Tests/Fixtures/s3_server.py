@@ -5,7 +5,8 @@ Usage: s3_server.py PORT DIR [BUCKET...]
 
 Starts moto's threaded server on 127.0.0.1:PORT, then, before any request
 is checked, makes (with boto3, through the server itself):
-- each BUCKET versioned, with Object Lock enabled;
+- each BUCKET versioned, with Object Lock enabled (one named …-plain
+  without either);
 - the IAM users of deploy/s3: `fbk-client` with deploy/s3/client-policy.json,
   `fbk-operator` with operator-policy.json, `fbk-prune` with prune-policy.json,
   each an access key written to DIR/USER.credentials (mode 0600) in the
@@ -73,8 +74,11 @@ def user(name, policy_document):
 
 
 for bucket in buckets:
-    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    # A bucket named …-plain has neither Object Lock nor versions, as most buckets.
+    locked = not bucket.endswith("-plain")
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=locked)
+    if locked:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
 for name, file in [("fbk-client", "client-policy.json"), ("fbk-operator", "operator-policy.json"),
                    ("fbk-prune", "prune-policy.json")]:

@@ -54,7 +54,7 @@ enum BackendUnderTest: String, CaseIterable, CustomTestStringConvertible, Sendab
             let account = try WebDAVBackend.Account(url: server.url("c1"), user: server.user, passwordFile: password, mustBePrivate: true)
             return Made(backend: try WebDAVBackend(writer: account, reader: account, options: MirrorOptions()), fixtures: [server, dir])
         case .s3:
-            let server = try S3Fixture.shared()
+            let server = try S3Server.shared()
             let root = server.root(prefix: "conformance-" + UUID().uuidString.prefix(8).lowercased())
             var writing = S3Settings(endpoint: server.endpoint, credentialsFile: server.credentials("fbk-client"),
                                      objectLock: .init(mode: .compliance, days: 1))
@@ -110,21 +110,6 @@ enum BackendUnderTest: String, CaseIterable, CustomTestStringConvertible, Sendab
                                             reader: .init(url: "http://127.0.0.1:\(port)/c1/", user: "operator", passwordFile: nil, mustBePrivate: false),
                                             options: options)
             return Made(backend: backend, fixtures: [])
-        }
-    }
-}
-
-/// One moto server for the whole run's S3 tests; each test takes its own prefix.
-enum S3Fixture {
-    nonisolated(unsafe) private static var server: S3Server?
-    private static let lock = NSLock()
-
-    static func shared() throws -> S3Server {
-        try lock.withLock {
-            if let server { return server }
-            let s = try S3Server(buckets: ["fbk", "fbk2"])
-            server = s
-            return s
         }
     }
 }

@@ -45,6 +45,20 @@ public final class S3Server: @unchecked Sendable {
 
     deinit { stop() }
 
+    nonisolated(unsafe) private static var sharedServer: S3Server?
+    private static let sharedLock = NSLock()
+
+    /// One server for a whole test run, with buckets `fbk` and `fbk2` (Object
+    /// Lock) and `fbk-plain` (neither lock nor versions): each test takes a prefix of its own.
+    public static func shared() throws -> S3Server {
+        try sharedLock.withLock {
+            if let sharedServer { return sharedServer }
+            let s = try S3Server(buckets: ["fbk", "fbk2", "fbk-plain"])
+            sharedServer = s
+            return s
+        }
+    }
+
     public func stop() {
         guard pid > 0 else { return }
         kill(pid, SIGTERM)

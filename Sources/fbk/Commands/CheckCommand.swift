@@ -3,6 +3,7 @@ import Foundation
 import Platform
 import Config
 import Checker
+import Backend
 
 /// `fbk check`: the weekly server-side check.
 struct CheckCommand: ParsableCommand {
@@ -24,17 +25,24 @@ struct CheckCommand: ParsableCommand {
 
             Exit status: 0 all fine, 1 warnings, 2 failures, 64 bad configuration.
 
-            Example:
+            A bucket is checked the same way from any machine: --root \
+            s3://BUCKET/PREFIX/ with --s3-endpoint and --s3-credentials of \
+            operator credentials (deploy/s3/operator-policy.json: list, head, \
+            get); freshness is the object's LastModified, which the server sets.
+
+            Examples:
               fbk check --config /etc/fbk/check.conf --root /srv/fbk --prometheus /var/lib/prometheus/node-exporter/fbk.prom
+              fbk check --config /etc/fbk/check.conf --root s3://fbk-backups/fleet/ --s3-endpoint https://s3.eu-central-1.amazonaws.com --s3-region eu-central-1 --s3-credentials /etc/fbk/s3-operator
             """
     )
 
     @Option(name: .long, help: "The check configuration (enrolled clients).")
     var config: String = "/etc/fbk/check.conf"
-    @Option(name: .long, help: "The storage root: one directory per client.")
+    @Option(name: .long, help: "The storage root: one directory per client (or s3://BUCKET/PREFIX/).")
     var root: String
     @Option(name: .long, help: "The other mirror's storage root, to compare.")
     var secondRoot: String?
+    @OptionGroup var s3: S3Options
     @Flag(name: .long, help: "Re-hash every object (disk and SHA-256 speed).")
     var deep = false
     @Option(name: .long, help: "Remember what was verified in this file (e.g. /var/lib/fbk-check/state): new objects and a rolling share are hashed each run.")
@@ -58,10 +66,12 @@ struct CheckCommand: ParsableCommand {
         do throws(any Error) {
             let c = try CheckConfig.load(path: config)
             let remembered = try state.map { (path) throws(StoreError) in try CheckState(path: path, reverifyShare: reverifyShare) }
-            var r = Checker.run(config: c, root: root, deep: deep, now: WallClock.now(), state: remembered, orphanGrace: orphanGraceDays * 86_400)
+            let settings = try s3.settings(for: [root] + (secondRoot.map { [$0] } ?? []))
+            let storage = try makeStorageRoot(root, s3: settings)
+            var r = Checker.run(config: c, storage: storage, deep: deep, now: WallClock.now(), state: remembered, orphanGrace: orphanGraceDays * 86_400)
             try remembered?.save()
             if let secondRoot {
-                for (client, onlyA, onlyB) in try Checker.compare(config: c, rootA: root, rootB: secondRoot) {
+                for (client, onlyA, onlyB) in try Checker.compare(config: c, rootA: storage, rootB: try makeStorageRoot(secondRoot, s3: settings)) {
                     guard let i = r.clients.firstIndex(where: { $0.client == client }) else { continue }
                     if !onlyA.isEmpty { r.clients[i].add(.warn, "\(onlyA.count) objects only on \(root): \(onlyA.prefix(3).joined(separator: ", "))") }
                     if !onlyB.isEmpty { r.clients[i].add(.warn, "\(onlyB.count) objects only on \(secondRoot): \(onlyB.prefix(3).joined(separator: ", "))") }
@@ -90,25 +100,32 @@ struct MirrorSyncCommand: ParsableCommand {
         commandName: "mirror-sync",
         abstract: "Copy objects one mirror's storage has and another lacks (operator command, no keys needed).",
         discussion: """
-            Both are storage roots on local disk (copied or mounted). Objects are \
-            copied as they are, create-only: nothing is decrypted, overwritten or \
-            deleted.
+            Each is a storage root on local disk (copied or mounted) or a bucket \
+            (s3://BUCKET/PREFIX/, with --s3-endpoint and --s3-credentials: \
+            operator credentials, which may also put; --s3-object-lock gives what \
+            is copied into a bucket its lock). Objects are copied as they are, \
+            create-only: nothing is decrypted, overwritten or deleted, and what \
+            prune removed from the destination is not brought back.
 
-            Example:
+            Examples:
               fbk mirror-sync /srv/fbk /mnt/mirror2 --client manning
+              fbk mirror-sync /srv/fbk s3://fbk-backups/fleet/ --s3-endpoint https://s3.eu-central-1.amazonaws.com --s3-credentials /etc/fbk/s3-operator --s3-object-lock compliance --s3-object-lock-days 21
             """
     )
 
-    @Argument(help: "The storage root to copy from.")
+    @Argument(help: "The storage root to copy from (a directory or s3://BUCKET/PREFIX/).")
     var source: String
-    @Argument(help: "The storage root to copy to.")
+    @Argument(help: "The storage root to copy to (a directory or s3://BUCKET/PREFIX/).")
     var destination: String
+    @OptionGroup var s3: S3Options
     @Option(name: .long, help: "Only this client; repeat (default: every client directory).")
     var client: [String] = []
 
     func run() throws {
         do {
-            let copied = try MirrorSync.run(source: source, destination: destination, clients: client.isEmpty ? nil : client)
+            let settings = try s3.settings(for: [source, destination])
+            let copied = try MirrorSync.run(source: try makeStorageRoot(source, s3: settings), destination: try makeStorageRoot(destination, s3: settings),
+                                            clients: client.isEmpty ? nil : client)
             let total = copied.values.reduce(0, +)
             for (c, n) in copied.sorted(by: { $0.key < $1.key }) { print("\(c): \(n) objects copied") }
             print("\(total) objects copied from \(source) to \(destination)")

@@ -32,10 +32,11 @@ struct InitCommand: ParsableCommand {
     var client: String
     @Option(name: .long, help: "Operator certificate (PEM) to encrypt to; repeat for several.")
     var recipient: [String] = []
-    @Option(name: .long, help: "Mirror URL of this client's directory (http(s):// or file:///); repeat.")
+    @Option(name: .long, help: "Mirror URL of this client's directory (http(s)://, s3://BUCKET/PREFIX/CLIENT/ with --s3-endpoint and --s3-credentials, or file:///); repeat.")
     var mirror: [String] = []
     @Option(name: .long, help: "WebDAV password file for the http(s) mirrors (mode 0600).")
     var passwordFile: String?
+    @OptionGroup var s3: S3Options
     @Option(name: .long, help: "WebDAV user (default: the client name).")
     var user: String?
     @Option(name: .long, help: "State directory: index, spool, lock.")
@@ -90,6 +91,14 @@ struct InitCommand: ParsableCommand {
                 mirrors: mirror.map { MirrorConfig(url: $0, user: $0.hasPrefix("file:") ? nil : user,
                                                    passwordFile: $0.hasPrefix("file:") ? nil : passwordFile.map(absolute)) },
                 paths: paths)
+            for i in c.mirrors.indices where c.mirrors[i].url.hasPrefix("s3://") {
+                let fields = s3.mirrorFields
+                c.mirrors[i].user = nil
+                c.mirrors[i].passwordFile = nil
+                c.mirrors[i].s3 = try ClientConfig.s3Settings(url: c.mirrors[i].url, fields: fields, reuseHorizon: c.reuseHorizon) {
+                    StoreError(.config, "--mirror \(c.mirrors[i].url): \($0)")
+                }
+            }
             c.host = host
             c.excludes = exclude
             c.requiredMirrors = requiredMirrors

@@ -3,6 +3,7 @@ import Config
 import Foundation
 import Platform
 import Pruner
+import Backend
 
 /// `fbk prune`: server-side retention, without any key.
 struct PruneCommand: ParsableCommand {
@@ -27,11 +28,18 @@ struct PruneCommand: ParsableCommand {
             only there) with --url, --user and --password-file; device blobs \
             are pruned on the storage root only.
 
+            On S3 (--url s3://BUCKET/PREFIX/ with --s3-endpoint and \
+            --s3-credentials of deploy/s3/prune-policy.json), the trash is \
+            PREFIX/.fbk-trash/, a move is a copy and a delete of the object's \
+            version, and an object whose Object Lock has not expired is left \
+            and listed as locked (a locked catalog keeps its snapshot).
+
             Exit status: 0 done (or nothing to do), 1 a client was refused, 64 bad configuration.
 
             Examples:
               fbk prune --config /etc/fbk/check.conf --root /srv/fbk --dry-run
               fbk prune --config /etc/fbk/check.conf --url http://[2001:db8::1]:8086/ --user pruner --password-file /etc/fbk/prune-password
+              fbk prune --config /etc/fbk/check.conf --url s3://fbk-backups/fleet/ --s3-endpoint https://s3.eu-central-1.amazonaws.com --s3-region eu-central-1 --s3-credentials /etc/fbk/s3-prune
             """
     )
 
@@ -39,8 +47,9 @@ struct PruneCommand: ParsableCommand {
     var config: String = "/etc/fbk/check.conf"
     @Option(name: .long, help: "The storage root: one directory per client.")
     var root: String?
-    @Option(name: .long, help: "Or the mirror's prune port (deploy/nginx/fbk-prune.conf), e.g. http://[2001:db8::1]:8086/.")
+    @Option(name: .long, help: "Or the mirror's prune port (deploy/nginx/fbk-prune.conf), e.g. http://[2001:db8::1]:8086/, or its bucket, s3://BUCKET/PREFIX/.")
     var url: String?
+    @OptionGroup var s3: S3Options
     @Option(name: .long, help: "With --url: the prune account.")
     var user: String?
     @Option(name: .long, help: "With --url: the file holding the prune account's password.")
@@ -48,7 +57,11 @@ struct PruneCommand: ParsableCommand {
 
     func validate() throws {
         guard (root == nil) != (url == nil) else { throw ValidationError("give --root DIR (the storage root) or --url URL (the mirror's prune port), one of them") }
-        if url != nil && (user == nil || passwordFile == nil) { throw ValidationError("--url needs --user and --password-file (the prune account)") }
+        if let url, url.hasPrefix("s3://") {
+            _ = try s3.settings(for: [url])
+        } else if url != nil && (user == nil || passwordFile == nil) {
+            throw ValidationError("--url needs --user and --password-file (the prune account)")
+        }
     }
     @Option(name: .long, help: "Only this client; repeat (default: every client with a retention policy).")
     var client: [String] = []
@@ -70,7 +83,14 @@ struct PruneCommand: ParsableCommand {
             for name in client where !c.clients.contains(where: { $0.name == name }) {
                 throw StoreError(.config, "\(name) is not a client in \(config)")
             }
-            let target: PruneTarget = root.map { .storageRoot($0) } ?? .webDAV(url: url!, user: user, passwordFile: passwordFile)
+            let target: PruneTarget
+            if let root {
+                target = .storageRoot(root)
+            } else if let url, let settings = try s3.settings(for: [url]) {
+                target = .s3(url: url, settings: settings)
+            } else {
+                target = .webDAV(url: url!, user: user, passwordFile: passwordFile)
+            }
             plan = Pruner.run(config: c, target: target, options: options)
         } catch {
             throw fail(error)

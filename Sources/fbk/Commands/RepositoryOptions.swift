@@ -38,21 +38,43 @@ struct S3Options: ParsableArguments {
     @Option(name: .customLong("s3-region"), help: "For s3:// storage: the bucket's region.")
     var region = "us-east-1"
 
-    @Option(name: .customLong("s3-credentials"), help: "For s3:// storage: a file with aws_access_key_id = … and aws_secret_access_key = … of operator credentials (deploy/s3/operator-policy.json; prune: prune-policy.json).")
+    @Option(name: .customLong("s3-credentials"), help: "For s3:// storage: a file with aws_access_key_id = … and aws_secret_access_key = … (a client's: deploy/s3/client-policy.json; an operator's: operator-policy.json; prune's: prune-policy.json).")
     var credentials: String?
 
     @Flag(name: .customLong("s3-virtual-host"), help: "For s3:// storage: address the bucket as BUCKET.HOST (default: HOST/BUCKET).")
     var virtualHost = false
 
+    @Option(name: .customLong("s3-object-lock"), help: "For objects written to s3:// storage: Object Lock, compliance or governance (the bucket must have Object Lock).")
+    var objectLock: String?
+
+    @Option(name: .customLong("s3-object-lock-days"), help: "With --s3-object-lock: days each object stays locked (default: the reuse horizon plus 7).")
+    var objectLockDays: Int?
+
+    /// The fields of an s3:// mirror in fbk.conf.
+    var mirrorFields: [String: String] {
+        var f = ["region": region]
+        if let endpoint { f["endpoint"] = endpoint }
+        if let credentials { f["credentials_file"] = credentials }
+        if virtualHost { f["addressing"] = "virtual" }
+        if let objectLock { f["object_lock"] = objectLock }
+        if let objectLockDays { f["object_lock_days"] = String(objectLockDays) }
+        return f
+    }
+
     /// The settings, when an s3:// location needs them.
     func settings(for locations: [String]) throws -> S3Settings? {
         guard locations.contains(where: { $0.hasPrefix("s3://") }) else { return nil }
         guard let endpoint, let credentials else {
-            throw ValidationError("s3:// storage needs --s3-endpoint URL and --s3-credentials FILE (operator credentials)")
+            throw ValidationError("s3:// storage needs --s3-endpoint URL and --s3-credentials FILE")
         }
-        let s = S3Settings(endpoint: endpoint, region: region, credentialsFile: credentials, virtualHost: virtualHost)
-        if let problem = s.endpointProblem { throw ValidationError("--s3-endpoint: \(problem)") }
-        return s
+        do {
+            // The same rules as a mirror in fbk.conf, with the default reuse horizon.
+            return try ClientConfig.s3Settings(fields: mirrorFields, reuseHorizon: ClientConfig.defaultReuseHorizon, what: "the --s3-… options") {
+                StoreError(.config, $0)
+            }
+        } catch {
+            throw ValidationError(error.message)
+        }
     }
 }
 
