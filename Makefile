@@ -24,10 +24,11 @@ test: deps
 	$(SWIFT) test --skip-build --disable-xctest
 	./scripts/check-leftovers.sh
 
-# fbk against restic and borg on a generated 1.5 GB tree (Benchmarks/e2e).
+# fbk against restic and borg on a generated 1.5 GB tree, then fbk to S3 beside WebDAV (Benchmarks/e2e).
 bench-e2e: release
 	./scripts/install-deps.sh --bench
 	./Benchmarks/e2e/run.sh $(or $(SCALE),1.0)
+	./Benchmarks/e2e/s3.sh $(or $(SCALE),1.0)
 
 # The full crash-consistency harness (about 300 MiB, 50 SIGKILLs); `make test` runs a small one.
 crash-test: deps

@@ -126,6 +126,33 @@ import TestSupport
         #expect(rebuild.status == 0, "\(rebuild.stdout) \(rebuild.stderr)")
     }
 
+    /// One mirror down never stops the backup, whatever its kind: a bucket
+    /// that cannot be reached gets what it missed at the next run, from the
+    /// spool, while the WebDAV mirror holds every snapshot.
+    @Test func aBucketThatWasDownIsBackFilled() throws {
+        let s3 = try S3Server.shared()
+        let nginx = try NginxMirror(users: ["c1": "client-pw"])
+        let pwDir = try TemporaryDirectory()
+        let pw = try pwDir.write("pw", Array("client-pw\n".utf8))
+        chmod(pw, 0o600)
+        let root = s3.root(prefix: "down-" + UUID().uuidString.prefix(6).lowercased())
+        let dead = "http://127.0.0.1:\(try freePort())"
+        let c = try Client(s3, mirrors: ["--mirror", nginx.url("c1"), "--password-file", pw, "--mirror", root + "c1/",
+                                         "--s3-endpoint", dead, "--s3-credentials", s3.credentials("fbk-client")])
+        try c.dir.write("src/a", sampleBytes(150_000, seed: 41))
+        let down = try c.snapshot()
+        #expect(down.status == 4, "safe on one of two mirrors: \(down.stderr)")
+        #expect(down.summary["safe_mirrors"] as? Int == 1, "\(down.summary)")
+        let config = try String(contentsOfFile: c.configPath, encoding: .utf8)
+        try Data(config.replacingOccurrences(of: dead, with: s3.endpoint).utf8).write(to: URL(fileURLWithPath: c.configPath))
+        let healed = try c.snapshot()
+        #expect(healed.status == 0, "\(healed.stderr)")
+        let view = try c.reader(root)
+        #expect(try view.list(.catalog).count == 2, "the first snapshot was delivered too")
+        let r = try c.restore(from: [root], c.s3Options())
+        #expect(r.status == 0, "\(r.out)")
+    }
+
     /// Prune on a bucket: what the policy drops moves to PREFIX/.fbk-trash
     /// (a copy, then the object's version deleted); the latest snapshot
     /// still restores; mirror-sync copies between a bucket and a directory

@@ -18,9 +18,13 @@ user's IAM policy enforced) and writes DIR/ready. Runs until killed.
 """
 import json
 import os
+import signal
 import sys
+import threading
 import time
 
+# A test thread that spawned this may have blocked signals: take SIGTERM again.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, range(1, signal.NSIG))
 port, out = int(sys.argv[1]), sys.argv[2]
 buckets = sys.argv[3:] or ["fbk"]
 policies = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "s3")
@@ -93,6 +97,18 @@ for name, file in [("fbk-client", "client-policy.json"), ("fbk-operator", "opera
     doc["Statement"] = statements
     user(name, json.dumps(doc))
 user("admin", json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+
+# A test run that ends, however it ends, takes its server with it.
+parent = os.getppid()
+
+
+def watch_parent():
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
+threading.Thread(target=watch_parent, daemon=True).start()
 
 # From here on every request must be signed by a known key and allowed by its user's policy.
 settings.INITIAL_NO_AUTH_ACTION_COUNT = 0

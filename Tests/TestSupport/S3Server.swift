@@ -55,13 +55,17 @@ public final class S3Server: @unchecked Sendable {
             if let sharedServer { return sharedServer }
             let s = try S3Server(buckets: ["fbk", "fbk2", "fbk-plain"])
             sharedServer = s
+            // Statics are never deinitialised: stop it when the test process exits
+            // (the fixture also exits when its parent is gone).
+            atexit { S3Server.sharedServer?.stop() }
             return s
         }
     }
 
     public func stop() {
         guard pid > 0 else { return }
-        kill(pid, SIGTERM)
+        // SIGKILL: a process spawned from a test thread may inherit a mask that blocks SIGTERM; moto keeps nothing on disk.
+        kill(pid, SIGKILL)
         _ = waitForExit(pid)
         pid = 0
     }
