@@ -1,7 +1,8 @@
 // A mirror's storage as an operator's command sees it: one directory per
 // client, and beside them the prune trash (`.fbk-trash/CLIENT/`). On local
-// disk (the weekly check on the server itself) or in a bucket
-// (`s3://BUCKET/PREFIX/`, with operator credentials).
+// disk (the weekly check on the server itself), in a bucket
+// (`s3://BUCKET/PREFIX/`, with operator credentials), or on a WebDAV server
+// (its operator port, or a stock server's one account).
 
 import Foundation
 import Platform
@@ -70,14 +71,49 @@ public struct S3StorageRoot: StorageRoot {
     }
 }
 
-/// The storage root an operator names: `s3://…` (with `s3` settings) or a directory.
-public func makeStorageRoot(_ location: String, s3: S3Settings?) throws(StoreError) -> any StorageRoot {
+/// A storage root on a WebDAV server: `http(s)://HOST:PORT/`, with one
+/// account for every client (deploy/nginx's operator port reads only; a
+/// stock server's account usually also writes).
+public struct WebDAVStorageRoot: StorageRoot {
+    public let location: String
+    let user: String?
+    let passwordFile: String?
+
+    public init(_ url: String, user: String?, passwordFile: String?) {
+        location = url.hasSuffix("/") ? url : url + "/"
+        self.user = user
+        self.passwordFile = passwordFile
+    }
+
+    public func topLevel() throws(BackendError) -> [String] {
+        let root: WebDAVBackend
+        do { root = try WebDAVBackend(directory: location, user: user, passwordFile: passwordFile) } catch {
+            throw BackendError(.permanent, location: location, error.message, misconfigured: true, cause: error)
+        }
+        return try root.members(of: "").map(\.name).sorted()
+    }
+
+    public func client(_ name: String) throws(StoreError) -> any Backend {
+        try WebDAVBackend(storageRoot: location, client: name, user: user, passwordFile: passwordFile)
+    }
+
+    public func directory(_ relative: String) throws(StoreError) -> any RemovableStorage {
+        try WebDAVBackend(directory: location + relative + (relative.hasSuffix("/") ? "" : "/"), user: user, passwordFile: passwordFile)
+    }
+}
+
+/// The storage root an operator names: `s3://…` (with `s3` settings),
+/// `http(s)://…` (with a WebDAV account), or a directory.
+public func makeStorageRoot(_ location: String, s3: S3Settings?, user: String? = nil, passwordFile: String? = nil) throws(StoreError) -> any StorageRoot {
     if location.hasPrefix("s3://") {
         guard let s3 else { throw StoreError(.config, "\(location): give --s3-endpoint and --s3-credentials") }
         return try S3StorageRoot(location, settings: s3)
     }
     if location.hasPrefix("http://") || location.hasPrefix("https://") {
-        throw StoreError(.config, "\(location): this command reads a storage root on disk (run it on the WebDAV server) or a bucket (s3://)")
+        guard user != nil, passwordFile != nil else {
+            throw StoreError(.config, "\(location): give --user and --password-file (an operator account, deploy/nginx/fbk-operator.conf)")
+        }
+        return WebDAVStorageRoot(location, user: user, passwordFile: passwordFile)
     }
     return LocalStorageRoot(location.hasPrefix("file://") ? String(location.dropFirst("file://".count)) : location)
 }

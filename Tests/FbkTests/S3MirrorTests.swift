@@ -120,6 +120,15 @@ import TestSupport
         let check = try CLI.run(["check", "--config", conf, "--root", root, "--json"] + c.s3Options())
         #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
 
+        // The WebDAV mirror's check through its operator port, and a copy of it into a second bucket prefix.
+        let op = try pwDir.write("op", Array("operator-pw".utf8))
+        let davCheck = try CLI.run(["check", "--config", conf, "--root", nginx.operatorURL, "--user", "operator", "--password-file", op])
+        #expect(davCheck.status == 0, "\(davCheck.stdout) \(davCheck.stderr)")
+        let copy = s3.root(prefix: "copy-" + UUID().uuidString.prefix(6).lowercased())
+        let sync = try CLI.run(["mirror-sync", nginx.operatorURL, copy, "--client", "c1", "--user", "operator", "--password-file", op] + c.s3Options())
+        #expect(sync.status == 0, "\(sync.stdout) \(sync.stderr)")
+        #expect(try c.reader(copy).inventory().objects.map(\.path) == (try operatorView.inventory().objects.map(\.path)))
+
         let out = c.dir.file("rebuilt.sqlite")
         let rebuild = try CLI.run(["index", "rebuild", "--client", "c1", "--secret", c.dir.file("etc/secret"),
                                    "--from", root, "--mirror-url", root + "c1/", "--out", out, "--json"] + c.s3Options())

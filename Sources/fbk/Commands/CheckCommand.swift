@@ -38,10 +38,14 @@ struct CheckCommand: ParsableCommand {
 
     @Option(name: .long, help: "The check configuration (enrolled clients).")
     var config: String = "/etc/fbk/check.conf"
-    @Option(name: .long, help: "The storage root: one directory per client (or s3://BUCKET/PREFIX/).")
+    @Option(name: .long, help: "The storage root: one directory per client (or s3://BUCKET/PREFIX/, or a WebDAV operator port http://HOST:PORT/).")
     var root: String
     @Option(name: .long, help: "The other mirror's storage root, to compare.")
     var secondRoot: String?
+    @Option(name: .long, help: "For a WebDAV --root: the operator account.")
+    var user: String?
+    @Option(name: .long, help: "For a WebDAV --root: the file holding the operator account's password.")
+    var passwordFile: String?
     @OptionGroup var s3: S3Options
     @Flag(name: .long, help: "Re-hash every object (disk and SHA-256 speed).")
     var deep = false
@@ -67,11 +71,11 @@ struct CheckCommand: ParsableCommand {
             let c = try CheckConfig.load(path: config)
             let remembered = try state.map { (path) throws(StoreError) in try CheckState(path: path, reverifyShare: reverifyShare) }
             let settings = try s3.settings(for: [root] + (secondRoot.map { [$0] } ?? []))
-            let storage = try makeStorageRoot(root, s3: settings)
+            let storage = try makeStorageRoot(root, s3: settings, user: user, passwordFile: passwordFile)
             var r = Checker.run(config: c, storage: storage, deep: deep, now: WallClock.now(), state: remembered, orphanGrace: orphanGraceDays * 86_400)
             try remembered?.save()
             if let secondRoot {
-                for (client, onlyA, onlyB) in try Checker.compare(config: c, rootA: storage, rootB: try makeStorageRoot(secondRoot, s3: settings)) {
+                for (client, onlyA, onlyB) in try Checker.compare(config: c, rootA: storage, rootB: try makeStorageRoot(secondRoot, s3: settings, user: user, passwordFile: passwordFile)) {
                     guard let i = r.clients.firstIndex(where: { $0.client == client }) else { continue }
                     if !onlyA.isEmpty { r.clients[i].add(.warn, "\(onlyA.count) objects only on \(root): \(onlyA.prefix(3).joined(separator: ", "))") }
                     if !onlyB.isEmpty { r.clients[i].add(.warn, "\(onlyB.count) objects only on \(secondRoot): \(onlyB.prefix(3).joined(separator: ", "))") }
@@ -100,10 +104,14 @@ struct MirrorSyncCommand: ParsableCommand {
         commandName: "mirror-sync",
         abstract: "Copy objects one mirror's storage has and another lacks (operator command, no keys needed).",
         discussion: """
-            Each is a storage root on local disk (copied or mounted) or a bucket \
+            Each is a storage root on local disk (copied or mounted), a bucket \
             (s3://BUCKET/PREFIX/, with --s3-endpoint and --s3-credentials: \
             operator credentials, which may also put; --s3-object-lock gives what \
-            is copied into a bucket its lock). Objects are copied as they are, \
+            is copied into a bucket its lock), or a WebDAV server's root \
+            (http://HOST:PORT/, with --user and --password-file: deploy/nginx's \
+            operator port to copy from; to copy into fbk's nginx, give its \
+            storage directory on that server, since no account there writes \
+            into every client's directory). Objects are copied as they are, \
             create-only: nothing is decrypted, overwritten or deleted, and what \
             prune removed from the destination is not brought back.
 
@@ -113,10 +121,14 @@ struct MirrorSyncCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The storage root to copy from (a directory or s3://BUCKET/PREFIX/).")
+    @Argument(help: "The storage root to copy from (a directory, s3://BUCKET/PREFIX/ or http://HOST:PORT/).")
     var source: String
-    @Argument(help: "The storage root to copy to (a directory or s3://BUCKET/PREFIX/).")
+    @Argument(help: "The storage root to copy to (a directory, s3://BUCKET/PREFIX/ or http://HOST:PORT/).")
     var destination: String
+    @Option(name: .long, help: "For a WebDAV source or destination: the account.")
+    var user: String?
+    @Option(name: .long, help: "For a WebDAV source or destination: the file holding the account's password.")
+    var passwordFile: String?
     @OptionGroup var s3: S3Options
     @Option(name: .long, help: "Only this client; repeat (default: every client directory).")
     var client: [String] = []
@@ -124,7 +136,8 @@ struct MirrorSyncCommand: ParsableCommand {
     func run() throws {
         do {
             let settings = try s3.settings(for: [source, destination])
-            let copied = try MirrorSync.run(source: try makeStorageRoot(source, s3: settings), destination: try makeStorageRoot(destination, s3: settings),
+            let copied = try MirrorSync.run(source: try makeStorageRoot(source, s3: settings, user: user, passwordFile: passwordFile),
+                                            destination: try makeStorageRoot(destination, s3: settings, user: user, passwordFile: passwordFile),
                                             clients: client.isEmpty ? nil : client)
             let total = copied.values.reduce(0, +)
             for (c, n) in copied.sorted(by: { $0.key < $1.key }) { print("\(c): \(n) objects copied") }
