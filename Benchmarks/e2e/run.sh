@@ -27,27 +27,9 @@ echo "== generating the dataset (scale $SCALE)"
 python3 Benchmarks/e2e/dataset.py "$WORK/data" "$SCALE"
 SIZE=$(du -sb "$WORK/data" | cut -f1)
 
-start_nginx() {  # DIR PORT
-  mkdir -p "$1/root" "$1/body" "$1/tmp" "$1/logs"
-  htpasswd -cbB "$1/htpasswd" bench bench-pw 2>/dev/null
-  user=""; [ "$(id -u)" = 0 ] && user="user root;"
-  cat > "$1/nginx.conf" <<CONF
-$user
-worker_processes 2;
-pid $1/nginx.pid;
-error_log $1/logs/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $1/body;
-  proxy_temp_path $1/tmp; fastcgi_temp_path $1/tmp; uwsgi_temp_path $1/tmp; scgi_temp_path $1/tmp;
-  server { listen 127.0.0.1:$2; root $1/root; auth_basic_user_file $1/htpasswd; include $ROOT/deploy/nginx/fbk-dav.conf; }
-}
-CONF
-  nginx -p "$1" -e "$1/logs/error.log" -c "$1/nginx.conf"
-}
-P0=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-P1=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+. Benchmarks/e2e/lib.sh
+P0=$(port)
+P1=$(port)
 start_nginx "$WORK/nginx0" "$P0"
 start_nginx "$WORK/nginx1" "$P1"
 

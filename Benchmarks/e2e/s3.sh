@@ -24,32 +24,11 @@ cleanup() {
 }
 trap cleanup EXIT
 export FBK_PASSPHRASE=bench
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 echo "== generating the dataset (scale $SCALE)"
 python3 Benchmarks/e2e/dataset.py "$WORK/data" "$SCALE"
 
-start_nginx() {  # DIR PORT OPERATOR_PORT
-  mkdir -p "$1/root" "$1/body" "$1/tmp" "$1/logs"
-  htpasswd -cbB "$1/htpasswd" bench bench-pw 2>/dev/null
-  htpasswd -cbB "$1/operators" operator operator-pw 2>/dev/null
-  user=""; [ "$(id -u)" = 0 ] && user="user root;"
-  cat > "$1/nginx.conf" <<CONF
-$user
-worker_processes 2;
-pid $1/nginx.pid;
-error_log $1/logs/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $1/body;
-  proxy_temp_path $1/tmp; fastcgi_temp_path $1/tmp; uwsgi_temp_path $1/tmp; scgi_temp_path $1/tmp;
-  server { listen 127.0.0.1:$2; root $1/root; auth_basic_user_file $1/htpasswd; include $ROOT/deploy/nginx/fbk-dav.conf; }
-  server { listen 127.0.0.1:$3; root $1/root; auth_basic_user_file $1/operators; include $ROOT/deploy/nginx/fbk-operator.conf; }
-}
-CONF
-  nginx -p "$1" -e "$1/logs/error.log" -c "$1/nginx.conf"
-}
+. Benchmarks/e2e/lib.sh
 start_moto() {  # DIR PORT BUCKET
   mkdir -p "$1"
   python3 Tests/Fixtures/s3_server.py "$2" "$1" "$3" > "$1/moto.log" 2>&1 &
