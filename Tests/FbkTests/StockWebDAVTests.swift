@@ -110,6 +110,37 @@ import TestSupport
         #expect(FileManager.default.contents(atPath: server.storageRoot + "/c1/" + path).map([UInt8].init) == sampleBytes(10_000, seed: 3))
     }
 
+    /// A server that answers 403 to a PUT of a name it holds (some refuse
+    /// to replace that way): the object counts as there only if a PROPFIND
+    /// of that one name shows it at the expected size; otherwise the 403 is
+    /// a permanent failure, never taken for "stored".
+    @Test func aRefusedPutCountsAsStoredOnlyIfTheServerShowsTheObject() throws {
+        let server = try StockDAVServer(.nginx)
+        let dir = try TemporaryDirectory()
+        let password = try dir.write("password", Array(server.password.utf8))
+        chmod(password, 0o600)
+        let file = try dir.write("object", sampleBytes(10_000, seed: 4))
+        let path = "packs/ab/ab" + String(repeating: "2", count: 62) + ".pack"
+        #expect(try WebDAVBackend(url: server.url("c1"), user: server.user, passwordFile: password, options: MirrorOptions())
+            .put(path, from: file, size: 10_000) == .stored)
+        let proxy = try MirrorFaultTests.FaultProxy(upstream: server.port, dir: dir, name: "refusing")
+        try proxy.set("403put")
+        let refusing = try WebDAVBackend(url: proxy.url("c1"), user: server.user, passwordFile: password, options: MirrorOptions())
+        refusing.assumeDirectories(["", "packs", "packs/ab"])
+        #expect(try refusing.put(path, from: file, size: 10_000) == .alreadyPresent)
+        let other = "packs/ab/ab" + String(repeating: "3", count: 62) + ".pack"
+        do {
+            _ = try refusing.put(other, from: file, size: 10_000)
+            Issue.record("a 403 for an object the server does not show was taken for stored")
+        } catch {
+            #expect(error.kind == .permanent, "\(error)")
+        }
+        let shorter = try dir.write("shorter", sampleBytes(9_999, seed: 4))
+        #expect(throws: BackendError.self, "an object of another size is not the one being put") {
+            _ = try refusing.put(path, from: shorter, size: 9_999)
+        }
+    }
+
     /// The device scripts make the client's directory and blobs/ before
     /// their first upload, so a stock server takes their blobs too.
     @Test(arguments: StockDAVServer.Kind.allCases)

@@ -10,6 +10,8 @@ For each connection it reads MODE_FILE (one word) and then:
   slow       reads the request and never answers
   reset      accepts the body (100 Continue), reads 1000 bytes of it, then resets the connection
   truncated  reads the whole request, answers half a status line and closes
+  403put     answers 403 to a PUT (a server that refuses to replace an
+             object that way) and relays every other request
 Each connection's mode is appended to MODE_FILE.log, so a test can count
 the attempts fbk made. It stops when killed, or by itself after 15 minutes.
 """
@@ -77,7 +79,15 @@ def handle(conn):
         head, rest = read_headers(conn)
         if head is None:
             return
-        if m in ("500", "503", "507", "401"):
+        if m == "403put" and not head.startswith("PUT "):
+            up = socket.create_connection(("127.0.0.1", upstream_port))
+            up.sendall(head.encode("latin-1") + b"\r\n\r\n" + rest)
+            threading.Thread(target=pump, args=(up, conn), daemon=True).start()
+            pump(conn, up)
+            return
+        if m == "403put":
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        elif m in ("500", "503", "507", "401"):
             conn.sendall(("HTTP/1.1 %s Fault\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" % m).encode())
         elif m == "slow":
             threading.Event().wait(300)
