@@ -99,9 +99,11 @@ public final class Archiver {
         chunker = try Chunker(parameters: config.chunker, seed: keys.chunkerSeed)
         recipients = RecipientSet(envelope.recipients.map(\.fingerprint))
         summary.requiredMirrors = config.requiredMirrors
-        rules = WalkRules(excludes: config.excludes,
+        rules = WalkRules(excludes: try config.excludePatterns(),
                           builtIn: ["/proc", "/sys", "/dev", "/run", "/tmp", config.state, config.spoolDirectory],
-                          configured: config.paths, oneFilesystem: config.oneFilesystem)
+                          configured: config.paths, oneFilesystem: config.oneFilesystem,
+                          markers: DirectoryMarkers(names: config.excludeIfPresent, caches: config.excludeCaches),
+                          largerThan: config.excludeLargerThan)
     }
 
     /// Runs the snapshot.
@@ -663,7 +665,7 @@ public final class Archiver {
     /// extended attributes the files cache does not have.
     private func prepare(_ batch: inout [Pending], in directory: PathBytes) throws {
         var upgrades: [(index: Int, row: FilesCache.CachedFile)] = []
-        for i in batch.indices where batch[i].st.fileType == S_IFREG {
+        for i in batch.indices where batch[i].st.fileType == S_IFREG && !(rules.isTooLarge(batch[i].st) && !batch[i].explicitlySelected) {
             let st = batch[i].st
             if st.st_nlink > 1 && hardlinks[HardlinkKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))] != nil { continue }
             if let row = batch[i].cacheRow, let (cached, upgrade) = try usableCache(row, st: st) {
@@ -707,13 +709,19 @@ public final class Archiver {
             e.type = .directory
             summary.directories += 1
             if !explicitlySelected && !rules.enters(path, st, device: device) {
-                // A mount point of another filesystem, or a built-in exclude
-                // (/proc, /tmp, fbk's own state…): recorded, not entered.
+                // A mount point of another filesystem, a built-in exclude
+                // (/proc, /tmp, fbk's own state…), or a directory marked by
+                // CACHEDIR.TAG or exclude_if_present: recorded, not entered.
                 e.subtree = try storeTree(TreeFormat.serialize([]))
             } else {
                 e.subtree = try archiveDirectory(path, selection: selection, device: rules.device(of: path, st, parent: device))
             }
         case S_IFREG:
+            if !explicitlySelected && rules.isTooLarge(st) {
+                item.close()
+                summary.excludedLarge += 1
+                return nil
+            }
             e.size = UInt64(st.st_size)
             summary.files += 1
             summary.bytesScanned += UInt64(st.st_size)

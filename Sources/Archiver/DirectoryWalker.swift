@@ -29,12 +29,19 @@ struct WalkRules: Sendable {
     /// with `oneFilesystem` each keeps below it to its own filesystem.
     let configured: Set<PathBytes>
     let oneFilesystem: Bool
+    /// Directories whose contents are left out because of an entry in them.
+    let markers: DirectoryMarkers?
+    /// Regular files larger than this are left out.
+    let largerThan: Int?
 
-    init(excludes: [String], builtIn: [String], configured: [String], oneFilesystem: Bool) {
+    init(excludes: [String], builtIn: [String], configured: [String], oneFilesystem: Bool,
+         markers: DirectoryMarkers? = nil, largerThan: Int? = nil) {
         self.excludes = excludes
         self.builtIn = Set(builtIn.map { Array($0.utf8) })
         self.configured = Set(configured.map { Self.normalized($0) })
         self.oneFilesystem = oneFilesystem
+        self.markers = markers
+        self.largerThan = largerThan
     }
 
     /// A configured path as the walk spells it: `/a/b`, whatever slashes it was written with.
@@ -64,13 +71,55 @@ struct WalkRules: Sendable {
     /// Whether a directory met while taking its parent whole is entered,
     /// or only recorded. `device` is the filesystem the walk keeps to there.
     func enters(_ path: PathBytes, _ st: stat, device: UInt64) -> Bool {
-        configured.contains(path) || (!builtIn.contains(path) && !(oneFilesystem && UInt64(st.st_dev) != device))
+        configured.contains(path)
+            || (!builtIn.contains(path) && !(oneFilesystem && UInt64(st.st_dev) != device) && !(markers?.marks(path) ?? false))
     }
+
+    /// Whether a regular file is left out for its size.
+    func isTooLarge(_ st: stat) -> Bool { largerThan.map { Int(st.st_size) > $0 } ?? false }
 
     /// The filesystem a directory's subtree keeps to: its own if it is a
     /// configured path, else its parent's.
     func device(of path: PathBytes, _ st: stat, parent: UInt64) -> UInt64 {
         configured.contains(path) ? UInt64(st.st_dev) : parent
+    }
+}
+
+/// `exclude_caches` and `exclude_if_present`: a directory holding a valid
+/// CACHEDIR.TAG, or an entry of one of the given names, is recorded empty.
+/// The walker and the archiver each ask once about every directory they
+/// meet; the first answer is kept for the second, so an entry made or
+/// removed between the two cannot set them apart.
+final class DirectoryMarkers: @unchecked Sendable {
+    static let cacheSignature = Array("Signature: 8a477f597d28d172789f06886806bc55".utf8)
+    let names: [String]
+    let caches: Bool
+    private var answers: [PathBytes: Bool] = [:]
+    private let lock = NSLock()
+
+    init?(names: [String], caches: Bool) {
+        guard !names.isEmpty || caches else { return nil }
+        self.names = names
+        self.caches = caches
+    }
+
+    func marks(_ directory: PathBytes) -> Bool {
+        if let known = lock.withLock({ answers.removeValue(forKey: directory) }) { return known }
+        let found = look(directory)
+        lock.withLock { answers[directory] = found }
+        return found
+    }
+
+    private func look(_ directory: PathBytes) -> Bool {
+        let base = String(decoding: directory, as: UTF8.self) + "/"
+        var st = stat()
+        for name in names where lstat(base + name, &st) == 0 { return true }
+        guard caches, lstat(base + "CACHEDIR.TAG", &st) == 0, st.fileType == S_IFREG else { return false }
+        let fd = open(base + "CACHEDIR.TAG", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: Self.cacheSignature.count)
+        return read(fd, &head, head.count) == head.count && head == Self.cacheSignature
     }
 }
 

@@ -50,6 +50,8 @@ public struct SnapshotSummary: Encodable, Sendable {
     public var files = 0
     public var directories = 0
     public var otherEntries = 0
+    /// Regular files left out by `exclude_larger_than`.
+    public var excludedLarge = 0
     public var bytesScanned: UInt64 = 0
     public var bytesRead: UInt64 = 0
     public var filesFromCache = 0
@@ -84,6 +86,7 @@ public struct SnapshotSummary: Encodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case snapshot, files, directories, packs, seconds, warnings, unreadable, mirrors, version
         case otherEntries = "other_entries"
+        case excludedLarge = "excluded_large_files"
         case bytesScanned = "bytes_scanned"
         case bytesRead = "bytes_read"
         case filesFromCache = "files_from_cache"
@@ -122,6 +125,7 @@ public struct SnapshotSummary: Encodable, Sendable {
         try c.encode(files, forKey: .files)
         try c.encode(directories, forKey: .directories)
         try c.encode(otherEntries, forKey: .otherEntries)
+        try c.encode(excludedLarge, forKey: .excludedLarge)
         try c.encode(bytesScanned, forKey: .bytesScanned)
         try c.encode(bytesRead, forKey: .bytesRead)
         try c.encode(filesFromCache, forKey: .filesFromCache)

@@ -104,6 +104,14 @@ public struct ClientConfig: Equatable, Sendable {
     public var requiredMirrors = 1
     public var paths: [String]
     public var excludes: [String] = []
+    /// Files of more exclude patterns, one a line (`#` comments and blank lines skipped).
+    public var excludeFrom: [String] = []
+    /// Leave out the contents of directories holding a valid CACHEDIR.TAG (bford.info/cachedir).
+    public var excludeCaches = false
+    /// Leave out the contents of directories holding an entry of one of these names (`.nobackup`).
+    public var excludeIfPresent: [String] = []
+    /// Leave out regular files larger than this many bytes.
+    public var excludeLargerThan: Int?
     public var oneFilesystem = true
     public var compressionLevel: Int32 = defaultCompressionLevel
     public var packSize = 16 << 20
@@ -264,6 +272,22 @@ public struct ClientConfig: Equatable, Sendable {
         }
         config.host = try string("host", required: false)
         config.excludes = try strings("excludes", required: false)
+        config.excludeFrom = try strings("exclude_from", required: false)
+        guard config.excludeFrom.allSatisfy({ $0.hasPrefix("/") }) else {
+            throw fail(fields["exclude_from"], "exclude_from must list absolute paths of pattern files")
+        }
+        config.excludeIfPresent = try strings("exclude_if_present", required: false)
+        guard config.excludeIfPresent.allSatisfy({ !$0.contains("/") && $0 != "." && $0 != ".." }) else {
+            throw fail(fields["exclude_if_present"], "exclude_if_present lists names (like .nobackup), not paths")
+        }
+        if let n = fields["exclude_caches"] {
+            guard case .scalar(let s) = n, let b = Bool(s.string) else { throw fail(n, "field 'exclude_caches' must be true or false") }
+            config.excludeCaches = b
+        }
+        if let v = try integer("exclude_larger_than") {
+            guard v > 0 else { throw fail(fields["exclude_larger_than"], "exclude_larger_than must be a size above 0, like 2GiB") }
+            config.excludeLargerThan = v
+        }
         if let n = fields["one_filesystem"] {
             guard case .scalar(let s) = n, let b = Bool(s.string) else { throw fail(n, "field 'one_filesystem' must be true or false") }
             config.oneFilesystem = b
@@ -351,8 +375,27 @@ public struct ClientConfig: Equatable, Sendable {
         return config
     }
 
+    /// Every exclude pattern: `excludes` and the lines of the `exclude_from`
+    /// files (read now: a file that cannot be read stops the run, since
+    /// going on would back up what the operator meant to leave out).
+    public func excludePatterns() throws(StoreError) -> [String] {
+        var out = excludes
+        for file in excludeFrom {
+            guard let data = FileManager.default.contents(atPath: file), data.count <= 1 << 20 else {
+                throw StoreError(.config, "cannot read the exclude_from file \(file) (at most 1 MiB): fix or remove it in the configuration")
+            }
+            for raw in String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline) {
+                let line = raw.trimmingCharacters(in: .whitespaces)
+                if line.isEmpty || line.hasPrefix("#") { continue }
+                out.append(line)
+            }
+        }
+        return out
+    }
+
     static let known: Set<String> = [
         "client", "host", "recipients", "secret", "state", "mirrors", "required_mirrors", "paths", "excludes",
+        "exclude_from", "exclude_caches", "exclude_if_present", "exclude_larger_than",
         "one_filesystem", "compression_level", "pack_size", "pipeline_memory", "workers", "spool_limit", "chunker", "log_interval",
         "connect_timeout", "stall_timeout", "retry_delays", "reuse_horizon", "renew_below", "renewal_budget",
     ]
@@ -405,6 +448,10 @@ public struct ClientConfig: Equatable, Sendable {
             lines.append("excludes:")
             lines += excludes.map { "  - \(q($0))" }
         }
+        if !excludeFrom.isEmpty { lines.append("exclude_from:"); lines += excludeFrom.map { "  - \(q($0))" } }
+        if excludeCaches { lines.append("exclude_caches: true") }
+        if !excludeIfPresent.isEmpty { lines.append("exclude_if_present:"); lines += excludeIfPresent.map { "  - \(q($0))" } }
+        if let excludeLargerThan { lines.append("exclude_larger_than: \(excludeLargerThan)") }
         lines.append("one_filesystem: \(oneFilesystem)")
         lines.append("compression_level: \(compressionLevel)")
         lines.append("pack_size: \(packSize)")

@@ -162,6 +162,30 @@ import TestSupport
         #expect(r.status == 0, "\(r.out)")
     }
 
+    /// A client whose index is lost is told the command that rebuilds it
+    /// from its bucket; pasted with the operator's credentials, it works,
+    /// and the next snapshot uploads no pack again.
+    @Test func aLostIndexNamesTheRebuildCommandForTheBucket() throws {
+        let s3 = try S3Server.shared()
+        let root = s3.root(prefix: "lost-" + UUID().uuidString.prefix(6).lowercased())
+        let c = try Client(s3, mirrors: ["--mirror", root + "c1/", "--s3-endpoint", s3.endpoint, "--s3-credentials", s3.credentials("fbk-client")])
+        try c.dir.write("src/a", sampleBytes(120_000, seed: 51))
+        #expect(try c.snapshot().status == 0)
+        let packs = try c.reader(root).list(.pack).count
+        try FileManager.default.removeItem(atPath: c.dir.file("state/index.sqlite"))
+        let refused = try c.snapshot()
+        #expect(refused.status == 66, "\(refused.stderr)")
+        let line = try #require(refused.stderr.split(separator: "\n").first { $0.contains("fbk index rebuild") })
+        #expect(line.contains("--from \(root)") && line.contains("--s3-endpoint \(s3.endpoint)"), "\(line)")
+        let words = line.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "OPERATOR_S3_CREDENTIALS", with: s3.credentials("fbk-operator"))
+            .split(separator: " ").map(String.init)
+        let rebuild = try CLI.run(Array(words.dropFirst()))
+        #expect(rebuild.status == 0, "\(words) \(rebuild.stdout) \(rebuild.stderr)")
+        let again = try c.snapshot()
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try c.reader(root).list(.pack).count <= packs + 1, "only the new tree pack, if any")
+    }
+
     /// Prune on a bucket: what the policy drops moves to PREFIX/.fbk-trash
     /// (a copy, then the object's version deleted); the latest snapshot
     /// still restores; mirror-sync copies between a bucket and a directory

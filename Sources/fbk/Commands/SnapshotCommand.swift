@@ -102,9 +102,16 @@ extension SnapshotCommand {
     static func rebuildCommand(_ c: ClientConfig) -> String {
         var parts = ["fbk index rebuild --client \(c.client) --secret \(c.secret)"]
         var needsAccount = false
+        var s3: S3Settings?
         for m in c.mirrors {
             var from: String
-            if m.url.hasPrefix("file://") {
+            if m.url.hasPrefix("s3://"), let settings = m.s3 {
+                // The bucket and prefix above the client's directory, read with operator credentials.
+                var trimmed = Substring(m.url)
+                while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+                from = String(trimmed[..<(trimmed.lastIndex(of: "/") ?? trimmed.endIndex)]) + "/"
+                s3 = settings
+            } else if m.url.hasPrefix("file://") {
                 from = String(m.url.dropFirst("file://".count))
                 while from.hasSuffix("/") { from.removeLast() }
                 from = (from as NSString).deletingLastPathComponent
@@ -120,6 +127,9 @@ extension SnapshotCommand {
             parts.append("--from \(from) --mirror-url \(m.url)")
         }
         if needsAccount { parts.append("--user OPERATOR --password-file OPERATOR_PASSWORD_FILE") }
+        if let s3 {
+            parts.append("--s3-endpoint \(s3.endpoint) --s3-region \(s3.region)\(s3.virtualHost ? " --s3-virtual-host" : "") --s3-credentials OPERATOR_S3_CREDENTIALS")
+        }
         parts.append("--out \(c.indexPath)")
         return parts.joined(separator: " ")
     }
