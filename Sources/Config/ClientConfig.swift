@@ -27,6 +27,21 @@ public struct MirrorConfig: Equatable, Sendable {
     }
 }
 
+/// Commands run around a snapshot (README, "Hooks"): `before` (stop a
+/// service, make an LVM or ZFS snapshot, dump a database), `after`
+/// (always, once `before` was started), `on_failure` (when the run's exit
+/// status is not 0). Each is a shell command line (`/bin/sh -c`).
+public struct Hooks: Equatable, Sendable {
+    public var before: [String] = []
+    public var after: [String] = []
+    public var onFailure: [String] = []
+    /// Seconds a hook may run before it is stopped (SIGTERM, then SIGKILL).
+    public var timeout = 600
+    /// Take the snapshot even if a `before` hook fails.
+    public var continueIfBeforeFails = false
+    public init() {}
+}
+
 /// Everything `fbk snapshot` needs to know.
 public struct ClientConfig: Equatable, Sendable {
     /// A client name: a letter or digit, then letters, digits, `.`, `_`
@@ -112,6 +127,7 @@ public struct ClientConfig: Equatable, Sendable {
     public var excludeIfPresent: [String] = []
     /// Leave out regular files larger than this many bytes.
     public var excludeLargerThan: Int?
+    public var hooks = Hooks()
     public var oneFilesystem = true
     public var compressionLevel: Int32 = defaultCompressionLevel
     public var packSize = 16 << 20
@@ -284,6 +300,29 @@ public struct ClientConfig: Equatable, Sendable {
             guard case .scalar(let s) = n, let b = Bool(s.string) else { throw fail(n, "field 'exclude_caches' must be true or false") }
             config.excludeCaches = b
         }
+        // A hook is one command line, or a list of them.
+        func commands(_ key: String) throws(StoreError) -> [String] {
+            if let n = fields[key], case .scalar(let one) = n {
+                guard !one.string.isEmpty else { throw fail(n, "field '\(key)' must be a command line or a list of them") }
+                return [one.string]
+            }
+            return try strings(key, required: false)
+        }
+        config.hooks.before = try commands("before")
+        config.hooks.after = try commands("after")
+        config.hooks.onFailure = try commands("on_failure")
+        if let n = fields["hook_timeout"] {
+            guard case .scalar(let s) = n, let d = CheckConfig.parseDuration(s.string), d >= 1, d <= 86_400 else {
+                throw fail(n, "hook_timeout must be a duration like 10m, between 1s and 1d")
+            }
+            config.hooks.timeout = Int(d)
+        }
+        if let n = fields["before_failure"] {
+            guard case .scalar(let s) = n, ["stop", "continue"].contains(s.string) else {
+                throw fail(n, "before_failure must be stop (no snapshot when a before hook fails) or continue")
+            }
+            config.hooks.continueIfBeforeFails = s.string == "continue"
+        }
         if let v = try integer("exclude_larger_than") {
             guard v > 0 else { throw fail(fields["exclude_larger_than"], "exclude_larger_than must be a size above 0, like 2GiB") }
             config.excludeLargerThan = v
@@ -396,6 +435,7 @@ public struct ClientConfig: Equatable, Sendable {
     static let known: Set<String> = [
         "client", "host", "recipients", "secret", "state", "mirrors", "required_mirrors", "paths", "excludes",
         "exclude_from", "exclude_caches", "exclude_if_present", "exclude_larger_than",
+        "before", "after", "on_failure", "hook_timeout", "before_failure",
         "one_filesystem", "compression_level", "pack_size", "pipeline_memory", "workers", "spool_limit", "chunker", "log_interval",
         "connect_timeout", "stall_timeout", "retry_delays", "reuse_horizon", "renew_below", "renewal_budget",
     ]
@@ -452,6 +492,12 @@ public struct ClientConfig: Equatable, Sendable {
         if excludeCaches { lines.append("exclude_caches: true") }
         if !excludeIfPresent.isEmpty { lines.append("exclude_if_present:"); lines += excludeIfPresent.map { "  - \(q($0))" } }
         if let excludeLargerThan { lines.append("exclude_larger_than: \(excludeLargerThan)") }
+        for (key, list) in [("before", hooks.before), ("after", hooks.after), ("on_failure", hooks.onFailure)] where !list.isEmpty {
+            lines.append("\(key):")
+            lines += list.map { "  - \(q($0))" }
+        }
+        if hooks.timeout != Hooks().timeout { lines.append("hook_timeout: \(hooks.timeout)s") }
+        if hooks.continueIfBeforeFails { lines.append("before_failure: continue") }
         lines.append("one_filesystem: \(oneFilesystem)")
         lines.append("compression_level: \(compressionLevel)")
         lines.append("pack_size: \(packSize)")

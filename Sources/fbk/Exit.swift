@@ -17,6 +17,8 @@ enum ExitStatus {
     static let partial: Int32 = 3         // snapshot stored, but some files or configured paths could not be read
     static let mirrorBehind: Int32 = 4    // snapshot stored, but a mirror is down (delivered by a later run)
     static let mirrorRefusing: Int32 = 5  // snapshot stored, but a mirror refuses uploads (misconfigured)
+    static let beforeHookFailed: Int32 = 6 // a before hook failed: no snapshot taken
+    static let warnings: Int32 = 1        // finished, with warnings (a hook after a good snapshot failed)
     static let localIO: Int32 = 74        // EX_IOERR: local disk trouble
     static let mirrors: Int32 = 75        // EX_TEMPFAIL: not enough mirrors stored the snapshot
     static let interrupted: Int32 = 130   // stopped by SIGINT/SIGTERM

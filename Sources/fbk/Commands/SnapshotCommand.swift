@@ -25,7 +25,8 @@ struct SnapshotCommand: ParsableCommand {
             configured paths could not be read; 4 stored, but a mirror is behind \
             (down now: what it lacks is delivered by a later run); 5 stored, but \
             a mirror refuses uploads (401, 403, wrong directory: misconfigured, \
-            nothing reaches it until fixed); 64 configuration error, \
+            nothing reaches it until fixed); 6 a before hook failed, no \
+            snapshot taken; 1 all well but a hook failed; 64 configuration error, \
             66 index missing or damaged, 74 local I/O error, 75 not enough \
             mirrors hold the snapshot, 130 stopped by a signal.
 
@@ -43,17 +44,46 @@ struct SnapshotCommand: ParsableCommand {
 
     func run() throws {
         limitMallocRetention()
-        let status: Int32
-        do {
-            status = try snapshot()
-        } catch {
-            throw fail(error)
+        let c: ClientConfig
+        do { c = try ClientConfig.load(path: config) } catch { throw fail(error) }
+        let hooks = HookRunner(hooks: c.hooks, client: c.client, configPath: config)
+        var status: Int32
+        var summary: SnapshotSummary?
+        var problem: String?
+        let beforeFailed = hooks.run("before", c.hooks.before)
+        if let beforeFailed, !c.hooks.continueIfBeforeFails {
+            problem = "a before hook failed (\(beforeFailed)): no snapshot taken; fix the hook, or set before_failure: continue to take it anyway"
+            FileHandle.standardError.write(Data("fbk: error: \(problem!)\n".terminalSafe.utf8))
+            status = ExitStatus.beforeHookFailed
+        } else {
+            do {
+                status = try snapshot(c, summary: &summary)
+            } catch {
+                problem = "\(error)"
+                status = fail(error).rawValue
+            }
         }
+        var environment = [
+            "FBK_STATUS": String(status),
+            "FBK_OUTCOME": status == 0 ? "success" : [ExitStatus.partial, ExitStatus.mirrorBehind, ExitStatus.mirrorRefusing].contains(status) ? "partial" : "failed",
+            "FBK_SNAPSHOT": summary?.snapshot ?? "",
+            "FBK_ERROR": problem ?? "",
+        ]
+        if let summary {
+            environment["FBK_FILES"] = String(summary.files)
+            environment["FBK_BYTES_SCANNED"] = String(summary.bytesScanned)
+            environment["FBK_NEW_BYTES"] = String(summary.newBytes)
+            environment["FBK_STORED_BYTES"] = String(summary.storedBytes)
+            environment["FBK_MIRRORS_BEHIND"] = summary.mirrorsBehind.joined(separator: " ")
+        }
+        let afterFailed = hooks.run("after", c.hooks.after, environment: environment)
+        let onFailureFailed = status != 0 ? hooks.run("on_failure", c.hooks.onFailure, environment: environment) : nil
+        // A hook that failed around a snapshot that went well: finished, with a warning.
+        if status == 0 && (beforeFailed ?? afterFailed ?? onFailureFailed) != nil { status = ExitStatus.warnings }
         if status != 0 { throw ExitCode(status) }
     }
 
-    private func snapshot() throws -> Int32 {
-        let c = try ClientConfig.load(path: config)
+    private func snapshot(_ c: ClientConfig, summary result: inout SnapshotSummary?) throws -> Int32 {
         let keys = try ClientKeys.load(path: c.secret)
         let envelope = try Envelope(recipients: c.recipients.map { try Certificate(contentsOf: $0) })
         try FileManager.default.createDirectory(atPath: c.state, withIntermediateDirectories: true,
@@ -80,6 +110,7 @@ struct SnapshotCommand: ParsableCommand {
         }
         reporter.finish()
         print(json ? summary.json() : summary.text())
+        result = summary
         if let failure { throw failure }
         return summary.exitStatus
     }
