@@ -33,6 +33,8 @@ public final class Archiver {
     public var progress: ((SnapshotProgress) -> Void)?
     /// Polled between files and chunks; true stops the run cleanly.
     public var isCancelled: () -> Bool = { false }
+    /// Back up this process's standard input as `/.fbk-commands/NAME` (`fbk snapshot --stdin NAME`).
+    public var stdinSource: String?
     /// The local clock (a test sets it; `WallClock.now` reads FBK_TEST_NOW).
     public var wallClock: () -> Date = WallClock.now
 
@@ -545,12 +547,98 @@ public final class Archiver {
         guard let root = FileSystem.lstat([UInt8(ascii: "/")]) else {
             throw StoreError(.io, "cannot stat /: \(FileSystem.errnoText())")
         }
-        return try archiveDirectory([UInt8(ascii: "/")], selection: selection.all ? nil : selection, device: UInt64(root.st_dev))
+        let commands = try archiveCommands()
+        return try archiveDirectory([UInt8(ascii: "/")], selection: selection.all ? nil : selection, device: UInt64(root.st_dev),
+                                    extra: commands)
+    }
+
+    /// Where command sources appear in a snapshot: `/.fbk-commands/NAME`.
+    static let commandsDirectory = Array(".fbk-commands".utf8)
+
+    /// The `.fbk-commands` directory: each command's standard output (and
+    /// `--stdin`) chunked as it arrives, never written to local disk. A
+    /// command that fails is left out and named (the run ends partial).
+    private func archiveCommands() throws -> TreeEntry? {
+        var sourceNames = config.commands.map(\.name)
+        if let stdinSource { sourceNames.append(stdinSource) }
+        guard !sourceNames.isEmpty else { return nil }
+        var part = TreePartWriter()
+        let now = Int64(Date().timeIntervalSince1970 * 1e9)
+        func entry(_ name: [UInt8], _ type: EntryType, mode: UInt32) -> TreeEntry {
+            TreeEntry(name: name, type: type, mode: mode, uid: getuid(), gid: getgid(), user: names.user(getuid()), group: names.group(getgid()),
+                      mtimeNanoseconds: now, ctimeNanoseconds: now, size: 0, xattrs: [])
+        }
+        for name in Set(sourceNames).sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
+            let path = ([UInt8(ascii: "/")] + Self.commandsDirectory).appendingComponent(Array(name.utf8))
+            // Each command starts when its turn comes, so its timeout is its own.
+            let read: (UnsafeMutableRawBufferPointer) -> Int, finish: () -> String?
+            var child: ChildProcess?
+            defer { child = nil }   // not waited for (cancelled): killed with its group
+            if let c = config.commands.first(where: { $0.name == name }) {
+                let deadline = Date().addingTimeInterval(TimeInterval(c.timeout))
+                do {
+                    let started = try ChildProcess(shell: c.run, user: c.user, environment: ["FBK_COMMAND": c.name], captureOutput: true)
+                    child = started
+                    read = { started.read(into: $0, until: deadline) }
+                    finish = { started.wait(until: deadline).failure.map { "'\(c.run)' \($0)" } }
+                } catch {
+                    warn(path, error.message, unreadable: true)
+                    continue
+                }
+            } else {
+                read = { buffer in
+                    while true {
+                        let n = Glibc.read(0, buffer.baseAddress, buffer.count)
+                        if n < 0 && errno == EINTR { continue }
+                        return n
+                    }
+                }
+                finish = { nil }
+            }
+            var chunks: [ChunkID] = []
+            var got = 0
+            var readError: String?
+            while true {
+                try checkCancelled()
+                let n = readBuffer.withUnsafeMutableBytes { read($0) }
+                if n < 0 {
+                    readError = errno == ETIMEDOUT ? "ran past its timeout" : "cannot be read: \(FileSystem.errnoText())"
+                    break
+                }
+                if n == 0 { break }
+                try readBuffer.withUnsafeBytes { raw in
+                    try chunker.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n]),
+                                     emit: { chunks.append(try storeChunk($0, kind: .data)) },
+                                     emitGathered: { chunks.append(try storeChunk(gathered: $0)) })
+                }
+                got += n
+                summary.bytesRead += UInt64(n)
+                reportProgress(every: 1)
+            }
+            try chunker.finishGathered { chunks.append(try storeChunk(gathered: $0)) }
+            if let failure = finish() ?? readError {
+                warn(path, "\(failure): left out of the snapshot", unreadable: true)
+                continue
+            }
+            var e = entry(Array(name.utf8), .file, mode: 0o600)
+            e.size = UInt64(got)
+            let regions = EncodedRegions(got > 0 ? [FileRegion(offset: 0, length: UInt64(got), chunks: chunks)] : [])
+            try noteLive(regions)
+            summary.files += 1
+            summary.bytesScanned += UInt64(got)
+            if part.append(e, regions: regions) { try part.flush { try storeTree($0) } }
+        }
+        var directory = entry(Self.commandsDirectory, .directory, mode: 0o700)
+        directory.subtree = try part.finish { try storeTree($0) }
+        summary.directories += 1
+        return directory
     }
 
     /// Archives one directory (all of it, or the selected children) and
     /// returns its tree ID. `device` is the filesystem its subtree keeps to.
-    private func archiveDirectory(_ path: PathBytes, selection: Selection?, device: UInt64) throws -> ChunkID {
+    /// - Parameter extra: an entry to add in its place by name (the root's `.fbk-commands`).
+    private func archiveDirectory(_ path: PathBytes, selection: Selection?, device: UInt64, extra: TreeEntry? = nil) throws -> ChunkID {
+        var extra = extra
         try checkCancelled()
         // A directory taken whole is walked ahead on a thread of its own
         // (all below it too); one taken in part, as the configured paths
@@ -620,6 +708,14 @@ public final class Archiver {
                 }
                 let item = batch[i]
                 batch[i].opened = nil
+                if let e = extra, !item.name.lexicographicallyPrecedes(e.name) {
+                    if part.append(e) { try part.flush { try storeTree($0) } }
+                    extra = nil
+                    if item.name == e.name {
+                        warn(item.path, "left out: fbk stores its command sources under this name")
+                        continue
+                    }
+                }
                 if let (entry, regions) = try archiveEntry(item, device: device) {
                     if let regions { try noteLive(regions) }
                     if part.append(entry, regions: regions) { try part.flush { try storeTree($0) } }
@@ -627,6 +723,7 @@ public final class Archiver {
             }
             if scanned.isLast { break }
         }
+        if let e = extra, part.append(e) { try part.flush { try storeTree($0) } }
         return try part.finish { try storeTree($0) }
     }
 

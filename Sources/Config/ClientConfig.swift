@@ -42,6 +42,24 @@ public struct Hooks: Equatable, Sendable {
     public init() {}
 }
 
+/// A command whose standard output is backed up as a file
+/// (`/.fbk-commands/NAME` in the snapshot), never written to local disk:
+/// a database dump (README, "Command sources").
+public struct CommandSource: Equatable, Sendable {
+    public var name: String
+    public var run: String
+    /// Run as this user (through runuser: fbk must run as root).
+    public var user: String?
+    /// Seconds it may run before it is stopped and counted failed.
+    public var timeout = 6 * 3600
+    public init(name: String, run: String, user: String? = nil) { (self.name, self.run, self.user) = (name, run, user) }
+
+    /// A name fbk stores under: letters, digits, `.`, `_`, `-`, not starting with `.`.
+    public static func isValidName(_ name: String) -> Bool {
+        name.utf8.count <= 255 && ClientConfig.isValidClientName(name)
+    }
+}
+
 /// Everything `fbk snapshot` needs to know.
 public struct ClientConfig: Equatable, Sendable {
     /// A client name: a letter or digit, then letters, digits, `.`, `_`
@@ -128,6 +146,7 @@ public struct ClientConfig: Equatable, Sendable {
     /// Leave out regular files larger than this many bytes.
     public var excludeLargerThan: Int?
     public var hooks = Hooks()
+    public var commands: [CommandSource] = []
     public var oneFilesystem = true
     public var compressionLevel: Int32 = defaultCompressionLevel
     public var packSize = 16 << 20
@@ -308,6 +327,33 @@ public struct ClientConfig: Equatable, Sendable {
             }
             return try strings(key, required: false)
         }
+        if let n = fields["commands"] {
+            guard case .sequence(let seq) = n else { throw fail(n, "field 'commands' must be a list of {name, run, user, timeout}") }
+            for item in seq {
+                guard case .mapping(let m) = item else { throw fail(item, "a command is a mapping with name, run and optionally user and timeout") }
+                var name: String?, run: String?, user: String?, timeout: Int?
+                for (k, v) in m {
+                    guard let key = k.string, case .scalar(let value) = v, !value.string.isEmpty else { throw fail(k, "command fields must be text") }
+                    switch key {
+                    case "name": name = value.string
+                    case "run": run = value.string
+                    case "user": user = value.string
+                    case "timeout":
+                        guard let d = CheckConfig.parseDuration(value.string), d >= 1 else { throw fail(v, "a command's timeout must be a duration like 6h") }
+                        timeout = Int(d)
+                    default: throw fail(k, "unknown command field '\(key)' (known: name, run, user, timeout)")
+                    }
+                }
+                guard let name, let run else { throw fail(item, "a command needs name and run") }
+                guard CommandSource.isValidName(name) else {
+                    throw fail(item, "command name '\(name)' may contain only letters, digits, '.', '_' and '-', starting with a letter or digit")
+                }
+                guard !config.commands.contains(where: { $0.name == name }) else { throw fail(item, "command name '\(name)' is given twice") }
+                var c = CommandSource(name: name, run: run, user: user)
+                if let timeout { c.timeout = timeout }
+                config.commands.append(c)
+            }
+        }
         config.hooks.before = try commands("before")
         config.hooks.after = try commands("after")
         config.hooks.onFailure = try commands("on_failure")
@@ -435,7 +481,7 @@ public struct ClientConfig: Equatable, Sendable {
     static let known: Set<String> = [
         "client", "host", "recipients", "secret", "state", "mirrors", "required_mirrors", "paths", "excludes",
         "exclude_from", "exclude_caches", "exclude_if_present", "exclude_larger_than",
-        "before", "after", "on_failure", "hook_timeout", "before_failure",
+        "before", "after", "on_failure", "hook_timeout", "before_failure", "commands",
         "one_filesystem", "compression_level", "pack_size", "pipeline_memory", "workers", "spool_limit", "chunker", "log_interval",
         "connect_timeout", "stall_timeout", "retry_delays", "reuse_horizon", "renew_below", "renewal_budget",
     ]
@@ -492,6 +538,15 @@ public struct ClientConfig: Equatable, Sendable {
         if excludeCaches { lines.append("exclude_caches: true") }
         if !excludeIfPresent.isEmpty { lines.append("exclude_if_present:"); lines += excludeIfPresent.map { "  - \(q($0))" } }
         if let excludeLargerThan { lines.append("exclude_larger_than: \(excludeLargerThan)") }
+        if !commands.isEmpty {
+            lines.append("commands:")
+            for c in commands {
+                lines.append("  - name: \(q(c.name))")
+                lines.append("    run: \(q(c.run))")
+                if let u = c.user { lines.append("    user: \(q(u))") }
+                if c.timeout != CommandSource(name: "", run: "").timeout { lines.append("    timeout: \(c.timeout)s") }
+            }
+        }
         for (key, list) in [("before", hooks.before), ("after", hooks.after), ("on_failure", hooks.onFailure)] where !list.isEmpty {
             lines.append("\(key):")
             lines += list.map { "  - \(q($0))" }

@@ -41,6 +41,14 @@ struct SnapshotCommand: ParsableCommand {
     var json = false
     @Flag(name: .long, help: "Start with a new, empty index if it is missing or damaged (uploads everything again).")
     var allowReupload = false
+    @Option(name: .long, help: "Also back up standard input, as /.fbk-commands/NAME in the snapshot (e.g. pg_dump … | fbk snapshot --stdin db.pgdump).")
+    var stdin: String?
+
+    func validate() throws {
+        if let stdin, !CommandSource.isValidName(stdin) {
+            throw ValidationError("--stdin \(stdin): a name of letters, digits, '.', '_' and '-', starting with a letter or digit")
+        }
+    }
 
     func run() throws {
         limitMallocRetention()
@@ -94,7 +102,11 @@ struct SnapshotCommand: ParsableCommand {
         let mirrors = try c.mirrors.map {
             try makeMirror(url: $0.url, user: $0.user ?? c.client, passwordFile: $0.passwordFile, s3: $0.s3, options: c.mirrorOptions)
         }
+        if let stdin, c.commands.contains(where: { $0.name == stdin }) {
+            throw StoreError(.config, "--stdin \(stdin): the configuration has a command of that name; choose another")
+        }
         let archiver = try Archiver(config: c, keys: keys, envelope: envelope, index: index, mirrors: mirrors)
+        archiver.stdinSource = stdin
         let stop = SignalFlag.install()
         archiver.isCancelled = { stop.isSet }
         let reporter = ProgressReporter(interval: c.logInterval)
