@@ -46,6 +46,8 @@ public struct SnapshotSummary: Encodable, Sendable {
         }
     }
 
+    public init() {}
+
     public var snapshot: String?
     public var files = 0
     public var directories = 0
@@ -237,5 +239,57 @@ public struct SnapshotProgress: Sendable {
     static func duration(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
         return s < 60 ? "\(s) s" : s < 3600 ? "\(s / 60) min \(s % 60) s" : "\(s / 3600) h \(s % 3600 / 60) min"
+    }
+}
+
+extension SnapshotSummary {
+    /// node_exporter textfile metrics of a run (`fbk snapshot --prometheus
+    /// FILE`), so the client's own monitoring sees a lagging mirror the same
+    /// day. `lastSuccess` is when a snapshot was last stored (this run's end
+    /// if it stored one; else what the file said before).
+    public func prometheus(client: String, exitStatus: Int32, finished: Date, lastSuccess: Date?) -> String {
+        let c = "client=\"\(Self.label(client))\""
+        var out: [String] = []
+        func gauge(_ name: String, _ help: String, _ lines: [String]) {
+            out += ["# HELP \(name) \(help)", "# TYPE \(name) gauge"] + lines
+        }
+        gauge("fbk_snapshot_last_run_timestamp_seconds", "When the last run ended.", ["fbk_snapshot_last_run_timestamp_seconds{\(c)} \(Int(finished.timeIntervalSince1970))"])
+        if let lastSuccess {
+            gauge("fbk_snapshot_last_success_timestamp_seconds", "When a snapshot was last stored on enough mirrors.",
+                  ["fbk_snapshot_last_success_timestamp_seconds{\(c)} \(Int(lastSuccess.timeIntervalSince1970))"])
+        }
+        gauge("fbk_snapshot_exit_status", "The last run's exit status (README, Exit codes).", ["fbk_snapshot_exit_status{\(c)} \(exitStatus)"])
+        gauge("fbk_snapshot_duration_seconds", "How long the last run took.", ["fbk_snapshot_duration_seconds{\(c)} \(String(format: "%.1f", seconds))"])
+        gauge("fbk_snapshot_files", "Files in the last snapshot.", ["fbk_snapshot_files{\(c)} \(files)"])
+        gauge("fbk_snapshot_bytes_scanned", "Bytes of the files in the last snapshot.", ["fbk_snapshot_bytes_scanned{\(c)} \(bytesScanned)"])
+        gauge("fbk_snapshot_bytes_read", "Bytes read (not found unchanged in the files cache).", ["fbk_snapshot_bytes_read{\(c)} \(bytesRead)"])
+        gauge("fbk_snapshot_new_bytes", "Bytes of chunks new to the repository.", ["fbk_snapshot_new_bytes{\(c)} \(newBytes)"])
+        gauge("fbk_snapshot_stored_bytes", "Bytes stored for the new chunks, compressed and sealed.", ["fbk_snapshot_stored_bytes{\(c)} \(storedBytes)"])
+        gauge("fbk_snapshot_unreadable", "Files or configured paths the last run could not read.", ["fbk_snapshot_unreadable{\(c)} \(unreadable + missingPaths.count)"])
+        let labels = mirrors.map { "\(c),mirror=\"\(Self.label($0.url))\"" }
+        gauge("fbk_mirror_behind", "1 when the mirror lacks objects (down, or refusing): delivered by a later run.",
+              zip(labels, mirrors).map { "fbk_mirror_behind{\($0)} \($1.state == "ok" ? 0 : 1)" })
+        gauge("fbk_mirror_misconfigured", "1 when the mirror refuses uploads (401, 403, a wrong directory): nothing reaches it until fixed.",
+              zip(labels, mirrors).map { "fbk_mirror_misconfigured{\($0)} \($1.refusing ? 1 : 0)" })
+        gauge("fbk_mirror_missing_objects", "Objects the last snapshot needs that the mirror does not have yet.",
+              zip(labels, mirrors).map { "fbk_mirror_missing_objects{\($0)} \($1.missingObjects)" })
+        gauge("fbk_mirror_spooled_objects", "Objects waiting in the local spool for the mirror.",
+              zip(labels, mirrors).map { "fbk_mirror_spooled_objects{\($0)} \($1.spooled)" })
+        gauge("fbk_mirror_last_error_info", "The mirror's last error this run, as a label (absent when none).",
+              zip(labels, mirrors).compactMap { l, m in m.error.map { "fbk_mirror_last_error_info{\(l),error=\"\(Self.label(String($0.prefix(200))))\"} 1" } })
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// A Prometheus label value: backslash, quote and newline escaped.
+    static func label(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+
+    /// The last success time an earlier metrics file recorded, if any.
+    public static func lastSuccess(inMetrics text: String) -> Date? {
+        for line in text.split(separator: "\n") where line.hasPrefix("fbk_snapshot_last_success_timestamp_seconds{") {
+            if let v = line.split(separator: " ").last.flatMap({ Double($0) }) { return Date(timeIntervalSince1970: v) }
+        }
+        return nil
     }
 }

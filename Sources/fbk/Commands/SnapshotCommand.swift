@@ -43,6 +43,8 @@ struct SnapshotCommand: ParsableCommand {
     var allowReupload = false
     @Option(name: .long, help: "Also back up standard input, as /.fbk-commands/NAME in the snapshot (e.g. pg_dump … | fbk snapshot --stdin db.pgdump).")
     var stdin: String?
+    @Option(name: .long, help: "Write node_exporter textfile metrics here (atomically), e.g. /var/lib/prometheus/node-exporter/fbk-snapshot.prom.")
+    var prometheus: String?
 
     func validate() throws {
         if let stdin, !CommandSource.isValidName(stdin) {
@@ -88,6 +90,7 @@ struct SnapshotCommand: ParsableCommand {
         let onFailureFailed = status != 0 ? hooks.run("on_failure", c.hooks.onFailure, environment: environment) : nil
         // A hook that failed around a snapshot that went well: finished, with a warning.
         if status == 0 && (beforeFailed ?? afterFailed ?? onFailureFailed) != nil { status = ExitStatus.warnings }
+        if let prometheus { writeMetrics(prometheus, client: c.client, summary: summary, status: status) }
         if status != 0 { throw ExitCode(status) }
     }
 
@@ -125,6 +128,19 @@ struct SnapshotCommand: ParsableCommand {
         result = summary
         if let failure { throw failure }
         return summary.exitStatus
+    }
+
+    /// The run's metrics, atomically; a failure to write them is said, and does not change the run's status.
+    private func writeMetrics(_ path: String, client: String, summary: SnapshotSummary?, status: Int32) {
+        let now = Date()
+        let previous = (try? String(contentsOfFile: path, encoding: .utf8)).flatMap(SnapshotSummary.lastSuccess(inMetrics:))
+        let stored = summary?.snapshot != nil
+        let text = (summary ?? SnapshotSummary()).prometheus(client: client, exitStatus: status, finished: now, lastSuccess: stored ? now : previous)
+        do {
+            try DurableFile.replace(path, with: Array(text.utf8), mode: 0o644)
+        } catch {
+            FileHandle.standardError.write(Data("fbk: warning: cannot write the metrics file \(path): \(error)\n".terminalSafe.utf8))
+        }
     }
 
     /// The index, or what to do when it is unusable (the policy is Index's;
