@@ -62,6 +62,12 @@ public final class Restorer {
     /// For data from a client no longer trusted: device nodes are not
     /// created, and setuid/setgid bits and file capabilities are dropped.
     public var stripPrivileges = false
+    /// A directory of the snapshot (`/srv/www`) whose contents go straight
+    /// into the target (`restore latest:/srv/www --target /srv/www.restored`);
+    /// the paths to restore are then relative to it.
+    public var subtree: String?
+    /// `subtree`'s components: planned paths are relative to it.
+    private var base: [[UInt8]] = []
 
     /// Tree entries met so far, against the record's `entryBudget`.
     private var entriesWalked = 0
@@ -93,6 +99,7 @@ public final class Restorer {
         try StoreError.boundary {
             let started = ContinuousClock.now
             try repository.select(snapshot)
+            base = (subtree ?? "").split(separator: "/").map { Array($0.utf8) }
             try checkRequested(paths)
             if write { try prepareTarget() }
             try plan.clearPlan()
@@ -126,9 +133,18 @@ public final class Restorer {
     // MARK: Plan
 
     private func makePlan(paths: [String]) throws {
-        guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
+        guard var root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
+        var ancestors: Set<ChunkID> = [root]
+        if !base.isEmpty {
+            let found = try repository.lookup(snapshot, components: base)
+            guard let entry = found.entry, entry.type == .directory, let sub = entry.subtree else {
+                throw StoreError(.config, "\(subtree!.terminalSafe) is not a directory in snapshot \(snapshot.id) (fbk ls shows what it holds)")
+            }
+            root = sub
+            ancestors.insert(sub)
+        }
         let wanted = paths.map { $0.split(separator: "/").map { Array($0.utf8) } }.filter { !$0.isEmpty }
-        try walk(tree: root, relative: [], wanted: wanted.isEmpty ? nil : wanted, depth: 0, ancestors: [root])
+        try walk(tree: root, relative: [], wanted: wanted.isEmpty ? nil : wanted, depth: 0, ancestors: ancestors)
         if try plan.count(.hardlink) > 0 { try planHardlinkCopies() }
     }
 
@@ -137,10 +153,13 @@ public final class Restorer {
     /// - Throws: `StoreError.config` naming the first path that matches
     ///   nothing, with the stored path it likely means.
     private func checkRequested(_ paths: [String]) throws {
+        if !base.isEmpty, try repository.lookup(snapshot, components: base).entry?.type != .directory {
+            throw StoreError(.config, "\(subtree!.terminalSafe) is not a directory in snapshot \(snapshot.id); fbk ls -R lists what the snapshot holds")
+        }
         for path in paths where !path.split(separator: "/").isEmpty {
             let missing: Bool
             do throws(StoreError) {
-                _ = try repository.lookup(snapshot, path: path)
+                _ = try repository.lookup(snapshot, components: base + path.split(separator: "/").map { Array($0.utf8) })
                 missing = false
             } catch {
                 guard error.code == .config else { throw error }
@@ -164,7 +183,7 @@ public final class Restorer {
         var outside: [(node: Int, path: [UInt8], entry: TreeEntry, depth: Int)] = []
         try plan.forEachNode(.hardlink) { node, path, _, depth, bytes in
             let link = try plannedEntry(bytes)
-            if try plan.file(at: link.target) == nil { outside.append((node, path, link, depth)) }
+            if try plan.file(at: planned(link.target)) == nil { outside.append((node, path, link, depth)) }
         }
         for link in outside where copies[link.entry.target] == nil {
             try plan.removeNode(link.node)
@@ -275,6 +294,15 @@ public final class Restorer {
         do { return try TreeFormat.parseEntry(bytes ?? []) } catch {
             throw StoreError(.io, "the restore plan holds a damaged entry (\(error)); the temporary directory may be failing")
         }
+    }
+
+    /// Where a snapshot path (a hardlink's target) is in the plan, whose
+    /// paths are relative to `subtree`; a path outside it gets a form no
+    /// planned path has (a leading `/`), so it is found nowhere.
+    private func planned(_ snapshotPath: [UInt8]) -> [UInt8] {
+        guard !base.isEmpty else { return snapshotPath }
+        let prefix = join(base) + [UInt8(ascii: "/")]
+        return snapshotPath.starts(with: prefix) ? Array(snapshotPath.dropFirst(prefix.count)) : [UInt8(ascii: "/")] + snapshotPath
     }
 
     /// A hardlink target: plain names separated by `/`, nothing else.
@@ -448,7 +476,7 @@ public final class Restorer {
         }
         try plan.forEachNode(.hardlink) { _, path, _, _, bytes in
             let link = try plannedEntry(bytes)
-            guard let original = try plan.file(at: link.target) ?? copies[link.target], !damagedFiles.contains(original) else {
+            guard let original = try plan.file(at: planned(link.target)) ?? copies[link.target], !damagedFiles.contains(original) else {
                 summary.warnings.append("\(path.displayPath): its original \(link.target.displayPath) was not restored; link skipped")
                 return
             }

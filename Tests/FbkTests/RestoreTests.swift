@@ -20,6 +20,36 @@ import TestSupport
         return try CLI.run(a + args, environment: ["FBK_PASSPHRASE": f.passphrase])
     }
 
+    /// `SNAPSHOT:/DIR` puts a directory's contents straight into the target
+    /// (as restic's SNAPSHOT:/DIR): /srv/www into /srv/www.restored, not
+    /// /srv/www.restored/srv/www; hardlinks inside it stay links, paths are
+    /// relative to it, and a directory the snapshot lacks is an error.
+    @Test func aSubtreeRestoresAsTheTarget() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/www/index.html", Array("<h1>hackerspace</h1>\n".utf8))
+        try f.dir.write("src/www/img/logo.png", sampleBytes(20_000, seed: 7))
+        try f.dir.write("src/other", Array("not wanted\n".utf8))
+        #expect(link(f.source + "/www/index.html", f.source + "/www/img/index-link.html") == 0)
+        #expect(try f.snapshot().status == 0)
+        let target = f.dir.file("www.restored")
+        let r = try restore(f, ["latest:" + f.source + "/www", "--target", target])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: target).sorted() == ["img", "index.html"])
+        let logo = FileManager.default.contents(atPath: target + "/img/logo.png").map([UInt8].init) == sampleBytes(20_000, seed: 7)
+        #expect(logo)
+        var a = stat(), b = stat()
+        #expect(lstat(target + "/index.html", &a) == 0 && lstat(target + "/img/index-link.html", &b) == 0 && a.st_ino == b.st_ino,
+                "a hardlink within the subtree stays a link")
+
+        let one = f.dir.file("one")
+        #expect(try restore(f, ["latest:" + f.source + "/www", "--target", one, "img"]).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: one) == ["img"])
+        let missing = try restore(f, ["latest:" + f.source + "/nowhere", "--target", f.dir.file("none")])
+        #expect(missing.status == 64 && missing.stderr.contains("nowhere"), "\(missing.stderr)")
+        let file = try restore(f, ["latest:" + f.source + "/other", "--target", f.dir.file("none2")])
+        #expect(file.status == 64 && file.stderr.contains("not a directory"), "\(file.stderr)")
+    }
+
     /// Fresh random bytes (each call different, so nothing deduplicates).
     func random(_ n: Int) -> [UInt8] { sampleBytes(n, seed: UInt64.random(in: 1...UInt64.max)) }
 

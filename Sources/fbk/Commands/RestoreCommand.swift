@@ -15,8 +15,13 @@ struct RestoreCommand: ParsableCommand {
             every --from source are named and left out; the rest is restored, and \
             the exit status is 65.
 
-            Example:
+            SNAPSHOT:/DIR puts the contents of that directory of the snapshot \
+            straight into the target (as restic's SNAPSHOT:/DIR, borg's \
+            --strip-components); paths are then relative to it.
+
+            Examples:
               fbk restore --from /srv/fbk --client manning --signing-key bundles/manning/signing.pub --key private.pem latest --target /tmp/r etc/nginx
+              fbk restore --from /srv/fbk --client manning --signing-key bundles/manning/signing.pub --key private.pem latest:/srv/www --target /srv/www.restored
             """
     )
 
@@ -27,13 +32,14 @@ struct RestoreCommand: ParsableCommand {
     var json = false
     @Flag(name: .long, help: "Restore data from a client no longer trusted: no device nodes, no setuid/setgid bits, no file capabilities.")
     var stripPrivileges = false
-    @Argument(help: "Snapshot ID, prefix, or latest.")
+    @Argument(help: "Snapshot ID, prefix, or latest; SNAPSHOT:/DIR restores that directory's contents as the target.")
     var snapshot: String
     @Argument(help: "Paths in the snapshot to restore (default: all).")
     var paths: [String] = []
 
     func run() throws {
         limitMallocRetention()
+        let (snapshot, subtree) = Self.split(self.snapshot)
         var summary: RestoreSummary
         var misdirecting: String?
         do {
@@ -41,6 +47,7 @@ struct RestoreCommand: ParsableCommand {
             let s = try repo.snapshot(snapshot)
             let restorer = Restorer(repository: repo, snapshot: s, target: target)
             restorer.stripPrivileges = stripPrivileges
+            restorer.subtree = subtree
             if isatty(2) == 1 {
                 restorer.progress = { chunks, bytes in
                     FileHandle.standardError.write(Data("\r\u{1B}[K\(chunks) chunks, \(bytes >> 20) MiB restored".utf8))
@@ -55,6 +62,15 @@ struct RestoreCommand: ParsableCommand {
         if let misdirecting { summary.warnings.insert("FORGED LISTING: snapshot \(summary.snapshot): \(misdirecting)", at: 0) }
         if json { printJSON(summary) } else { print(summary.text()) }
         if !summary.damaged.isEmpty || misdirecting != nil { throw ExitCode(ExitStatus.integrity) }
+    }
+}
+
+extension RestoreCommand {
+    /// `ID:/dir` → (`ID`, `/dir`); snapshot IDs and `latest` hold no colon.
+    static func split(_ argument: String) -> (snapshot: String, subtree: String?) {
+        guard let colon = argument.firstIndex(of: ":") else { return (argument, nil) }
+        let dir = String(argument[argument.index(after: colon)...])
+        return (String(argument[..<colon]), dir.split(separator: "/").isEmpty ? nil : dir)
     }
 }
 
