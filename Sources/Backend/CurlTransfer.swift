@@ -46,6 +46,7 @@ final class CurlTransfer {
     private var headers: [String: String] = [:]
     /// Upload bytes not yet handed to curl (a PUT of part of a file).
     private var uploadRemaining = 0
+    private var limiter: UploadLimiter?
 
     private init(bodyLimit: Int) { self.bodyLimit = bodyLimit }
 
@@ -72,6 +73,7 @@ final class CurlTransfer {
         _ = globalInit
         let t = CurlTransfer(bodyLimit: bodyLimit)
         t.downloadLimit = downloadLimit
+        t.limiter = options.uploadLimiter
         if let uploadFile {
             guard let f = fopen(uploadFile, "rb") else { throw Failure(message: "cannot read \(uploadFile)", curlCode: -1) }
             t.upload = f
@@ -106,6 +108,7 @@ final class CurlTransfer {
                 let t = Unmanaged<CurlTransfer>.fromOpaque(user!).takeUnretainedValue()
                 let n = fread(buffer, 1, min(size * count, t.uploadRemaining), t.upload!)
                 t.uploadRemaining -= n
+                t.limiter?.take(n)
                 return n
             }
             CCurl_easy_setopt_ptr(easy, CURLOPT_READDATA, me)
@@ -168,7 +171,9 @@ final class CurlTransfer {
         CCurl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, options.lowSpeedTime)
         // An overall cap: the size at 64 KiB/s, plus a minute.
         // A HEAD (the server's clock) is small: a few seconds at most.
-        CCurl_easy_setopt_long(easy, CURLOPT_TIMEOUT, method == "HEAD" ? min(options.connectTimeout + 3, 10) : 60 + max(uploadSize, expectedSize) / 65_536)
+        // Under an upload limit slower than that, the size at the limit's rate.
+        let rate = min(65_536, options.uploadLimiter?.bytesPerSecond ?? 65_536)
+        CCurl_easy_setopt_long(easy, CURLOPT_TIMEOUT, method == "HEAD" ? min(options.connectTimeout + 3, 10) : 60 + max(uploadSize, expectedSize) / rate)
         CCurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         // The error buffer must stay put for the whole transfer: set and use it in one scope.

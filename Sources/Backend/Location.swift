@@ -13,6 +13,8 @@ public struct MirrorOptions: Sendable {
     public var lowSpeedLimit = 1024
     /// Delays before the 2nd, 3rd … attempt after a transient failure (5xx, timeout, reset).
     public var retryDelays: [Double] = [1, 2, 4]
+    /// Shared by every mirror of a run (`upload_limit`); nil: no limit.
+    public var uploadLimiter: UploadLimiter?
 
     public init() {}
 }

@@ -146,6 +146,8 @@ public struct ClientConfig: Equatable, Sendable {
     /// Leave out regular files larger than this many bytes.
     public var excludeLargerThan: Int?
     public var hooks = Hooks()
+    /// Bytes per second all uploads of a run share, every mirror together (nil: no limit).
+    public var uploadLimit: Int?
     public var commands: [CommandSource] = []
     public var oneFilesystem = true
     public var compressionLevel: Int32 = defaultCompressionLevel
@@ -369,6 +371,10 @@ public struct ClientConfig: Equatable, Sendable {
             }
             config.hooks.continueIfBeforeFails = s.string == "continue"
         }
+        if let v = try integer("upload_limit") {
+            guard v >= 16 << 10 else { throw fail(fields["upload_limit"], "upload_limit must be at least 16KiB (bytes per second, all mirrors together), like 2MiB") }
+            config.uploadLimit = v
+        }
         if let v = try integer("exclude_larger_than") {
             guard v > 0 else { throw fail(fields["exclude_larger_than"], "exclude_larger_than must be a size above 0, like 2GiB") }
             config.excludeLargerThan = v
@@ -481,7 +487,7 @@ public struct ClientConfig: Equatable, Sendable {
     static let known: Set<String> = [
         "client", "host", "recipients", "secret", "state", "mirrors", "required_mirrors", "paths", "excludes",
         "exclude_from", "exclude_caches", "exclude_if_present", "exclude_larger_than",
-        "before", "after", "on_failure", "hook_timeout", "before_failure", "commands",
+        "before", "after", "on_failure", "hook_timeout", "before_failure", "commands", "upload_limit",
         "one_filesystem", "compression_level", "pack_size", "pipeline_memory", "workers", "spool_limit", "chunker", "log_interval",
         "connect_timeout", "stall_timeout", "retry_delays", "reuse_horizon", "renew_below", "renewal_budget",
     ]
@@ -538,6 +544,7 @@ public struct ClientConfig: Equatable, Sendable {
         if excludeCaches { lines.append("exclude_caches: true") }
         if !excludeIfPresent.isEmpty { lines.append("exclude_if_present:"); lines += excludeIfPresent.map { "  - \(q($0))" } }
         if let excludeLargerThan { lines.append("exclude_larger_than: \(excludeLargerThan)") }
+        if let uploadLimit { lines.append("upload_limit: \(uploadLimit)") }
         if !commands.isEmpty {
             lines.append("commands:")
             for c in commands {

@@ -102,8 +102,11 @@ struct SnapshotCommand: ParsableCommand {
         let lock = try StateLock(directory: c.state)
         defer { lock.release() }
         let index = try openIndex(c)
+        // One limiter for every mirror: upload_limit is the run's total.
+        var options = c.mirrorOptions
+        options.uploadLimiter = c.uploadLimit.map { UploadLimiter(bytesPerSecond: $0) }
         let mirrors = try c.mirrors.map {
-            try makeMirror(url: $0.url, user: $0.user ?? c.client, passwordFile: $0.passwordFile, s3: $0.s3, options: c.mirrorOptions)
+            try makeMirror(url: $0.url, user: $0.user ?? c.client, passwordFile: $0.passwordFile, s3: $0.s3, options: options)
         }
         if let stdin, c.commands.contains(where: { $0.name == stdin }) {
             throw StoreError(.config, "--stdin \(stdin): the configuration has a command of that name; choose another")
