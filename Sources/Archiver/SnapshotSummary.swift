@@ -49,6 +49,8 @@ public struct SnapshotSummary: Encodable, Sendable {
     public init() {}
 
     public var snapshot: String?
+    /// `fbk snapshot --dry-run`: nothing was uploaded or recorded.
+    public var dryRun = false
     public var files = 0
     public var directories = 0
     public var otherEntries = 0
@@ -88,6 +90,7 @@ public struct SnapshotSummary: Encodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case snapshot, files, directories, packs, seconds, warnings, unreadable, mirrors, version
         case otherEntries = "other_entries"
+        case dryRun = "dry_run"
         case excludedLarge = "excluded_large_files"
         case bytesScanned = "bytes_scanned"
         case bytesRead = "bytes_read"
@@ -124,6 +127,7 @@ public struct SnapshotSummary: Encodable, Sendable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(fbkVersion, forKey: .version)
         try c.encode(snapshot, forKey: .snapshot)
+        if dryRun { try c.encode(dryRun, forKey: .dryRun) }
         try c.encode(files, forKey: .files)
         try c.encode(directories, forKey: .directories)
         try c.encode(otherEntries, forKey: .otherEntries)

@@ -45,6 +45,8 @@ struct SnapshotCommand: ParsableCommand {
     var stdin: String?
     @Option(name: .long, help: "Write node_exporter textfile metrics here (atomically), e.g. /var/lib/prometheus/node-exporter/fbk-snapshot.prom.")
     var prometheus: String?
+    @Flag(name: .long, help: "Walk and chunk, upload nothing, change neither index nor spool, run no hooks; print what would be new.")
+    var dryRun = false
 
     func validate() throws {
         if let stdin, !CommandSource.isValidName(stdin) {
@@ -56,7 +58,8 @@ struct SnapshotCommand: ParsableCommand {
         limitMallocRetention()
         let c: ClientConfig
         do { c = try ClientConfig.load(path: config) } catch { throw fail(error) }
-        let hooks = HookRunner(hooks: c.hooks, client: c.client, configPath: config)
+        // A dry run changes nothing, so it runs no hooks (they may stop services).
+        let hooks = HookRunner(hooks: dryRun ? Hooks() : c.hooks, client: c.client, configPath: config)
         var status: Int32
         var summary: SnapshotSummary?
         var problem: String?
@@ -90,22 +93,26 @@ struct SnapshotCommand: ParsableCommand {
         let onFailureFailed = status != 0 ? hooks.run("on_failure", c.hooks.onFailure, environment: environment) : nil
         // A hook that failed around a snapshot that went well: finished, with a warning.
         if status == 0 && (beforeFailed ?? afterFailed ?? onFailureFailed) != nil { status = ExitStatus.warnings }
-        if let prometheus { writeMetrics(prometheus, client: c.client, summary: summary, status: status) }
+        if let prometheus, !dryRun { writeMetrics(prometheus, client: c.client, summary: summary, status: status) }
         if status != 0 { throw ExitCode(status) }
     }
 
-    private func snapshot(_ c: ClientConfig, summary result: inout SnapshotSummary?) throws -> Int32 {
+    private func snapshot(_ real: ClientConfig, summary result: inout SnapshotSummary?) throws -> Int32 {
+        var c = real
         let keys = try ClientKeys.load(path: c.secret)
         let envelope = try Envelope(recipients: c.recipients.map { try Certificate(contentsOf: $0) })
         try FileManager.default.createDirectory(atPath: c.state, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let lock = try StateLock(directory: c.state)
         defer { lock.release() }
+        let dry = try dryRun ? DryRunState(real) : nil
+        defer { dry?.remove() }
+        if let dry { c = dry.config }
         let index = try openIndex(c)
         // One limiter for every mirror: upload_limit is the run's total.
         var options = c.mirrorOptions
         options.uploadLimiter = c.uploadLimit.map { UploadLimiter(bytesPerSecond: $0) }
-        let mirrors = try c.mirrors.map {
+        let mirrors: [any Backend] = dryRun ? c.mirrors.map { DiscardingBackend(location: $0.url) } : try c.mirrors.map {
             try makeMirror(url: $0.url, user: $0.user ?? c.client, passwordFile: $0.passwordFile, s3: $0.s3, options: options)
         }
         if let stdin, c.commands.contains(where: { $0.name == stdin }) {
@@ -127,9 +134,13 @@ struct SnapshotCommand: ParsableCommand {
             failure = error
         }
         reporter.finish()
+        summary.dryRun = dryRun
+        if dryRun && !json { print("dry run: nothing was uploaded, the index and spool are as they were; what the run would store:") }
         print(json ? summary.json() : summary.text())
         result = summary
         if let failure { throw failure }
+        // A dry run says what cannot be read; mirrors it does not contact are no one's concern.
+        if dryRun { return summary.unreadable > 0 || !summary.missingPaths.isEmpty ? ExitStatus.partial : 0 }
         return summary.exitStatus
     }
 
