@@ -16,8 +16,8 @@
 //               documents, listings, client keys, and ObjectName, which
 //               builds and parses every server path.                      Chunker, Seal, Platform
 //   Backend     one storage protocol (put create-only, fetch, stat, list)
-//               and its implementations: WebDAV (libcurl), a local
-//               directory, memory; retries as a wrapper.                  Format, Platform
+//               and its implementations: WebDAV and S3 (libcurl), a local
+//               directory, memory; retries as a wrapper; storage roots.   Format, Platform, Seal
 //   Config      the files an operator writes: fbk.conf, check.conf.       Backend, Format, Yams
 //   Index       the client's SQLite index: chunk → pack and files cache
 //               (rebuildable), delivery ledger (durable); index rebuild.  SQLite, Format, Backend
@@ -27,6 +27,7 @@
 //   Checker     the key-less server check, and mirror-sync.              Backend, Format, Config
 //   Pruner      server-side retention: policy, trash, prune.            Checker, Backend, Config, Format
 //   Enrollment  a new client's keys and bundle, device entries.          Config, Format, Seal
+//   Mount       `fbk mount`: snapshots as a read-only FUSE file system.   Restorer, Format, CFuse
 //   fbk         the command-line front end (swift-argument-parser), thin.
 // Each C library is one system-library target whose shim.h holds the few
 // static-inline wrappers Swift cannot call directly (macros, variadics);
@@ -49,6 +50,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CLinux"),
 
         .target(name: "Chunker", exclude: ["README.md"]),
@@ -64,11 +66,12 @@ let package = Package(
         .target(name: "Checker", dependencies: ["Backend", "Format", "Config", "Platform", "Seal"]),
         .target(name: "Pruner", dependencies: ["Checker", "Backend", "Format", "Config", "Platform", "Seal"]),
         .target(name: "Enrollment", dependencies: ["Config", "Format", "Platform", "Seal"]),
+        .target(name: "Mount", dependencies: ["Restorer", "Format", "Platform", "Seal", "CFuse"]),
         .executableTarget(
             name: "fbk",
             dependencies: [
                 "Chunker", "Seal", "Platform", "Format", "Backend", "Config", "Index", "Archiver", "Restorer",
-                "Checker", "Pruner", "Enrollment", "CLinux",
+                "Checker", "Pruner", "Enrollment", "Mount", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -13,6 +13,8 @@ PACKAGES="
   libzstd-dev
   libcurl4-openssl-dev
   libsqlite3-dev
+  libfuse3-dev
+  fuse3
   sqlite3
   libcrypt-dev
   systemd

@@ -578,6 +578,12 @@ public final class Repository {
     /// Where a chunk is (its pack's row in the work database and path) and
     /// its plaintext length, without decrypting; packs no record lists are
     /// opened once to find chunks the listings lack. Nil if no pack holds it.
+    /// A chunk's plaintext length, from the selected snapshot's listings
+    /// (or the packs' tables): where a chunk starts in a file, without reading it.
+    package func chunkLength(_ id: ChunkID) throws(StoreError) -> Int? {
+        try StoreError.boundary { try chunkLocation(id)?.length }
+    }
+
     func chunkLocation(_ id: ChunkID) throws -> (pack: Int, path: String, length: Int)? {
         if let l = try work.locator.location(of: id) { return l }
         try scanUnlistedPacks()

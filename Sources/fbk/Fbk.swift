@@ -15,7 +15,7 @@ struct Fbk: ParsableCommand {
             the private key.
             """,
         version: fbkVersion,
-        subcommands: [InitCommand.self, SnapshotCommand.self, EnrollCommand.self, KeygenCommand.self, SnapshotsCommand.self, LsCommand.self, DiffCommand.self, FindCommand.self,
+        subcommands: [InitCommand.self, SnapshotCommand.self, EnrollCommand.self, KeygenCommand.self, SnapshotsCommand.self, LsCommand.self, DiffCommand.self, FindCommand.self, MountCommand.self,
                       RestoreCommand.self, VerifyCommand.self, IndexCommand.self, CheckCommand.self, PruneCommand.self, MirrorSyncCommand.self,
                       DecryptCommand.self, ChunkCommand.self]
     )
