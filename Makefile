@@ -29,6 +29,7 @@ bench-e2e: release
 	./scripts/install-deps.sh --bench
 	./Benchmarks/e2e/run.sh $(or $(SCALE),1.0)
 	./Benchmarks/e2e/s3.sh $(or $(SCALE),1.0)
+	./Benchmarks/e2e/browse.sh $(or $(SCALE),1.0)
 
 # The full crash-consistency harness (about 300 MiB, 50 SIGKILLs); `make test` runs a small one.
 crash-test: deps

@@ -69,7 +69,7 @@ public enum FuseMount {
             if let fi { FuseMount.filesystem?.closeFile(CFuse_fh(fi)) }
             return 0
         }
-        let arguments = ["fbk", mountpoint, "-f", "-s", "-o", "ro,default_permissions,fsname=fbk"] + extra
+        let arguments = ["fbk", mountpoint, "-f", "-s", "-o", "ro,default_permissions,fsname=fbk,kernel_cache,attr_timeout=86400,entry_timeout=86400"] + extra
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         return CFuse_main(Int32(arguments.count), &argv, &ops)

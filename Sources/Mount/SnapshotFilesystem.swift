@@ -27,10 +27,13 @@ package final class SnapshotFilesystem {
     let repository: Repository
     let byID: [String: SnapshotRecord]
     let latest: SnapshotRecord?
-    /// Resolved paths, bounded: a walk of the mount asks about each path several times.
+    /// Resolved paths and parsed trees, bounded (emptied when full): a walk
+    /// of the mount asks about each path several times, and lists a
+    /// directory before it asks about each entry.
     private var cache: [String: Node] = [:]
-    private var cacheOrder: [String] = []
-    static let cacheLimit = 4096
+    private var trees: [ChunkID: [TreeEntry]] = [:]
+    static let cacheLimit = 16_384
+    static let treeLimit = 1024
     /// Per open file: its chunks and where each starts.
     private var open: [UInt64: (snapshot: SnapshotRecord, chunks: [(offset: UInt64, length: Int, id: ChunkID)], size: UInt64)] = [:]
     private var nextHandle: UInt64 = 1
@@ -56,8 +59,21 @@ package final class SnapshotFilesystem {
         default:
             guard parts[0] == "snapshots", let s = byID[parts[1]] else { return nil }
             if parts.count == 2 { return .snapshotRoot(s) }
-            if let known = cache[path] { return known }
-            guard var entry = try repository.lookup(s, components: parts.dropFirst(2).map { Array($0.utf8) }).entry else { return nil }
+            let key = parts.joined(separator: "/")
+            if let known = cache[key] { return known }
+            // The parent (resolved the same way, so mostly from the cache), then the name in its tree.
+            let parentTree: ChunkID
+            switch try node("/" + parts.dropLast().joined(separator: "/")) {
+            case .snapshotRoot(let r)?:
+                guard let root = Digest(hex: r.root) else { throw StoreError(.integrity, "snapshot \(r.id) has a malformed root") }
+                parentTree = root
+            case .entry(_, let parent)? where parent.type == .directory && parent.subtree != nil:
+                parentTree = parent.subtree!
+            default:
+                return nil
+            }
+            let name = Array(parts.last!.utf8)
+            guard var entry = try tree(parentTree, of: s).first(where: { $0.name == name }) else { return nil }
             if entry.type == .hardlink {
                 // The file it is a link to (a plain snapshot path), under the link's own name.
                 let target = entry.target.split(separator: UInt8(ascii: "/")).map(Array.init)
@@ -67,11 +83,20 @@ package final class SnapshotFilesystem {
                 entry = original
             }
             let n = Node.entry(s, entry)
-            cache[path] = n
-            cacheOrder.append(path)
-            if cacheOrder.count > Self.cacheLimit { cache[cacheOrder.removeFirst()] = nil }
+            if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[key] = n
             return n
         }
+    }
+
+    /// A tree's entries, parsed once while they are asked about.
+    private func tree(_ id: ChunkID, of snapshot: SnapshotRecord) throws(StoreError) -> [TreeEntry] {
+        if let known = trees[id] { return known }
+        try repository.select(snapshot)
+        let entries = try repository.tree(id)
+        if trees.count >= Self.treeLimit { trees.removeAll(keepingCapacity: true) }
+        trees[id] = entries
+        return entries
     }
 
     /// The names in a directory node.
@@ -80,11 +105,11 @@ package final class SnapshotFilesystem {
         case .root: return latest == nil ? ["snapshots"] : ["latest", "snapshots"]
         case .snapshotsDirectory: return snapshotNames
         case .snapshotRoot(let s):
-            return (try repository.lookup(s, components: []).tree ?? []).map { String(decoding: $0.name, as: UTF8.self) }
+            guard let root = Digest(hex: s.root) else { throw StoreError(.integrity, "snapshot \(s.id) has a malformed root") }
+            return try tree(root, of: s).map { String(decoding: $0.name, as: UTF8.self) }
         case .entry(let s, let e):
             guard e.type == .directory, let sub = e.subtree else { return [] }
-            try repository.select(s)
-            return try repository.tree(sub).map { String(decoding: $0.name, as: UTF8.self) }
+            return try tree(sub, of: s).map { String(decoding: $0.name, as: UTF8.self) }
         case .latestLink: return []
         }
     }
