@@ -37,14 +37,20 @@ public struct RestoreSummary: Encodable, Sendable {
     public var seconds = 0.0
     public var version = fbkVersion
 
+    /// `--overwrite`: entries of the target left as they were, replaced, added, removed (`--delete`).
+    public var overwrite: [String: Int]?
+
     enum CodingKeys: String, CodingKey {
-        case snapshot, files, directories, links, others, bytes, damaged, warnings, seconds, version
+        case snapshot, files, directories, links, others, bytes, damaged, warnings, seconds, version, overwrite
         case packsDecrypted = "packs_decrypted"
         case chunksVerified = "chunks_verified"
     }
 
     public func text() -> String {
         var lines = ["snapshot \(snapshot): \(files) files, \(directories) directories, \(links) links, \(others) other entries, \(bytes) bytes, \(packsDecrypted) packs decrypted, \(String(format: "%.1f", seconds)) s"]
+        if let o = overwrite {
+            lines.append("over the target: \(o["kept"] ?? 0) left as they were, \(o["replaced"] ?? 0) replaced, \(o["added"] ?? 0) added, \(o["removed"] ?? 0) removed")
+        }
         for d in damaged { lines.append("DAMAGED, not restored: \(d)") }
         for w in warnings.prefix(50) { lines.append("warning: \(w)") }
         return lines.joined(separator: "\n")
@@ -57,6 +63,8 @@ public final class Restorer {
     /// Write files (false: only decrypt and check every chunk, as `fbk verify`).
     let write: Bool
     let target: String
+    /// Where entries are written: the target, or (overwrite) a staging directory inside it.
+    private var root: String
     let asRoot = geteuid() == 0
     public var progress: ((Int, UInt64) -> Void)?
     /// For data from a client no longer trusted: device nodes are not
@@ -66,6 +74,10 @@ public final class Restorer {
     /// into the target (`restore latest:/srv/www --target /srv/www.restored`);
     /// the paths to restore are then relative to it.
     public var subtree: String?
+    /// Restore over what the target holds (OverwriteMerge) instead of into an empty directory.
+    public var overwrite = false
+    /// With `overwrite`: remove what the target holds below the restored paths and the snapshot lacks.
+    public var deleteExtra = false
     /// `subtree`'s components: planned paths are relative to it.
     private var base: [[UInt8]] = []
 
@@ -88,6 +100,7 @@ public final class Restorer {
         self.repository = repository
         self.snapshot = snapshot
         self.target = target
+        root = target
         self.write = write
         summary.snapshot = snapshot.id.text
     }
@@ -110,6 +123,7 @@ public final class Restorer {
             try makeFiles()
             try writeData()
             if write { try finish() } else { summary.files = try plan.count(.file) - damagedFiles.count }
+            if write && overwrite { try mergeStaged(paths: paths) }
             summary.packsDecrypted = repository.packsDecrypted
             summary.damaged = try damagedFiles.sorted().map { try plan.path(of: $0).displayPath }
             summary.seconds = (ContinuousClock.now - started).seconds
@@ -122,12 +136,39 @@ public final class Restorer {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: target, isDirectory: &isDir) {
             guard isDir.boolValue else { throw StoreError(.config, "restore target \(target) is not a directory") }
-            guard ((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []).isEmpty else {
-                throw StoreError(.config, "restore target \(target) is not empty; restore into a new or empty directory")
+            guard overwrite || ((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []).isEmpty else {
+                throw StoreError(.config, "restore target \(target) is not empty; restore into a new or empty directory, or give --overwrite to put the snapshot back over what is there")
             }
         } else {
             try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         }
+        if overwrite {
+            // The staging directory, inside the target: on its file system, so every entry moves into place by a rename.
+            root = target + "/" + Self.stagingName
+            guard mkdir(root, 0o700) == 0 else {
+                throw StoreError(.io, "cannot make \(root) for the restore: \(String(cString: strerror(errno))) (a leftover of an earlier restore may be removed)")
+            }
+        }
+    }
+
+    /// The staging directory's name: hidden, and unlikely in any tree.
+    static let stagingName = ".fbk-restore-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+
+    /// Moves the staged restore into the target (OverwriteMerge).
+    private func mergeStaged(paths: [String]) throws {
+        let targetFD = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard targetFD >= 0 else { throw StoreError(.io, "cannot open \(target): \(String(cString: strerror(errno)))") }
+        defer { close(targetFD) }
+        let stagedFD = openat(targetFD, Self.stagingName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard stagedFD >= 0 else { throw StoreError(.io, "cannot open the staged restore \(root): \(String(cString: strerror(errno)))") }
+        var merge = OverwriteMerge()
+        let requested = Set(paths.map { $0.split(separator: "/").joined(separator: "/") }.filter { !$0.isEmpty })
+        merge.merge(staged: stagedFD, into: targetFD, relative: "", skip: Self.stagingName, delete: deleteExtra,
+                    restored: { path in requested.isEmpty || requested.contains { path == $0 || path.hasPrefix($0 + "/") } })
+        close(stagedFD)
+        _ = OverwriteMerge.removeTree(targetFD, Self.stagingName)
+        summary.warnings += merge.warnings
+        summary.overwrite = ["kept": merge.kept, "replaced": merge.replaced, "added": merge.added, "removed": merge.removed]
     }
 
     // MARK: Plan
@@ -317,7 +358,7 @@ public final class Restorer {
     }
 
     /// The restore path of a snapshot path, as bytes (names may not be UTF-8).
-    private func bytesPath(_ relative: [UInt8]) -> [UInt8] { Array(target.utf8) + [UInt8(ascii: "/")] + relative }
+    private func bytesPath(_ relative: [UInt8]) -> [UInt8] { Array(root.utf8) + [UInt8(ascii: "/")] + relative }
 
     // MARK: Write
 
@@ -353,7 +394,7 @@ public final class Restorer {
 
     private func writeData() throws {
         let writers = ChunkWriters(workers: max(1, ProcessInfo.processInfo.activeProcessorCount),
-                                   memory: Self.writerMemory, keys: repository.keys, target: write ? target : nil)
+                                   memory: Self.writerMemory, keys: repository.keys, target: write ? root : nil)
         // The pack being dispatched, then those whose chunks are still being written.
         var current: (name: String, opened: Result<OpenedPack, StoreError>)?
         var draining: [String] = []

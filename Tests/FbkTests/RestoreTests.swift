@@ -50,6 +50,55 @@ import TestSupport
         #expect(file.status == 64 && file.stderr.contains("not a directory"), "\(file.stderr)")
     }
 
+    /// `--overwrite` puts a snapshot back over a tree that is there: what
+    /// matches is left (the same inode), what differs is replaced, what is
+    /// missing is added, extra files stay unless `--delete`; a link planted
+    /// where the snapshot has a directory is replaced, never followed.
+    @Test func restoreOverAnExistingTree() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/etc/same.conf", Array("same\n".utf8))
+        try f.dir.write("src/etc/changed.conf", Array("as backed up\n".utf8))
+        try f.dir.write("src/etc/gone.conf", Array("deleted since\n".utf8))
+        try f.dir.write("src/etc/ssl/key.pem", Array("key\n".utf8))
+        try f.dir.write("src/etc/wasfile", Array("a file in the snapshot\n".utf8))
+        #expect(try f.snapshot().status == 0)
+        let etc = f.source + "/etc"
+        // The machine since: one file edited, one deleted, one added, a link where ssl/ was, a directory where a file was.
+        try f.dir.write("src/etc/changed.conf", Array("edited by hand\n".utf8))
+        try FileManager.default.removeItem(atPath: etc + "/gone.conf")
+        try f.dir.write("src/etc/extra.conf", Array("added since\n".utf8))
+        try FileManager.default.removeItem(atPath: etc + "/ssl")
+        let outside = try f.dir.write("outside/key.pem", Array("not to be touched\n".utf8))
+        #expect(symlink((outside as NSString).deletingLastPathComponent, etc + "/ssl") == 0)
+        try FileManager.default.removeItem(atPath: etc + "/wasfile")
+        try f.dir.write("src/etc/wasfile/inside", Array("x\n".utf8))
+        var before = stat()
+        #expect(lstat(etc + "/same.conf", &before) == 0)
+
+        let r = try restore(f, ["latest:" + etc, "--target", etc, "--overwrite", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = (try? JSONSerialization.jsonObject(with: r.stdoutBytes)) as? [String: Any] ?? [:]
+        let counts = summary["overwrite"] as? [String: Int] ?? [:]
+        #expect(counts["kept"] == 1 && counts["removed"] == 0, "\(summary)")
+        var after = stat()
+        #expect(lstat(etc + "/same.conf", &after) == 0 && after.st_ino == before.st_ino, "a matching file is left as it was")
+        #expect(try String(contentsOfFile: etc + "/changed.conf", encoding: .utf8) == "as backed up\n")
+        #expect(try String(contentsOfFile: etc + "/gone.conf", encoding: .utf8) == "deleted since\n")
+        #expect(FileManager.default.fileExists(atPath: etc + "/extra.conf"), "kept without --delete")
+        #expect(try String(contentsOfFile: etc + "/wasfile", encoding: .utf8) == "a file in the snapshot\n")
+        var ssl = stat()
+        #expect(lstat(etc + "/ssl", &ssl) == 0 && ssl.st_mode & S_IFMT == S_IFDIR, "the planted link is replaced by the directory")
+        #expect(try String(contentsOfFile: etc + "/ssl/key.pem", encoding: .utf8) == "key\n")
+        #expect(try String(contentsOfFile: outside, encoding: .utf8) == "not to be touched\n", "nothing is written through the link")
+        #expect(!(try FileManager.default.contentsOfDirectory(atPath: etc)).contains { $0.hasPrefix(".fbk-restore") }, "no staging left")
+
+        let deleting = try restore(f, ["latest:" + etc, "--target", etc, "--overwrite", "--delete"])
+        #expect(deleting.status == 0, "\(deleting.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: etc + "/extra.conf"), "removed with --delete")
+        #expect(try restore(f, ["latest", "--target", etc, "--delete"]).status == 64, "--delete needs --overwrite")
+        #expect(try restore(f, ["latest", "--target", etc]).status == 64, "a non-empty target needs --overwrite")
+    }
+
     /// Fresh random bytes (each call different, so nothing deduplicates).
     func random(_ n: Int) -> [UInt8] { sampleBytes(n, seed: UInt64.random(in: 1...UInt64.max)) }
 

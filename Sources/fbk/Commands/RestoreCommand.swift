@@ -19,6 +19,13 @@ struct RestoreCommand: ParsableCommand {
             straight into the target (as restic's SNAPSHOT:/DIR, borg's \
             --strip-components); paths are then relative to it.
 
+            --overwrite restores over a tree that is there (a staging \
+            directory inside the target, then each entry renamed into place: \
+            what matches is left, links in the target are never followed); \
+            --delete also removes what the snapshot lacks below the restored \
+            paths. `fbk restore … latest:/etc --target /etc --overwrite` puts \
+            /etc back.
+
             Examples:
               fbk restore --from /srv/fbk --client manning --signing-key bundles/manning/signing.pub --key private.pem latest --target /tmp/r etc/nginx
               fbk restore --from /srv/fbk --client manning --signing-key bundles/manning/signing.pub --key private.pem latest:/srv/www --target /srv/www.restored
@@ -32,10 +39,18 @@ struct RestoreCommand: ParsableCommand {
     var json = false
     @Flag(name: .long, help: "Restore data from a client no longer trusted: no device nodes, no setuid/setgid bits, no file capabilities.")
     var stripPrivileges = false
+    @Flag(name: .long, help: "Restore over what the target holds: replace what differs, leave what matches (size, time, mode, owner, bytes).")
+    var overwrite = false
+    @Flag(name: .long, help: "With --overwrite: also remove what the target holds below the restored paths and the snapshot lacks.")
+    var delete = false
     @Argument(help: "Snapshot ID, prefix, or latest; SNAPSHOT:/DIR restores that directory's contents as the target.")
     var snapshot: String
     @Argument(help: "Paths in the snapshot to restore (default: all).")
     var paths: [String] = []
+
+    func validate() throws {
+        if delete && !overwrite { throw ValidationError("--delete goes with --overwrite (a restore into an empty directory has nothing to delete)") }
+    }
 
     func run() throws {
         limitMallocRetention()
@@ -48,6 +63,8 @@ struct RestoreCommand: ParsableCommand {
             let restorer = Restorer(repository: repo, snapshot: s, target: target)
             restorer.stripPrivileges = stripPrivileges
             restorer.subtree = subtree
+            restorer.overwrite = overwrite
+            restorer.deleteExtra = delete
             if isatty(2) == 1 {
                 restorer.progress = { chunks, bytes in
                     FileHandle.standardError.write(Data("\r\u{1B}[K\(chunks) chunks, \(bytes >> 20) MiB restored".utf8))
