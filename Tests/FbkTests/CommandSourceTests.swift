@@ -6,11 +6,6 @@ import TestSupport
 /// output backed up as `/.fbk-commands/NAME`, chunked as it arrives; a
 /// failing command is left out and named; `--stdin NAME` for one-off streams.
 @Suite(.timeLimit(.minutes(5))) struct CommandSourceTests {
-    func configure(_ f: SnapshotFixture, _ lines: String) throws {
-        let text = try String(contentsOfFile: f.configPath, encoding: .utf8)
-        try (text + "\n" + lines + "\n").write(toFile: f.configPath, atomically: true, encoding: .utf8)
-    }
-
     func restore(_ f: SnapshotFixture, _ target: String) throws -> CLI.Result {
         try CLI.run(["restore", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--signing-key", f.dir.file("etc/signing.pub"),
                      "--key", f.keysDirectory + "/private.pem", "latest", "--target", target], environment: ["FBK_PASSPHRASE": f.passphrase])
@@ -25,7 +20,7 @@ import TestSupport
             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1999)
             INSERT INTO posts(body) SELECT 'post ' || i || ' of the hackerspace channel' FROM n;
             """]).status == 0)
-        try configure(f, """
+        try f.configure("""
             commands:
               - name: app.sql
                 run: "sqlite3 \(db) .dump"
@@ -50,7 +45,7 @@ import TestSupport
         #expect(FileManager.default.contents(atPath: target + f.source + "/a") != nil, "files are backed up beside it")
 
         // The same dump again is deduplicated like any file.
-        try configure(f, "")
+        try f.configure("")
         let again = try f.snapshot()
         #expect((again.summary["new_bytes"] as? Int ?? .max) < 20_000, "\(again.summary)")
     }
@@ -71,7 +66,7 @@ import TestSupport
     @Test func aCommandThatHangsIsStoppedAtItsTimeout() throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/a", Array("a\n".utf8))
-        try configure(f, """
+        try f.configure("""
             commands:
               - name: stuck.dump
                 run: "echo started; sleep 300"

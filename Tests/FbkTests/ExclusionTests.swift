@@ -18,11 +18,6 @@ import TestSupport
         })
     }
 
-    func configure(_ f: SnapshotFixture, _ lines: String) throws {
-        let text = try String(contentsOfFile: f.configPath, encoding: .utf8)
-        try (text + "\n" + lines + "\n").write(toFile: f.configPath, atomically: true, encoding: .utf8)
-    }
-
     @Test func eachKindOfExclusionLeavesOutWhatItNames() throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/keep/a", Array("kept\n".utf8))
@@ -43,7 +38,7 @@ import TestSupport
 
             *.log
             """.utf8))
-        try configure(f, """
+        try f.configure("""
             exclude_from: [\(patterns)]
             exclude_caches: true
             exclude_if_present: [.nobackup]
@@ -67,7 +62,7 @@ import TestSupport
     @Test func aPatternFileThatCannotBeReadStopsTheRunAndSaysWhich() throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/a", Array("a\n".utf8))
-        try configure(f, "exclude_from: [\(f.dir.file("missing-excludes"))]")
+        try f.configure("exclude_from: [\(f.dir.file("missing-excludes"))]")
         let r = try f.snapshot()
         #expect(r.status == 64, "\(r.status) \(r.stderr)")
         #expect(r.stderr.contains("missing-excludes"), "\(r.stderr)")

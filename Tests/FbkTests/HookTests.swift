@@ -6,11 +6,6 @@ import TestSupport
 /// service stopped), `after` (always), `on_failure` (a run that did not
 /// exit 0), with the run's outcome in their environment and a time limit.
 @Suite(.timeLimit(.minutes(5))) struct HookTests {
-    func configure(_ f: SnapshotFixture, _ lines: String) throws {
-        let text = try String(contentsOfFile: f.configPath, encoding: .utf8)
-        try (text + "\n" + lines + "\n").write(toFile: f.configPath, atomically: true, encoding: .utf8)
-    }
-
     /// KEY=VALUE lines a hook wrote with `env`.
     func environment(_ path: String) -> [String: String] {
         var out: [String: String] = [:]
@@ -25,7 +20,7 @@ import TestSupport
         let f = try SnapshotFixture()
         let db = f.dir.file("app.sqlite")
         #expect(try runTool("sqlite3", [db, "CREATE TABLE t(x); INSERT INTO t VALUES ('posts of a year');"]).status == 0)
-        try configure(f, """
+        try f.configure("""
             before:
               - "sqlite3 \(db) .dump > \(f.source)/app.sql"
               - "echo before ran >&2"
@@ -54,7 +49,7 @@ import TestSupport
     @Test func aFailingBeforeStopsTheRunButAfterAndOnFailureStillRun() throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/a", Array("a\n".utf8))
-        try configure(f, """
+        try f.configure("""
             before: "exit 3"
             after: "env | grep ^FBK_ > \(f.dir.file("after.env"))"
             on_failure: "env | grep ^FBK_ > \(f.dir.file("failure.env"))"
@@ -68,7 +63,7 @@ import TestSupport
         #expect(failure["FBK_STATUS"] == "6" && failure["FBK_ERROR"]?.contains("exited 3") == true, "\(failure)")
 
         // With before_failure: continue the snapshot is taken, and the run ends with a warning (1).
-        try configure(f, "before_failure: continue")
+        try f.configure("before_failure: continue")
         let again = try f.snapshot()
         #expect(again.status == 1, "\(again.status) \(again.stderr)")
         #expect(again.summary["snapshot"] as? String != nil)
@@ -78,7 +73,7 @@ import TestSupport
         let f = try SnapshotFixture()
         try f.dir.write("src/a", Array("a\n".utf8))
         // The child's child is stopped too: the hook runs in a process group of its own.
-        try configure(f, """
+        try f.configure("""
             after: "sleep 300 & sleep 300"
             hook_timeout: 1s
             """)
@@ -93,7 +88,7 @@ import TestSupport
 
     @Test func badHookFieldsAreConfigurationErrors() throws {
         let f = try SnapshotFixture()
-        try configure(f, "hook_timeout: soon")
+        try f.configure("hook_timeout: soon")
         let r = try f.snapshot()
         #expect(r.status == 64 && r.stderr.contains("hook_timeout"), "\(r.stderr)")
     }

@@ -34,6 +34,12 @@ final class SnapshotFixture: @unchecked Sendable {
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
+    /// Adds lines to the client's configuration (fields the fixture's `fbk init` does not write).
+    func configure(_ lines: String) throws {
+        let text = try String(contentsOfFile: configPath, encoding: .utf8)
+        try (text + "\n" + lines + "\n").write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
     /// Runs `fbk snapshot --json` and parses the summary.
     func snapshot() throws -> (status: Int32, summary: [String: Any], stderr: String) {
         let r = try CLI.run(["snapshot", "--config", configPath, "--json"])

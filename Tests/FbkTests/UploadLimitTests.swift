@@ -10,8 +10,7 @@ import TestSupport
         let f = try SnapshotFixture()
         try f.dir.write("src/data", sampleBytes(600_000, seed: 5))
         let limit = 256 << 10
-        let text = try String(contentsOfFile: f.configPath, encoding: .utf8)
-        try (text + "\nupload_limit: 256KiB\n").write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        try f.configure("upload_limit: 256KiB")
         let started = Date()
         let r = try f.snapshot()
         let elapsed = Date().timeIntervalSince(started)
@@ -25,8 +24,7 @@ import TestSupport
 
     @Test func aLimitTooSmallToBeMeantIsRefused() throws {
         let f = try SnapshotFixture()
-        let text = try String(contentsOfFile: f.configPath, encoding: .utf8)
-        try (text + "\nupload_limit: 100\n").write(toFile: f.configPath, atomically: true, encoding: .utf8)
+        try f.configure("upload_limit: 100")
         let r = try f.snapshot()
         #expect(r.status == 64 && r.stderr.contains("upload_limit"), "\(r.stderr)")
     }
