@@ -28,6 +28,7 @@ PACKAGES="
   apache2-utils
   busybox
   python3
+  python3-pip
   python3-cryptography
   time
   make
