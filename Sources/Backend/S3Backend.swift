@@ -554,6 +554,7 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
         let listed = try listAll(under: under, delimiter: true)
         let directories = listed.prefixes.map { (name: String($0.dropFirst(under.count).dropLast()), isDirectory: true) }
         let objects = listed.objects.map { (name: String($0.path.dropFirst(under.count)), isDirectory: false) }
-        return (directories + objects).filter { !$0.name.isEmpty && !$0.name.contains("/") }
+        // A listing is the server's word: only plain names.
+        return (directories + objects).filter { !$0.name.isEmpty && !$0.name.contains("/") && $0.name != "." && $0.name != ".." }
     }
 }

@@ -38,7 +38,8 @@ struct DryRunState {
         scratch = try PrivateDirectory(prefix: "fbk-dry-run")
         var copy = c
         copy.state = scratch.path
-        copy.excludes.append(c.state)
+        // As a full path without a trailing slash: an exclude pattern starting with / takes all below it.
+        copy.excludes.append(URL(fileURLWithPath: c.state).standardizedFileURL.path)
         config = copy
         // The state lock is held: no writer; the WAL goes with its database.
         for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: c.indexPath + suffix) {
