@@ -606,14 +606,8 @@ public final class Archiver {
                     break
                 }
                 if n == 0 { break }
-                try readBuffer.withUnsafeBytes { raw in
-                    try chunker.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n]),
-                                     emit: { chunks.append(try storeChunk($0, kind: .data)) },
-                                     emitGathered: { chunks.append(try storeChunk(gathered: $0)) })
-                }
+                try chunkRead(n, into: &chunks)
                 got += n
-                summary.bytesRead += UInt64(n)
-                reportProgress(every: 1)
             }
             try chunker.finishGathered { chunks.append(try storeChunk(gathered: $0)) }
             if let failure = finish() ?? readError {
@@ -945,15 +939,9 @@ public final class Archiver {
                     return nil
                 }
                 if n == 0 { break }  // shrank while being read
-                try readBuffer.withUnsafeBytes { raw in
-                    try chunker.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n]),
-                                     emit: { chunks.append(try storeChunk($0, kind: .data)) },
-                                     emitGathered: { chunks.append(try storeChunk(gathered: $0)) })
-                }
+                try chunkRead(n, into: &chunks)
                 remaining -= n
                 got += n
-                summary.bytesRead += UInt64(n)
-                reportProgress(every: 1)
             }
             try chunker.finishGathered { chunks.append(try storeChunk(gathered: $0)) }
             if got > 0 { regions.append(FileRegion(offset: UInt64(offset), length: UInt64(got), chunks: chunks)) }
@@ -977,6 +965,18 @@ public final class Archiver {
             mtime: st.mtimeNanoseconds, ctime: st.ctimeNanoseconds, regions: encoded, xattrs: item.xattrs), pipeline!.submitted))
         if pendingFiles.count >= 1024 { try commitPendingFiles() }
         return encoded
+    }
+
+    /// Feeds the first `n` bytes of the read buffer (a file's or a
+    /// command's) to the chunker, storing the chunks it cuts.
+    private func chunkRead(_ n: Int, into chunks: inout [ChunkID]) throws {
+        try readBuffer.withUnsafeBytes { raw in
+            try chunker.feed(UnsafeRawBufferPointer(rebasing: raw[0..<n]),
+                             emit: { chunks.append(try storeChunk($0, kind: .data)) },
+                             emitGathered: { chunks.append(try storeChunk(gathered: $0)) })
+        }
+        summary.bytesRead += UInt64(n)
+        reportProgress(every: 1)
     }
 
     /// The packs holding every chunk of a cached file, or nil if any chunk

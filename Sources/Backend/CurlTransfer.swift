@@ -194,7 +194,8 @@ final class CurlTransfer {
 }
 
 /// HTTP dates in their one current form (RFC 9110 5.6.7, IMF-fixdate):
-/// `Sun, 06 Nov 1994 08:49:37 GMT`. Anything else is no date.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, as a `Date` or `Last-Modified` header
+/// and a PROPFIND's `getlastmodified` give them. Anything else is no date.
 enum HTTPDate {
     static func parse(_ text: String) -> Date? {
         let f = text.split(separator: " ")

@@ -262,10 +262,10 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
     // MARK: Writing
 
     /// Until when a new object is to be locked: `days` from now, by the
-    /// later clock, so that a board whose clock is behind cannot shorten it.
+    /// later clock (a board whose clock is behind cannot shorten it).
     private func retainUntil() -> Date? {
         guard let lock = settings.objectLock else { return nil }
-        return max(WallClock.now(), clockLock.withLock { serverClock } ?? .distantPast).addingTimeInterval(Double(lock.days) * 86_400)
+        return laterClock.addingTimeInterval(Double(lock.days) * 86_400)
     }
 
     /// The headers giving a new object its Object Lock.
@@ -489,11 +489,13 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
         try self.init(url: url, settings: settings, reads: true, options: options)
     }
 
+    /// Now, by the later of this clock and the latest server `Date` seen.
+    private var laterClock: Date { max(WallClock.now(), clockLock.withLock { serverClock } ?? .distantPast) }
+
     /// The object's version to remove, or a `locked` failure if its retention has not expired.
     private func removable(_ key: String) throws(BackendError) -> String? {
         let h = try head(key)
-        let now = max(WallClock.now(), clockLock.withLock { serverClock } ?? .distantPast)
-        if let until = h.retainUntil, until > now {
+        if let until = h.retainUntil, until > laterClock {
             var e = fail(.permanent, "\(key) is under Object Lock until \(S3XML.isoText(until)): it stays until then")
             e.retainedUntil = until
             throw e
@@ -503,7 +505,7 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
 
     public func retainedUntil(_ path: String) throws(BackendError) -> Date? {
         let h = try head(try key(path))
-        let now = max(WallClock.now(), clockLock.withLock { serverClock } ?? .distantPast)
+        let now = laterClock
         return h.retainUntil.flatMap { $0 > now ? $0 : nil }
     }
 

@@ -49,7 +49,7 @@ enum WebDAVListing {
             guard isSelf || (!name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.hasPrefix(".")) else { continue }
             out.append(Entry(name: name, isCollection: collection.firstMatch(in: part, range: whole) != nil || raw.hasSuffix("/"),
                              size: first(length).flatMap { Int($0) } ?? 0,
-                             modified: first(lastModified).flatMap(httpDate), isSelf: isSelf))
+                             modified: first(lastModified).flatMap(HTTPDate.parse), isSelf: isSelf))
         }
         return out
     }
@@ -57,19 +57,5 @@ enum WebDAVListing {
     /// A path without trailing or repeated slashes, percent-decoded.
     private static func normalized(_ path: String) -> String {
         "/" + path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }.joined(separator: "/")
-    }
-
-    /// An RFC 1123 date (`Sun, 06 Dec 2026 02:15:53 GMT`), as WebDAV servers give `getlastmodified`.
-    static func httpDate(_ text: String) -> Date? {
-        let parts = text.split(separator: " ")
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        guard parts.count == 6, parts[5] == "GMT", let day = Int32(parts[1]), (1...31).contains(day),
-              let month = months.firstIndex(of: String(parts[2])), let year = Int32(parts[3]), (1970...9999).contains(year) else { return nil }
-        let hms = parts[4].split(separator: ":").compactMap { Int32($0) }
-        guard hms.count == 3, (0...23).contains(hms[0]), (0...59).contains(hms[1]), (0...60).contains(hms[2]) else { return nil }
-        var t = tm()
-        t.tm_year = year - 1900; t.tm_mon = Int32(month); t.tm_mday = day
-        t.tm_hour = hms[0]; t.tm_min = hms[1]; t.tm_sec = hms[2]
-        return Date(timeIntervalSince1970: TimeInterval(timegm(&t)))
     }
 }

@@ -322,7 +322,7 @@ public struct ClientConfig: Equatable, Sendable {
             config.excludeCaches = b
         }
         // A hook is one command line, or a list of them.
-        func commands(_ key: String) throws(StoreError) -> [String] {
+        func commandLines(_ key: String) throws(StoreError) -> [String] {
             if let n = fields[key], case .scalar(let one) = n {
                 guard !one.string.isEmpty else { throw fail(n, "field '\(key)' must be a command line or a list of them") }
                 return [one.string]
@@ -356,9 +356,9 @@ public struct ClientConfig: Equatable, Sendable {
                 config.commands.append(c)
             }
         }
-        config.hooks.before = try commands("before")
-        config.hooks.after = try commands("after")
-        config.hooks.onFailure = try commands("on_failure")
+        config.hooks.before = try commandLines("before")
+        config.hooks.after = try commandLines("after")
+        config.hooks.onFailure = try commandLines("on_failure")
         if let n = fields["hook_timeout"] {
             guard case .scalar(let s) = n, let d = CheckConfig.parseDuration(s.string), d >= 1, d <= 86_400 else {
                 throw fail(n, "hook_timeout must be a duration like 10m, between 1s and 1d")

@@ -113,10 +113,11 @@ public final class Restorer {
             let started = ContinuousClock.now
             try repository.select(snapshot)
             base = (subtree ?? "").split(separator: "/").map { Array($0.utf8) }
+            let start = try startTree()
             try checkRequested(paths)
             if write { try prepareTarget() }
             try plan.clearPlan()
-            try repository.work.batch { try makePlan(paths: paths) }
+            try repository.work.batch { try makePlan(paths: paths, from: start) }
             // Packs are decrypted on another thread from now on, while the files are created.
             repository.packs.prefetch(try plan.plannedPacks().filter { !repository.packs.isKnown($0) }, ahead: Self.packsAhead)
             defer { repository.packs.stopPrefetching() }
@@ -173,19 +174,21 @@ public final class Restorer {
 
     // MARK: Plan
 
-    private func makePlan(paths: [String]) throws {
-        guard var root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
-        var ancestors: Set<ChunkID> = [root]
-        if !base.isEmpty {
-            let found = try repository.lookup(snapshot, components: base)
-            guard let entry = found.entry, entry.type == .directory, let sub = entry.subtree else {
-                throw StoreError(.config, "\(subtree!.terminalSafe) is not a directory in snapshot \(snapshot.id) (fbk ls shows what it holds)")
-            }
-            root = sub
-            ancestors.insert(sub)
+    /// The tree the restore starts from, and the trees down to it: the
+    /// snapshot's root, or `subtree`'s.
+    /// - Throws: `StoreError.config` when `subtree` is missing or no directory.
+    private func startTree() throws -> (tree: ChunkID, ancestors: Set<ChunkID>) {
+        guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
+        guard !base.isEmpty else { return (root, [root]) }
+        guard let entry = try repository.lookup(snapshot, components: base).entry, entry.type == .directory, let sub = entry.subtree else {
+            throw StoreError(.config, "\(subtree!.terminalSafe) is not a directory in snapshot \(snapshot.id); fbk ls -R lists what the snapshot holds")
         }
+        return (sub, [root, sub])
+    }
+
+    private func makePlan(paths: [String], from start: (tree: ChunkID, ancestors: Set<ChunkID>)) throws {
         let wanted = paths.map { $0.split(separator: "/").map { Array($0.utf8) } }.filter { !$0.isEmpty }
-        try walk(tree: root, relative: [], wanted: wanted.isEmpty ? nil : wanted, depth: 0, ancestors: ancestors)
+        try walk(tree: start.tree, relative: [], wanted: wanted.isEmpty ? nil : wanted, depth: 0, ancestors: start.ancestors)
         if try plan.count(.hardlink) > 0 { try planHardlinkCopies() }
     }
 
@@ -194,9 +197,6 @@ public final class Restorer {
     /// - Throws: `StoreError.config` naming the first path that matches
     ///   nothing, with the stored path it likely means.
     private func checkRequested(_ paths: [String]) throws {
-        if !base.isEmpty, try repository.lookup(snapshot, components: base).entry?.type != .directory {
-            throw StoreError(.config, "\(subtree!.terminalSafe) is not a directory in snapshot \(snapshot.id); fbk ls -R lists what the snapshot holds")
-        }
         for path in paths where !path.split(separator: "/").isEmpty {
             let missing: Bool
             do throws(StoreError) {

@@ -133,22 +133,31 @@ public final class SHA256 {
     }
 }
 
-/// Calls `body` with a file's contents, read in 1 MiB pieces.
+/// Calls `body` with a file's contents (or bytes `range` of it, which the
+/// file must hold), read in 1 MiB pieces. Without a range the file is read
+/// to its end, so it may be a pipe.
 /// - Throws: `SealError` (`.io`) if the file cannot be read, or what `body` throws.
-func forEachPiece(ofFileAt path: String, _ body: (UnsafeRawBufferPointer) throws(SealError) -> Void) throws(SealError) {
+func forEachPiece(ofFileAt path: String, range: Range<Int>? = nil,
+                  _ body: (UnsafeRawBufferPointer) throws(SealError) -> Void) throws(SealError) {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw SealError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
     defer { buffer.deallocate() }
-    while true {
-        let n = read(fd, buffer.baseAddress, buffer.count)
+    var offset = range?.lowerBound ?? 0
+    while offset < range?.upperBound ?? .max {
+        let want = min(buffer.count, (range?.upperBound ?? .max) - offset)
+        let n = range == nil ? read(fd, buffer.baseAddress, want) : pread(fd, buffer.baseAddress, want, off_t(offset))
         if n < 0 {
             if errno == EINTR { continue }
             throw SealError(.io, "cannot read \(path): \(String(cString: strerror(errno)))")
         }
-        if n == 0 { return }
+        if n == 0 {
+            if range != nil { throw SealError(.io, "cannot read \(path) at \(offset): it ends early") }
+            return
+        }
         try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        offset += n
     }
 }
 

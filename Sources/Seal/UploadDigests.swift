@@ -15,26 +15,13 @@ public enum UploadDigests {
     /// SHA-256 and MD5 of bytes `range` of a file, read once in 1 MiB pieces.
     /// - Throws: `SealError` (`.io`) if the file cannot be read or is shorter.
     public static func of(fileAt path: String, range: Range<Int>) throws(SealError) -> (sha256: Digest, md5: [UInt8]) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SealError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         let sha = SHA256()
         guard let ctx = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
         defer { EVP_MD_CTX_free(ctx) }
         precondition(EVP_DigestInit_ex2(ctx, md5, nil) == 1, "EVP_DigestInit_ex2 failed")
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var offset = range.lowerBound
-        while offset < range.upperBound {
-            let want = min(buffer.count, range.upperBound - offset)
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw SealError(.io, "cannot read \(path) at \(offset): \(n == 0 ? "it ends early" : String(cString: strerror(errno)))") }
-            buffer.withUnsafeBytes { piece in
-                let part = UnsafeRawBufferPointer(rebasing: piece[0..<n])
-                sha.update(part)
-                precondition(EVP_DigestUpdate(ctx, part.baseAddress, n) == 1, "EVP_DigestUpdate failed")
-            }
-            offset += n
+        try forEachPiece(ofFileAt: path, range: range) { piece in
+            sha.update(piece)
+            precondition(EVP_DigestUpdate(ctx, piece.baseAddress, piece.count) == 1, "EVP_DigestUpdate failed")
         }
         var out = [UInt8](repeating: 0, count: 16)
         var length: UInt32 = 0

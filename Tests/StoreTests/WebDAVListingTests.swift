@@ -30,18 +30,18 @@ import Testing
     }
 
     @Test func datesOnlyInTheFormWebDAVServersGive() {
-        #expect(WebDAVListing.httpDate("Sun, 06 Dec 2026 02:15:53 GMT") == Date(timeIntervalSince1970: 1_796_523_353))
+        #expect(HTTPDate.parse("Sun, 06 Dec 2026 02:15:53 GMT") == Date(timeIntervalSince1970: 1_796_523_353))
         for text in ["", "yesterday", "Sun, 06 Dec 2026 02:15:53 CET", "Sun, 06 Foo 2026 02:15:53 GMT", "Sun, 06 Dec 2026 02:15 GMT"] {
-            #expect(WebDAVListing.httpDate(text) == nil, "\(text)")
+            #expect(HTTPDate.parse(text) == nil, "\(text)")
         }
     }
 }
 
 extension WebDAVListingTests {
     @Test func aHostileYearIsRefusedNotATrap() {
-        #expect(WebDAVListing.httpDate("Sun, 06 Dec -2147483648 02:15:53 GMT") == nil)
-        #expect(WebDAVListing.httpDate("Sun, 06 Dec 2147483647 02:15:53 GMT") == nil)
-        #expect(WebDAVListing.httpDate("Sun, 99 Dec 2026 99:15:53 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Dec -2147483648 02:15:53 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Dec 2147483647 02:15:53 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 99 Dec 2026 99:15:53 GMT") == nil)
     }
 
     @Test func onlyTheFanOutDirectoriesAWriterMakesAreListed() {

@@ -5,47 +5,6 @@ import Format
 import Restorer
 import Seal
 
-/// Walks a snapshot's trees with the protections every reader has: a tree
-/// on its own ancestor path, or more entries than the signed record
-/// states, is forged and stops the walk (FORMAT.md 6.1, 7).
-struct TreeWalk {
-    let repo: Repository
-    let snapshot: SnapshotRecord
-    private(set) var walked = 0
-
-    init(_ repo: Repository, _ snapshot: SnapshotRecord) { (self.repo, self.snapshot) = (repo, snapshot) }
-
-    /// The entries of a tree, counted against the record's budget.
-    mutating func entries(_ tree: ChunkID, path: String, ancestors: Set<ChunkID>) throws -> [TreeEntry] {
-        guard !ancestors.contains(tree) else {
-            throw StoreError(.integrity, "\(path) in snapshot \(snapshot.id) is its own ancestor (tree \(tree.shortDescription)): its trees are forged")
-        }
-        let entries = try repo.tree(tree)
-        walked += entries.count
-        guard walked <= snapshot.entryBudget else {
-            throw StoreError(.integrity, "snapshot \(snapshot.id) holds more entries than its signed record states (\(snapshot.entryBudget)): its trees are forged or damaged")
-        }
-        return entries
-    }
-
-    /// The tree of `path` in the snapshot (the root for ""), or why there is none.
-    func start(_ path: String) throws -> ChunkID {
-        if path.split(separator: "/").isEmpty {
-            guard let root = Digest(hex: snapshot.root) else { throw StoreError(.integrity, "snapshot \(snapshot.id) has a malformed root") }
-            return root
-        }
-        guard let e = try repo.lookup(snapshot, path: path).entry, e.type == .directory, let sub = e.subtree else {
-            throw StoreError(.config, "\(path.terminalSafe) is not a directory in snapshot \(snapshot.id)")
-        }
-        return sub
-    }
-}
-
-func joined(_ prefix: String, _ name: [UInt8]) -> String {
-    let n = String(decoding: name, as: UTF8.self)
-    return prefix.isEmpty ? n : prefix + "/" + n
-}
-
 /// `fbk diff`: what changed between two snapshots, from their trees alone.
 struct DiffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -105,7 +64,7 @@ struct DiffCommand: ParsableCommand {
             }
             let treeA = try walkA.start(prefix), treeB = try walkB.start(prefix)
             try onLargeStack {
-                try compare(treeA, treeB, prefix: prefix, &walkA, &walkB, ancestorsA: [treeA], ancestorsB: [treeB], emit: emit)
+                try compare(treeA, treeB, prefix: prefix, &walkA, &walkB, aboveA: [], aboveB: [], emit: emit)
             }
             if json {
                 printJSON(changes)
@@ -118,11 +77,13 @@ struct DiffCommand: ParsableCommand {
         }
     }
 
+    /// - Parameters: aboveA, aboveB: the trees above `a` and `b`.
     private func compare(_ a: ChunkID, _ b: ChunkID, prefix: String, _ walkA: inout TreeWalk, _ walkB: inout TreeWalk,
-                         ancestorsA: Set<ChunkID>, ancestorsB: Set<ChunkID>, emit: (Change) -> Void) throws {
+                         aboveA: Set<ChunkID>, aboveB: Set<ChunkID>, emit: (Change) -> Void) throws {
         guard a != b else { return }   // the same tree: nothing below changed
-        let left = try walkA.entries(a, path: prefix, ancestors: ancestorsA.subtracting([a]))
-        let right = try walkB.entries(b, path: prefix, ancestors: ancestorsB.subtracting([b]))
+        let left = try walkA.entries(a, path: prefix, ancestors: aboveA)
+        let right = try walkB.entries(b, path: prefix, ancestors: aboveB)
+        let ancestorsA = aboveA.union([a]), ancestorsB = aboveB.union([b])
         var i = 0, j = 0
         while i < left.count || j < right.count {
             let l = i < left.count ? left[i] : nil, r = j < right.count ? right[j] : nil
@@ -139,7 +100,7 @@ struct DiffCommand: ParsableCommand {
                 } else if l.type == .directory {
                     if !sameMetadata(l, r) { emit(Change(change: "U", path: p, type: "directory")) }
                     if let sa = l.subtree, let sb = r.subtree {
-                        try compare(sa, sb, prefix: p, &walkA, &walkB, ancestorsA: ancestorsA.union([sa]), ancestorsB: ancestorsB.union([sb]), emit: emit)
+                        try compare(sa, sb, prefix: p, &walkA, &walkB, aboveA: ancestorsA, aboveB: ancestorsB, emit: emit)
                     }
                 } else if l.size != r.size || l.regions != r.regions || l.target != r.target || l.rdev != r.rdev {
                     emit(Change(change: "M", path: p, type: "\(r.type)", sizeBefore: l.size, sizeAfter: r.size))

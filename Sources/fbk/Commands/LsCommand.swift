@@ -44,10 +44,11 @@ struct LsCommand: ParsableCommand {
             if let tree {
                 // Rows are printed as the trees are read: memory stays flat
                 // however many entries a recursive listing has.
-                var walked = 0
+                var walk = TreeWalk(repo, s)
+                try walk.count(tree)
                 let ancestors: Set<ChunkID> = entry?.subtree.map { [$0] } ?? Digest(hex: s.root).map { [$0] } ?? []
                 try onLargeStack {
-                    try list(repo, tree, prefix: prefix, budget: s.entryBudget, ancestors: ancestors, into: &output, walked: &walked)
+                    try list(tree, prefix: prefix, &walk, ancestors: ancestors, into: &output)
                 }
             } else if let entry {
                 output.print(row(entry, path: prefix))
@@ -82,22 +83,16 @@ struct LsCommand: ParsableCommand {
         func finish() { if json { Swift.print(count == 0 ? "[]" : "]") } }
     }
 
-    /// Walks the trees depth first. A tree on its own ancestor path, or
-    /// more entries than the record states, is forged: it stops the walk.
-    private func list(_ repo: Repository, _ tree: [TreeEntry], prefix: String, budget: Int, ancestors: Set<ChunkID>,
-                      into output: inout RowPrinter, walked: inout Int) throws {
-        walked += tree.count
-        guard walked <= budget else {
-            throw StoreError(.integrity, "the snapshot holds more entries than its signed record states (\(budget) with the leading directories): its trees are forged or damaged")
-        }
+    /// Walks the trees depth first (TreeWalk: a tree on its own ancestor
+    /// path, or more entries than the record states, stops the walk).
+    /// `ancestors`: the trees down to this one.
+    private func list(_ tree: [TreeEntry], prefix: String, _ walk: inout TreeWalk, ancestors: Set<ChunkID>,
+                      into output: inout RowPrinter) throws {
         for e in tree {
-            let p = prefix.isEmpty ? String(decoding: e.name, as: UTF8.self) : prefix + "/" + String(decoding: e.name, as: UTF8.self)
+            let p = joined(prefix, e.name)
             output.print(row(e, path: p))
             if recursive, e.type == .directory, let sub = e.subtree {
-                guard !ancestors.contains(sub) else {
-                    throw StoreError(.integrity, "\(p) is its own ancestor (tree \(sub.shortDescription)): the snapshot's trees are forged")
-                }
-                try list(repo, try repo.tree(sub), prefix: p, budget: budget, ancestors: ancestors.union([sub]), into: &output, walked: &walked)
+                try list(try walk.entries(sub, path: p, ancestors: ancestors), prefix: p, &walk, ancestors: ancestors.union([sub]), into: &output)
             }
         }
     }

@@ -178,23 +178,23 @@ extension SnapshotCommand {
         var s3: S3Settings?
         for m in c.mirrors {
             var from: String
-            if m.url.hasPrefix("s3://"), let settings = m.s3 {
-                // The bucket and prefix above the client's directory, read with operator credentials.
+            // The storage root: the URL without its last component (the client's directory).
+            func storageRoot() -> String {
                 var trimmed = Substring(m.url)
                 while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-                from = String(trimmed[..<(trimmed.lastIndex(of: "/") ?? trimmed.endIndex)]) + "/"
+                let scheme = trimmed.range(of: "://").map { $0.upperBound } ?? trimmed.startIndex
+                return String(trimmed[..<(trimmed[scheme...].lastIndex(of: "/") ?? trimmed.endIndex)]) + "/"
+            }
+            if m.url.hasPrefix("s3://"), let settings = m.s3 {
+                // The bucket and prefix, read with operator credentials.
+                from = storageRoot()
                 s3 = settings
             } else if m.url.hasPrefix("file://") {
                 from = String(m.url.dropFirst("file://".count))
                 while from.hasSuffix("/") { from.removeLast() }
                 from = (from as NSString).deletingLastPathComponent
             } else {
-                // The storage root: the URL without its last component (the client's directory).
-                var trimmed = Substring(m.url)
-                while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-                let scheme = trimmed.range(of: "://").map { $0.upperBound } ?? trimmed.startIndex
-                let cut = trimmed[scheme...].lastIndex(of: "/") ?? trimmed.endIndex
-                from = trimmed[..<cut].replacingOccurrences(of: ":8084", with: ":8085") + "/"
+                from = storageRoot().replacingOccurrences(of: ":8084", with: ":8085")
                 needsAccount = true
             }
             parts.append("--from \(from) --mirror-url \(m.url)")
