@@ -18,7 +18,7 @@
 //   Backend     one storage protocol (put create-only, fetch, stat, list)
 //               and its implementations: WebDAV and S3 (libcurl), a local
 //               directory, memory; retries as a wrapper; storage roots.   Format, Platform, Seal
-//   Config      the files an operator writes: fbk.conf, check.conf.       Backend, Format, Yams
+//   Config      the files an operator writes: fbk.conf, check.conf.       Backend, Format, CYAML
 //   Index       the client's SQLite index: chunk → pack and files cache
 //               (rebuildable), delivery ledger (durable); index rebuild.  SQLite, Format, Backend
 //   Archiver    `fbk snapshot`: walk, chunk, pack, seal, spool, deliver.  Config, Index, Backend
@@ -43,7 +43,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
@@ -51,6 +50,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CFuse", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CLinux"),
 
         .target(name: "Chunker", exclude: ["README.md"]),
@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "SQLite", dependencies: ["Platform", "CSQLite"]),
         .target(name: "Format", dependencies: ["Chunker", "Seal", "Platform"]),
         .target(name: "Backend", dependencies: ["Format", "Platform", "Seal", "CCurl"]),
-        .target(name: "Config", dependencies: ["Backend", "Format", "Platform", "Seal", "Yams"]),
+        .target(name: "Config", dependencies: ["Backend", "Format", "Platform", "Seal", "CYAML"]),
         .target(name: "Index", dependencies: ["SQLite", "Format", "Backend", "Platform", "Seal"]),
         .target(name: "Archiver", dependencies: ["Config", "Index", "Backend", "Format", "Platform", "Chunker", "Seal", "CLinux"]),
         .target(name: "Restorer", dependencies: ["Backend", "Format", "SQLite", "Platform", "Seal", "CLinux"]),

@@ -15,6 +15,7 @@ PACKAGES="
   libsqlite3-dev
   libfuse3-dev
   fuse3
+  libyaml-dev
   sqlite3
   libcrypt-dev
   systemd

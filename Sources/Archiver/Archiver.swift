@@ -11,7 +11,8 @@
 
 import Chunker
 internal import CLinux
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Config
 import Index
@@ -368,7 +369,7 @@ public final class Archiver {
             // Directories the mirrors were found to have (made, or there already): never asked again.
             for m in mirrorSet.members { try index.ledger.recordDirectories(m.backend.newlyKnownDirectories(), mirror: m.id) }
             let id = try index.ledger.recordObject(path: path, kind: kind, size: size, sha256: sha256, now: now,
-                                            deliveredTo: delivered, spool: complete ? nil : (file as NSString).lastPathComponent,
+                                            deliveredTo: delivered, spool: complete ? nil : PathName.name(file),
                                             sealedTo: kind == .pack || kind == .escrow ? recipients : nil,
                                             contentBytes: kind == .pack ? chunks.reduce(0) { $0 + $1.plainLength } : nil)
             // A chunk stored again (renewal) now names its new pack.
@@ -392,7 +393,7 @@ public final class Archiver {
         let known = try index.ledger.escrows(sealedTo: recipients)
         guard !known.matching else { return }
         let name = known.any ? ObjectName.escrow(tag: recipients.tag) : ObjectName.escrow
-        let path = config.spoolDirectory + "/" + (name.path as NSString).lastPathComponent
+        let path = config.spoolDirectory + "/" + PathName.name(name.path)
         let sealed = try envelope.seal(Array((Hex.encode(keys.secret) + "\n").utf8), to: path)
         _ = try store(file: path, as: name.path, kind: .escrow, size: sealed.size, sha256: sealed.sha256)
     }

@@ -12,7 +12,8 @@
 // wait between the two.
 
 internal import CLinux
-import Foundation
+import FoundationEssentials
+import Glibc
 import Index
 import Platform
 import Chunker
@@ -95,7 +96,7 @@ final class DirectoryMarkers: @unchecked Sendable {
     let names: [String]
     let caches: Bool
     private var answers: [PathBytes: Bool] = [:]
-    private let lock = NSLock()
+    private let lock = Lock()
 
     init?(names: [String], caches: Bool) {
         guard !names.isEmpty || caches else { return nil }
@@ -201,7 +202,7 @@ struct DirectoryBatches {
 /// archiver takes it: a batch of a directory, then each subdirectory of
 /// that batch it enters (with all below it), then the next batch.
 final class DirectoryWalker: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = Condition()
     /// Batches waiting, oldest last in `outgoing` (taken from its end) then
     /// in `incoming` (appended), so neither end moves the others.
     private var incoming: [ScannedBatch] = []
@@ -212,15 +213,13 @@ final class DirectoryWalker: @unchecked Sendable {
 
     /// Starts walking `root`, which keeps to filesystem `device`.
     init(root: PathBytes, device: UInt64, rules: WalkRules, lookahead: Int = 512) {
-        let thread = Thread { [self] in
+        Threads.start(name: "fbk-walk") { [self] in
             walk(root: root, device: device, rules: rules, lookahead: lookahead)
             condition.withLock {
                 finished = true
                 condition.broadcast()
             }
         }
-        thread.name = "fbk-walk"
-        thread.start()
     }
 
     private struct Frame {

@@ -4,8 +4,10 @@
 
 import Backend
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 import Index
+import Platform
 
 /// The configured mirrors, with their index IDs and this run's health.
 final class MirrorSet: @unchecked Sendable {
@@ -15,7 +17,7 @@ final class MirrorSet: @unchecked Sendable {
     }
 
     let members: [Member]
-    private let lock = NSLock()
+    private let lock = Lock()
     /// Mirrors that failed in this run, with the reason; skipped from then on.
     private(set) var down: [MirrorID: BackendError] = [:]
     private(set) var uploadedBytes: [MirrorID: Int] = [:]
@@ -71,7 +73,7 @@ final class MirrorSet: @unchecked Sendable {
 
     /// One result per mirror, filled in from concurrent work.
     private final class Slots<Value>: @unchecked Sendable {
-        private let lock = NSLock()
+        private let lock = Lock()
         private(set) var values: [Value?]
         init(count: Int) { values = [Value?](repeating: nil, count: count) }
         func set(_ i: Int, _ v: Value?) { lock.withLock { values[i] = v } }

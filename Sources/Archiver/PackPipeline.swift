@@ -22,7 +22,8 @@
 // in the spool for the uploader.
 
 internal import CLinux
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Index
 import Format
@@ -80,7 +81,7 @@ final class PackPipeline: @unchecked Sendable {
     private let jobs: WorkQueue<Job>
 
     // Everything below is guarded by `condition`.
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var compressed: [Int: Compressed] = [:]
     /// Sequence number of the next chunk submitted.
     private var nextSequence = 0
@@ -113,15 +114,13 @@ final class PackPipeline: @unchecked Sendable {
 
     private func start(_ name: String, _ body: @escaping @Sendable (PackPipeline) -> Void) {
         condition.withLock { running += 1 }
-        let thread = Thread { [self] in
+        Threads.start(name: "fbk-\(name)") { [self] in
             body(self)
             condition.withLock {
                 running -= 1
                 condition.broadcast()
             }
         }
-        thread.name = "fbk-\(name)"
-        thread.start()
     }
 
     // MARK: The archiving thread's side

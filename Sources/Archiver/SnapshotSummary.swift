@@ -1,6 +1,7 @@
 // What a snapshot run did, for people (text), machines (JSON) and the journal.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import Chunker
 import Seal
@@ -173,14 +174,14 @@ public struct SnapshotSummary: Encodable, Sendable {
             value /= 1024
             unit += 1
         }
-        return String(format: "%.1f", value) + " " + units[unit]
+        return String(cFormat: "%.1f", value) + " " + units[unit]
     }
 
     public func text() -> String {
         func size(_ b: UInt64) -> String { Self.binarySize(b) }
         var lines: [String] = []
         lines.append("snapshot \(snapshot ?? "(none)"): \(files) files, \(directories) directories, \(size(bytesScanned)) scanned, \(size(bytesRead)) read, \(filesFromCache) files unchanged")
-        lines.append("new: \(newChunks) chunks, \(size(newBytes)) before compression, \(size(storedBytes)) stored in \(packs) packs; \(String(format: "%.1f", seconds)) s")
+        lines.append("new: \(newChunks) chunks, \(size(newBytes)) before compression, \(size(storedBytes)) stored in \(packs) packs; \(String(cFormat: "%.1f", seconds)) s")
         if renewedChunks > 0 {
             lines.append("renewed: \(renewedChunks) chunks, \(size(renewedBytes)) stored again (their packs were needed by no snapshot since \(reuseSince ?? "?"), or sealed to other certificates)")
         }
@@ -224,15 +225,15 @@ public struct SnapshotProgress: Sendable {
     /// The progress line: counts, rates, and, when the previous snapshot
     /// gives a total, a percentage and the time left at this run's pace.
     public func line() -> String {
-        let mib = { (b: UInt64) in String(format: "%.1f MiB", Double(b) / 1_048_576) }
+        let mib = { (b: UInt64) in String(cFormat: "%.1f MiB", Double(b) / 1_048_576) }
         let rate = elapsed > 0 ? Double(uploadedBytes) / 1_048_576 / elapsed : 0
-        var line = "\(files) files, \(mib(bytesScanned)) scanned, \(mib(newBytes)) new, upload \(String(format: "%.1f", rate)) MiB/s, \(Int(elapsed)) s"
+        var line = "\(files) files, \(mib(bytesScanned)) scanned, \(mib(newBytes)) new, upload \(String(cFormat: "%.1f", rate)) MiB/s, \(Int(elapsed)) s"
         if let total = expectedBytes, total > 0, bytesScanned > 0 {
             // Past the previous size the total is unknown: say so rather than show 100 % for long.
             let share = Double(bytesScanned) / Double(total)
             if share < 1 {
                 let left = elapsed * (1 - share) / share
-                line += String(format: ", %.0f%% of last time's size, about ", share * 100) + Self.duration(left) + " left"
+                line += String(cFormat: ", %.0f%% of last time's size, about ", share * 100) + Self.duration(left) + " left"
             } else {
                 line += ", past last time's size"
             }
@@ -263,7 +264,7 @@ extension SnapshotSummary {
                   ["fbk_snapshot_last_success_timestamp_seconds{\(c)} \(Int(lastSuccess.timeIntervalSince1970))"])
         }
         gauge("fbk_snapshot_exit_status", "The last run's exit status (README, Exit codes).", ["fbk_snapshot_exit_status{\(c)} \(exitStatus)"])
-        gauge("fbk_snapshot_duration_seconds", "How long the last run took.", ["fbk_snapshot_duration_seconds{\(c)} \(String(format: "%.1f", seconds))"])
+        gauge("fbk_snapshot_duration_seconds", "How long the last run took.", ["fbk_snapshot_duration_seconds{\(c)} \(String(cFormat: "%.1f", seconds))"])
         gauge("fbk_snapshot_files", "Files in the last snapshot.", ["fbk_snapshot_files{\(c)} \(files)"])
         gauge("fbk_snapshot_bytes_scanned", "Bytes of the files in the last snapshot.", ["fbk_snapshot_bytes_scanned{\(c)} \(bytesScanned)"])
         gauge("fbk_snapshot_bytes_read", "Bytes read (not found unchanged in the files cache).", ["fbk_snapshot_bytes_read{\(c)} \(bytesRead)"])
@@ -286,7 +287,7 @@ extension SnapshotSummary {
 
     /// A Prometheus label value: backslash, quote and newline escaped.
     static func label(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        s.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: "\\n")
     }
 
     /// The last success time an earlier metrics file recorded, if any.

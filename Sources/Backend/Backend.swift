@@ -11,7 +11,8 @@
 //   is never reported as a missing object.
 // A client only ever calls `put`; reading is for the operator's commands.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 

@@ -2,7 +2,8 @@
 // caller does (look elsewhere, skip, retry, stop), the message what the
 // operator does.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 
 /// A failed backend operation.

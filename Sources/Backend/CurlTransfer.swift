@@ -3,7 +3,8 @@
 // backend (requests signed with AWS Signature V4 by libcurl itself).
 
 internal import CCurl
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 
 /// An HTTP request and what came back.
@@ -127,7 +128,7 @@ final class CurlTransfer {
             guard let data, n > 3, n < 1024, t.headers.count < 64 else { return n }
             let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
             if let colon = line.firstIndex(of: ":") {
-                t.headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                t.headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingWhitespace()
             }
             return n
         }
@@ -204,7 +205,7 @@ enum HTTPDate {
         else { return nil }
         let t = f[4].split(separator: ":").compactMap { Int($0) }
         guard t.count == 3, (0...23).contains(t[0]), (0...59).contains(t[1]), (0...60).contains(t[2]) else { return nil }
-        var tm = Foundation.tm()
+        var tm = Glibc.tm()
         tm.tm_year = Int32(year - 1900); tm.tm_mon = Int32(month); tm.tm_mday = Int32(day)
         tm.tm_hour = Int32(t[0]); tm.tm_min = Int32(t[1]); tm.tm_sec = Int32(t[2])
         return Date(timeIntervalSince1970: TimeInterval(timegm(&tm)))

@@ -2,7 +2,8 @@
 // read by the operator, the embedded default (`file://`), a copy on a
 // disk, an NFS mount.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 
@@ -20,7 +21,7 @@ public struct DirectoryBackend: RemovableStorage {
     public init(url: String) throws(StoreError) {
         guard url.hasPrefix("file://") else { throw StoreError(.config, "\(url) is not a file:// URL") }
         var path = String(url.dropFirst("file://".count))
-        path = path.removingPercentEncoding ?? path
+        path = PercentEncoding.decode(path) ?? path
         guard path.hasPrefix("/") else { throw StoreError(.config, "mirror \(url) must name an absolute path (file:///…)") }
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         location = url
@@ -31,8 +32,8 @@ public struct DirectoryBackend: RemovableStorage {
     /// (reading: a missing directory is a wrong root or client name).
     public init(storageRoot: String, client: String) throws(StoreError) {
         let directory = storageRoot + "/" + client
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+        var isDir: Bool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir else {
             throw StoreError(.config, "\(storageRoot) has no directory for client \(client)")
         }
         location = directory
@@ -53,7 +54,7 @@ public struct DirectoryBackend: RemovableStorage {
         var directory = root
         for component in path.split(separator: "/").dropLast() {
             directory += "/" + component
-            var st = Foundation.stat()
+            var st = Glibc.stat()
             if lstat(directory, &st) != 0 {
                 let c = errno
                 if c == ENOENT { break }
@@ -70,12 +71,12 @@ public struct DirectoryBackend: RemovableStorage {
 
     public func put(_ path: String, from localFile: String, size: Int) throws(BackendError) -> PutOutcome {
         let target = try file(path)
-        let directory = (target as NSString).deletingLastPathComponent
+        let directory = PathName.parent(target)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o750])
         } catch {
-            throw fail(.permanent, "cannot create \(directory): \(error.localizedDescription)")
+            throw fail(.permanent, "cannot create \(directory): \(describe(error))")
         }
         if FileManager.default.fileExists(atPath: target) { return .alreadyPresent }
         let temporary = directory + "/.fbk-incoming-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -128,11 +129,11 @@ public struct DirectoryBackend: RemovableStorage {
         }
         let source = try file(path)
         let target = try other.file(newPath)
-        let directory = (target as NSString).deletingLastPathComponent
+        let directory = PathName.parent(target)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         } catch {
-            throw fail(.permanent, "cannot create \(directory): \(error.localizedDescription)")
+            throw fail(.permanent, "cannot create \(directory): \(describe(error))")
         }
         // A hard link then an unlink: never replaces what is there (rename would).
         guard link(source, target) == 0 else {
@@ -143,7 +144,7 @@ public struct DirectoryBackend: RemovableStorage {
             let c = errno
             throw fail(.permanent, "cannot remove \(source) after linking it to \(target): \(errnoText(c))", errno: c)
         }
-        for d in [directory, (source as NSString).deletingLastPathComponent] {
+        for d in [directory, PathName.parent(source)] {
             let dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if dfd >= 0 { fsync(dfd); close(dfd) }
         }
@@ -152,7 +153,7 @@ public struct DirectoryBackend: RemovableStorage {
     public func delete(_ path: String) throws(BackendError) {
         let target = try file(path)
         do { try FileManager.default.removeItem(atPath: target) } catch {
-            throw fail(.permanent, "cannot delete \(target): \(error.localizedDescription)")
+            throw fail(.permanent, "cannot delete \(target): \(describe(error))")
         }
     }
 
@@ -171,7 +172,7 @@ public struct DirectoryBackend: RemovableStorage {
             throw fail(c == ENOENT || c == ENOTDIR ? .notFound : (c == ELOOP ? .permanent : .transient),
                        c == ELOOP ? "\(path) is a symbolic link, which no upload makes" : "cannot read \(path): \(errnoText(c))", errno: c)
         }
-        var st = Foundation.stat()
+        var st = Glibc.stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
             throw fail(.permanent, "\(path) is not a regular file")
@@ -206,7 +207,7 @@ public struct DirectoryBackend: RemovableStorage {
 
     public func stat(_ path: String) throws(BackendError) -> StoredObject {
         let full = try file(path)
-        var st = Foundation.stat()
+        var st = Glibc.stat()
         guard lstat(full, &st) == 0 else {
             let c = errno
             throw fail(c == ENOENT || c == ENOTDIR ? .notFound : .transient, "cannot stat \(path): \(errnoText(c))", errno: c)
@@ -249,7 +250,7 @@ public struct DirectoryBackend: RemovableStorage {
     /// directory that does not exist has none.
     private func entries(of directory: String) throws(BackendError) -> [Entry] {
         let full = root + "/" + directory
-        var st = Foundation.stat()
+        var st = Glibc.stat()
         if lstat(full, &st) != 0 {
             let c = errno
             // Not there yet (no object of that kind): empty. Anything else is not "empty".
@@ -261,31 +262,40 @@ public struct DirectoryBackend: RemovableStorage {
         }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: full) } catch {
-            throw fail(.transient, "cannot list \(directory): \(error.localizedDescription)")
+            throw fail(.transient, "cannot list \(directory): \(describe(error))")
         }
         return names.sorted().map { name in
-            var st = Foundation.stat()
+            var st = Glibc.stat()
             return Entry(name: name, stat: lstat(full + "/" + name, &st) == 0 ? st : nil)
         }
     }
 
     public func inventory() throws(BackendError) -> Inventory {
         var inventory = Inventory()
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
+        var isDir: Bool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir else {
             throw fail(.notFound, "\(root) does not exist")
         }
-        guard let e = FileManager.default.enumerator(atPath: root) else { throw fail(.transient, "cannot list \(root)") }
-        while let rel = e.nextObject() as? String {
-            var st = Foundation.stat()
-            guard lstat(root + "/" + rel, &st) == 0 else { continue }
-            let type = st.st_mode & S_IFMT
-            if type == S_IFLNK { e.skipDescendants() }
-            guard type == S_IFREG else {
-                if type != S_IFDIR { inventory.others.append(rel) }
+        // Depth first, without following links: a link is listed as "other".
+        var directories = [""]
+        while let directory = directories.popLast() {
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? root : root + "/" + directory)
+            } catch {
+                if directory.isEmpty { throw fail(.transient, "cannot list \(root): \(describe(error))") }
+                inventory.others.append(directory)
                 continue
             }
-            inventory.objects.append(Self.object(rel, st))
+            for name in names {
+                let rel = directory.isEmpty ? name : directory + "/" + name
+                var st = Glibc.stat()
+                guard lstat(root + "/" + rel, &st) == 0 else { continue }
+                let type = st.st_mode & S_IFMT
+                if type == S_IFDIR { directories.append(rel); continue }
+                guard type == S_IFREG else { inventory.others.append(rel); continue }
+                inventory.objects.append(Self.object(rel, st))
+            }
         }
         inventory.objects.sort { $0.path < $1.path }
         inventory.others.sort()

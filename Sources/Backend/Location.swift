@@ -1,7 +1,8 @@
 // From what an operator writes (a URL in fbk.conf, a --from value) to a
 // backend: the scheme picks the implementation, the options its timeouts.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 
 /// Timeouts and retries for network backends.
@@ -67,7 +68,7 @@ package func readPasswordFile(_ path: String, for what: String, mustBePrivate: B
         throw StoreError(.config, "the password file \(path) is readable by others; chmod 600 it")
     }
     let text = String(decoding: data, as: UTF8.self)
-    return wholeFile ? text : text.trimmingCharacters(in: .newlines)
+    return wholeFile ? text : text.trimmingNewlines()
 }
 
 /// Where a mirror URL points, for telling two spellings of one mirror
@@ -80,7 +81,7 @@ package struct MirrorIdentity: Equatable {
     let path: String
 
     package init(_ url: String) {
-        guard let colon = url.range(of: "://") else {
+        guard let colon = url.firstRange(of: "://") else {
             (scheme, authority, path) = ("", "", url)
             return
         }

@@ -2,13 +2,14 @@
 // others (the conformance suite proves it), with failures that can be
 // switched on to see what callers do with them.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 
 package final class MemoryBackend: Backend, @unchecked Sendable {
     public let location: String
-    private let lock = NSLock()
+    private let lock = Lock()
     private var objects: [String: (bytes: [UInt8], received: Date)] = [:]
     private let scratch: PrivateDirectory
     /// When set, every operation fails with it (a server that is down, or refuses).

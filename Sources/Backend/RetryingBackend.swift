@@ -4,7 +4,8 @@
 // whole stall timeout are not (each retry of those would cost the timeout
 // again, or cannot help).
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 
@@ -27,7 +28,7 @@ package struct RetryingBackend: Backend {
                 return try body()
             } catch {
                 if error.kind != .transient || error.silent || attempt >= delays.count { throw error }
-                Thread.sleep(forTimeInterval: delays[attempt])
+                Threads.sleep(seconds: delays[attempt])
                 attempt += 1
             }
         }

@@ -10,7 +10,8 @@
 // only (deploy/s3/client-policy.json); reading, listing and removing take
 // an operator's (operator-policy.json, prune-policy.json).
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 import Seal
@@ -98,9 +99,9 @@ struct S3Credentials {
         let text = try readPasswordFile(file, for: "S3 credentials", mustBePrivate: mustBePrivate, wholeFile: true)
         var fields: [String: String] = [:]
         for line in text.split(whereSeparator: \.isNewline) {
-            let t = line.trimmingCharacters(in: .whitespaces)
+            let t = line.trimmingWhitespace()
             guard !t.hasPrefix("#"), !t.hasPrefix("["), let eq = t.firstIndex(of: "=") else { continue }
-            fields[t[..<eq].trimmingCharacters(in: .whitespaces).lowercased()] = t[t.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            fields[t[..<eq].trimmingWhitespace().lowercased()] = t[t.index(after: eq)...].trimmingWhitespace()
         }
         guard let key = fields["aws_access_key_id"] ?? fields["access_key_id"], !key.isEmpty,
               let secret = fields["aws_secret_access_key"] ?? fields["secret_access_key"], !secret.isEmpty else {
@@ -124,7 +125,7 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
     private let scratch: PrivateDirectory
     /// The latest `Date` a server answer carried: retain-until dates count from it when it is ahead of this clock.
     private var serverClock: Date?
-    private let clockLock = NSLock()
+    private let clockLock = Lock()
 
     static let emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -174,17 +175,7 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
     // MARK: Requests
 
     /// RFC 3986 unreserved characters stay; everything else is %XX (SigV4's URI encoding).
-    static func encode(_ s: String, keepSlash: Bool) -> String {
-        var out = ""
-        for b in s.utf8 {
-            switch b {
-            case 0x41...0x5a, 0x61...0x7a, 0x30...0x39, 0x2d, 0x2e, 0x5f, 0x7e: out.unicodeScalars.append(Unicode.Scalar(b))
-            case 0x2f where keepSlash: out += "/"
-            default: out += String(format: "%%%02X", b)
-            }
-        }
-        return out
-    }
+    static func encode(_ s: String, keepSlash: Bool) -> String { PercentEncoding.encode(s, keepSlash: keepSlash) }
 
     /// The URL of a key (or of the bucket, for ""), with the query in
     /// SigV4's canonical form (sorted, encoded, `name=` for no value): libcurl
@@ -247,7 +238,7 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
                                  : "a client's credentials cannot read: a client never reads back from a mirror"), misconfigured: true)
         case (301, _), (307, _), (400, "AuthorizationHeaderMalformed"):
             return fail(.permanent, "\(method) \(key): the bucket is in another region or behind another endpoint (\(status))\(said): set region and endpoint", misconfigured: true)
-        case (400, "InvalidRequest") where said.lowercased().replacingOccurrences(of: " ", with: "").contains("objectlock"),
+        case (400, "InvalidRequest") where said.lowercased().replacing(" ", with: "").contains("objectlock"),
              (400, "MissingUploadObjectWithObjectLockHeaders"), (400, "InvalidBucketState"):
             return fail(.permanent, "\(method) \(key)\(said): the bucket has no Object Lock; enable it on the bucket (with versioning) or remove object_lock from the mirror", misconfigured: true)
         case (501, _):
@@ -361,8 +352,8 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
     }
 
     static func xmlEscaped(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        s.replacing("&", with: "&amp;").replacing("<", with: "&lt;")
+            .replacing(">", with: "&gt;").replacing("\"", with: "&quot;")
     }
 
     // MARK: Reading (operator credentials)
@@ -390,7 +381,7 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
             r.body = body
             throw failure("GET", key, r)
         }
-        var st = Foundation.stat()
+        var st = Glibc.stat()
         guard lstat(local, &st) == 0 else { throw fail(.transient, "GET \(key): the download vanished") }
         return FetchedObject(path: local, size: Int(st.st_size), temporary: true)
     }

@@ -4,7 +4,9 @@
 // URL-encoded (`encoding-type=url`) and decoded here, and an entry without
 // a parsable size or time is dropped rather than guessed.
 
-import Foundation
+import FoundationEssentials
+import Glibc
+import Platform
 
 enum S3XML {
     /// The largest answer read: a ListObjectsV2 page of 1,000 keys is about 300 KB.
@@ -29,7 +31,7 @@ enum S3XML {
         var out: [String] = []
         var rest = text
         let open = "<\(name)>", close = "</\(name)>"
-        while let a = rest.range(of: open), let b = rest.range(of: close, range: a.upperBound..<rest.endIndex) {
+        while let a = rest.firstRange(of: open), let b = rest[a.upperBound...].firstRange(of: close) {
             out.append(unescaped(rest[a.upperBound..<b.lowerBound]))
             rest = rest[b.upperBound...]
         }
@@ -72,13 +74,13 @@ enum S3XML {
         var page = Page()
         for block in elements("Contents", in: text) {
             let b = Substring(block)
-            guard let raw = first("Key", in: b), let key = raw.removingPercentEncoding,
+            guard let raw = first("Key", in: b), let key = PercentEncoding.decode(raw),
                   let sizeText = first("Size", in: b), let size = Int(sizeText), size >= 0 else { continue }
             let (date, ns) = first("LastModified", in: b).flatMap(isoDate) ?? (nil, 0)
             page.objects.append(Listed(key: key, size: size, modified: date, nanoseconds: ns))
         }
         for block in elements("CommonPrefixes", in: text) {
-            if let raw = first("Prefix", in: Substring(block)), let p = raw.removingPercentEncoding { page.prefixes.append(p) }
+            if let raw = first("Prefix", in: Substring(block)), let p = PercentEncoding.decode(raw) { page.prefixes.append(p) }
         }
         if first("IsTruncated", in: text) == "true" { page.nextToken = first("NextContinuationToken", in: text) }
         return page
@@ -119,7 +121,7 @@ enum S3XML {
         var t = time_t(date.timeIntervalSince1970.rounded(.up))
         var parts = tm()
         gmtime_r(&t, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+        return String(cFormat: "%04ld-%02ld-%02ldT%02ld:%02ld:%02ldZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
                       Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
     }
 }

@@ -4,7 +4,8 @@
 // (`s3://BUCKET/PREFIX/`, with operator credentials), or on a WebDAV server
 // (its operator port, or a stock server's one account).
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 
 public protocol StorageRoot: Sendable {
@@ -33,7 +34,7 @@ public struct LocalStorageRoot: StorageRoot {
         do {
             return try FileManager.default.contentsOfDirectory(atPath: path).sorted()
         } catch {
-            throw BackendError(.permanent, location: path, "cannot list the storage root: \(error.localizedDescription)", misconfigured: true, cause: error)
+            throw BackendError(.permanent, location: path, "cannot list the storage root: \(describe(error))", misconfigured: true, cause: error)
         }
     }
 

@@ -3,13 +3,15 @@
 // bucket holding at most one second's worth: an upload that takes more
 // than there is waits (inside libcurl's read callback) until there is.
 
-import Foundation
+import FoundationEssentials
+import Glibc
+import Platform
 
 public final class UploadLimiter: @unchecked Sendable {
     public let bytesPerSecond: Int
     private var tokens: Double
     private var last = ContinuousClock.now
-    private let lock = NSLock()
+    private let lock = Lock()
 
     public init(bytesPerSecond: Int) {
         precondition(bytesPerSecond > 0)

@@ -4,7 +4,8 @@
 // on its own port). Every request has a timeout; an answer fbk does not
 // expect counts as a failure, never as a success.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 
@@ -86,7 +87,7 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
 
     private func checked(_ path: String) throws(BackendError) -> String {
         guard path.isEmpty || isContainedPath(path) else { throw fail(.permanent, "\(path) is not a path under the client's directory") }
-        return path.split(separator: "/").map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? String($0) }
+        return path.split(separator: "/").map { PercentEncoding.encode($0) }
             .joined(separator: "/")
     }
 
@@ -165,7 +166,7 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
             // A server failing (5xx) stays a transient failure; a directory it will not make is the configuration's.
             if response.status >= 500 { throw failure("PUT", path, status: response.status, account: writer) }
             if missesDirectory(response) {
-                throw fail(.permanent, "PUT \(path) was answered \(response.status) again after MKCOL of its directories: the server does not let this account create \(location)\((path as NSString).deletingLastPathComponent)/ (check its WebDAV configuration)", misconfigured: true)
+                throw fail(.permanent, "PUT \(path) was answered \(response.status) again after MKCOL of its directories: the server does not let this account create \(location)\(PathName.parent(path))/ (check its WebDAV configuration)", misconfigured: true)
             }
         }
         switch response.status {
@@ -198,7 +199,7 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
     /// Directories known to exist ("" is the client's directory), and those learned since the index was last told.
     private var knownDirectories = Set<String>()
     private var learnedDirectories = Set<String>()
-    private let directoryLock = NSLock()
+    private let directoryLock = Lock()
 
     public func assumeDirectories(_ known: Set<String>) { directoryLock.withLock { knownDirectories.formUnion(known) } }
 
@@ -261,7 +262,7 @@ public final class WebDAVBackend: RemovableStorage, @unchecked Sendable {
             unlink(local)
             throw failure("GET", path, status: response.status, account: account)
         }
-        var st = Foundation.stat()
+        var st = Glibc.stat()
         guard lstat(local, &st) == 0 else { throw fail(.transient, "GET \(path): the download vanished") }
         return FetchedObject(path: local, size: Int(st.st_size), temporary: true)
     }

@@ -4,7 +4,9 @@
 // trusted: names with `/`, `.` or `..` are dropped, the size is capped by
 // the caller, and an entry without a parsable length counts as empty.
 
-import Foundation
+import FoundationEssentials
+import Glibc
+import Platform
 
 enum WebDAVListing {
     /// The largest PROPFIND answer read (a directory of 100,000 packs is about 40 MB).
@@ -19,43 +21,96 @@ enum WebDAVListing {
         var isSelf: Bool
     }
 
-    private static let href = try! NSRegularExpression(pattern: "<(?:[A-Za-z0-9]+:)?href>([^<]*)</(?:[A-Za-z0-9]+:)?href>")
-    private static let length = try! NSRegularExpression(pattern: "<(?:[A-Za-z0-9]+:)?getcontentlength>\\s*([0-9]{1,18})\\s*</")
-    private static let lastModified = try! NSRegularExpression(pattern: "<(?:[A-Za-z0-9]+:)?getlastmodified>([^<]*)</")
-    private static let collection = try! NSRegularExpression(pattern: "<(?:[A-Za-z0-9]+:)?collection\\s*/>")
-
     /// - Parameter requestPath: the percent-encoded URL path that was asked about.
     static func parse(_ body: [UInt8], requestPath: String) -> [Entry] {
-        let text = String(decoding: body, as: UTF8.self)
         let asked = normalized(requestPath)
         var out: [Entry] = []
         // One <response> per member: its href, then its properties.
-        for part in text.components(separatedBy: "response>") {
-            let whole = NSRange(part.startIndex..., in: part)
-            func first(_ re: NSRegularExpression) -> String? {
-                guard let m = re.firstMatch(in: part, range: whole), let r = Range(m.range(at: 1), in: part) else { return nil }
-                return String(part[r])
-            }
-            guard let raw = first(href) else { continue }
-            var path = raw
+        for part in split(body, at: Array("response>".utf8)) {
+            guard let rawBytes = content(of: "href", in: part) else { continue }
+            let raw = String(decoding: rawBytes, as: UTF8.self)
+            var path = Substring(raw)
             // An absolute URL: keep its path.
-            if let scheme = path.range(of: "://") {
+            if let scheme = path.firstRange(of: "://") {
                 let rest = path[scheme.upperBound...]
-                path = rest.firstIndex(of: "/").map { String(rest[$0...]) } ?? "/"
+                path = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
             }
-            let segments = path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }
+            let segments = path.split(separator: "/").map { PercentEncoding.decode($0) ?? String($0) }
             let name = segments.last ?? ""
             let isSelf = "/" + segments.joined(separator: "/") == asked
             guard isSelf || (!name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.hasPrefix(".")) else { continue }
-            out.append(Entry(name: name, isCollection: collection.firstMatch(in: part, range: whole) != nil || raw.hasSuffix("/"),
-                             size: first(length).flatMap { Int($0) } ?? 0,
-                             modified: first(lastModified).flatMap(HTTPDate.parse), isSelf: isSelf))
+            let lengthText = content(of: "getcontentlength", in: part).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() }
+            let size = lengthText.flatMap { t in t.count <= 18 && t.utf8.allSatisfy { (48...57).contains($0) } ? Int(t) : nil } ?? 0
+            out.append(Entry(name: name, isCollection: hasEmptyElement("collection", in: part) || raw.hasSuffix("/"),
+                             size: size,
+                             modified: content(of: "getlastmodified", in: part).flatMap { HTTPDate.parse(String(decoding: $0, as: UTF8.self)) },
+                             isSelf: isSelf))
         }
         return out
     }
 
+    /// The body cut at every occurrence of `separator`.
+    private static func split(_ body: [UInt8], at separator: [UInt8]) -> [ArraySlice<UInt8>] {
+        var parts: [ArraySlice<UInt8>] = []
+        var start = 0
+        var i = 0
+        while i + separator.count <= body.count {
+            if body[i] == separator[0] && body[i ..< i + separator.count].elementsEqual(separator) {
+                parts.append(body[start ..< i])
+                i += separator.count
+                start = i
+            } else {
+                i += 1
+            }
+        }
+        parts.append(body[start...])
+        return parts
+    }
+
+    /// Where the start tag `<NAME` or `<PREFIX:NAME` (any namespace prefix)
+    /// ends, just past its name, for every such tag in `part`.
+    private static func tagEnds(_ name: String, in part: ArraySlice<UInt8>) -> [Int] {
+        let local = Array(name.utf8)
+        var ends: [Int] = []
+        var i = part.startIndex
+        while let lt = part[i...].firstIndex(of: UInt8(ascii: "<")) {
+            var j = lt + 1
+            let nameStart = j
+            while j < part.endIndex, isNameByte(part[j]) { j += 1 }
+            var tag = part[nameStart ..< j]
+            if let colon = tag.firstIndex(of: UInt8(ascii: ":")) { tag = tag[(colon + 1)...] }
+            if tag.elementsEqual(local) && !part[nameStart ..< j].isEmpty { ends.append(j) }
+            i = j > lt + 1 ? j : lt + 1
+        }
+        return ends
+    }
+
+    private static func isNameByte(_ b: UInt8) -> Bool {
+        (0x41...0x5a).contains(b) || (0x61...0x7a).contains(b) || (0x30...0x39).contains(b) || b == UInt8(ascii: ":")
+    }
+
+    /// The text of the first `<NAME>TEXT</…>` (TEXT without markup).
+    private static func content(of name: String, in part: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+        for end in tagEnds(name, in: part) where end < part.endIndex && part[end] == UInt8(ascii: ">") {
+            let start = end + 1
+            guard let close = part[start...].firstIndex(of: UInt8(ascii: "<")),
+                  close + 1 < part.endIndex, part[close + 1] == UInt8(ascii: "/") else { continue }
+            return part[start ..< close]
+        }
+        return nil
+    }
+
+    /// Whether `part` holds an empty element `<NAME/>` (white space allowed before `/>`).
+    private static func hasEmptyElement(_ name: String, in part: ArraySlice<UInt8>) -> Bool {
+        tagEnds(name, in: part).contains { end in
+            var k = end
+            while k < part.endIndex, [0x20, 0x09, 0x0a, 0x0d].contains(part[k]) { k += 1 }
+            return k + 1 < part.endIndex && part[k] == UInt8(ascii: "/") && part[k + 1] == UInt8(ascii: ">")
+        }
+    }
+
     /// A path without trailing or repeated slashes, percent-decoded.
     private static func normalized(_ path: String) -> String {
-        "/" + path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }.joined(separator: "/")
+        "/" + path.split(separator: "/").map { PercentEncoding.decode($0) ?? String($0) }.joined(separator: "/")
     }
 }

@@ -14,6 +14,10 @@
 #include <stdint.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <sys/prctl.h>
+/* The calling thread's name (top -H, core dumps); prctl is variadic. */
+static inline int CLinux_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+
 /* makedev/major/minor are macros. */
 static inline dev_t CLinux_makedev(unsigned int ma, unsigned int mi) { return makedev(ma, mi); }
 

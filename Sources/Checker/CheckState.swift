@@ -10,7 +10,8 @@
 // root and hold no tab or newline (fbk names never do; others are not
 // remembered, and are hashed every run).
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import Seal
 

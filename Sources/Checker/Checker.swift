@@ -3,7 +3,8 @@
 // normal; from the storage directory alone, never with a decryption key.
 // Time is the server's own receipt time (file mtime), never a client's claim.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Backend
 import Format
@@ -63,7 +64,7 @@ public struct CheckReport: Encodable, Sendable {
         var lines: [String] = []
         for c in clients {
             lines.append("\(c.status.rawValue)  \(c.client) (\(c.kind)): \(c.snapshots) snapshots, \(c.storedBytes) bytes stored"
-                + (c.newestAgeSeconds.map { String(format: ", newest %.1f h old", $0 / 3600) } ?? ""))
+                + (c.newestAgeSeconds.map { String(cFormat: ", newest %.1f h old", $0 / 3600) } ?? ""))
             for f in c.findings where f.level != .ok { lines.append("      \(f.level.rawValue): \(f.message)") }
         }
         for s in strangers { lines.append("WARN  stranger in the storage root: \(s)") }
@@ -324,7 +325,7 @@ public enum Checker {
             let age = now.timeIntervalSince(newest)
             r.newestAgeSeconds = age
             if age > client.maxAge {
-                r.add(.fail, String(format: "stale: the newest snapshot arrived %.1f h ago (at most %.0f h expected)", age / 3600, client.maxAge / 3600))
+                r.add(.fail, String(cFormat: "stale: the newest snapshot arrived %.1f h ago (at most %.0f h expected)", age / 3600, client.maxAge / 3600))
             }
         } else {
             r.add(.fail, "no complete snapshot: no catalog signed by this client")
@@ -394,7 +395,7 @@ public enum Checker {
                             catalogs: [(Catalog, StoredObject)], into r: inout ClientReport) {
         let calendar = Calendar(identifier: .gregorian)
         var utc = calendar
-        utc.timeZone = TimeZone(identifier: "UTC")!
+        utc.timeZone = TimeZone(secondsFromGMT: 0)!
         var perDay: [Date: Int] = [:]
         for f in all.values where ObjectName(parsing: f.path)?.kind == .pack {
             perDay[utc.startOfDay(for: f.received ?? Date(timeIntervalSince1970: 0)), default: 0] += f.size
@@ -485,7 +486,7 @@ public enum Checker {
             let age = now.timeIntervalSince(newest.received)
             newestOverall = max(newestOverall ?? newest.received, newest.received)
             if age > maxAge {
-                r.add(.fail, "stale: the newest \(kind.name) blob arrived " + String(format: "%.1f h ago (at most %.0f h expected)", age / 3600, maxAge / 3600))
+                r.add(.fail, "stale: the newest \(kind.name) blob arrived " + String(cFormat: "%.1f h ago (at most %.0f h expected)", age / 3600, maxAge / 3600))
             }
             if newest.size < kind.minSize {
                 r.add(.fail, "the newest \(kind.name) blob (\(newest.time)) is \(newest.size) bytes, less than the expected minimum \(kind.minSize)")

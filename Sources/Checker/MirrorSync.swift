@@ -5,7 +5,8 @@
 
 import Backend
 import Format
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 
 public enum MirrorSync {

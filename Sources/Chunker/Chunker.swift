@@ -7,7 +7,8 @@
 // over, so a caller that keeps chunks need not copy it again: memory is
 // bounded by one chunk being gathered.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A streaming content-defined chunker (buzhash, see `Buzhash.swift`).
 ///

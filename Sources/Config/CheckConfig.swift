@@ -1,9 +1,9 @@
 // The weekly check's configuration: the enrolled clients and what to
 // expect of each. YAML, like the client configuration; errors name the line.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
-import Yams
 import Platform
 
 /// One enrolled client, as the check sees it.
@@ -188,10 +188,10 @@ public struct CheckConfig: Sendable, Equatable {
 
     /// "72GB", "1.5 GiB", "300MB", "4096" → bytes.
     static func parseQuantity(_ text: String) -> Int? {
-        let t = text.trimmingCharacters(in: .whitespaces)
+        let t = text.trimmingWhitespace()
         let units: [(String, Double)] = [("GiB", 1_073_741_824), ("MiB", 1_048_576), ("KiB", 1024), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1)]
         for (u, factor) in units where t.hasSuffix(u) {
-            guard let v = Double(t.dropLast(u.count).trimmingCharacters(in: .whitespaces)), v >= 0 else { return nil }
+            guard let v = Double(t.dropLast(u.count).trimmingWhitespace()), v >= 0 else { return nil }
             return Int(v * factor)
         }
         return Int(t).flatMap { $0 >= 0 ? $0 : nil }
@@ -199,7 +199,7 @@ public struct CheckConfig: Sendable, Equatable {
 
     /// "36h", "7d", "90m", "3600s" → seconds.
     static func parseDuration(_ text: String) -> TimeInterval? {
-        let t = text.trimmingCharacters(in: .whitespaces)
+        let t = text.trimmingWhitespace()
         for (u, factor) in [("d", 86_400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)] where t.hasSuffix(u) {
             guard let v = Double(t.dropLast()), v > 0 else { return nil }
             return v * factor

@@ -1,10 +1,10 @@
-// The client configuration file: YAML, parsed by Yams, documented field by
+// The client configuration file: YAML, parsed by libyaml (YAML.swift), documented field by
 // field in README.md. Unknown or malformed fields are errors naming the line.
 
 import Chunker
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
-import Yams
 import Backend
 import Platform
 
@@ -476,7 +476,7 @@ public struct ClientConfig: Equatable, Sendable {
                 throw StoreError(.config, "cannot read the exclude_from file \(file) (at most 1 MiB): fix or remove it in the configuration")
             }
             for raw in String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline) {
-                let line = raw.trimmingCharacters(in: .whitespaces)
+                let line = raw.trimmingWhitespace()
                 if line.isEmpty || line.hasPrefix("#") { continue }
                 out.append(line)
             }
@@ -494,9 +494,9 @@ public struct ClientConfig: Equatable, Sendable {
 
     /// "16777216", "16MiB", "512 KiB" → bytes.
     static func parseSize(_ text: String) -> Int? {
-        let t = text.trimmingCharacters(in: .whitespaces)
+        let t = text.trimmingWhitespace()
         for (suffix, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] where t.hasSuffix(suffix) {
-            guard let n = Int(t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), n >= 0 else { return nil }
+            guard let n = Int(t.dropLast(suffix.count).trimmingWhitespace()), n >= 0 else { return nil }
             return n << shift
         }
         guard let n = Int(t), n >= 0 else { return nil }
@@ -507,7 +507,7 @@ public struct ClientConfig: Equatable, Sendable {
 
     /// The configuration as a commented YAML file.
     public func rendered() -> String {
-        func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        func q(_ s: String) -> String { "\"" + s.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\"" }
         var lines = [
             "# fbk client configuration (YAML). Every field is described in fbk's README.",
             "client: \(q(client))",
@@ -589,10 +589,7 @@ enum YAMLFile {
     /// The document's top-level mapping.
     static func mapping(_ text: String, file: String, what: String) throws(StoreError) -> (Node, Node.Mapping) {
         let root: Node?
-        // Fields are read as text, so no tag resolution is needed; the
-        // default resolver's regular expressions would load ICU (megabytes
-        // of resident memory) in every run.
-        do { root = try Yams.compose(yaml: text, .basic) } catch {
+        do { root = try YAML.compose(text) } catch {
             throw StoreError(.config, "\(file): not valid YAML: \(error)")
         }
         guard let root, case .mapping(let mapping) = root else { throw failure(file)(root, what) }

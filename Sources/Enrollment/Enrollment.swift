@@ -3,7 +3,8 @@
 // for the check configuration.
 
 internal import CLinux
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Config
 import Format
@@ -17,7 +18,7 @@ public struct EnrollmentResult: Sendable {
     /// leave the old line first (nginx uses the first match: 401 for ever).
     public func htpasswdCommand(file: String = "/etc/nginx/fbk.htpasswd") -> String {
         let user = String(htpasswdLine.prefix { $0 != ":" })
-        let pattern = user.replacingOccurrences(of: ".", with: "\\.")
+        let pattern = user.replacing(".", with: "\\.")
         return "sed -i '/^\(pattern):/d' \(file) && printf '%s\\n' '\(htpasswdLine)' >> \(file)"
     }
     public var checkEntry: String
@@ -49,7 +50,7 @@ public enum Enrollment {
         let keys = exists ? try ClientKeys.load(path: bundle + "/secret") : try ClientKeys.create(path: bundle + "/secret")
         // 24 random bytes as 32 URL-safe characters.
         let password = Data(secureRandomBytes(24)).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacing("+", with: "-").replacing("/", with: "_")
         let hash = try bcrypt(password)
         let line = "\(client):\(hash)"
         var config = ClientConfig(
@@ -162,7 +163,7 @@ public enum Enrollment {
         }
         try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let password = Data(secureRandomBytes(24)).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacing("+", with: "-").replacing("/", with: "_")
         let line = "\(client):\(try bcrypt(password))"
         let files = device.fileDirectory
         let settings = """

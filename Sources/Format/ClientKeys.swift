@@ -1,6 +1,7 @@
 // The client secret and the keys derived from it (FORMAT.md, "Client secret").
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Chunker
 import Platform
@@ -50,7 +51,7 @@ public struct ClientKeys: Sendable {
         if stat(path, &st) == 0, st.st_mode & 0o077 != 0 {
             throw StoreError(.config, "the client secret \(path) is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")
         }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(decoding: data, as: UTF8.self).trimmingWhitespace()
         guard text.utf8.count == 64, let bytes = Hex.decode(text) else {
             throw StoreError(.config, "the client secret \(path) is not 64 hexadecimal digits")
         }

@@ -2,7 +2,8 @@
 // the one time format every document uses: a reader checks a size before
 // it reads, and parses a time only in the exact form a writer gives.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Chunker
 import Seal
 import Platform

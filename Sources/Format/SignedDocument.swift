@@ -1,7 +1,8 @@
 // Snapshot records and catalogs: one line of JSON, then one line with the
 // client's Ed25519 signature of that line (FORMAT.md, "Snapshots").
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Chunker
 import Platform
@@ -371,7 +372,7 @@ public enum Timestamp {
             return v
         }
         guard let y = n(0..<4), let mo = n(4..<6), let d = n(6..<8), let h = n(9..<11), let mi = n(11..<13), let s = n(13..<15) else { return nil }
-        return parseRFC3339(String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", y, mo, d, h, mi, s))
+        return parseRFC3339(String(cFormat: "%04ld-%02ld-%02ldT%02ld:%02ld:%02ldZ", y, mo, d, h, mi, s))
     }
 
     package static func compactTime(_ date: Date) -> String {

@@ -5,7 +5,8 @@
 // "Retention"), and leaves only with its pack, through `Index.forgetPacks`.
 
 import Format
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import Seal
 

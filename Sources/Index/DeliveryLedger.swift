@@ -5,7 +5,8 @@
 
 import Backend
 import Format
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import Seal
 import SQLite
@@ -293,9 +294,10 @@ package final class DeliveryLedger: IndexPartAccess {
         try guarded {
         let s = try db.statement("SELECT summary FROM snapshots ORDER BY finished DESC LIMIT 1")
         guard try s.step() else { return nil }
-        let json = try? JSONSerialization.jsonObject(with: Data(s.text(0).utf8)) as? [String: Any]
+        struct Scanned: Decodable { var bytes_scanned: UInt64? }
+        let summary = try? JSONDecoder().decode(Scanned.self, from: Data(s.text(0).utf8))
         _ = try s.step()
-        return (json?["bytes_scanned"] as? NSNumber).map { $0.uint64Value }
+        return summary?.bytes_scanned
         }
     }
 

@@ -4,7 +4,8 @@
 // not in it is only read again.
 
 import Format
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import Seal
 

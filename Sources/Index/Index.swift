@@ -5,7 +5,8 @@
 // and the invariants. Every error leaving this target is a StoreError: a
 // full disk is i/o (exit 74), never "index damaged".
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import SQLite
 
@@ -220,7 +221,7 @@ public final class Index {
         if e.isReadOnly {
             return StoreError(.io, "the index \(path) cannot be written (\(e.message)): check its permissions, attributes (lsattr) and the filesystem's mount options", cause: e)
         }
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = PathName.parent(path)
         let free = FileSystem.availableBytes(directory.isEmpty ? "." : directory)
         if e.isDiskTrouble || (free.map { $0 < 1 << 20 } ?? false) {
             return StoreError(.io, "the filesystem holding the index \(path) is full or failing (\(free.map { "\($0) bytes free" } ?? "free space unknown"); SQLite: \(e.message)): "

@@ -5,7 +5,8 @@
 // unreadable tree is EIO for that read, never a crash.
 
 internal import CFuse
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 import Restorer
@@ -121,7 +122,7 @@ public enum FuseMount {
 
     /// What made a call fail with EIO, on standard error (the journal, under systemd).
     static func report(_ error: any Error) {
-        FileHandle.standardError.write(Data("fbk mount: \(error)\n".terminalSafe.utf8))
+        writeStandardError("fbk mount: \(error)\n".terminalSafe)
     }
 
     static func readlink(_ path: String) -> String? {

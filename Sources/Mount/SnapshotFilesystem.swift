@@ -10,7 +10,8 @@
 // fetched (their packs decrypted once, as for a restore). Nothing is
 // writable.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 import Restorer

@@ -3,7 +3,8 @@
 // file of any size under any name, and nothing fbk reads may grow memory
 // with it.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Reads a whole file of at most `limit` bytes, checking the size first
 /// (and not following a symbolic link in its last component).

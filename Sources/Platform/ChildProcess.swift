@@ -6,7 +6,8 @@
 // standard error (fbk's own standard output may carry a JSON summary).
 // `stop` ends the whole group: SIGTERM, then SIGKILL 10 seconds later.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 
 public final class ChildProcess {
     public enum Termination: Equatable, Sendable {

@@ -3,7 +3,8 @@
 // said to be done; a replaced file is the old content or the new one
 // after a crash, never half of one.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 
 package enum DurableFile {
     /// A file being written: bytes go out as they come, `commit` syncs and
@@ -99,7 +100,7 @@ package enum DurableFile {
     }
 
     private static func syncDirectory(of path: String) {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = PathName.parent(path)
         let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }

@@ -8,7 +8,8 @@ extension Duration {
     }
 }
 
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The wall clock fbk's time-dependent decisions read (the reuse horizon,
 /// prune). `FBK_TEST_NOW` (Unix seconds) sets it, so tests simulate days

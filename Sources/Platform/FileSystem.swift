@@ -2,7 +2,9 @@
 // names are bytes, not text.
 
 package import CLinux
-import Foundation
+import FoundationEssentials
+import Glibc
+import Dispatch
 
 /// A path as bytes (no trailing NUL).
 package typealias PathBytes = [UInt8]

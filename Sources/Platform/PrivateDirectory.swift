@@ -4,7 +4,8 @@
 // SIGINT, SIGTERM, SIGHUP, SIGQUIT or SIGPIPE (`fbk ls -R | head`) stops
 // it: nothing decrypted is left in TMPDIR.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A directory only this process uses, under `TMPDIR`.
 public struct PrivateDirectory: Sendable {
@@ -14,7 +15,7 @@ public struct PrivateDirectory: Sendable {
     /// removal on a stopping signal.
     /// - Throws: `StoreError.io` when it cannot be created.
     public init(prefix: String) throws(StoreError) {
-        let base = NSTemporaryDirectory()
+        let base = Self.temporaryDirectory
         var template = Array(((base.hasSuffix("/") ? base : base + "/") + prefix + "-XXXXXX").utf8CString)
         guard let p = mkdtemp(&template) else {
             throw StoreError(.io, "cannot create a private directory in \(base): \(String(cString: strerror(errno))); set TMPDIR to a writable directory")
@@ -31,15 +32,24 @@ public struct PrivateDirectory: Sendable {
         removeTree(path)
     }
 
+    /// `TMPDIR`, or /tmp when it is unset or empty.
+    package static var temporaryDirectory: String {
+        let tmp = ProcessInfo.processInfo.environment["TMPDIR"] ?? ""
+        return tmp.isEmpty ? "/tmp" : tmp
+    }
+
     /// Removes a tree without following links (FileManager's removeItem
     /// does not follow them either, but cannot remove very deep trees).
     static func removeTree(_ path: String) {
         if (try? FileManager.default.removeItem(atPath: path)) == nil, FileManager.default.fileExists(atPath: path) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/rm")
-            p.arguments = ["-rf", "--", path]
-            try? p.run()
-            p.waitUntilExit()
+            var pid = pid_t()
+            let arguments = ["/bin/rm", "-rf", "--", path]
+            let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+            defer { for a in argv { free(a) } }
+            if posix_spawn(&pid, "/bin/rm", nil, nil, argv, environ) == 0 {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            }
         }
     }
 }
@@ -50,7 +60,7 @@ public struct PrivateDirectory: Sendable {
 /// with 128 + the signal's number.
 final class SignalCleanup: @unchecked Sendable {
     static let shared = SignalCleanup()
-    private let lock = NSLock()
+    private let lock = Lock()
     private var paths = Set<String>()
     private var installed = false
 
@@ -74,16 +84,14 @@ final class SignalCleanup: @unchecked Sendable {
                 _ = write(signalPipe, &byte, 1)
             }
         }
-        let thread = Thread { [self] in
+        Threads.start(name: "fbk-signal-cleanup") { [self] in
             var byte: UInt8 = 0
             while read(reader, &byte, 1) < 0 && errno == EINTR {}
             let all = lock.withLock { paths }
             for p in all { PrivateDirectory.removeTree(p) }
-            FileHandle.standardError.write(Data("fbk: stopped by signal \(byte); temporary files removed\n".utf8))
+            writeStandardError("fbk: stopped by signal \(byte); temporary files removed\n")
             _exit(128 + Int32(byte))
         }
-        thread.name = "fbk-signal-cleanup"
-        thread.start()
     }
 }
 

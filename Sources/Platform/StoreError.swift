@@ -1,7 +1,8 @@
 // The error every store target throws: what failed, its cause, and what
 // to do next. Foreign errors are mapped to it at each target's boundary.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// An error from a store target (Platform up to Checker).
 public struct StoreError: Error, CustomStringConvertible, Sendable {
@@ -43,9 +44,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     package static func wrapping(_ error: any Error, as code: Code, _ context: String? = nil) -> StoreError {
         if let e = error as? StoreError { return e }
         let prefix = context.map { $0 + ": " } ?? ""
-        let ns = error as NSError
-        if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {
-            return StoreError(.io, prefix + ns.localizedDescription, cause: error)
+        if error is CocoaError || error is POSIXError {
+            return StoreError(.io, prefix + describe(error), cause: error)
         }
         return StoreError(code, prefix + String(describing: error), cause: error)
     }

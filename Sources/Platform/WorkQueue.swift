@@ -5,10 +5,11 @@
 // pack). One job always fits when nothing is reserved, so the largest
 // chunk never waits for ever.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 
 package final class WorkQueue<Job>: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = Condition()
     /// Queued jobs from `head` on; taken slots are emptied at once so their memory is freed.
     private var jobs: [Job?] = []
     private var head = 0

@@ -4,7 +4,8 @@
 // push good snapshots out of the policy.
 
 import Config
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 
 /// One snapshot (or device blob set) as prune sees it: what names it, and
@@ -29,7 +30,7 @@ package enum KeepRules {
         }
         for s in newestFirst.prefix(policy.keepLast) where kept[s.id] == nil { kept[s.id] = "last" }
         var calendar = Calendar(identifier: .iso8601)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
+        calendar.timeZone = TimeZone(secondsFromGMT: 0)!
         let buckets: [(count: Int, name: String, key: (Date) -> String)] = [
             (policy.keepDaily, "daily", { d in let c = calendar.dateComponents([.year, .month, .day], from: d); return "\(c.year!)-\(c.month!)-\(c.day!)" }),
             (policy.keepWeekly, "weekly", { d in let c = calendar.dateComponents([.yearForWeekOfYear, .weekOfYear], from: d); return "\(c.yearForWeekOfYear!)-W\(c.weekOfYear!)" }),

@@ -16,7 +16,8 @@
 
 import Backend
 import Checker
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 
@@ -147,7 +148,7 @@ public final class Trash {
     }
 
     private func write(_ path: String, _ lines: [String]) throws(StoreError) {
-        let local = NSTemporaryDirectory() + "/fbk-prune-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let local = PrivateDirectory.temporaryDirectory + "/fbk-prune-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { unlink(local) }
         let bytes = Array(lines.map { $0 + "\n" }.joined().utf8)
         do { try DurableFile.replace(local, with: bytes, mode: 0o600) } catch { throw error }

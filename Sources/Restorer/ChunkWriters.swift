@@ -5,7 +5,8 @@
 // and another decrypts the next packs. Chunk data in flight is bounded by
 // `memory` (the largest chunk always fits).
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Format
 import Platform
@@ -32,7 +33,7 @@ final class ChunkWriters: @unchecked Sendable {
 
     /// Chunks for the workers, their memory reserved until written.
     private let jobs: WorkQueue<Job>
-    private let condition = NSCondition()
+    private let condition = Condition()
     /// Jobs not yet done, by pack: a pack's decrypted file stays until its count is zero.
     private var outstanding: [String: Int] = [:]
     private var damage: [Damage] = []
@@ -50,9 +51,7 @@ final class ChunkWriters: @unchecked Sendable {
         self.target = target.map { Array($0.utf8) + [UInt8(ascii: "/")] }
         running = workers
         for n in 0..<workers {
-            let thread = Thread { [self] in work() }
-            thread.name = "fbk-write-\(n)"
-            thread.start()
+            Threads.start(name: "fbk-write-\(n)") { [self] in work() }
         }
     }
 

@@ -13,7 +13,8 @@
 // and every name is taken with AT_SYMLINK_NOFOLLOW: a link planted in the
 // target, where the snapshot has a directory, is removed, never followed.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 
 struct OverwriteMerge {

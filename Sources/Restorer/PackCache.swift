@@ -5,7 +5,8 @@
 // verification and writing; at most `ahead` decrypted packs wait.
 
 import Backend
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 import Seal
@@ -32,7 +33,7 @@ struct PackOpener: Sendable {
         guard ObjectName.isPack(pack) else {
             return .failure(StoreError(.integrity, "\(pack) is not a pack's name"))
         }
-        let target = workDirectory + "/\(use)-" + (pack as NSString).lastPathComponent
+        let target = workDirectory + "/\(use)-" + PathName.name(pack)
         var firstError: (any Error)?
         var unreadable: [String] = []
         // Another source may hold an intact copy: each is fetched only when the ones before it failed.
@@ -91,7 +92,7 @@ struct PackOpener: Sendable {
 /// The decrypted packs of one repository. Thread-safe.
 final class PackCache: @unchecked Sendable {
     let opener: PackOpener
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var opened: [String: OpenedPack] = [:]
     /// Packs that do not open (damaged, forged, missing everywhere). A pack
     /// a source could not be read for (`.io`: down, a timeout) is not
@@ -101,7 +102,7 @@ final class PackCache: @unchecked Sendable {
     private var opening: Set<String> = []
     /// Packs the prefetcher decrypted that no one has asked for yet.
     private var waiting: Set<String> = []
-    private var prefetcher: (thread: Thread, stopping: Bool, finished: Bool)?
+    private var prefetcher: (stopping: Bool, finished: Bool)?
     private(set) var decryptedCount = 0
 
     init(opener: PackOpener) { self.opener = opener }
@@ -161,7 +162,8 @@ final class PackCache: @unchecked Sendable {
     /// keeping at most `ahead` of them waiting to be asked for.
     func prefetch(_ packs: [String], ahead: Int) {
         precondition(condition.withLock { prefetcher == nil }, "one prefetch at a time")
-        let thread = Thread { [self] in
+        condition.withLock { prefetcher = (false, false) }
+        Threads.start(name: "fbk-prefetch") { [self] in
             for pack in packs {
                 let go = condition.withLock { () -> Bool in
                     while waiting.count >= ahead && !(prefetcher?.stopping ?? true) { condition.wait() }
@@ -180,9 +182,6 @@ final class PackCache: @unchecked Sendable {
                 condition.broadcast()
             }
         }
-        thread.name = "fbk-prefetch"
-        condition.withLock { prefetcher = (thread, false, false) }
-        thread.start()
     }
 
     /// Stops the prefetcher and removes the packs it decrypted that were never asked for.

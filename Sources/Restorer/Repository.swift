@@ -4,7 +4,8 @@
 // Where each chunk is goes into an SQLite file in that directory, so memory
 // does not grow with the number of chunks.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Backend
 import Format
@@ -132,7 +133,7 @@ public final class Repository {
                 do {
                     let sealed = try readBounded(path, limit: ObjectLimits.escrow, what: "the escrowed client secret")
                     let text = String(decoding: try opener.open(sealed).plaintext, as: UTF8.self)
-                        .trimmingCharacters(in: .whitespacesAndNewlines)
+                        .trimmingWhitespace()
                     guard let secret = Hex.decode(text), secret.count == 32 else {
                         throw StoreError(.integrity, "the escrowed client secret \(path) is malformed")
                     }

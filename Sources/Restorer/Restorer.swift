@@ -16,7 +16,8 @@
 // to files of this restore, and nothing is created outside the target.
 
 internal import CLinux
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Format
 import Platform
@@ -47,7 +48,7 @@ public struct RestoreSummary: Encodable, Sendable {
     }
 
     public func text() -> String {
-        var lines = ["snapshot \(snapshot): \(files) files, \(directories) directories, \(links) links, \(others) other entries, \(bytes) bytes, \(packsDecrypted) packs decrypted, \(String(format: "%.1f", seconds)) s"]
+        var lines = ["snapshot \(snapshot): \(files) files, \(directories) directories, \(links) links, \(others) other entries, \(bytes) bytes, \(packsDecrypted) packs decrypted, \(String(cFormat: "%.1f", seconds)) s"]
         if let o = overwrite {
             lines.append("over the target: \(o["kept"] ?? 0) left as they were, \(o["replaced"] ?? 0) replaced, \(o["added"] ?? 0) added, \(o["removed"] ?? 0) removed")
         }
@@ -134,9 +135,9 @@ public final class Restorer {
     }
 
     private func prepareTarget() throws {
-        var isDir: ObjCBool = false
+        var isDir: Bool = false
         if FileManager.default.fileExists(atPath: target, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw StoreError(.config, "restore target \(target) is not a directory") }
+            guard isDir else { throw StoreError(.config, "restore target \(target) is not a directory") }
             guard overwrite || ((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []).isEmpty else {
                 throw StoreError(.config, "restore target \(target) is not empty; restore into a new or empty directory, or give --overwrite to put the snapshot back over what is there")
             }

@@ -2,7 +2,8 @@
 // cached by their SQL literal, errors carrying SQLite's codes and message.
 
 internal import CSQLite
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 
 /// An error from SQLite. The corresponding C codes are `SQLITE_*`.

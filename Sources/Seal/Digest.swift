@@ -2,7 +2,8 @@
 // CPU's SHA extensions where present).
 
 internal import COpenSSL
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A 32-byte SHA-256 or HMAC-SHA256 value.
 public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible {

@@ -9,7 +9,8 @@
 // with SHA-256; EC recipients use ECDH key agreement.
 
 internal import COpenSSL
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The encryption of the content of an opened object.
 public enum ContentProtection: String, Sendable {
@@ -142,11 +143,10 @@ public struct Opener: Sendable {
     /// Decrypts a file into another. Nothing appears at `outputPath` unless
     /// decryption (and, for AES-GCM, authentication) succeeded.
     public func open(fileAt inputPath: String, to outputPath: String) throws(SealError) -> ContentProtection {
-        guard let handle = FileHandle(forReadingAtPath: inputPath) else {
+        guard let file = ReadOnlyFile(path: inputPath) else {
             throw SealError(.io, "cannot open \(inputPath) for reading")
         }
-        let prefix = [UInt8]((try? handle.read(upToCount: 64)) ?? Data())
-        try? handle.close()
+        let prefix = file.read(at: 0, upTo: 64) ?? []
         var protection = ContentProtection.authenticated
         if prefix.first == 0x30 {
             // DER/BER: stream the content, memory stays bounded.

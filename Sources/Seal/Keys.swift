@@ -1,20 +1,22 @@
 // X.509 recipient certificates and private keys (OpenSSL).
 
 internal import COpenSSL
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Reads a whole (small) file: certificates, keys.
 func readSmallFile(_ path: String, what: String, limit: Int = 1 << 20) throws(SealError) -> [UInt8] {
-    guard let handle = FileHandle(forReadingAtPath: path) else {
+    guard let file = ReadOnlyFile(path: path) else {
         let reason = access(path, F_OK) == 0 ? "permission denied" : "no such file"
         throw SealError(.unreadableKeyMaterial, "cannot read \(what) \(path): \(reason)")
     }
-    defer { try? handle.close() }
-    let data = (try? handle.read(upToCount: limit + 1)) ?? Data()
+    guard let data = file.read(at: 0, upTo: limit + 1) else {
+        throw SealError(.unreadableKeyMaterial, "cannot read \(what) \(path): \(String(cString: strerror(errno)))")
+    }
     guard data.count <= limit else {
         throw SealError(.unreadableKeyMaterial, "\(what) \(path) is larger than \(limit) bytes: not a key file")
     }
-    return [UInt8](data)
+    return data
 }
 
 /// Owns a memory BIO over bytes that outlive it.

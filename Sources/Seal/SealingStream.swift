@@ -3,7 +3,8 @@
 // the same AuthEnvelopedData (BER, indefinite lengths) as `Envelope.seal`.
 
 internal import COpenSSL
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// One object being sealed into a file (or, for `Envelope.seal`, into
 /// memory). Nothing appears at the path until `finish` succeeds; dropping

@@ -10,31 +10,29 @@
 // is kept.
 
 internal import COpenSSL
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Reads a file sequentially with a small buffer, tracking the offset.
 final class BERFileReader {
-    private let handle: FileHandle
+    private let file: ReadOnlyFile
     private var buffer: [UInt8] = []
     private var bufferStart = 0   // file offset of buffer[0]
     private var position = 0      // file offset of the next byte
     let path: String
 
     init(path: String) throws(SealError) {
-        guard let h = FileHandle(forReadingAtPath: path) else { throw SealError(.io, "cannot open \(path)") }
-        handle = h
+        guard let f = ReadOnlyFile(path: path) else { throw SealError(.io, "cannot open \(path)") }
+        file = f
         self.path = path
     }
-
-    deinit { try? handle.close() }
 
     var offset: Int { position }
 
     func byte() throws(SealError) -> UInt8 {
         if position - bufferStart >= buffer.count {
             bufferStart = position
-            try? handle.seek(toOffset: UInt64(position))
-            buffer = [UInt8]((try? handle.read(upToCount: 64 << 10)) ?? Data())
+            buffer = file.read(at: position, upTo: 64 << 10) ?? []
             guard !buffer.isEmpty else { throw truncated() }
         }
         let b = buffer[position - bufferStart]
@@ -199,18 +197,16 @@ enum StreamingOpen {
 
 /// A read-only OpenSSL BIO that serves the content pieces from the file.
 final class PieceSource {
-    let reader: FileHandle
+    let reader: ReadOnlyFile
     var pieces: [(Int, Int)]
     var index = 0
     var consumed = 0
 
     init(path: String, pieces: [(Int, Int)]) throws(SealError) {
-        guard let h = FileHandle(forReadingAtPath: path) else { throw SealError(.io, "cannot open \(path)") }
-        reader = h
+        guard let f = ReadOnlyFile(path: path) else { throw SealError(.io, "cannot open \(path)") }
+        reader = f
         self.pieces = pieces
     }
-
-    deinit { try? reader.close() }
 
     func read(into buffer: UnsafeMutablePointer<CChar>, capacity: Int) -> Int {
         while index < pieces.count && consumed == pieces[index].1 {
@@ -220,9 +216,7 @@ final class PieceSource {
         guard index < pieces.count else { return 0 }
         let (offset, length) = pieces[index]
         let n = min(capacity, length - consumed)
-        try? reader.seek(toOffset: UInt64(offset + consumed))
-        guard let data = try? reader.read(upToCount: n), data.count == n else { return -1 }
-        data.withUnsafeBytes { _ = memcpy(buffer, $0.baseAddress!, n) }
+        guard reader.read(at: offset + consumed, into: buffer, upTo: n) == n else { return -1 }
         consumed += n
         return n
     }

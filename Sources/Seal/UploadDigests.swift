@@ -4,7 +4,8 @@
 // Object Lock. MD5 here guards the transfer only; nothing in fbk trusts it.
 
 internal import COpenSSL
-import Foundation
+import FoundationEssentials
+import Glibc
 
 public enum UploadDigests {
     nonisolated(unsafe) private static let md5: OpaquePointer = {

@@ -4,7 +4,8 @@
 // (the copy's spool is empty: nothing real is delivered and dropped), no
 // mirror is contacted, and the summary says what would be new.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Backend
 import Config
 import Format

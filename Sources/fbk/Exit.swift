@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Platform
 import SQLite
@@ -69,16 +70,16 @@ func fail(_ error: Error) -> ExitCode {
     case let e as CLIError:
         message = e.message
         status = e.status
-    case let e as NSError where e.domain == NSCocoaErrorDomain || e.domain == NSPOSIXErrorDomain:
+    case is CocoaError, is POSIXError:
         // A file-system error from Foundation (FileManager, Data): local disk trouble, never "software".
-        message = e.localizedDescription
+        message = describe(error)
         status = ExitStatus.localIO
     default:
         message = "\(error)"
         status = ExitStatus.software
     }
     let safe = message.split(separator: "\n", omittingEmptySubsequences: false).map { String($0).terminalSafe }.joined(separator: "\n")
-    FileHandle.standardError.write(Data("fbk: error: \(safe)\n".utf8))
+    writeStandardError("fbk: error: \(safe)\n")
     return ExitCode(status)
 }
 

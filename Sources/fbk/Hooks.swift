@@ -3,7 +3,8 @@
 // output on fbk's standard error), with a time limit. The environment tells
 // a hook where the run stands.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Config
 import Platform
 
@@ -20,7 +21,7 @@ struct HookRunner {
     func run(_ phase: String, _ commands: [String], environment extra: [String: String] = [:]) -> Outcome {
         for command in commands {
             if let failure = runOne(command, phase: phase, environment: extra) {
-                FileHandle.standardError.write(Data("fbk: \(phase) hook failed: \(failure)\n".terminalSafe.utf8))
+                writeStandardError("fbk: \(phase) hook failed: \(failure)\n".terminalSafe)
                 return failure
             }
         }

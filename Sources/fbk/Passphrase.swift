@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Where a passphrase comes from: `--passphrase-file`, then `FBK_PASSPHRASE`,
 /// then a prompt on the terminal (no echo). Never from the command line.

@@ -1,5 +1,7 @@
 internal import CLinux
-import Foundation
+import FoundationEssentials
+import Glibc
+import Dispatch
 import Platform
 
 /// Lists regular files under paths, without following symbolic links.
@@ -50,14 +52,38 @@ func createNewFile(_ path: String, _ text: String, mode: mode_t) throws {
 func onLargeStack<T>(_ body: @escaping () throws -> T) throws -> T {
     let box = ResultBox<T>(body)
     let done = DispatchSemaphore(value: 0)
-    let thread = Thread {
+    // 1 GiB of address space; only the pages used are committed.
+    Threads.start(name: "fbk-main", stackSize: 1 << 30) {
         box.run()
         done.signal()
     }
-    thread.stackSize = 1 << 30  // address space; only the pages used are committed
-    thread.start()
     done.wait()
     return try box.result!.get()
+}
+
+/// Copies a file's bytes to a descriptor (standard output, an output
+/// file); the number of bytes copied.
+/// - Throws: `StoreError.io` when either side fails.
+func copyFile(_ path: String, to output: Int32) throws(StoreError) -> Int {
+    let input = open(path, O_RDONLY | O_CLOEXEC)
+    guard input >= 0 else { throw StoreError(.io, "cannot read back \(path): \(String(cString: strerror(errno)))") }
+    defer { close(input) }
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    var total = 0
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n >= 0 else { throw StoreError(.io, "cannot read back \(path): \(String(cString: strerror(errno)))") }
+        if n == 0 { return total }
+        var done = 0
+        while done < n {
+            let w = buffer.withUnsafeBytes { write(output, $0.baseAddress! + done, n - done) }
+            if w < 0 && errno == EINTR { continue }
+            guard w > 0 else { throw StoreError(.io, "cannot write the decrypted bytes: \(String(cString: strerror(errno)))") }
+            done += w
+        }
+        total += n
+    }
 }
 
 /// Carries the work to the large-stack thread and its result back; the

@@ -1,7 +1,8 @@
 // Reading a snapshot's trees in the commands that walk them (ls, diff,
 // find), with the protections every reader has.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 import Restorer

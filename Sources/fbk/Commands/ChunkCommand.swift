@@ -1,6 +1,7 @@
 import ArgumentParser
 import Chunker
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Platform
 import Format
@@ -146,8 +147,8 @@ struct ChunkReport: Codable {
             lines += (f.list ?? []).map { "  \($0[0]) \($0[1])" }
         }
         lines.append(String(
-            format: "total: %d files, %d bytes, %d chunks, mean %.0f bytes, %.3f s, %.1f MiB/s (%@)",
-            files.count, totalBytes, totalChunks, meanChunkSize, seconds, mebibytesPerSecond, parameters))
+            cFormat: "total: %ld files, %ld bytes, %ld chunks, mean %.0f bytes, %.3f s, %.1f MiB/s (",
+            files.count, totalBytes, totalChunks, meanChunkSize, seconds, mebibytesPerSecond) + parameters + ")")
         lines += warnings.map { "warning: \($0)" }
         return lines.joined(separator: "\n")
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Platform
 
@@ -68,8 +69,8 @@ struct DecryptCommand: ParsableCommand {
                 try copyToStandardOutput(scratch.path + "/plain")
             }
             if protection == .unauthenticated {
-                FileHandle.standardError.write(Data(
-                    "fbk: warning: \(object) is \(protection.rawValue): its integrity was not checked\n".utf8))
+                writeStandardError(
+                    "fbk: warning: \(object) is \(protection.rawValue): its integrity was not checked\n")
             }
         } catch {
             throw fail(error)
@@ -90,14 +91,14 @@ struct DecryptCommand: ParsableCommand {
         let stem = String(object.dropLast(".manifest".count))
         let scratch = try PrivateDirectory(prefix: "fbk-decrypt")
         defer { scratch.remove() }
-        let output: FileHandle
+        let output: Int32
         if let out {
-            let fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw CLIError(message: "cannot create \(out): \(String(cString: strerror(errno)))", status: ExitStatus.cannotCreate) }
-            output = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            output = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard output >= 0 else { throw CLIError(message: "cannot create \(out): \(String(cString: strerror(errno)))", status: ExitStatus.cannotCreate) }
         } else {
-            output = FileHandle.standardOutput
+            output = 1
         }
+        defer { if out != nil { close(output) } }
         var total = 0
         do {
             for (i, line) in lines.dropFirst().dropLast().enumerated() {
@@ -105,36 +106,27 @@ struct DecryptCommand: ParsableCommand {
                 guard f.count == 4, f[0] == "part", Int(f[1]) == i + 1, let size = Int(f[2]) else {
                     throw StoreError(.integrity, "\(object): line \(i + 2) is not 'part \(i + 1) SIZE SHA256'")
                 }
-                let part = stem + String(format: ".part%04d.cms", i + 1)
+                let part = stem + String(cFormat: ".part%04ld.cms", i + 1)
                 let (digest, actual) = try SHA256.hash(fileAt: part)
                 guard actual == size, digest.hex == f[3] else {
                     throw StoreError(.integrity, "\(part) is not the part the manifest lists (size \(actual), not \(size), or another SHA-256): damaged or replaced")
                 }
                 let plain = scratch.path + "/part"
                 _ = try opener.open(fileAt: part, to: plain)
-                guard let input = FileHandle(forReadingAtPath: plain) else { throw StoreError(.io, "cannot read back \(plain)") }
-                while let data = try input.read(upToCount: 1 << 20), !data.isEmpty {
-                    try output.write(contentsOf: data)
-                    total += data.count
-                }
-                try input.close()
+                total += try copyFile(plain, to: output)
                 unlink(plain)
             }
-            if out != nil { try output.synchronize() }
+            if out != nil, fsync(output) != 0 {
+                throw StoreError(.io, "cannot write \(out!): \(String(cString: strerror(errno)))")
+            }
         } catch {
             if let out { unlink(out) }
             throw error
         }
-        FileHandle.standardError.write(Data("fbk: \(count) parts checked against \(object) and decrypted: \(total) bytes\(out.map { " in " + $0 } ?? "")\n".utf8))
+        writeStandardError("fbk: \(count) parts checked against \(object) and decrypted: \(total) bytes\(out.map { " in " + $0 } ?? "")\n")
     }
 
     private func copyToStandardOutput(_ path: String) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CLIError(message: "cannot read back \(path)", status: ExitStatus.software)
-        }
-        defer { try? handle.close() }
-        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
-            FileHandle.standardOutput.write(data)
-        }
+        _ = try copyFile(path, to: 1)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import Format
 import Restorer
@@ -182,7 +183,7 @@ struct FindCommand: ParsableCommand {
                     if json { matches.append(m) } else { print("\(m.snapshot)  \(String(m.size).leftPad(12))  \(m.mtime)  \(m.path.terminalSafe)") }
                 }
             }
-            if json { printJSON(matches) } else if count == 0 { FileHandle.standardError.write(Data("fbk: no match in \(snapshots.count) snapshots\n".utf8)) }
+            if json { printJSON(matches) } else if count == 0 { writeStandardError("fbk: no match in \(snapshots.count) snapshots\n") }
         } catch {
             throw fail(error)
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Platform
 import Format
@@ -84,7 +85,7 @@ struct InitCommand: ParsableCommand {
             guard !recipient.isEmpty else { throw CLIError(message: "give at least one --recipient certificate", status: ExitStatus.usage) }
             guard !mirror.isEmpty else { throw CLIError(message: "give at least one --mirror", status: ExitStatus.usage) }
             for r in recipient { try Certificate(contentsOf: r).checkUsableAsRecipient() }
-            let directory = (config as NSString).deletingLastPathComponent
+            let directory = PathName.parent(config)
             let secretPath = secret ?? (directory.isEmpty ? "secret" : directory + "/secret")
             var c = ClientConfig(
                 client: client, recipients: recipient.map(absolute), secret: absolute(secretPath), state: absolute(state),

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import Format
 import Restorer
@@ -75,7 +76,7 @@ struct LsCommand: ParsableCommand {
             if json {
                 Swift.print(count == 0 ? "[" : ",", String(decoding: try! encoder.encode(r), as: UTF8.self), separator: "")
             } else {
-                Swift.print("\(r.mode) \(r.user.terminalSafe.padding(toLength: 8, withPad: " ", startingAt: 0)) \(r.group.terminalSafe.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(r.size).leftPad(12)) \(r.mtime) \(r.path.terminalSafe)\(r.target.map { " -> \($0.terminalSafe)" } ?? "")")
+                Swift.print("\(r.mode) \(r.user.terminalSafe.rightPad(8)) \(r.group.terminalSafe.rightPad(8)) \(String(r.size).leftPad(12)) \(r.mtime) \(r.path.terminalSafe)\(r.target.map { " -> \($0.terminalSafe)" } ?? "")")
             }
             count += 1
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import Mount
 
@@ -29,8 +30,8 @@ struct MountCommand: ParsableCommand {
     func run() throws {
         let status: Int32
         do {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: mountpoint, isDirectory: &isDir), isDir.boolValue else {
+            var isDir: Bool = false
+            guard FileManager.default.fileExists(atPath: mountpoint, isDirectory: &isDir), isDir else {
                 throw CLIError(message: "\(mountpoint) is not a directory: make an empty one to mount on", status: ExitStatus.usage)
             }
             guard FileManager.default.fileExists(atPath: "/dev/fuse") else {

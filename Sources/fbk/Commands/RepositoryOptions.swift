@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Platform
 import Format
@@ -21,7 +22,7 @@ struct OperatorKeyOptions: ParsableArguments {
     /// Loads the key (asking for its passphrase only if it is encrypted) and
     /// its certificate, so "not encrypted to this key" is a precise error.
     func opener() throws -> Opener {
-        let certificatePath = cert ?? ((key as NSString).deletingLastPathComponent + "/recipient.pem")
+        let certificatePath = cert ?? (PathName.parent(key) + "/recipient.pem")
         let certificate = (cert != nil || FileManager.default.fileExists(atPath: certificatePath))
             ? try Certificate(contentsOf: certificatePath) : nil
         let text = (try? String(contentsOfFile: key, encoding: .utf8)) ?? ""
@@ -141,7 +142,7 @@ struct IdentityOptions: ParsableArguments {
         if let signingKey {
             let text = FileManager.default.fileExists(atPath: signingKey)
                 ? try String(contentsOfFile: signingKey, encoding: .utf8) : signingKey
-            guard let raw = Hex.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)), let key = try? VerifyingKey(raw: raw) else {
+            guard let raw = Hex.decode(text.trimmingWhitespace()), let key = try? VerifyingKey(raw: raw) else {
                 throw CLIError(message: "--signing-key \(signingKey) is neither a signing.pub file nor 64 hex digits", status: ExitStatus.usage)
             }
             return key
@@ -178,8 +179,8 @@ struct RepositoryOptions: ParsableArguments {
         let sources = try source.sources(client: client)
         let repository = try Repository(sources: sources, opener: try operatorKey.opener(), client: client, identity: pinned,
                                         acceptFutureDated: acceptFutureDated)
-        for w in repository.warnings { FileHandle.standardError.write(Data("fbk: warning: \(w.terminalSafe)\n".utf8)) }
-        for r in repository.rejected { FileHandle.standardError.write(Data("fbk: REFUSED: \(r.terminalSafe)\n".utf8)) }
+        for w in repository.warnings { writeStandardError("fbk: warning: \(w.terminalSafe)\n") }
+        for r in repository.rejected { writeStandardError("fbk: REFUSED: \(r.terminalSafe)\n") }
         return repository
     }
 }

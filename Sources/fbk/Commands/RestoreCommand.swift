@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import Restorer
 
@@ -67,11 +68,11 @@ struct RestoreCommand: ParsableCommand {
             restorer.deleteExtra = delete
             if isatty(2) == 1 {
                 restorer.progress = { chunks, bytes in
-                    FileHandle.standardError.write(Data("\r\u{1B}[K\(chunks) chunks, \(bytes >> 20) MiB restored".utf8))
+                    writeStandardError("\r\u{1B}[K\(chunks) chunks, \(bytes >> 20) MiB restored")
                 }
             }
             summary = try onLargeStack { try restorer.run(paths: paths) }
-            if isatty(2) == 1 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            if isatty(2) == 1 { writeStandardError("\r\u{1B}[K") }
             misdirecting = repo.misdirecting[s.id]
         } catch {
             throw fail(error)

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Platform
 import Format
@@ -66,7 +67,7 @@ struct SnapshotCommand: ParsableCommand {
         let beforeFailed = hooks.run("before", c.hooks.before)
         if let beforeFailed, !c.hooks.continueIfBeforeFails {
             problem = "a before hook failed (\(beforeFailed)): no snapshot taken; fix the hook, or set before_failure: continue to take it anyway"
-            FileHandle.standardError.write(Data("fbk: error: \(problem!)\n".terminalSafe.utf8))
+            writeStandardError("fbk: error: \(problem!)\n".terminalSafe)
             status = ExitStatus.beforeHookFailed
         } else {
             do {
@@ -153,7 +154,7 @@ struct SnapshotCommand: ParsableCommand {
         do {
             try DurableFile.replace(path, with: Array(text.utf8), mode: 0o644)
         } catch {
-            FileHandle.standardError.write(Data("fbk: warning: cannot write the metrics file \(path): \(error)\n".terminalSafe.utf8))
+            writeStandardError("fbk: warning: cannot write the metrics file \(path): \(error)\n".terminalSafe)
         }
     }
 
@@ -161,7 +162,7 @@ struct SnapshotCommand: ParsableCommand {
     /// the command only says how this client's would be rebuilt).
     private func openIndex(_ c: ClientConfig) throws -> Index {
         let ifUnusable: Index.IfUnusable = allowReupload
-            ? .startOver(warn: { FileHandle.standardError.write(Data("fbk: warning: \($0)\n".utf8)) })
+            ? .startOver(warn: { writeStandardError("fbk: warning: \($0)\n") })
             : .refuse(advice: "Rebuild it from the mirrors (clients cannot read them: run it where the storage is, or over the operator port, then copy the index and its spool/ back into \(c.state)):\n  \(Self.rebuildCommand(c))\nor run with --allow-reupload to start a new index (everything is uploaded again)")
         return try Index.openForSnapshot(path: c.indexPath, ifUnusable: ifUnusable)
     }
@@ -182,7 +183,7 @@ extension SnapshotCommand {
             func storageRoot() -> String {
                 var trimmed = Substring(m.url)
                 while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-                let scheme = trimmed.range(of: "://").map { $0.upperBound } ?? trimmed.startIndex
+                let scheme = trimmed.firstRange(of: "://").map { $0.upperBound } ?? trimmed.startIndex
                 return String(trimmed[..<(trimmed[scheme...].lastIndex(of: "/") ?? trimmed.endIndex)]) + "/"
             }
             if m.url.hasPrefix("s3://"), let settings = m.s3 {
@@ -192,9 +193,9 @@ extension SnapshotCommand {
             } else if m.url.hasPrefix("file://") {
                 from = String(m.url.dropFirst("file://".count))
                 while from.hasSuffix("/") { from.removeLast() }
-                from = (from as NSString).deletingLastPathComponent
+                from = PathName.parent(from)
             } else {
-                from = storageRoot().replacingOccurrences(of: ":8084", with: ":8085")
+                from = storageRoot().replacing(":8084", with: ":8085")
                 needsAccount = true
             }
             parts.append("--from \(from) --mirror-url \(m.url)")
@@ -253,15 +254,15 @@ final class ProgressReporter: @unchecked Sendable {
     func report(_ p: SnapshotProgress) {
         let line = p.line()
         if terminal {
-            FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+            writeStandardError("\r\u{1B}[K\(line)")
             drew = true
         } else if p.elapsed - lastLog >= interval {
             lastLog = p.elapsed
-            FileHandle.standardError.write(Data("fbk: progress: \(line)\n".utf8))
+            writeStandardError("fbk: progress: \(line)\n")
         }
     }
 
     func finish() {
-        if drew { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if drew { writeStandardError("\r\u{1B}[K") }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Platform
 import Archiver
 
@@ -38,7 +39,7 @@ struct SnapshotsCommand: ParsableCommand {
                 let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max()! }
                 for row in [header] + rows {
                     let cells = row.indices.map { i in
-                        i == 5 ? row[i] : (i == 3 || i == 4) ? row[i].leftPad(widths[i]) : row[i].padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                        i == 5 ? row[i] : (i == 3 || i == 4) ? row[i].leftPad(widths[i]) : row[i].rightPad(widths[i])
                     }
                     print(cells.joined(separator: "  "))
                 }
@@ -54,4 +55,5 @@ struct SnapshotsCommand: ParsableCommand {
 
 extension String {
     func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+    func rightPad(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
 }
