@@ -7,7 +7,8 @@
 // which pack, and each snapshot's root). Objects one mirror lacks are
 // copied into the client's spool, so its next run delivers them there.
 
-import Foundation
+import FoundationEssentials
+import Glibc
 import Seal
 import Format
 import Backend
@@ -33,6 +34,7 @@ public struct RebuildSummary: Encodable, Sendable {
     /// Mirror URL → objects it lacks that no other source could provide.
     public var missing: [String: Int] = [:]
     public var warnings: [String] = []
+    public var version = fbkVersion
 }
 
 public enum IndexRebuild {
@@ -40,10 +42,10 @@ public enum IndexRebuild {
     public static func run(sources: [RebuildSource], keys: ClientKeys, client: String, indexPath: String) throws(StoreError) -> RebuildSummary {
         try StoreError.boundary {
             var summary = RebuildSummary()
-            try FileManager.default.createDirectory(atPath: (indexPath as NSString).deletingLastPathComponent,
+            try FileManager.default.createDirectory(atPath: PathName.parent(indexPath),
                                                     withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let index = FileManager.default.fileExists(atPath: indexPath) ? try Index.open(path: indexPath) : try Index.create(path: indexPath)
-            let spoolDirectory = (indexPath as NSString).deletingLastPathComponent + "/spool"
+            let spoolDirectory = PathName.parent(indexPath) + "/spool"
             try FileManager.default.createDirectory(atPath: spoolDirectory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
             let verifying = keys.signingKey().publicKey
@@ -179,7 +181,7 @@ public enum IndexRebuild {
                     var spool: String? = nil
                     // The client's next run delivers it to the mirrors that lack it: a copy
                     // the catalog's SHA-256 vouches for, from the first holder that has one.
-                    let name = (path as NSString).lastPathComponent
+                    let name = PathName.name(path)
                     let target = spoolDirectory + "/" + name
                     if holders.count < sources.count, FileManager.default.fileExists(atPath: target) {
                         spool = name

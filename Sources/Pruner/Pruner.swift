@@ -19,7 +19,8 @@
 import Backend
 import Checker
 import Config
-import Foundation
+import FoundationEssentials
+import Glibc
 import Format
 import Platform
 import Seal
@@ -58,9 +59,10 @@ public struct PrunePlan: Encodable, Sendable {
     public var dryRun: Bool
     public var at: String
     public var clients: [ClientPlan] = []
+    public var version = fbkVersion
 
     enum CodingKeys: String, CodingKey {
-        case root, at, clients
+        case root, at, clients, version
         case dryRun = "dry_run"
     }
 

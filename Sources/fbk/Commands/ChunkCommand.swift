@@ -160,11 +160,12 @@ struct ChunkReport: Codable {
             var total_files: Int, total_bytes: Int, total_chunks: Int
             var mean_chunk_size: Double, seconds: Double, mib_per_second: Double
             var warnings: [String]
+            var version: String
         }
         let out = Output(parameters: parameters, files: files, total_files: files.count,
                          total_bytes: totalBytes, total_chunks: totalChunks,
                          mean_chunk_size: meanChunkSize, seconds: seconds,
-                         mib_per_second: mebibytesPerSecond, warnings: warnings)
+                         mib_per_second: mebibytesPerSecond, warnings: warnings, version: fbkVersion)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return String(decoding: try! encoder.encode(out), as: UTF8.self)
