@@ -31,11 +31,15 @@ done
 nginx -t
 systemctl reload nginx || systemctl restart nginx
 
-install -m 0755 "$BINARY" /usr/local/bin/fbk
+# fbk from the Debian package keeps its /usr/bin/fbk and the package's
+# units; a binary built from source goes to /usr/local/bin with the units.
+if [ "$(readlink -f "$BINARY")" != /usr/bin/fbk ] || ! dpkg-query -S /usr/bin/fbk >/dev/null 2>&1; then
+  install -m 0755 "$BINARY" /usr/local/bin/fbk
+  install -m 0644 "$HERE/systemd/fbk-check.service" "$HERE/systemd/fbk-check.timer" \
+    "$HERE/systemd/fbk-prune.service" "$HERE/systemd/fbk-prune.timer" /etc/systemd/system/
+fi
 install -d -m 0755 /etc/fbk /var/lib/prometheus/node-exporter
 [ -f /etc/fbk/check.conf ] || printf 'clients:\n' > /etc/fbk/check.conf
-install -m 0644 "$HERE/systemd/fbk-check.service" "$HERE/systemd/fbk-check.timer" \
-  "$HERE/systemd/fbk-prune.service" "$HERE/systemd/fbk-prune.timer" /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable --now fbk-check.timer
 echo "install-server: nginx serves /srv/fbk on 8084 (clients), 8085 (operators) and 8086 (prune); fbk check runs weekly."
