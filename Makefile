@@ -3,8 +3,16 @@
 
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 RELEASE_BIN := .build/release
+# One version per build (Sources/CLinux/version.h and git): fbk --version,
+# --json summaries, the User-Agent and the package all say it.
+VERSION := $(shell ./scripts/version.sh)
+VERSION_FLAGS := -Xcc '-DFBK_VERSION="$(VERSION)"'
+# Full RELRO: the GOT is read-only once the C libraries are bound at start.
+HARDENING := -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now
+ARCH := $(shell dpkg --print-architecture 2>/dev/null || uname -m)
+DEB := .build/deb/fbk_$(VERSION)_$(ARCH).deb
 
-.PHONY: deps build release test demo bench bench-e2e bench-retention crash-test fuzz clean
+.PHONY: deps build release man deb package-test test demo bench bench-e2e bench-retention crash-test fuzz clean
 
 deps:
 	./scripts/install-deps.sh
@@ -12,16 +20,32 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# The binary the fleet runs: the Swift runtime and Foundation linked in, so
-# it needs no Swift on the machine, and its pages are not shared-library
-# relocations (about 6 MiB less resident memory per run).
+# The binary the fleet runs: the Swift runtime and FoundationEssentials
+# linked in, so it needs no Swift on the machine, and its pages are not
+# shared-library relocations (about 6 MiB less resident memory per run).
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(SWIFT) build -c release --static-swift-stdlib $(VERSION_FLAGS) $(HARDENING)
 
-# The whole suite, Swift Testing only, so the closing line counts every test.
+# Man pages (one per subcommand) from the argument parser, by
+# swift-argument-parser's generate-manual plugin, into .build/man.
+man: deps
+	./scripts/generate-man.sh .build/man
+
+# The Debian package: the release binary, units, deploy files, man pages,
+# completions (scripts/build-deb.sh; packaging/deb).
+deb: release man
+	./scripts/build-deb.sh $(RELEASE_BIN)/fbk $(VERSION) .build/deb .build/man
+
+# The package installed into a fresh Debian root, checked and purged.
+package-test: deb
+	./scripts/package-test.sh $(DEB) $(VERSION)
+
+# The whole suite, Swift Testing only, so the closing line counts every
+# test; PackageTests installs the package `make deb` built.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --disable-xctest
+	$(MAKE) deb
+	FBK_DEB=$(abspath $(DEB)) FBK_DEB_VERSION=$(VERSION) $(SWIFT) test --skip-build --disable-xctest
 	./scripts/check-leftovers.sh
 
 # fbk against restic and borg on a generated 1.5 GB tree, then fbk to S3 beside WebDAV (Benchmarks/e2e).

@@ -36,6 +36,11 @@ PACKAGES="
   util-linux
   procps
   mount
+  dpkg-dev
+  binutils
+  lintian
+  debootstrap
+  man-db
 "
 # `--bench` adds the peers the benchmarks compare against.
 if [ "${1:-}" = "--bench" ]; then
