@@ -8,12 +8,13 @@
 #   S5 no-change scan of 100,000 small files, beside `find -printf` reading
 #      the same metadata (the stat()-bound rate).
 # Usage: Benchmarks/e2e/run.sh [SCALE]   (1.0: about 1.5 GB)
-#   FBK_BENCH_PEERS=0 leaves out restic and borg (e.g. for a 2x memory run).
+#   FBK_BENCH_PEERS=0 leaves out restic and borg (e.g. for a 2x memory run);
+#   FBK_BENCH_BINARY=PATH measures another fbk binary (an older build).
 set -eu
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 SCALE=${1:-1.0}
-FBK=$ROOT/.build/release/fbk
+FBK=${FBK_BENCH_BINARY:-$ROOT/.build/release/fbk}
 WORK=$(mktemp -d "${FBK_BENCH_DIR:-/var/tmp}/fbk-e2e.XXXXXX")
 RESULTS=${FBK_BENCH_RESULTS:-$ROOT/Benchmarks/e2e/results.json}
 cleanup() {
