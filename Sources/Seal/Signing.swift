@@ -71,7 +71,10 @@ public struct VerifyingKey: Hashable, Sendable, CustomStringConvertible {
         guard let ctx = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(ctx) }
         guard EVP_DigestVerifyInit(ctx, nil, nil, nil, pkey) == 1 else { return false }
-        let ok = EVP_DigestVerify(ctx, signature, 64, message.baseAddress ?? UnsafeRawPointer(signature), message.count) == 1
+        let ok = signature.withUnsafeBytes { sig in
+            // An empty message still needs a valid pointer: the signature's.
+            EVP_DigestVerify(ctx, sig.bindMemory(to: UInt8.self).baseAddress, 64, message.baseAddress ?? sig.baseAddress, message.count) == 1
+        }
         _ = OpenSSLErrors.drain()
         return ok
     }

@@ -17,7 +17,8 @@ struct EnrollCommand: ParsableCommand {
             mirror's /etc/nginx/fbk.htpasswd: the printed command replaces an older \
             one, which a rotation must do, since nginx uses the first line that matches) and check-entry.yaml (to add to \
             /etc/fbk/check.conf). Copy the bundle to the client and run \
-            deploy/install-client.sh there. Re-enrolling refuses unless --rotate, \
+            /usr/share/fbk/deploy/install-client.sh BUNDLE there (the fbk package \
+            installs it). Re-enrolling refuses unless --rotate, \
             which makes a new password and keeps the secret.
 
             Each mirror URL names the client's own directory, e.g. \
@@ -88,7 +89,9 @@ struct EnrollCommand: ParsableCommand {
                 """ : """
                 add to the check configuration (/etc/fbk/check.conf, under clients:):
                 \(r.checkEntry)
-                then copy \(r.bundle) to the client and run deploy/install-client.sh there.
+                then copy \(r.bundle) to the client and, with the fbk package installed there, run
+                  /usr/share/fbk/deploy/install-client.sh \(PathName.name(r.bundle))
+                (from a source tree: deploy/install-client.sh \(PathName.name(r.bundle)) .build/release/fbk).
                 """))
         } catch {
             throw fail(error)
