@@ -234,12 +234,33 @@ else
   fail "fbk units enabled after install: $enabled"
 fi
 
+# --- a client installed from an enrollment bundle, as README says ---------
+# fbk enroll (on the operator's machine; here the same root) and the
+# packaged install-client.sh: /etc/fbk and /var/lib/fbk with an index, and
+# neither a second binary in /usr/local/bin nor units in /etc/systemd.
+cat > "$ROOT/tmp/client.sh" <<'CLIENT'
+set -eu
+fbk enroll pkgclient --mirror http://127.0.0.1:9/pkgclient/ --mirror http://[::1]:9/pkgclient/ \
+  --recipient /tmp/job/operator/recipient.pem --path /tmp/job/data --out /tmp/bundles > /dev/null
+/usr/share/fbk/deploy/install-client.sh /tmp/bundles/pkgclient
+test -f /etc/fbk/fbk.conf && test -f /var/lib/fbk/index.sqlite
+test "$(stat -c %a /etc/fbk/secret)" = 600 && test "$(stat -c %a /var/lib/fbk)" = 700
+test ! -e /usr/local/bin/fbk && test ! -e /etc/systemd/system/fbk-snapshot.service
+CLIENT
+if client=$(in_root "$ROOT" sh /tmp/client.sh 2>&1); then
+  ok "fbk enroll, then /usr/share/fbk/deploy/install-client.sh: /etc/fbk and an index, the package's binary and units"
+else
+  echo "$client" | tail -10 | sed 's/^/  /'
+  fail "install-client.sh from the package"
+fi
+
 # --- purge: the package's files go, the administrator's stay ---------------
-# What an administrator would have made: a client configuration and index,
-# and an enabled timer (whose link the purge must remove, as its unit goes).
+# The client's configuration and index above are the administrator's; the
+# check's cache and an enabled timer (whose link the purge must remove, as
+# its unit goes) are what running the mirror's role leaves.
 mkdir -p "$ROOT/etc/fbk" "$ROOT/var/lib/fbk" "$ROOT/var/lib/fbk-check"
-echo "# admin's" > "$ROOT/etc/fbk/fbk.conf"
-echo "admin's" > "$ROOT/var/lib/fbk/index.sqlite"
+[ -f "$ROOT/etc/fbk/fbk.conf" ] || echo "# admin's" > "$ROOT/etc/fbk/fbk.conf"
+[ -f "$ROOT/var/lib/fbk/index.sqlite" ] || echo "admin's" > "$ROOT/var/lib/fbk/index.sqlite"
 echo "cache" > "$ROOT/var/lib/fbk-check/state"
 in_root "$ROOT" systemctl enable fbk-check.timer > "$RUN/enable.log" 2>&1 ||
   fail "systemctl enable fbk-check.timer (offline): $(cat "$RUN/enable.log")"

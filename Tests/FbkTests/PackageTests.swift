@@ -43,6 +43,7 @@ import TestSupport
         #expect(run.status == 0 && failed.isEmpty, "package-test failed: \(failed)\n\(out)\n\(run.stderr.suffix(2000))")
         for step in ["ok: apt-get install", "ok: fbk --version: \(Self.version)", "ok: keygen, init, snapshot",
                      "ok: man -w fbk", "ok: systemd-analyze verify: 6 units", "ok: no fbk unit enabled",
+                     "ok: fbk enroll, then /usr/share/fbk/deploy/install-client.sh",
                      "ok: apt-get purge fbk", "ok: purge left none"] {
             #expect(out.contains(step), "package-test did not report \"\(step)\": \(out)")
         }
