@@ -284,6 +284,8 @@ public struct DirectoryBackend: RemovableStorage {
                 names = try FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? root : root + "/" + directory)
             } catch {
                 if directory.isEmpty { throw fail(.transient, "cannot list \(root): \(describe(error))") }
+                // Gone since it was listed (a prune moving it): nothing to report.
+                if let e = error as? CocoaError, (e.underlying as? POSIXError)?.code == .ENOENT || e.code == .fileReadNoSuchFile { continue }
                 inventory.others.append(directory)
                 continue
             }

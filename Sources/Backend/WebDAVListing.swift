@@ -26,8 +26,8 @@ enum WebDAVListing {
         let asked = normalized(requestPath)
         var out: [Entry] = []
         // One <response> per member: its href, then its properties.
-        for part in split(body, at: Array("response>".utf8)) {
-            guard let rawBytes = content(of: "href", in: part) else { continue }
+        forEachPart(of: body, cutAt: Array("response>".utf8)) { part in
+            guard let rawBytes = content(of: "href", in: part) else { return }
             let raw = String(decoding: rawBytes, as: UTF8.self)
             var path = Substring(raw)
             // An absolute URL: keep its path.
@@ -38,7 +38,7 @@ enum WebDAVListing {
             let segments = path.split(separator: "/").map { PercentEncoding.decode($0) ?? String($0) }
             let name = segments.last ?? ""
             let isSelf = "/" + segments.joined(separator: "/") == asked
-            guard isSelf || (!name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.hasPrefix(".")) else { continue }
+            guard isSelf || (!name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.hasPrefix(".")) else { return }
             let lengthText = content(of: "getcontentlength", in: part).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() }
             let size = lengthText.flatMap { t in t.count <= 18 && t.utf8.allSatisfy { (48...57).contains($0) } ? Int(t) : nil } ?? 0
             out.append(Entry(name: name, isCollection: hasEmptyElement("collection", in: part) || raw.hasSuffix("/"),
@@ -49,29 +49,29 @@ enum WebDAVListing {
         return out
     }
 
-    /// The body cut at every occurrence of `separator`.
-    private static func split(_ body: [UInt8], at separator: [UInt8]) -> [ArraySlice<UInt8>] {
-        var parts: [ArraySlice<UInt8>] = []
+    /// Calls `body` with each piece of `bytes` between occurrences of
+    /// `separator`, one at a time (a hostile answer of separators only
+    /// costs no list of pieces).
+    private static func forEachPart(of bytes: [UInt8], cutAt separator: [UInt8], _ body: (ArraySlice<UInt8>) -> Void) {
         var start = 0
         var i = 0
-        while i + separator.count <= body.count {
-            if body[i] == separator[0] && body[i ..< i + separator.count].elementsEqual(separator) {
-                parts.append(body[start ..< i])
+        while i + separator.count <= bytes.count {
+            if bytes[i] == separator[0] && bytes[i ..< i + separator.count].elementsEqual(separator) {
+                body(bytes[start ..< i])
                 i += separator.count
                 start = i
             } else {
                 i += 1
             }
         }
-        parts.append(body[start...])
-        return parts
+        body(bytes[start...])
     }
 
-    /// Where the start tag `<NAME` or `<PREFIX:NAME` (any namespace prefix)
-    /// ends, just past its name, for every such tag in `part`.
-    private static func tagEnds(_ name: String, in part: ArraySlice<UInt8>) -> [Int] {
+    /// The first start tag `<NAME` or `<PREFIX:NAME` (any namespace prefix)
+    /// in `part` for which `accept`, given the index just past its name,
+    /// returns a value; that value.
+    private static func firstTag<T>(_ name: String, in part: ArraySlice<UInt8>, _ accept: (Int) -> T?) -> T? {
         let local = Array(name.utf8)
-        var ends: [Int] = []
         var i = part.startIndex
         while let lt = part[i...].firstIndex(of: UInt8(ascii: "<")) {
             var j = lt + 1
@@ -79,10 +79,10 @@ enum WebDAVListing {
             while j < part.endIndex, isNameByte(part[j]) { j += 1 }
             var tag = part[nameStart ..< j]
             if let colon = tag.firstIndex(of: UInt8(ascii: ":")) { tag = tag[(colon + 1)...] }
-            if tag.elementsEqual(local) && !part[nameStart ..< j].isEmpty { ends.append(j) }
+            if tag.elementsEqual(local) && !part[nameStart ..< j].isEmpty, let found = accept(j) { return found }
             i = j > lt + 1 ? j : lt + 1
         }
-        return ends
+        return nil
     }
 
     private static func isNameByte(_ b: UInt8) -> Bool {
@@ -91,22 +91,22 @@ enum WebDAVListing {
 
     /// The text of the first `<NAME>TEXT</…>` (TEXT without markup).
     private static func content(of name: String, in part: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
-        for end in tagEnds(name, in: part) where end < part.endIndex && part[end] == UInt8(ascii: ">") {
+        firstTag(name, in: part) { end in
+            guard end < part.endIndex && part[end] == UInt8(ascii: ">") else { return nil }
             let start = end + 1
             guard let close = part[start...].firstIndex(of: UInt8(ascii: "<")),
-                  close + 1 < part.endIndex, part[close + 1] == UInt8(ascii: "/") else { continue }
+                  close + 1 < part.endIndex, part[close + 1] == UInt8(ascii: "/") else { return nil }
             return part[start ..< close]
         }
-        return nil
     }
 
     /// Whether `part` holds an empty element `<NAME/>` (white space allowed before `/>`).
     private static func hasEmptyElement(_ name: String, in part: ArraySlice<UInt8>) -> Bool {
-        tagEnds(name, in: part).contains { end in
+        firstTag(name, in: part) { end -> Bool? in
             var k = end
             while k < part.endIndex, [0x20, 0x09, 0x0a, 0x0d].contains(part[k]) { k += 1 }
-            return k + 1 < part.endIndex && part[k] == UInt8(ascii: "/") && part[k + 1] == UInt8(ascii: ">")
-        }
+            return k + 1 < part.endIndex && part[k] == UInt8(ascii: "/") && part[k + 1] == UInt8(ascii: ">") ? true : nil
+        } ?? false
     }
 
     /// A path without trailing or repeated slashes, percent-decoded.

@@ -112,7 +112,16 @@ package func describe(_ error: any Error) -> String {
         if let posix = e.underlying as? POSIXError {
             reason = String(cString: strerror(posix.code.rawValue))
         } else {
-            reason = "file system error \(e.code.rawValue)"
+            switch e.code {
+            case .fileNoSuchFile, .fileReadNoSuchFile: reason = String(cString: strerror(ENOENT))
+            case .fileReadNoPermission, .fileWriteNoPermission: reason = String(cString: strerror(EACCES))
+            case .fileReadInapplicableStringEncoding, .fileReadUnknownStringEncoding: reason = "not UTF-8 text"
+            case .fileWriteFileExists: reason = String(cString: strerror(EEXIST))
+            case .fileWriteOutOfSpace: reason = String(cString: strerror(ENOSPC))
+            case .fileWriteVolumeReadOnly: reason = String(cString: strerror(EROFS))
+            case .fileReadTooLarge: reason = "too large to read"
+            default: reason = "file system error \(e.code.rawValue)"
+            }
         }
         return e.filePath.map { "\($0): \(reason)" } ?? reason
     }

@@ -19,6 +19,7 @@ final class ReadOnlyFile {
     /// Up to `count` bytes from `offset`; fewer only at the end of the file,
     /// nil on a read error.
     func read(at offset: Int, upTo count: Int) -> [UInt8]? {
+        guard count > 0 else { return [] }
         var bytes = [UInt8](repeating: 0, count: count)
         guard let filled = bytes.withUnsafeMutableBytes({ read(at: offset, into: $0.baseAddress!, upTo: count) }) else { return nil }
         bytes.removeSubrange(filled...)

@@ -79,7 +79,9 @@ func copyFile(_ path: String, to output: Int32) throws(StoreError) -> Int {
         while done < n {
             let w = buffer.withUnsafeBytes { write(output, $0.baseAddress! + done, n - done) }
             if w < 0 && errno == EINTR { continue }
-            guard w > 0 else { throw StoreError(.io, "cannot write the decrypted bytes: \(String(cString: strerror(errno)))") }
+            guard w > 0 else {
+                throw StoreError(.io, "cannot write the decrypted bytes: \(w == 0 ? "the output took no bytes" : String(cString: strerror(errno)))")
+            }
             done += w
         }
         total += n

@@ -22,7 +22,8 @@ struct OperatorKeyOptions: ParsableArguments {
     /// Loads the key (asking for its passphrase only if it is encrypted) and
     /// its certificate, so "not encrypted to this key" is a precise error.
     func opener() throws -> Opener {
-        let certificatePath = cert ?? (PathName.parent(key) + "/recipient.pem")
+        let keyDirectory = PathName.parent(key)
+        let certificatePath = cert ?? ((keyDirectory.isEmpty ? "." : keyDirectory) + "/recipient.pem")
         let certificate = (cert != nil || FileManager.default.fileExists(atPath: certificatePath))
             ? try Certificate(contentsOf: certificatePath) : nil
         let text = (try? String(contentsOfFile: key, encoding: .utf8)) ?? ""
