@@ -162,6 +162,17 @@ else
   fail "fbk --help: $(head -3 "$RUN/help")"
 fi
 
+# script_step SCRIPT OK_MESSAGE FAIL_MESSAGE: runs a script written into
+# the root; ok with its last line of output, or its last lines and a FAIL.
+script_step() {
+  if out=$(in_root "$ROOT" sh "$1" 2>&1); then
+    ok "$2${out:+ ($(echo "$out" | tail -1))}"
+  else
+    echo "$out" | tail -10 | sed 's/^/  /'
+    fail "$3"
+  fi
+}
+
 # --- the main job, by the installed binary alone --------------------------
 # Keys, a client with two directory mirrors, a snapshot and a restore that
 # must give back the same bytes: every library the binary loads (OpenSSL,
@@ -181,12 +192,8 @@ fbk restore --from "$W/mirror-b" --client job --signing-key "$W/etc/signing.pub"
 diff -r "$W/data" "$W/restored"
 echo "$(find "$W/data" -type f | wc -l) files"
 JOB
-if job=$(in_root "$ROOT" sh /tmp/job.sh 2>&1); then
-  ok "keygen, init, snapshot to two directory mirrors, restore: same bytes ($job)"
-else
-  echo "$job" | tail -10 | sed 's/^/  /'
-  fail "the main job with the installed fbk"
-fi
+script_step /tmp/job.sh "keygen, init, snapshot to two directory mirrors, restore: same bytes" \
+  "the main job with the installed fbk"
 
 # --- manual page and completions ------------------------------------------
 if has /usr/share/man/man1/fbk.1.gz; then
@@ -247,12 +254,8 @@ test -f /etc/fbk/fbk.conf && test -f /var/lib/fbk/index.sqlite
 test "$(stat -c %a /etc/fbk/secret)" = 600 && test "$(stat -c %a /var/lib/fbk)" = 700
 test ! -e /usr/local/bin/fbk && test ! -e /etc/systemd/system/fbk-snapshot.service
 CLIENT
-if client=$(in_root "$ROOT" sh /tmp/client.sh 2>&1); then
-  ok "fbk enroll, then /usr/share/fbk/deploy/install-client.sh: /etc/fbk and an index, the package's binary and units"
-else
-  echo "$client" | tail -10 | sed 's/^/  /'
-  fail "install-client.sh from the package"
-fi
+script_step /tmp/client.sh "fbk enroll, then /usr/share/fbk/deploy/install-client.sh: /etc/fbk and an index, the package's binary and units" \
+  "install-client.sh from the package"
 
 # --- purge: the package's files go, the administrator's stay ---------------
 # The client's configuration and index above are the administrator's; the
