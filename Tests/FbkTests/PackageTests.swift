@@ -12,7 +12,7 @@ import TestSupport
     static let version = ProcessInfo.processInfo.environment["FBK_DEB_VERSION"] ?? ""
 
     @Test(.enabled(if: !PackageTests.deb.isEmpty, "FBK_DEB is unset: run `make test` (or `make package-test`) to build and try the package"))
-    func thePackageInstallsWorksAndPurgesCleanly() throws {
+    func thePackageInstallsWorksAndPurgesCleanly() async throws {
         try #require(FileManager.default.fileExists(atPath: Self.deb), "no package at \(Self.deb)")
         try #require(!Self.version.isEmpty, "FBK_DEB_VERSION is unset")
 
@@ -37,7 +37,8 @@ import TestSupport
         #expect(fields.contains("Version: \(Self.version)"), "\(fields)")
 
         // Installed into a fresh Debian root, used, and purged.
-        let run = try runTool(repositoryRoot + "/scripts/package-test.sh", [Self.deb, Self.version])
+        // Minutes long: waited for off Swift Testing's pool (runToolOffPool).
+        let run = try await runToolOffPool(repositoryRoot + "/scripts/package-test.sh", [Self.deb, Self.version])
         let out = String(decoding: run.stdout, as: UTF8.self)
         let failed = out.split(separator: "\n").filter { $0.hasPrefix("FAIL") }
         #expect(run.status == 0 && failed.isEmpty, "package-test failed: \(failed)\n\(out)\n\(run.stderr.suffix(2000))")

@@ -19,6 +19,20 @@ public func runTool(_ tool: String, _ arguments: [String], stdin: [UInt8]? = nil
             String(decoding: FileManager.default.contents(atPath: dir.file("err")) ?? Data(), as: UTF8.self))
 }
 
+/// `runTool` on a thread of its own, for a tool that runs for minutes (the
+/// package test): a test blocked in waitpid holds one of Swift Testing's
+/// pool threads, as many as the machine has cores, and on two cores that
+/// starves the tests running beside it past their time limits.
+public func runToolOffPool(_ tool: String, _ arguments: [String],
+                           environment: [String: String] = [:]) async throws -> (status: Int32, stdout: [UInt8], stderr: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(with: Result { try runTool(tool, arguments, environment: environment) })
+        }
+        thread.start()
+    }
+}
+
 /// A temporary directory removed when the value goes away.
 public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
