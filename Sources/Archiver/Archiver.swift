@@ -572,14 +572,13 @@ public final class Archiver {
         for name in Set(sourceNames).sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
             let path = ([UInt8(ascii: "/")] + Self.commandsDirectory).appendingComponent(Array(name.utf8))
             // Each command starts when its turn comes, so its timeout is its own.
+            // The closures hold the child to the end of this turn; one not
+            // waited for (cancelled) is then killed with its group.
             let read: (UnsafeMutableRawBufferPointer) -> Int, finish: () -> String?
-            var child: ChildProcess?
-            defer { child = nil }   // not waited for (cancelled): killed with its group
             if let c = config.commands.first(where: { $0.name == name }) {
                 let deadline = Date().addingTimeInterval(TimeInterval(c.timeout))
                 do {
                     let started = try ChildProcess(shell: c.run, user: c.user, environment: ["FBK_COMMAND": c.name], captureOutput: true)
-                    child = started
                     read = { started.read(into: $0, until: deadline) }
                     finish = { started.wait(until: deadline).failure.map { "'\(c.run)' \($0)" } }
                 } catch {

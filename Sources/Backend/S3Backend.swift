@@ -174,9 +174,6 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
 
     // MARK: Requests
 
-    /// RFC 3986 unreserved characters stay; everything else is %XX (SigV4's URI encoding).
-    static func encode(_ s: String, keepSlash: Bool) -> String { PercentEncoding.encode(s, keepSlash: keepSlash) }
-
     /// The URL of a key (or of the bucket, for ""), with the query in
     /// SigV4's canonical form (sorted, encoded, `name=` for no value): libcurl
     /// signs the query as it finds it.
@@ -184,10 +181,10 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
         let scheme = settings.endpoint.hasPrefix("https://") ? "https://" : "http://"
         var host = String(settings.endpoint.dropFirst(scheme.count))
         while host.hasSuffix("/") { host.removeLast() }
-        let path = Self.encode(key, keepSlash: true)
+        let path = PercentEncoding.encode(key, keepSlash: true)
         var out = settings.virtualHost ? scheme + bucket + "." + host + "/" + path : scheme + host + "/" + bucket + "/" + path
         if !query.isEmpty {
-            out += "?" + query.map { (Self.encode($0.0, keepSlash: false), Self.encode($0.1, keepSlash: false)) }
+            out += "?" + query.map { (PercentEncoding.encode($0.0, keepSlash: false), PercentEncoding.encode($0.1, keepSlash: false)) }
                 .sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
         }
         return out
@@ -515,8 +512,8 @@ public final class S3Backend: RemovableStorage, @unchecked Sendable {
         let source = try key(path), target = try other.key(newPath)
         let version = try removable(source)
         if try other.exists(newPath) { throw fail(.alreadyExists, "\(newPath) exists on \(other.location)") }
-        var copySource = "/" + bucket + "/" + Self.encode(source, keepSlash: true)
-        if let version { copySource += "?versionId=" + Self.encode(version, keepSlash: false) }
+        var copySource = "/" + bucket + "/" + PercentEncoding.encode(source, keepSlash: true)
+        if let version { copySource += "?versionId=" + PercentEncoding.encode(version, keepSlash: false) }
         let r = try other.perform("PUT", target, headers: ["x-amz-copy-source: \(copySource)", "If-None-Match: *"])
         if r.status == 412 { throw fail(.alreadyExists, "\(newPath) exists on \(other.location)") }
         guard r.status == 200, S3XML.error(r.body) == nil else { throw failure("PUT (copy)", target, r) }

@@ -31,12 +31,8 @@ package enum DurableFile {
         }
 
         package func write(_ bytes: UnsafeRawBufferPointer) throws(StoreError) {
-            var done = 0
-            while done < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
-                done += n
+            if let failure = FileSystem.writeAll(fd, bytes) {
+                throw StoreError(.io, "cannot write \(path): \(failure == 0 ? "no bytes were written" : String(cString: strerror(failure)))")
             }
         }
 

@@ -132,6 +132,20 @@ package enum FileSystem {
 
     package static func errnoText() -> String { String(cString: strerror(errno)) }
 
+    /// Writes all of `bytes` to `fd`, again after EINTR and short writes.
+    /// - Returns: nil when all were written; else why not, as an errno
+    ///   (0 when a write took no bytes).
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return n == 0 ? 0 : errno }
+            done += n
+        }
+        return nil
+    }
+
     /// The wall clock, in nanoseconds since 1970, as file times are kept.
     package static func wallClock() -> Int64 {
         var t = timespec()
@@ -368,3 +382,8 @@ let openPathOnly: Int32 = 0o10000000
 
 /// O_NOATIME (Linux; Glibc exports it only with _GNU_SOURCE).
 package let openNoAtime: Int32 = 0o1000000
+
+/// Writes text to standard error at once (unbuffered, whole lines stay whole).
+public func writeStandardError(_ text: String) {
+    _ = Array(text.utf8).withUnsafeBytes { FileSystem.writeAll(2, $0) }
+}

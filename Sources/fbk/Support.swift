@@ -75,14 +75,8 @@ func copyFile(_ path: String, to output: Int32) throws(StoreError) -> Int {
         if n < 0 && errno == EINTR { continue }
         guard n >= 0 else { throw StoreError(.io, "cannot read back \(path): \(String(cString: strerror(errno)))") }
         if n == 0 { return total }
-        var done = 0
-        while done < n {
-            let w = buffer.withUnsafeBytes { write(output, $0.baseAddress! + done, n - done) }
-            if w < 0 && errno == EINTR { continue }
-            guard w > 0 else {
-                throw StoreError(.io, "cannot write the decrypted bytes: \(w == 0 ? "the output took no bytes" : String(cString: strerror(errno)))")
-            }
-            done += w
+        if let failure = buffer.withUnsafeBytes({ FileSystem.writeAll(output, UnsafeRawBufferPointer(rebasing: $0[..<n])) }) {
+            throw StoreError(.io, "cannot write the decrypted bytes: \(failure == 0 ? "the output took no bytes" : String(cString: strerror(failure)))")
         }
         total += n
     }

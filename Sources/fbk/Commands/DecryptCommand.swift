@@ -66,7 +66,7 @@ struct DecryptCommand: ParsableCommand {
                 let scratch = try PrivateDirectory(prefix: "fbk-decrypt")
                 defer { scratch.remove() }
                 protection = try opener.open(fileAt: object, to: scratch.path + "/plain")
-                try copyToStandardOutput(scratch.path + "/plain")
+                _ = try copyFile(scratch.path + "/plain", to: 1)
             }
             if protection == .unauthenticated {
                 writeStandardError(
@@ -124,9 +124,5 @@ struct DecryptCommand: ParsableCommand {
             throw error
         }
         writeStandardError("fbk: \(count) parts checked against \(object) and decrypted: \(total) bytes\(out.map { " in " + $0 } ?? "")\n")
-    }
-
-    private func copyToStandardOutput(_ path: String) throws {
-        _ = try copyFile(path, to: 1)
     }
 }
