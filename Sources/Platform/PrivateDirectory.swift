@@ -2,7 +2,9 @@
 // objects): made fresh by mkdtemp with mode 0700, so no other user can
 // plant a file or a link in them, and removed when the run ends, also when
 // SIGINT, SIGTERM, SIGHUP, SIGQUIT or SIGPIPE (`fbk ls -R | head`) stops
-// it: nothing decrypted is left in TMPDIR.
+// it, and at exit for any whose owner was still alive then (a worker
+// thread's last reference outliving the main thread's return): nothing
+// decrypted is left in TMPDIR.
 
 import FoundationEssentials
 import Glibc
@@ -54,10 +56,11 @@ public struct PrivateDirectory: Sendable {
     }
 }
 
-/// Removes registered directories when the process is told to stop. The
-/// signal handler only writes a byte to a pipe (all a handler may safely
-/// do); a thread of its own reads it, removes the directories and exits
-/// with 128 + the signal's number.
+/// Removes registered directories when the process is told to stop, or
+/// exits with some still registered. The signal handler only writes a byte
+/// to a pipe (all a handler may safely do); a thread of its own reads it,
+/// removes the directories and exits with 128 + the signal's number. An
+/// atexit handler removes what is left at a normal exit.
 final class SignalCleanup: @unchecked Sendable {
     static let shared = SignalCleanup()
     private let lock = Lock()
@@ -73,6 +76,15 @@ final class SignalCleanup: @unchecked Sendable {
 
     func unregister(_ path: String) { _ = lock.withLock { paths.remove(path) } }
 
+    /// Removes every directory still registered.
+    func removeAll() {
+        let all = lock.withLock { () -> Set<String> in
+            defer { paths.removeAll() }
+            return paths
+        }
+        for p in all { PrivateDirectory.removeTree(p) }
+    }
+
     private func install() {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { return }
@@ -84,11 +96,11 @@ final class SignalCleanup: @unchecked Sendable {
                 _ = write(signalPipe, &byte, 1)
             }
         }
+        atexit { SignalCleanup.shared.removeAll() }
         Threads.start(name: "fbk-signal-cleanup") { [self] in
             var byte: UInt8 = 0
             while read(reader, &byte, 1) < 0 && errno == EINTR {}
-            let all = lock.withLock { paths }
-            for p in all { PrivateDirectory.removeTree(p) }
+            removeAll()
             writeStandardError("fbk: stopped by signal \(byte); temporary files removed\n")
             _exit(128 + Int32(byte))
         }

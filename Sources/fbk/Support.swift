@@ -84,12 +84,18 @@ func copyFile(_ path: String, to output: Int32) throws(StoreError) -> Int {
 
 /// Carries the work to the large-stack thread and its result back; the
 /// caller waits on a semaphore, so the two never touch it at once.
+/// The body is let go once run, so what it captured (a repository and its
+/// private directories) is released before the caller goes on, not when
+/// the thread happens to end.
 final class ResultBox<T>: @unchecked Sendable {
-    private let body: () throws -> T
+    private var body: (() throws -> T)?
     var result: Result<T, Error>?
 
     init(_ body: @escaping () throws -> T) { self.body = body }
-    func run() { result = Result { try body() } }
+    func run() {
+        result = Result { try body!() }
+        body = nil
+    }
 }
 
 /// Keeps freed buffers from staying in the process. Chunks and pack pieces
