@@ -5,6 +5,9 @@
 #   S1 first snapshot, S2 rerun without change, S3 after a fixed change set,
 #   S4 full restore (fbk from a mirror's storage directory).
 # Figures: wall time, user+sys CPU, peak RSS (/usr/bin/time), bytes stored.
+#   References in the same run: `tar | zstd -3 -T0` of the tree for S1
+#   (reading and compressing it), `cp -a` of it for S4 (writing it); the
+#   ratios to them and to restic are printed at the end and kept in RESULTS.
 #   S5 no-change scan of 100,000 small files, beside `find -printf` reading
 #      the same metadata (the stat()-bound rate).
 # Usage: Benchmarks/e2e/run.sh [SCALE]   (1.0: about 1.5 GB)
@@ -59,7 +62,9 @@ for s in S1 S2; do
   measure fbk "$s" "$FBKSTORE" "$FBK" snapshot --config "$WORK/fbk.conf" --json
   [ $HAVE_RESTIC = 1 ] && measure restic "$s" "$WORK/restic" restic backup --repo "$WORK/restic" "$WORK/data"
   [ $HAVE_BORG = 1 ] && measure borg "$s" "$WORK/borg" borg create --compression zstd,3 "$WORK/borg::$s" "$WORK/data"
+  [ "$s" = S1 ] && measure tar-zstd S1 "$WORK/reference.tar.zst" sh -c "tar -cf - -C '$WORK' data | zstd -3 -T0 -q -o '$WORK/reference.tar.zst'"
 done
+rm -f "$WORK/reference.tar.zst"
 python3 Benchmarks/e2e/dataset.py "$WORK/data" "$SCALE" --change > "$WORK/changes.json"
 measure fbk S3 "$FBKSTORE" "$FBK" snapshot --config "$WORK/fbk.conf" --json
 # The S3 goal's bound, from the chunks this client cut around the changes.
@@ -69,7 +74,9 @@ python3 Benchmarks/e2e/s3_bound.py "$WORK/changes.json" "$FBK" "$(sed -n 's/^sec
 measure fbk S4 "" "$FBK" restore --from "$WORK/nginx0/root" --client bench --signing-key "$WORK/signing.pub" --key "$WORK/keys/private.pem" latest --target "$WORK/restore-fbk"
 [ $HAVE_RESTIC = 1 ] && measure restic S4 "" restic restore latest --repo "$WORK/restic" --target "$WORK/restore-restic"
 [ $HAVE_BORG = 1 ] && mkdir -p "$WORK/restore-borg" && measure borg S4 "" sh -c "cd '$WORK/restore-borg' && borg extract '$WORK/borg::S3'"
+measure cp-a S4 "" cp -a "$WORK/data" "$WORK/restore-cp"
 diff -r --no-dereference "$WORK/data" "$WORK/restore-fbk$WORK/data" >/dev/null && echo "fbk restore: identical"
+rm -rf "$WORK/restore-cp" "$WORK/restore-restic" "$WORK/restore-borg"
 
 # S5: 100,000 files, page cache warm for both (no drop_caches here).
 python3 - "$WORK/many" <<'PY'
@@ -126,6 +133,14 @@ results["s3_bound"] = dict(bound, uploaded=uploaded, met=uploaded <= bound["boun
 print("S3: uploaded %d bytes to each mirror; bound 1.1 x (%d changed + %d in %d region chunks) = %d: %s" % (
     uploaded, bound["changed_compressed"], bound["region_chunks_compressed"], bound["regions"], bound["bound"],
     "met" if uploaded <= bound["bound"] else "NOT met"))
+wall = {(r["tool"], r["scenario"]): r["wall_s"] for r in results["runs"]}
+ratios = {}
+for name, (a, b) in {"S1 / tar|zstd": (("fbk", "S1"), ("tar-zstd", "S1")), "S1 / restic": (("fbk", "S1"), ("restic", "S1")),
+                     "S4 / cp -a": (("fbk", "S4"), ("cp-a", "S4")), "S4 / restic": (("fbk", "S4"), ("restic", "S4"))}.items():
+    if a in wall and b in wall and wall[b] > 0:
+        ratios[name] = round(wall[a] / wall[b], 2)
+        print("fbk %s: %.2fx" % (name, ratios[name]))
+results["ratios"] = ratios
 json.dump(results, open(out, "w"), indent=2)
 print("results written to", out)
 PY
