@@ -96,6 +96,10 @@ public final class Restorer {
     private var damagedFiles = Set<Int>()
     /// Hardlink targets outside the chosen paths, restored once as a copy: target → its file node.
     private var copies: [[UInt8]: Int] = [:]
+    /// Owner and group names looked up once each (nil: not known here):
+    /// every lookup reads the password or group database again.
+    private var userIDs: [[UInt8]: UInt32?] = [:]
+    private var groupIDs: [[UInt8]: UInt32?] = [:]
 
     public init(repository: Repository, snapshot: SnapshotRecord, target: String, write: Bool = true) {
         self.repository = repository
@@ -603,10 +607,16 @@ public final class Restorer {
     static let capabilityAttribute = Array("security.capability".utf8)
 
     private func lookupUser(_ name: [UInt8]) -> UInt32? {
-        name.withCPath { getpwnam($0).map { $0.pointee.pw_uid } }
+        if let known = userIDs[name] { return known }
+        let id = name.withCPath { getpwnam($0).map { $0.pointee.pw_uid } }
+        userIDs[name] = id
+        return id
     }
 
     private func lookupGroup(_ name: [UInt8]) -> UInt32? {
-        name.withCPath { getgrnam($0).map { $0.pointee.gr_gid } }
+        if let known = groupIDs[name] { return known }
+        let id = name.withCPath { getgrnam($0).map { $0.pointee.gr_gid } }
+        groupIDs[name] = id
+        return id
     }
 }

@@ -130,6 +130,9 @@ import TestSupport
         _ = "user.fbk-test".withCString { n in "value".withCString { v in setxattr(src + "/one", n, v, 5, 0) } }
         if geteuid() == 0 {
             chown(src + "/text.conf", 1234, 5678)
+            // Owners with names (root, nobody/nogroup) beside one without:
+            // names looked up once each must still map each file to its own.
+            chown(src + "/dir/inner/file", 65534, 65534)
             // A character device like /dev/null (1, 3); restoring it needs root too.
             mknod(src + "/dir/null-device", S_IFCHR | 0o640, CLinux_makedev(1, 3))
         }
