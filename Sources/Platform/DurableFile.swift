@@ -32,7 +32,7 @@ package enum DurableFile {
 
         package func write(_ bytes: UnsafeRawBufferPointer) throws(StoreError) {
             if let failure = FileSystem.writeAll(fd, bytes) {
-                throw StoreError(.io, "cannot write \(path): \(failure == 0 ? "no bytes were written" : String(cString: strerror(failure)))")
+                throw StoreError(.io, "cannot write \(path): \(FileSystem.writeFailureText(failure))")
             }
         }
 

@@ -146,6 +146,11 @@ package enum FileSystem {
         return nil
     }
 
+    /// What `writeAll` returned, in words.
+    package static func writeFailureText(_ code: Int32) -> String {
+        code == 0 ? "a write took no bytes" : String(cString: strerror(code))
+    }
+
     /// The wall clock, in nanoseconds since 1970, as file times are kept.
     package static func wallClock() -> Int64 {
         var t = timespec()

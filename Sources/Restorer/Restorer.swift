@@ -607,16 +607,19 @@ public final class Restorer {
     static let capabilityAttribute = Array("security.capability".utf8)
 
     private func lookupUser(_ name: [UInt8]) -> UInt32? {
-        if let known = userIDs[name] { return known }
-        let id = name.withCPath { getpwnam($0).map { $0.pointee.pw_uid } }
-        userIDs[name] = id
-        return id
+        Self.lookUp(name, in: &userIDs) { getpwnam($0).map { $0.pointee.pw_uid } }
     }
 
     private func lookupGroup(_ name: [UInt8]) -> UInt32? {
-        if let known = groupIDs[name] { return known }
-        let id = name.withCPath { getgrnam($0).map { $0.pointee.gr_gid } }
-        groupIDs[name] = id
+        Self.lookUp(name, in: &groupIDs) { getgrnam($0).map { $0.pointee.gr_gid } }
+    }
+
+    /// `name`'s ID from `cache`, else from `database` (and then cached, also when unknown).
+    private static func lookUp(_ name: [UInt8], in cache: inout [[UInt8]: UInt32?],
+                               _ database: (UnsafePointer<CChar>) -> UInt32?) -> UInt32? {
+        if let known = cache[name] { return known }
+        let id = name.withCPath(database)
+        cache[name] = id
         return id
     }
 }

@@ -76,7 +76,7 @@ func copyFile(_ path: String, to output: Int32) throws(StoreError) -> Int {
         guard n >= 0 else { throw StoreError(.io, "cannot read back \(path): \(String(cString: strerror(errno)))") }
         if n == 0 { return total }
         if let failure = buffer.withUnsafeBytes({ FileSystem.writeAll(output, UnsafeRawBufferPointer(rebasing: $0[..<n])) }) {
-            throw StoreError(.io, "cannot write the decrypted bytes: \(failure == 0 ? "the output took no bytes" : String(cString: strerror(failure)))")
+            throw StoreError(.io, "cannot write the decrypted bytes: \(FileSystem.writeFailureText(failure))")
         }
         total += n
     }
