@@ -132,6 +132,8 @@ func buzhashScan(
             let h2 = rotl(h, 2) ^ x
             let next0 = outTable[Int(base[pos &+ 2 &- w])] ^ table[Int(base[pos &+ 2])]
             let next1 = outTable[Int(base[pos &+ 3 &- w])] ^ table[Int(base[pos &+ 3])]
+            // (h1 & h2) <= min(h1, h2), so this is a necessary condition for a
+            // cut at either position, one test for two; false hits are rare.
             if (h1 & h2) < threshold {
                 if h1 < threshold {
                     position = pos &+ 1
@@ -150,30 +152,8 @@ func buzhashScan(
             x = rotl(next0, 1) ^ next1
         }
     }
-    // The last two or three bytes, two per step while two remain.
-    while pos &+ 1 < limit {
-        let x0 = outTable[Int(base[pos &- w])] ^ table[Int(base[pos])]
-        let x1 = outTable[Int(base[pos &+ 1 &- w])] ^ table[Int(base[pos &+ 1])]
-        let h1 = rotl(h, 1) ^ x0
-        let h2 = rotl(h, 2) ^ (rotl(x0, 1) ^ x1)
-        // (h1 & h2) <= min(h1, h2), so this is a necessary condition for a
-        // cut at either position, one test for two; false hits are rare.
-        if (h1 & h2) < threshold {
-            if h1 < threshold {
-                position = pos &+ 1
-                hash = h1
-                return pos &+ 1
-            }
-            if h2 < threshold {
-                position = pos &+ 2
-                hash = h2
-                return pos &+ 2
-            }
-        }
-        h = h2
-        pos &+= 2
-    }
-    if pos < limit {
+    // The last few bytes (at most three), one per step.
+    while pos < limit {
         h = rotl(h, 1) ^ outTable[Int(base[pos &- w])] ^ table[Int(base[pos])]
         pos &+= 1
         if h < threshold {
