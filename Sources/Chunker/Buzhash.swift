@@ -92,7 +92,7 @@ public struct BuzhashTable: Sendable, Hashable {
 /// ahead and carried into it: written inline, the compiler reassociates
 /// rotl(H(n), 2) ^ rotl(x0, 1) ^ Tout[…] ^ T[…] into a chain of four
 /// operations on H per step; carried, the chain is one rotate and one xor
-/// (measured 1.3-1.4x faster in isolation, see Benchmarks/README.md).
+/// (about 1.2x the throughput, see Benchmarks/README.md, "Third round").
 @inline(__always)
 func buzhashScan(
     base: UnsafePointer<UInt8>, available: Int,
