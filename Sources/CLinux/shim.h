@@ -1,6 +1,7 @@
 /* CLinux: libc headers the Swift Glibc module does not export.
  * <sys/xattr.h> (extended attributes) and <malloc.h> (mallopt) are not
- * part of Glibc's module map. */
+ * part of Glibc's module map, and <spawn.h> declares its GNU extensions
+ * only under _GNU_SOURCE, which the module is not built with. */
 #ifndef CLINUX_SHIM_H
 #define CLINUX_SHIM_H
 #include <sys/types.h>
@@ -15,7 +16,15 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
+#include <spawn.h>
 #include "version.h"
+
+/* A spawned program inherits no descriptor from `fd` up: glibc 2.34 has the
+ * file action (FreeBSD 13 too); it is declared only under _GNU_SOURCE. */
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int fd);
+static inline int CLinux_spawn_close_from(posix_spawn_file_actions_t *actions, int fd) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, fd);
+}
 /* The calling thread's name (top -H, core dumps); prctl is variadic. */
 static inline int CLinux_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 

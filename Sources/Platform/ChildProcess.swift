@@ -4,8 +4,12 @@
 // starts it), standard input from /dev/null, standard error shared with
 // fbk's, and standard output either read through a pipe or sent to fbk's
 // standard error (fbk's own standard output may carry a JSON summary).
+// Nothing else fbk has open reaches it: not the index, the lock file, nor
+// a connection to a mirror (libcurl's sockets are not close-on-exec), and
+// not what fbk itself inherited.
 // `stop` ends the whole group: SIGTERM, then SIGKILL 10 seconds later.
 
+internal import CLinux
 import FoundationEssentials
 import Glibc
 
@@ -26,7 +30,7 @@ public final class ChildProcess {
         }
     }
 
-    public let pid: pid_t
+    public let pid: Glibc.pid_t
     /// The read end of the child's standard output, when it is captured.
     public let output: Int32?
     private var stopAt: Date?
@@ -64,6 +68,7 @@ public final class ChildProcess {
         } else {
             posix_spawn_file_actions_adddup2(&actions, 2, 1)
         }
+        CLinux_spawn_close_from(&actions, 3)
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, words[0], &actions, &attributes, argv, envp)
         if captureOutput { close(fds[1]) }

@@ -86,6 +86,32 @@ import TestSupport
         #expect(left.stdout.isEmpty, "no sleep left behind: \(String(decoding: left.stdout, as: UTF8.self))")
     }
 
+    /// A hook inherits standard input, output and error, and nothing else
+    /// fbk has open: not the index, the lock, nor a connection to a mirror.
+    @Test func aHookInheritsNoDescriptorButTheStandardThree() throws {
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", Array("a\n".utf8))
+        let listing = f.dir.file("fds")
+        try f.configure("""
+            before: "ls -l /proc/self/fd/ > \(listing).before"
+            after: "ls -l /proc/self/fd/ > \(listing).after"
+            """)
+        let r = try f.snapshot()
+        #expect(r.status == 0, "\(r.stderr)")
+        for phase in ["before", "after"] {
+            let text = (try? String(contentsOfFile: listing + "." + phase, encoding: .utf8)) ?? ""
+            // "lr-x------ 1 root root 64 Dec  7 07:08 3 -> /proc/4242/fd": ls's own fd 3 is the directory it lists.
+            let inherited = text.split(separator: "\n").compactMap { line -> String? in
+                let words = line.split(separator: " ")
+                guard let arrow = words.firstIndex(of: "->"), arrow > 0, let fd = Int(words[arrow - 1]), fd > 2 else { return nil }
+                let target = words[(arrow + 1)...].joined(separator: " ")
+                return target.hasPrefix("/proc/") && target.hasSuffix("/fd") ? nil : "\(fd) -> \(target)"
+            }
+            #expect(text.contains(" 0 -> "), "the \(phase) hook ran and listed its descriptors: \(text)")
+            #expect(inherited.isEmpty, "the \(phase) hook inherited \(inherited)")
+        }
+    }
+
     @Test func badHookFieldsAreConfigurationErrors() throws {
         let f = try SnapshotFixture()
         try f.configure("hook_timeout: soon")
