@@ -82,7 +82,7 @@ let package = Package(
             path: "Benchmarks/fbk-bench"
         ),
 
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CLinux"], path: "Tests/TestSupport"),
         .testTarget(name: "ChunkerTests", dependencies: ["Chunker"]),
         .testTarget(name: "SealTests", dependencies: ["Seal", "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Platform", "SQLite", "Format", "Backend", "Config", "Index", "Archiver", "Restorer", "Checker", "Pruner", "Enrollment", "Seal", "Chunker", "TestSupport"]),

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 
 /// Runs a program to completion with posix_spawn and waitpid, standard
@@ -9,7 +10,11 @@ public func spawnAndWait(_ program: String, _ arguments: [String], environment: 
 }
 
 /// Starts a program (found on PATH unless it names a path) with its
-/// standard streams redirected to files.
+/// standard streams redirected to files, and no other descriptor: tests
+/// run in parallel, and Foundation opens files without close-on-exec, so a
+/// child would otherwise keep what another test has open (a file on a FUSE
+/// mount, which then cannot be unmounted; the pipe swift-test reads the
+/// run's output from, which then never ends while a daemon lives).
 func spawn(_ program: String, _ arguments: [String], environment: [String: String],
            stdin: String?, stdout: String, stderr: String) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
@@ -18,6 +23,7 @@ func spawn(_ program: String, _ arguments: [String], environment: [String: Strin
     posix_spawn_file_actions_addopen(&actions, 0, stdin ?? "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    CLinux_spawn_close_from(&actions, 3)
     let argv: [UnsafeMutablePointer<CChar>?] = ([program] + arguments).map { strdup($0) } + [nil]
     let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer {
@@ -42,6 +48,23 @@ public func spawnDetached(_ program: String, _ arguments: [String], environment:
 public func waitForExit(_ pid: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    if status & 0x7f == 0 { return (status >> 8) & 0xff }
-    return 128 + (status & 0x7f)
+    return exitStatus(status)
+}
+
+/// Waits for a child at most `seconds`; nil when it is still running then
+/// (the caller decides whether to stop it; the test then fails, not hangs).
+public func waitForExit(_ pid: pid_t, seconds: Double) -> Int32? {
+    let deadline = Date().addingTimeInterval(seconds)
+    var status: Int32 = 0
+    while true {
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { return exitStatus(status) }
+        if r < 0 && errno != EINTR { return nil }
+        if Date() > deadline { return nil }
+        usleep(20_000)
+    }
+}
+
+private func exitStatus(_ status: Int32) -> Int32 {
+    status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }
