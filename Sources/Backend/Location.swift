@@ -60,9 +60,8 @@ public func makeReader(from location: String, client: String, user: String?, pas
 /// `wholeFile`, all of it: an S3 credentials file).
 /// - Parameter mustBePrivate: refuse a file others can read (a client's WebDAV password or S3 key).
 package func readPasswordFile(_ path: String, for what: String, mustBePrivate: Bool, wholeFile: Bool = false) throws(StoreError) -> String {
-    guard let data = FileManager.default.contents(atPath: path), data.count <= 65_536 else {
-        throw StoreError(.config, "cannot read the \(wholeFile ? "credentials" : "password") file \(path)\(what.isEmpty ? "" : " for " + what)")
-    }
+    let data = try readOperatorFile(path, limit: 65_536, what: wholeFile ? "credentials file" : "password file",
+                                    for: what.isEmpty ? nil : what)
     var st = stat()
     if mustBePrivate, stat(path, &st) == 0, st.st_mode & 0o077 != 0 {
         throw StoreError(.config, "the password file \(path) is readable by others; chmod 600 it")

@@ -62,9 +62,8 @@ public struct CheckConfig: Sendable, Equatable {
     public var trashGrace: TimeInterval = 14 * 86_400
 
     public static func load(path: String) throws(StoreError) -> CheckConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw StoreError(.config, "cannot read the check configuration \(path)")
-        }
+        let data = try readOperatorFile(path, limit: 16 << 20, what: "check configuration",
+                                        advice: "give --config with the file that lists the enrolled clients and their signing keys (README.md, \"Retention\"; fbk check --help)")
         return try parse(String(decoding: data, as: UTF8.self), file: path)
     }
 

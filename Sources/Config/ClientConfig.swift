@@ -127,6 +127,9 @@ public struct ClientConfig: Equatable, Sendable {
     }
 
     public static let defaultPath = "/etc/fbk/fbk.conf"
+    /// The largest configuration or exclude_from file read (a file of
+    /// thousands of lines is far below it; anything larger is a mistake).
+    public static let maximumFileSize = 1 << 20
 
     public var client: String
     public var host: String?
@@ -206,12 +209,8 @@ public struct ClientConfig: Equatable, Sendable {
     /// Reads and checks a configuration file.
     /// - Throws: `StoreError.config` with `FILE:LINE: …` for the first problem found.
     public static func load(path: String) throws(StoreError) -> ClientConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw StoreError(.config, "there is no configuration \(path): give --config with the file fbk init or fbk enroll wrote (installed as \(defaultPath)), or write one with fbk init --config \(path) (see fbk init --help)")
-            }
-            throw StoreError(.config, "cannot read the configuration \(path): \(String(cString: strerror(errno))); run as a user that can read it (e.g. sudo fbk snapshot --config \(path))")
-        }
+        let data = try readOperatorFile(path, limit: maximumFileSize, what: "configuration",
+            advice: "give --config with the file fbk init or fbk enroll wrote (installed as \(defaultPath)), or write one with fbk init --config \(path) (see fbk init --help)")
         return try parse(String(decoding: data, as: UTF8.self), file: path)
     }
 
@@ -472,9 +471,8 @@ public struct ClientConfig: Equatable, Sendable {
     public func excludePatterns() throws(StoreError) -> [String] {
         var out = excludes
         for file in excludeFrom {
-            guard let data = FileManager.default.contents(atPath: file), data.count <= 1 << 20 else {
-                throw StoreError(.config, "cannot read the exclude_from file \(file) (at most 1 MiB): fix or remove it in the configuration")
-            }
+            let data = try readOperatorFile(file, limit: Self.maximumFileSize, what: "exclude_from file",
+                                            advice: "fix or remove it in the configuration")
             for raw in String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline) {
                 let line = raw.trimmingWhitespace()
                 if line.isEmpty || line.hasPrefix("#") { continue }

@@ -63,7 +63,7 @@ public enum Enrollment {
         _ = try ClientConfig.parse(config.rendered(), file: "fbk.conf")
         try replace(bundle + "/fbk.conf", config.rendered(), mode: 0o600)
         for (i, r) in recipients.enumerated() {
-            try replace(bundle + "/recipient\(i == 0 ? "" : String(i)).pem", String(contentsOfFile: r, encoding: .utf8), mode: 0o644)
+            try replace(bundle + "/recipient\(i == 0 ? "" : String(i)).pem", try recipientText(r), mode: 0o644)
         }
         try replace(bundle + "/password", password + "\n", mode: 0o600)
         try replace(bundle + "/htpasswd", line + "\n", mode: 0o600)
@@ -178,7 +178,7 @@ public enum Enrollment {
             \(device == .opnsense ? "POOL=zroot\n" : "")
             """
         try replace(bundle + "/fbk-device.conf", settings, mode: 0o644)
-        try replace(bundle + "/recipient.pem", String(contentsOfFile: recipients[0], encoding: .utf8), mode: 0o644)
+        try replace(bundle + "/recipient.pem", try recipientText(recipients[0]), mode: 0o644)
         try replace(bundle + "/password", password + "\n", mode: 0o600)
         try replace(bundle + "/htpasswd", line + "\n", mode: 0o600)
         // Indented as an fbk client's entry, so both go under one `clients:`.
@@ -204,6 +204,12 @@ public enum Enrollment {
             throw StoreError(.config, "bcrypt is not available in this system's libcrypt")
         }
         return String(cString: out)
+    }
+
+    /// A recipient certificate's file as it is, for the bundle (already
+    /// checked as a certificate, so this read is bounded and never blocks).
+    private static func recipientText(_ path: String) throws(StoreError) -> String {
+        String(decoding: try readOperatorFile(path, limit: 1 << 20, what: "recipient certificate"), as: UTF8.self)
     }
 
     private static func replace(_ path: String, _ text: String, mode: mode_t) throws {

@@ -44,9 +44,7 @@ public struct ClientKeys: Sendable {
     /// Reads a secret file: 64 hex digits and an optional newline, mode 0600.
     /// - Throws: `StoreError` (.config) naming the file and the problem.
     public static func load(path: String) throws(StoreError) -> ClientKeys {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw StoreError(.config, "cannot read the client secret \(path); create one with fbk init")
-        }
+        let data = try readOperatorFile(path, limit: 4096, what: "client secret", advice: "create one with fbk init")
         var st = stat()
         if stat(path, &st) == 0, st.st_mode & 0o077 != 0 {
             throw StoreError(.config, "the client secret \(path) is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); chmod 600 it")

@@ -7,7 +7,9 @@ import Glibc
 /// Reads a whole (small) file: certificates, keys.
 func readSmallFile(_ path: String, what: String, limit: Int = 1 << 20) throws(SealError) -> [UInt8] {
     guard let file = ReadOnlyFile(path: path) else {
-        let reason = access(path, F_OK) == 0 ? "permission denied" : "no such file"
+        var st = stat()
+        let reason = stat(path, &st) != 0 ? "no such file"
+            : (st.st_mode & S_IFMT) != S_IFREG ? "not a regular file" : "permission denied"
         throw SealError(.unreadableKeyMaterial, "cannot read \(what) \(path): \(reason)")
     }
     guard let data = file.read(at: 0, upTo: limit + 1) else {

@@ -7,10 +7,18 @@ import Glibc
 final class ReadOnlyFile {
     private let fd: Int32
 
-    /// Nil when the file cannot be opened (`errno` says why).
+    /// Nil when the file cannot be opened (`errno` says why) or is not a
+    /// regular file (`errno` is then EINVAL): a FIFO named as a key or an
+    /// object is refused at once, never waited on (O_NONBLOCK).
     init?(path: String) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            errno = EINVAL
+            return nil
+        }
         self.fd = fd
     }
 

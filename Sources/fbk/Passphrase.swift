@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import Platform
 
 /// Where a passphrase comes from: `--passphrase-file`, then `FBK_PASSPHRASE`,
 /// then a prompt on the terminal (no echo). Never from the command line.
@@ -12,10 +13,10 @@ enum Passphrase {
 
     static func obtain(file: String?, prompt: String, confirm: Bool = false) throws -> [UInt8] {
         if let file {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw Unavailable(description: "cannot read passphrase file \(file)")
+            var bytes: [UInt8]
+            do { bytes = try readOperatorFile(file, limit: 65_536, what: "passphrase file") } catch {
+                throw Unavailable(description: error.message)
             }
-            var bytes = [UInt8](data)
             if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
             if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
             return bytes

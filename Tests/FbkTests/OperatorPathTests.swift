@@ -167,4 +167,65 @@ import TestSupport
         let s = try CLI.run(["snapshot", "--config", f.configPath])
         #expect(s.status == 64 && s.stderr.contains(f.configPath + ":") && s.stderr.contains("is not a valid URL"), "\(s.stderr)")
     }
+
+    /// A path given by mistake (a directory, a FIFO, /dev/zero, a file of
+    /// gigabytes) where fbk expects a small file is refused at once, saying
+    /// what is wrong with it: no hang waiting on a FIFO, no allocation of
+    /// its size, no advice about permissions it does not need.
+    @Test(.timeLimit(.minutes(3))) func filesNamedByMistakeAreRefusedAtOnceWithWhatIsWrong() throws {
+        let dir = try TemporaryDirectory()
+        let fifo = dir.file("fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let big = dir.file("big.conf")
+        let fd = open(big, O_CREAT | O_WRONLY, 0o600)
+        #expect(fd >= 0 && ftruncate(fd, 3 << 30) == 0)
+        close(fd)
+        try FileManager.default.createDirectory(atPath: dir.file("adir"), withIntermediateDirectories: true)
+        for (path, expected) in [(dir.file("adir"), "is not a regular file"), (fifo, "is not a regular file"),
+                                 ("/dev/zero", "is not a regular file"), (big, "is larger than 1048576 bytes"),
+                                 (dir.file("none.conf"), "there is no configuration")] {
+            let r = try CLI.run(["snapshot", "--config", path])
+            #expect(r.status == 64 && r.stderr.contains(expected) && !r.stderr.contains("sudo"), "\(path): \(r.stderr)")
+        }
+
+        // Files a valid configuration names.
+        let f = try SnapshotFixture()
+        try f.dir.write("src/a", sampleBytes(10_000))
+        #expect(try f.snapshot().status == 0)
+        func swapForFIFO(_ path: String, _ body: () throws -> Void) throws {
+            #expect(rename(path, path + ".real") == 0 && mkfifo(path, 0o600) == 0)
+            defer { unlink(path); rename(path + ".real", path) }
+            try body()
+        }
+        try swapForFIFO(f.dir.file("password")) {
+            let r = try CLI.run(["snapshot", "--config", f.configPath])
+            #expect(r.status == 64 && r.stderr.contains("password file \(f.dir.file("password")) (for ") && r.stderr.contains("is not a regular file"), "\(r.stderr)")
+        }
+        try swapForFIFO(f.dir.file("etc/secret")) {
+            let r = try CLI.run(["snapshot", "--config", f.configPath])
+            #expect(r.status == 64 && r.stderr.contains("client secret \(f.dir.file("etc/secret")) is not a regular file"), "\(r.stderr)")
+        }
+        try f.configure("exclude_from: [\"\(fifo)\"]")
+        let excluded = try CLI.run(["snapshot", "--config", f.configPath])
+        #expect(excluded.status == 64 && excluded.stderr.contains("exclude_from file \(fifo) is not a regular file"), "\(excluded.stderr)")
+
+        // The operator's side: signing key, private key, passphrase file.
+        let restore = { (signing: String, key: String, extra: [String]) in
+            try CLI.run(["restore", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--signing-key", signing,
+                         "--key", key, "latest", "--target", dir.file("out")] + extra, environment: ["FBK_PASSPHRASE": f.passphrase])
+        }
+        let signing = f.dir.file("etc/signing.pub"), key = f.keysDirectory + "/private.pem"
+        try swapForFIFO(signing) {
+            let r = try restore(signing, key, [])
+            #expect(r.status != 0 && r.stderr.contains("signing key \(signing) is not a regular file"), "\(r.stderr)")
+        }
+        try swapForFIFO(key) {
+            let r = try restore(signing, key, [])
+            #expect(r.status == 66 && r.stderr.contains("not a regular file"), "\(r.stderr)")
+        }
+        let r = try restore(signing, key, ["--passphrase-file", fifo])
+        #expect(r.status == 77 && r.stderr.contains("passphrase file \(fifo) is not a regular file"), "\(r.stderr)")
+        let restored = try restore(signing, key, [])
+        #expect(restored.status == 0, "\(restored.stderr)")
+    }
 }

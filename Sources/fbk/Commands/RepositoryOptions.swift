@@ -26,7 +26,8 @@ struct OperatorKeyOptions: ParsableArguments {
         let certificatePath = cert ?? ((keyDirectory.isEmpty ? "." : keyDirectory) + "/recipient.pem")
         let certificate = (cert != nil || FileManager.default.fileExists(atPath: certificatePath))
             ? try Certificate(contentsOf: certificatePath) : nil
-        let text = (try? String(contentsOfFile: key, encoding: .utf8)) ?? ""
+        // A file that cannot be read is reported by PrivateKey below, as key material.
+        let text = String(decoding: (try? readOperatorFile(key, limit: 1 << 20, what: "private key")) ?? [], as: UTF8.self)
         let passphrase = text.contains("ENCRYPTED") ? try Passphrase.obtain(file: passphraseFile, prompt: "Passphrase for \(key): ") : nil
         return try Opener(key: PrivateKey(contentsOf: key, passphrase: passphrase), certificate: certificate)
     }
@@ -142,7 +143,7 @@ struct IdentityOptions: ParsableArguments {
     private func pinnedKey(client: String) throws -> VerifyingKey? {
         if let signingKey {
             let text = FileManager.default.fileExists(atPath: signingKey)
-                ? try String(contentsOfFile: signingKey, encoding: .utf8) : signingKey
+                ? String(decoding: try readOperatorFile(signingKey, limit: 4096, what: "signing key"), as: UTF8.self) : signingKey
             guard let raw = Hex.decode(text.trimmingWhitespace()), let key = try? VerifyingKey(raw: raw) else {
                 throw CLIError(message: "--signing-key \(signingKey) is neither a signing.pub file nor 64 hex digits", status: ExitStatus.usage)
             }
