@@ -82,6 +82,10 @@ final class PackPipeline: @unchecked Sendable {
 
     // Everything below is guarded by `condition`.
     private let condition = Condition()
+    /// The pack writer waits here for the next chunk, `flushThrough` or
+    /// `stopping`; everyone else waits on `condition` itself, so that a
+    /// compressed chunk wakes the writer alone.
+    private let writerWork = Condition.WaitPoint()
     private var compressed: [Int: Compressed] = [:]
     /// Sequence number of the next chunk submitted.
     private var nextSequence = 0
@@ -169,7 +173,7 @@ final class PackPipeline: @unchecked Sendable {
     func finish() throws -> [DeliveredPack] {
         try condition.withLock {
             flushThrough = nextSequence
-            condition.broadcast()
+            writerWork.signal()
             while failure == nil && deliveredThrough < flushThrough { condition.wait() }
             return try takeDeliveredLocked()
         }
@@ -182,6 +186,7 @@ final class PackPipeline: @unchecked Sendable {
         condition.withLock {
             stopping = true
             condition.broadcast()
+            writerWork.broadcast()
             while running > 0 { condition.wait() }
             for file in sealed.map(\.spoolFile) + delivered.map(\.spoolFile) { unlink(file) }
             sealed.removeAll()
@@ -194,6 +199,7 @@ final class PackPipeline: @unchecked Sendable {
             if failure == nil { failure = error }
             stopping = true
             condition.broadcast()
+            writerWork.broadcast()
         }
         jobs.stop()
     }
@@ -212,7 +218,7 @@ final class PackPipeline: @unchecked Sendable {
                                         stored: frame ?? job.plaintext, plainLength: job.plaintext.count)
                 condition.withLock {
                     compressed[job.sequence] = result
-                    condition.broadcast()
+                    writerWork.signal()
                 }
             } catch {
                 fail(error)
@@ -236,7 +242,7 @@ final class PackPipeline: @unchecked Sendable {
                         if let c = compressed.removeValue(forKey: next) { return .append(c) }
                         // Everything submitted before `finish` is written: seal.
                         if pack != nil && next == flushThrough { return .seal }
-                        condition.wait()
+                        condition.wait(at: writerWork)
                     }
                 }
                 switch step {

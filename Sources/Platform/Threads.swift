@@ -28,7 +28,10 @@ package final class Lock: @unchecked Sendable {
 }
 
 /// A lock with a condition variable: `wait` releases the lock until
-/// `broadcast` or `signal`, as NSCondition does.
+/// `broadcast` or `signal`, as NSCondition does. Threads that wait for
+/// different things can wait on `WaitPoint`s of the same lock instead,
+/// so that an event wakes only the threads it concerns: on a virtual
+/// machine every needless wake-up is an interrupt to another core.
 package final class Condition: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -50,6 +53,23 @@ package final class Condition: @unchecked Sendable {
     package func wait() { pthread_cond_wait(cond, mutex) }
     package func signal() { pthread_cond_signal(cond) }
     package func broadcast() { pthread_cond_broadcast(cond) }
+
+    /// A further condition variable under this lock.
+    package final class WaitPoint: @unchecked Sendable {
+        fileprivate let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        package init() { pthread_cond_init(cond, nil) }
+        deinit {
+            pthread_cond_destroy(cond)
+            cond.deallocate()
+        }
+        /// Wakes one thread waiting here (none waiting: nothing happens).
+        package func signal() { pthread_cond_signal(cond) }
+        /// Wakes every thread waiting here.
+        package func broadcast() { pthread_cond_broadcast(cond) }
+    }
+
+    /// Waits at `point` for its signal; the caller holds the lock.
+    package func wait(at point: WaitPoint) { pthread_cond_wait(point.cond, mutex) }
 
     package func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         lock()

@@ -4,12 +4,22 @@
 // may be long after it left the queue (a compressed chunk waits for its
 // pack). One job always fits when nothing is reserved, so the largest
 // chunk never waits for ever.
+//
+// Producers wait for room and consumers for work at two wait points of
+// one lock: a job queued wakes one consumer, memory given back wakes the
+// producers only. (One condition for both woke every idle worker for
+// every chunk written, and a first snapshot of 30,000 small files spent
+// about a sixth of its CPU time waking threads that went back to sleep.)
 
 import FoundationEssentials
 import Glibc
 
 package final class WorkQueue<Job>: @unchecked Sendable {
     private let condition = Condition()
+    /// Consumers wait here for a job.
+    private let work = Condition.WaitPoint()
+    /// Producers wait here for room.
+    private let room = Condition.WaitPoint()
     /// Queued jobs from `head` on; taken slots are emptied at once so their memory is freed.
     private var jobs: [Job?] = []
     private var head = 0
@@ -27,11 +37,11 @@ package final class WorkQueue<Job>: @unchecked Sendable {
     @discardableResult
     package func push(cost: Int, _ make: () throws -> Job) rethrows -> Bool {
         try condition.withLock {
-            while !stopped && !closed && reserved > 0 && reserved + cost > capacity { condition.wait() }
+            while !stopped && !closed && reserved > 0 && reserved + cost > capacity { condition.wait(at: room) }
             guard !stopped && !closed else { return false }
             jobs.append(try make())
             reserved += cost
-            condition.broadcast()
+            work.signal()
             return true
         }
     }
@@ -40,7 +50,7 @@ package final class WorkQueue<Job>: @unchecked Sendable {
     /// closed with nothing left in it.
     package func pop() -> Job? {
         condition.withLock {
-            while head == jobs.count && !closed && !stopped { condition.wait() }
+            while head == jobs.count && !closed && !stopped { condition.wait(at: work) }
             guard !stopped, head < jobs.count else { return nil }
             let job = jobs[head].take()
             head += 1
@@ -59,7 +69,7 @@ package final class WorkQueue<Job>: @unchecked Sendable {
     package func release(_ cost: Int) {
         condition.withLock {
             reserved -= cost
-            condition.broadcast()
+            room.broadcast()
         }
     }
 
@@ -67,7 +77,8 @@ package final class WorkQueue<Job>: @unchecked Sendable {
     package func close() {
         condition.withLock {
             closed = true
-            condition.broadcast()
+            work.broadcast()
+            room.broadcast()
         }
     }
 
@@ -77,7 +88,8 @@ package final class WorkQueue<Job>: @unchecked Sendable {
             stopped = true
             jobs.removeAll()
             head = 0
-            condition.broadcast()
+            work.broadcast()
+            room.broadcast()
         }
     }
 }

@@ -49,6 +49,38 @@ import Testing
     }
 }
 
+extension WorkQueueTests {
+    /// A queued job wakes one consumer and given-back memory wakes the
+    /// producer only: with a small capacity, every job still reaches
+    /// exactly one consumer and nobody sleeps through the last one.
+    @Test(.timeLimit(.minutes(1))) func everyJobReachesOneConsumerWhenWakeUpsAreSingle() {
+        let queue = WorkQueue<Int>(capacity: 8)
+        let taken = Tally()
+        let consumers = DispatchGroup()
+        for _ in 0..<3 {
+            consumers.enter()
+            Thread {
+                while let job = queue.pop() {
+                    taken.add(job)
+                    queue.release(1 + job % 3)
+                }
+                consumers.leave()
+            }.start()
+        }
+        for i in 0..<20_000 { queue.push(cost: 1 + i % 3) { i } }
+        queue.close()
+        #expect(consumers.wait(timeout: .now() + 50) == .success)
+        #expect(taken.sorted() == Array(0..<20_000))
+    }
+}
+
+final class Tally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Int] = []
+    func add(_ v: Int) { lock.withLock { values.append(v) } }
+    func sorted() -> [Int] { lock.withLock { values.sorted() } }
+}
+
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
