@@ -5,7 +5,8 @@
 //      on disk, so memory does not grow with the snapshot): every entry to
 //      create, and every place a chunk is written, with the chunk's pack.
 //   2. Make every directory and an empty, full-length file for every
-//      regular file (holes stay holes).
+//      regular file (holes stay holes), on a thread of its own while step 1
+//      walks (EntryCreator).
 //   3. Take the planned writes sorted by pack; decrypt each pack once (a
 //      thread ahead, from step 2 on), let writer threads check each chunk
 //      and write it where it belongs, then drop the pack.
@@ -91,6 +92,8 @@ public final class Restorer {
     private var verifiedTrees = Set<ChunkID>()
 
     private var summary = RestoreSummary()
+    /// Creates planned directories and files as the walk plans them (when writing).
+    private var creator: EntryCreator?
     private var plan: RestorePlan { repository.work.plan }
     /// File nodes of the plan that cannot be restored whole (rare: only damage grows it).
     private var damagedFiles = Set<Int>()
@@ -122,8 +125,10 @@ public final class Restorer {
             try checkRequested(paths)
             if write { try prepareTarget() }
             try plan.clearPlan()
+            if write { creator = EntryCreator(root: root) }
+            defer { creator?.stop() }
             try repository.work.batch { try makePlan(paths: paths, from: start) }
-            // Packs are decrypted on another thread from now on, while the files are created.
+            // Packs are decrypted on another thread from now on, while the last files are created.
             repository.packs.prefetch(try plan.plannedPacks().filter { !repository.packs.isKnown($0) }, ahead: Self.packsAhead)
             defer { repository.packs.stopPrefetching() }
             try makeFiles()
@@ -272,6 +277,7 @@ public final class Restorer {
             switch e.type {
             case .directory:
                 _ = try plan.addNode(.directory, path: path, depth: depth + 1, entry: below == nil ? TreeFormat.serializeEntry(e) : nil)
+                creator?.directory(path)
                 if below == nil { summary.directories += 1 }
                 if let sub = e.subtree {
                     if !write && !verifiedTrees.insert(sub).inserted { continue }
@@ -303,6 +309,7 @@ public final class Restorer {
         var metadata = e
         metadata.regions = []
         let node = try plan.addNode(.file, path: path, depth: depth, size: e.size, entry: TreeFormat.serializeEntry(metadata))
+        creator?.file(node, path, size: e.size)
         // Locations first, written to the plan only once every region adds up:
         // a length a listing claims may be wrong, and the packs' own tables then decide.
         var uses: [(pack: Int, chunk: ChunkID, length: Int, offset: UInt64)] = []
@@ -367,26 +374,17 @@ public final class Restorer {
 
     // MARK: Write
 
+    /// Waits for the directories and files the walk queued (EntryCreator)
+    /// and records what could not be created: a file so is damaged.
     private func makeFiles() throws {
-        guard write else { return }
-        try plan.forEachNode(.directory) { _, path, _, _, _ in
-            if bytesPath(path).withAtPath({ mkdirat($0, $1, 0o700) }) != 0 && errno != EEXIST {
-                summary.warnings.append("\(path.displayPath): cannot create directory: \(FileSystem.errnoText())")
+        guard let creator else { return }
+        self.creator = nil
+        for failure in creator.finish() {
+            if let file = failure.file {
+                markDamaged(file, path: failure.path, StoreError(.io, failure.message))
+            } else {
+                summary.warnings.append("\(failure.path.displayPath): \(failure.message)")
             }
-        }
-        // Files are created here, on one thread: creating them from the writer
-        // threads instead was measured slower (ext4 serializes inode allocation).
-        try plan.forEachNode(.file) { node, path, size, _, _ in
-            let fd = bytesPath(path).withAtPath { openat($0, $1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
-            guard fd >= 0 else {
-                markDamaged(node, path: path, StoreError(.io, "cannot create: \(FileSystem.errnoText())"))
-                return
-            }
-            // Full length now: whatever no region covers stays a hole.
-            if ftruncate(fd, off_t(size)) != 0 {
-                markDamaged(node, path: path, StoreError(.io, "cannot make it \(size) bytes long: \(FileSystem.errnoText())"))
-            }
-            close(fd)
         }
     }
 

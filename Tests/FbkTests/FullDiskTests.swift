@@ -95,6 +95,52 @@ import TestSupport
         #expect(again.status == 0, "\(again.stderr)")
         try f.checkInvariants(after: "rerun with space")
     }
+
+    /// A restore target that runs out of inodes part way: the files that
+    /// could not be created are named as damaged and left out, the exit
+    /// status says the restore is incomplete, and every file that was
+    /// created holds its data. (Entries are created on a thread of their
+    /// own while the plan is walked; this is its failure path.)
+    @Test func aTargetOutOfInodesNamesTheFilesLeftOutAndRestoresTheRest() throws {
+        let f = try SnapshotFixture()
+        for i in 0..<40 { try f.dir.write("src/d\(i % 4)/f\(i)", sampleBytes(3_000 + i, seed: UInt64(i))) }
+        #expect(try f.snapshot().status == 0)
+        let scratch = try TemporaryDirectory()
+        let target = scratch.file("target")
+        let script = """
+            set -e
+            mkdir -p "$1"
+            mount -t tmpfs -o size=16m,nr_inodes=30,mode=0700 fbk-test "$1"
+            status=0
+            "$2" restore --from "$3" --client c1 --signing-key "$4" --key "$5" latest --target "$1/out" || status=$?
+            cp -a "$1/out" "$6/copy" 2>/dev/null || true
+            exit $status
+            """
+        var env = ProcessInfo.processInfo.environment
+        env["FBK_PASSPHRASE"] = f.passphrase
+        let status = try spawnAndWait("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script, "sh",
+                                                          target, CLI.binary.path, f.mirrors[0].storageRoot, f.dir.file("etc/signing.pub"),
+                                                          f.keysDirectory + "/private.pem", scratch.path],
+                                      environment: env, stdin: nil, stdout: scratch.file("out"), stderr: scratch.file("err"))
+        let out = String(decoding: FileManager.default.contents(atPath: scratch.file("out")) ?? Data(), as: UTF8.self)
+        let err = String(decoding: FileManager.default.contents(atPath: scratch.file("err")) ?? Data(), as: UTF8.self)
+        #expect(status == 65, "incomplete restore: \(status) \(err)")
+        let damaged = out.split(separator: "\n").filter { $0.hasPrefix("DAMAGED") }
+        #expect(!damaged.isEmpty && out.contains("cannot create: No space left on device"), "\(out)\n\(err)")
+        // What was restored is whole; what was left out is named.
+        let rel = String(f.source.dropFirst())
+        var restored = 0
+        for i in 0..<40 {
+            let name = "\(rel)/d\(i % 4)/f\(i)"
+            if let bytes = FileManager.default.contents(atPath: scratch.file("copy/" + name)) {
+                #expect([UInt8](bytes) == sampleBytes(3_000 + i, seed: UInt64(i)), "\(name)")
+                restored += 1
+            } else {
+                #expect(damaged.contains { $0.hasSuffix(name) }, "\(name) is neither restored nor named: \(damaged)")
+            }
+        }
+        #expect(restored > 0 && restored < 40, "\(restored)")
+    }
 }
 
 /// `one_filesystem` keeps each configured path to its own filesystem, and a
