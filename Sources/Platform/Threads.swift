@@ -9,7 +9,7 @@ import Glibc
 
 /// A mutual-exclusion lock (a pthread mutex).
 package final class Lock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    fileprivate let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     package init() { pthread_mutex_init(mutex, nil) }
     deinit {
@@ -33,28 +33,20 @@ package final class Lock: @unchecked Sendable {
 /// so that an event wakes only the threads it concerns: on a virtual
 /// machine every needless wake-up is an interrupt to another core.
 package final class Condition: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let mutex = Lock()
+    /// Where `wait`, `signal` and `broadcast` meet.
+    private let main = WaitPoint()
 
-    package init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
-    }
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        cond.deallocate()
-        mutex.deallocate()
-    }
+    package init() {}
 
-    package func lock() { pthread_mutex_lock(mutex) }
-    package func unlock() { pthread_mutex_unlock(mutex) }
+    package func lock() { mutex.lock() }
+    package func unlock() { mutex.unlock() }
     /// Waits for a signal; the caller holds the lock.
-    package func wait() { pthread_cond_wait(cond, mutex) }
-    package func signal() { pthread_cond_signal(cond) }
-    package func broadcast() { pthread_cond_broadcast(cond) }
+    package func wait() { wait(at: main) }
+    package func signal() { main.signal() }
+    package func broadcast() { main.broadcast() }
 
-    /// A further condition variable under this lock.
+    /// A condition variable under this lock.
     package final class WaitPoint: @unchecked Sendable {
         fileprivate let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
         package init() { pthread_cond_init(cond, nil) }
@@ -69,7 +61,7 @@ package final class Condition: @unchecked Sendable {
     }
 
     /// Waits at `point` for its signal; the caller holds the lock.
-    package func wait(at point: WaitPoint) { pthread_cond_wait(point.cond, mutex) }
+    package func wait(at point: WaitPoint) { pthread_cond_wait(point.cond, mutex.mutex) }
 
     package func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         lock()
