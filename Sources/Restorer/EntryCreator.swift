@@ -8,6 +8,8 @@
 // walk order, so a directory is always made before anything in it. What
 // cannot be created is reported back once `finish` returns, and the
 // restoring thread records it (a file that cannot be created is damaged).
+// A walk that fails (forged trees) cancels it, and the restore removes
+// what it had created before any data was written.
 // Creating files beside the data writers instead was measured no faster
 // (ext4 serializes inode allocation against the writes); beside the walk
 // the two share nothing.
@@ -88,6 +90,13 @@ final class EntryCreator: @unchecked Sendable {
 
     /// Drops what is queued and lets the thread end (a restore that failed).
     func stop() { queue.stop() }
+
+    /// Drops what is queued and waits until the thread has ended, so that
+    /// nothing more is created.
+    func cancel() {
+        queue.stop()
+        condition.withLock { while running { condition.wait() } }
+    }
 
     private func create(_ e: Entry) {
         let full = root + e.path

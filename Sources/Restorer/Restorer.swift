@@ -127,7 +127,12 @@ public final class Restorer {
             try plan.clearPlan()
             if write { creator = EntryCreator(root: root) }
             defer { creator?.stop() }
-            try repository.work.batch { try makePlan(paths: paths, from: start) }
+            do {
+                try repository.work.batch { try makePlan(paths: paths, from: start) }
+            } catch {
+                removeCreatedEntries()
+                throw error
+            }
             // Packs are decrypted on another thread from now on, while the last files are created.
             repository.packs.prefetch(try plan.plannedPacks().filter { !repository.packs.isKnown($0) }, ahead: Self.packsAhead)
             defer { repository.packs.stopPrefetching() }
@@ -373,6 +378,21 @@ public final class Restorer {
     private func bytesPath(_ relative: [UInt8]) -> [UInt8] { Array(root.utf8) + [UInt8(ascii: "/")] + relative }
 
     // MARK: Write
+
+    /// After a walk that failed (a snapshot refused as forged, an unreadable
+    /// root), before any data was written: stops the creator and removes
+    /// what it made, so the target is left as it was found. The target was
+    /// empty, or `root` is this restore's own staging directory.
+    private func removeCreatedEntries() {
+        guard let creator else { return }
+        creator.cancel()
+        self.creator = nil
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        // Best effort: the walk's error is what the operator is told.
+        for name in OverwriteMerge.names(fd) { _ = OverwriteMerge.removeTree(fd, name) }
+    }
 
     /// Waits for the directories and files the walk queued (EntryCreator)
     /// and records what could not be created: a file so is damaged.

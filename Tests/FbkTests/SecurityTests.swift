@@ -239,6 +239,13 @@ import TestSupport
         #expect(ls.status == 65)
         let restore = try Self.fbk(f, "restore", [bomb, "--target", f.dir.file("bomb")])
         #expect(restore.status == 65)
+        // A bomb whose record claims more entries is walked further before it
+        // is refused (directories are created as the walk plans them), and the
+        // restore removes them: the target is left as it was found, empty.
+        let deeper = try Self.forge(f, "tree-bomb", ["--depth", "40", "--claim-files", "2000"], withSecret: true)["snapshot"] as! String
+        let refused = try Self.fbk(f, "restore", [deeper, "--target", f.dir.file("bomb2")])
+        #expect(refused.status == 65 && refused.stderr.contains("more entries than its signed record"), "\(refused.stderr)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: f.dir.file("bomb2"))) ?? ["missing"]).isEmpty)
         // Genuine snapshots are untouched by it.
         #expect(try Self.fbk(f, "verify", [try Self.snapshotIDs(f)[0]]).status == 0)
     }
