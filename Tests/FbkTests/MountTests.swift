@@ -10,11 +10,11 @@ import TestSupport
     static let fuse = FileManager.default.fileExists(atPath: "/dev/fuse")
 
     @Test(.enabled(if: MountTests.fuse, "/dev/fuse is missing: fbk mount cannot be tried here"))
-    func everySnapshotReadsAsAFileSystem() throws {
+    func everySnapshotReadsAsAFileSystem() async throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/small", Array("the first version\n".utf8))
         #expect(try f.snapshot().status == 0)
-        sleep(2)
+        try await Task.sleep(for: .seconds(2))
         let big = sampleBytes(3_000_000, seed: 4)
         try f.dir.write("src/small", Array("the second version\n".utf8))
         try f.dir.write("src/dir/big", big)
@@ -37,7 +37,7 @@ import TestSupport
                 _ = waitForExit(pid)
             }
         }
-        for _ in 0..<200 where !FileManager.default.fileExists(atPath: mountpoint + "/snapshots") { usleep(50_000) }
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: mountpoint + "/snapshots") { try await Task.sleep(for: .milliseconds(50)) }
         let err = (try? String(contentsOfFile: f.dir.file("mount.err"), encoding: .utf8)) ?? ""
         try #require(FileManager.default.fileExists(atPath: mountpoint + "/snapshots"), "not mounted: \(err)")
 
@@ -66,14 +66,15 @@ import TestSupport
         // Tests beside this one start programs and mount namespaces: a child
         // may hold a file of the mount for a moment (EBUSY), and `unshare -m`
         // copies the mount into a namespace that keeps fbk mount serving
-        // until it ends. So the unmount is retried, and the wait is bounded.
-        var unmount = try runTool("fusermount3", ["-u", mountpoint])
+        // until it ends. So the unmount is retried, and the wait is bounded;
+        // both wait without holding a pool thread of Swift Testing's.
+        var unmount = try await runToolOffPool("fusermount3", ["-u", mountpoint])
         for _ in 0..<100 where unmount.status != 0 && unmount.stderr.contains("busy") {
-            usleep(200_000)
-            unmount = try runTool("fusermount3", ["-u", mountpoint])
+            try await Task.sleep(for: .milliseconds(200))
+            unmount = try await runToolOffPool("fusermount3", ["-u", mountpoint])
         }
         #expect(unmount.status == 0, "\(unmount.stderr)")
-        ended = waitForExit(pid, seconds: 120)
+        ended = await awaitExit(pid, seconds: 120)
         #expect(ended == 0, "fbk mount ends cleanly once unmounted: \(ended.map(String.init) ?? "still running 120 s later") \(err)")
     }
 }

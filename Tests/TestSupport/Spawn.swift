@@ -65,6 +65,22 @@ public func waitForExit(_ pid: pid_t, seconds: Double) -> Int32? {
     }
 }
 
+/// `waitForExit(_:seconds:)` for an async test: it sleeps between looks
+/// without holding one of Swift Testing's pool threads (as many as the
+/// machine has cores; on two, a test blocked for minutes starves the
+/// tests beside it past their time limits).
+public func awaitExit(_ pid: pid_t, seconds: Double) async -> Int32? {
+    let deadline = Date().addingTimeInterval(seconds)
+    var status: Int32 = 0
+    while true {
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { return exitStatus(status) }
+        if r < 0 && errno != EINTR { return nil }
+        if Date() > deadline { return nil }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+}
+
 private func exitStatus(_ status: Int32) -> Int32 {
     status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }
