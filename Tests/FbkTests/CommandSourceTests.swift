@@ -5,7 +5,7 @@ import TestSupport
 /// Command sources (README, "Command sources"): a database dump's standard
 /// output backed up as `/.fbk-commands/NAME`, chunked as it arrives; a
 /// failing command is left out and named; `--stdin NAME` for one-off streams.
-@Suite(.timeLimit(.minutes(5))) struct CommandSourceTests {
+@Suite(.hangGuard) struct CommandSourceTests {
     func restore(_ f: SnapshotFixture, _ target: String) throws -> CLI.Result {
         try CLI.run(["restore", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--signing-key", f.dir.file("etc/signing.pub"),
                      "--key", f.keysDirectory + "/private.pem", "latest", "--target", target], environment: ["FBK_PASSPHRASE": f.passphrase])

@@ -8,7 +8,7 @@ import TestSupport
 /// after every kill, and the final snapshot restores to the source.
 /// Small by default; FBK_SLOW_TESTS=1 runs the full harness (about 300 MiB,
 /// 50 kills), as `make crash-test` does.
-@Suite(.serialized, .timeLimit(.minutes(30))) struct CrashTests {
+@Suite(.serialized, .hangGuard) struct CrashTests {
     static let slow = ProcessInfo.processInfo.environment["FBK_SLOW_TESTS"] != nil
 
     /// xorshift64*: the kill schedule is reproducible from the seed.

@@ -7,7 +7,7 @@ import TestSupport
 /// The POSIX-sh device scripts, run under busybox with stub sysupgrade,
 /// MTD and zfs, against real nginx mirrors, decrypted by fbk and watched
 /// by fbk check.
-@Suite(.timeLimit(.minutes(10))) struct DeviceTests {
+@Suite(.hangGuard) struct DeviceTests {
     /// Fresh random bytes (each call different, so nothing deduplicates).
     func random(_ n: Int) -> [UInt8] { sampleBytes(n, seed: UInt64.random(in: 1...UInt64.max)) }
 

@@ -4,7 +4,7 @@ import TestSupport
 
 /// `fbk diff` and `fbk find`: from the snapshots' trees alone, offline,
 /// with the private key.
-@Suite(.timeLimit(.minutes(5))) struct DiffFindTests {
+@Suite(.hangGuard) struct DiffFindTests {
     func fbk(_ f: SnapshotFixture, _ command: String, _ args: [String]) throws -> CLI.Result {
         try CLI.run([command, "--from", f.mirrors[0].storageRoot, "--client", "c1", "--signing-key", f.dir.file("etc/signing.pub"),
                      "--key", f.keysDirectory + "/private.pem"] + args, environment: ["FBK_PASSPHRASE": f.passphrase])

@@ -5,7 +5,7 @@ import TestSupport
 
 /// `fbk snapshot --dry-run`: walks and chunks, uploads nothing, changes
 /// neither the index nor the spool, and says what would be new.
-@Suite(.timeLimit(.minutes(5))) struct DryRunTests {
+@Suite(.hangGuard) struct DryRunTests {
     func digest(_ path: String) -> String? {
         (try? SHA256.hash(fileAt: path))?.digest.hex
     }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@Suite(.timeLimit(.minutes(10))) struct EnrollTests {
+@Suite(.hangGuard) struct EnrollTests {
     @Test func enrollInstallAndSnapshotWithTheGeneratedCredentials() throws {
         let dir = try TemporaryDirectory()
         let keygen = try CLI.run(["keygen", "--out", dir.file("keys"), "--type", "p384", "--allow-short-passphrase"], environment: ["FBK_PASSPHRASE": "pw"])

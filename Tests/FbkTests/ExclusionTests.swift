@@ -5,7 +5,7 @@ import TestSupport
 /// Exclusions as restic, borg and borgmatic users write them (README,
 /// "Client configuration"): `exclude_from` files, `exclude_caches`,
 /// `exclude_if_present`, `exclude_larger_than`, beside `excludes`.
-@Suite(.timeLimit(.minutes(5))) struct ExclusionTests {
+@Suite(.hangGuard) struct ExclusionTests {
     /// The paths (relative to the source) a snapshot holds, from `fbk ls -R`.
     func listed(_ f: SnapshotFixture) throws -> Set<String> {
         let ls = try CLI.run(["ls", "--from", f.mirrors[0].storageRoot, "--client", "c1", "--signing-key", f.dir.file("etc/signing.pub"),

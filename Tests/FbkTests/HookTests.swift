@@ -5,7 +5,7 @@ import TestSupport
 /// Hooks around a snapshot (README, "Hooks"): `before` (a database dump, a
 /// service stopped), `after` (always), `on_failure` (a run that did not
 /// exit 0), with the run's outcome in their environment and a time limit.
-@Suite(.timeLimit(.minutes(5))) struct HookTests {
+@Suite(.hangGuard) struct HookTests {
     /// KEY=VALUE lines a hook wrote with `env`.
     func environment(_ path: String) -> [String: String] {
         var out: [String: String] = [:]

@@ -5,7 +5,7 @@ import Index
 import Testing
 import TestSupport
 
-@Suite(.timeLimit(.minutes(10))) struct IndexRebuildTests {
+@Suite(.hangGuard) struct IndexRebuildTests {
     /// Fresh random bytes (each call different, so nothing deduplicates).
     func random(_ n: Int) -> [UInt8] { sampleBytes(n, seed: UInt64.random(in: 1...UInt64.max)) }
 

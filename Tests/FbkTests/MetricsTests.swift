@@ -5,7 +5,7 @@ import TestSupport
 /// `fbk snapshot --prometheus FILE` (README, "Monitoring a client"): the
 /// run's outcome and each mirror's state as node_exporter textfile metrics,
 /// and deploy/prometheus's alert rules on them.
-@Suite(.timeLimit(.minutes(5))) struct MetricsTests {
+@Suite(.hangGuard) struct MetricsTests {
     /// metric line → value, e.g. `fbk_mirror_behind{client="c1",mirror="…"}` → 1.
     func metrics(_ path: String) -> [String: Double] {
         var out: [String: Double] = [:]

@@ -6,7 +6,7 @@ import TestSupport
 /// Mirror faults injected by a small proxy (Tests/Fixtures/fault_proxy.py)
 /// in front of real nginx: a faulty mirror never stops the backup, its
 /// objects wait in the spool, and once the fault clears they are delivered.
-@Suite(.timeLimit(.minutes(10))) struct MirrorFaultTests {
+@Suite(.hangGuard) struct MirrorFaultTests {
     final class FaultProxy {
         let pid: pid_t
         let port: Int

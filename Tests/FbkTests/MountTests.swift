@@ -6,7 +6,7 @@ import TestSupport
 /// mounting for real (libfuse3, /dev/fuse). Where the machine has no
 /// /dev/fuse (some containers) the test cannot run, and says so; the CI
 /// machine has it, and install-deps.sh installs fuse3.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct MountTests {
+@Suite(.serialized, .hangGuard) struct MountTests {
     static let fuse = FileManager.default.fileExists(atPath: "/dev/fuse")
 
     @Test(.enabled(if: MountTests.fuse, "/dev/fuse is missing: fbk mount cannot be tried here"))

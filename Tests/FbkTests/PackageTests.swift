@@ -7,7 +7,7 @@ import TestSupport
 /// scripts/package-test.sh. `make test` builds the package and passes it
 /// in FBK_DEB (and its version in FBK_DEB_VERSION); a bare `swift test`
 /// has no package to try and says so.
-@Suite(.serialized, .timeLimit(.minutes(20))) struct PackageTests {
+@Suite(.serialized, .hangGuard) struct PackageTests {
     static let deb = ProcessInfo.processInfo.environment["FBK_DEB"] ?? ""
     static let version = ProcessInfo.processInfo.environment["FBK_DEB_VERSION"] ?? ""
 

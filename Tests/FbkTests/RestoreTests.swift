@@ -5,7 +5,7 @@ import Format
 import Testing
 import TestSupport
 
-@Suite(.timeLimit(.minutes(10))) struct RestoreTests {
+@Suite(.hangGuard) struct RestoreTests {
     let fixtures = repositoryRoot + "/Tests/Fixtures"
 
     func manifest(_ root: String, _ flags: [String] = []) throws -> String {

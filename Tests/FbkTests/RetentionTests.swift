@@ -122,7 +122,7 @@ final class RetentionSimulation: @unchecked Sendable {
     }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(30))) struct RetentionTests {
+@Suite(.serialized, .hangGuard) struct RetentionTests {
     func write(_ sim: RetentionSimulation, _ name: String, _ bytes: [UInt8]) throws {
         try Data(bytes).write(to: URL(fileURLWithPath: sim.f.source + "/" + name))
     }

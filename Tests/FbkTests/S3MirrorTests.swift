@@ -9,7 +9,7 @@ import TestSupport
 /// policies enforced, S3Server): a client whose credentials may only
 /// create, Object Lock on what it writes, and every operator command with
 /// operator credentials: restore, check, index rebuild, mirror-sync, prune.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct S3MirrorTests {
+@Suite(.serialized, .hangGuard) struct S3MirrorTests {
     final class Client: @unchecked Sendable {
         let s3: S3Server
         let dir: TemporaryDirectory

@@ -14,7 +14,7 @@ func waitForFilesToSettle() {
     Thread.sleep(forTimeInterval: Double(Archiver.settleTime) / 1e9 + 0.1)
 }
 
-@Suite(.timeLimit(.minutes(10))) struct SnapshotTests {
+@Suite(.hangGuard) struct SnapshotTests {
     func writeSampleTree(_ f: SnapshotFixture) throws {
         var rng = SystemRandomNumberGenerator()
         try f.dir.write("src/big.bin", (0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &rng) })

@@ -11,7 +11,7 @@ import TestSupport
 /// the directories it needs (MKCOL), a rerun asks for none, restore, check
 /// and prune work, and each server's answer to a second PUT of a name is
 /// one the client reads safely (FORMAT.md 2, "What an answer means").
-@Suite(.serialized, .timeLimit(.minutes(10))) struct StockWebDAVTests {
+@Suite(.serialized, .hangGuard) struct StockWebDAVTests {
     final class Client: @unchecked Sendable {
         let server: StockDAVServer
         let dir: TemporaryDirectory

@@ -5,7 +5,7 @@ import TestSupport
 /// `upload_limit`: one rate for all of a run's uploads, every mirror
 /// together. Only a lower bound on the time is asserted: a slow machine
 /// can make a run longer, never shorter, so the test cannot flake.
-@Suite(.timeLimit(.minutes(5))) struct UploadLimitTests {
+@Suite(.hangGuard) struct UploadLimitTests {
     @Test func uploadsToEveryMirrorTogetherKeepToTheLimit() throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/data", sampleBytes(600_000, seed: 5))

@@ -1,6 +1,7 @@
 import Foundation
 import Platform
 import Testing
+import TestSupport
 
 /// The one work queue the pack pipeline and the restore writers share.
 @Suite struct WorkQueueTests {
@@ -56,7 +57,7 @@ extension WorkQueueTests {
     /// (Every job is a hand-over between threads; on two cores busy with
     /// the rest of the suite each can wait a scheduler tick, so the count
     /// is kept modest and the limit generous.)
-    @Test(.timeLimit(.minutes(5))) func everyJobReachesOneConsumerWhenWakeUpsAreSingle() {
+    @Test(.hangGuard) func everyJobReachesOneConsumerWhenWakeUpsAreSingle() {
         let queue = WorkQueue<Int>(capacity: 8)
         let taken = Tally()
         let consumers = DispatchGroup()
