@@ -1,5 +1,8 @@
 // The one time limit every slow test carries.
 
+// `swift build -c release` (make deb) builds this target too, where the
+// Testing module is not offered; only the test targets use the guard.
+#if canImport(Testing)
 import Testing
 
 extension Trait where Self == TimeLimitTrait {
@@ -15,3 +18,4 @@ extension Trait where Self == TimeLimitTrait {
     /// inside CI's 90 minutes, where the whole suite takes about 13.
     public static var hangGuard: Self { .timeLimit(.minutes(20)) }
 }
+#endif
