@@ -560,8 +560,13 @@ public final class Repository {
     static func readChunk(_ entry: PackEntry, from fd: Int32, pack: String, keys: ClientKeys,
                           decompressor: ChunkDecompressor) throws(StoreError) -> [UInt8] {
         let id = entry.id
-        var stored = [UInt8](repeating: 0, count: entry.storedLength)
-        guard pread(fd, &stored, entry.storedLength, off_t(entry.offset)) == entry.storedLength else {
+        // Filled by pread, not zero-filled first; only what it read is kept.
+        var got = 0
+        let stored = [UInt8](unsafeUninitializedCapacity: entry.storedLength) { buffer, initialized in
+            got = pread(fd, buffer.baseAddress, entry.storedLength, off_t(entry.offset))
+            initialized = max(0, got)
+        }
+        guard got == entry.storedLength else {
             throw StoreError(.io, "cannot read chunk \(id.shortDescription) from the decrypted \(pack)")
         }
         let bytes: [UInt8]
