@@ -3,11 +3,7 @@
 // and writes it at every place the plan says (into files created already),
 // so these steps use every core while the restoring thread reads the plan
 // and another decrypts the next packs. Chunk data in flight is bounded by
-// `memory` (the largest chunk always fits). Each worker reads and
-// decompresses into two buffers of its own, kept from chunk to chunk
-// (`ReusableBuffer`, 2 MiB each, larger only while a chunk that large is
-// written): allocating them per chunk cost 7 % of a restore's samples in
-// page faults.
+// `memory` (the largest chunk always fits).
 
 import FoundationEssentials
 import Glibc
@@ -92,7 +88,6 @@ final class ChunkWriters: @unchecked Sendable {
 
     private func work() {
         let decompressor = ChunkDecompressor()
-        let buffer = ReusableBuffer()
         let handles = FileHandles(capacity: 32)
         var pack: (file: String, fd: Int32)?
         defer {
@@ -108,6 +103,7 @@ final class ChunkWriters: @unchecked Sendable {
             var found: [Damage] = []
             var written: UInt64 = 0
             var verified = 0
+            var read: [UInt8]?
             do throws(StoreError) {
                 if pack?.file != job.packFile {
                     if let pack { close(pack.fd) }
@@ -116,18 +112,17 @@ final class ChunkWriters: @unchecked Sendable {
                     guard fd >= 0 else { throw StoreError(.io, "cannot read the decrypted \(job.pack): \(FileSystem.errnoText())") }
                     pack = (job.packFile, fd)
                 }
-                // Written from the writer's own buffers, never copied out.
-                let (n, failures) = try Repository.lendChunk(job.entry, from: pack!.fd, pack: job.pack, keys: keys,
-                                                             decompressor: decompressor, buffer: buffer) {
-                    write($0, to: job.uses, handles: handles)
-                }
-                verified = 1
-                written = n
-                found += failures
+                read = try Repository.readChunk(job.entry, from: pack!.fd, pack: job.pack, keys: keys, decompressor: decompressor)
             } catch {
                 found += job.uses.map {
                     Damage(file: $0.file, path: $0.path, error: error, retry: (job.entry.id, job.entry.plainLength, $0.offset))
                 }
+            }
+            if let data = read {
+                verified = 1
+                let (n, failures) = write(data, to: job.uses, handles: handles)
+                written = n
+                found += failures
             }
             jobs.release(Self.cost(of: job))
             condition.withLock {
@@ -143,7 +138,7 @@ final class ChunkWriters: @unchecked Sendable {
     /// Writes a verified chunk at each of its places (nothing when only
     /// verifying). Also used by the restoring thread for chunks found on a
     /// second look.
-    func write(_ data: UnsafeRawBufferPointer, to uses: [Use], handles: FileHandles) -> (written: UInt64, failures: [Damage]) {
+    func write(_ data: [UInt8], to uses: [Use], handles: FileHandles) -> (written: UInt64, failures: [Damage]) {
         var written: UInt64 = 0
         var found: [Damage] = []
         for use in uses {
@@ -160,7 +155,7 @@ final class ChunkWriters: @unchecked Sendable {
                 found.append(Damage(file: use.file, path: use.path, error: e))
                 continue
             }
-            if pwrite(fd, data.baseAddress, data.count, off_t(use.offset)) != data.count {
+            if pwrite(fd, data, data.count, off_t(use.offset)) != data.count {
                 found.append(Damage(file: use.file, path: use.path, error: StoreError(.io, "cannot write: \(FileSystem.errnoText())")))
             }
         }

@@ -555,39 +555,30 @@ public final class Repository {
     }
 
     /// Reads a chunk from a decrypted pack, decompresses it and checks it
-    /// against its ID.
+    /// against its ID. Touches no shared state, so writer threads call it,
+    /// each with its own decompressor.
     static func readChunk(_ entry: PackEntry, from fd: Int32, pack: String, keys: ClientKeys,
                           decompressor: ChunkDecompressor) throws(StoreError) -> [UInt8] {
-        try lendChunk(entry, from: fd, pack: pack, keys: keys, decompressor: decompressor,
-                      buffer: ReusableBuffer()) { Array($0) }
-    }
-
-    /// Reads a chunk from a decrypted pack into `buffer`, decompresses it
-    /// and checks it against its ID, and lends the plaintext to `body`
-    /// (valid only there). Touches no shared state, so writer threads call
-    /// it, each with its own decompressor and buffer.
-    static func lendChunk<R>(_ entry: PackEntry, from fd: Int32, pack: String, keys: ClientKeys,
-                             decompressor: ChunkDecompressor, buffer: ReusableBuffer,
-                             _ body: (UnsafeRawBufferPointer) -> R) throws(StoreError) -> R {
         let id = entry.id
-        let stored = buffer.bytes(entry.storedLength)
-        guard pread(fd, stored.baseAddress, entry.storedLength, off_t(entry.offset)) == entry.storedLength else {
+        // Filled by pread, not zero-filled first; only what it read is kept.
+        var got = 0
+        let stored = [UInt8](unsafeUninitializedCapacity: entry.storedLength) { buffer, initialized in
+            got = pread(fd, buffer.baseAddress, entry.storedLength, off_t(entry.offset))
+            initialized = max(0, got)
+        }
+        guard got == entry.storedLength else {
             throw StoreError(.io, "cannot read chunk \(id.shortDescription) from the decrypted \(pack)")
         }
-        var result: R?
-        var matches = false
+        let bytes: [UInt8]
         do {
-            try decompressor.lendPlaintext(of: UnsafeRawBufferPointer(stored), form: entry.form, plainLength: entry.plainLength) { plain in
-                matches = keys.chunkID(plain) == id
-                if matches { result = body(plain) }
-            }
+            bytes = try decompressor.decompress(stored, form: entry.form, plainLength: entry.plainLength)
         } catch {
             throw StoreError(.integrity, "chunk \(id.shortDescription) in \(pack) does not decompress: \(error)")
         }
-        guard matches else {
+        if bytes.withUnsafeBytes({ keys.chunkID($0) }) != id {
             throw StoreError(.integrity, "chunk \(id.shortDescription) in \(pack) does not match its ID: the pack was replaced or forged")
         }
-        return result!
+        return bytes
     }
 
     /// Where a chunk is (its pack's row in the work database and path) and

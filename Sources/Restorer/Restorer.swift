@@ -517,7 +517,7 @@ public final class Restorer {
                 return
             }
             let uses = pending.map { ChunkWriters.Use(file: $0.file, path: $0.path, offset: $0.offset) }
-            let (written, failures) = found.bytes.withUnsafeBytes { writers.write($0, to: uses, handles: handles) }
+            let (written, failures) = writers.write(found.bytes, to: uses, handles: handles)
             writers.account(chunks: 1, bytes: written)
             for f in failures { markDamaged(f.file, path: f.path, f.error) }
         }

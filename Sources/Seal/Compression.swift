@@ -111,8 +111,6 @@ extension ChunkCompressor {
 /// Restores chunks compressed by `ChunkCompressor`.
 public final class ChunkDecompressor {
     private let context: OpaquePointer
-    /// `lendPlaintext`'s output, kept between calls.
-    private let output = ReusableBuffer()
 
     public init() {
         guard let ctx = ZSTD_createDCtx() else { fatalError("ZSTD_createDCtx: out of memory") }
@@ -120,28 +118,6 @@ public final class ChunkDecompressor {
     }
 
     deinit { ZSTD_freeDCtx(context) }
-
-    /// The plaintext of a stored chunk, lent to `body` and valid only
-    /// there: decompressed into a buffer this decompressor keeps, so a
-    /// restore's writers neither allocate nor fault in fresh pages per
-    /// chunk (7 % of a 1x restore's samples were those page faults).
-    /// - Throws: as `decompress`.
-    public func lendPlaintext<R>(of input: UnsafeRawBufferPointer, form: StorageForm, plainLength: Int,
-                                 _ body: (UnsafeRawBufferPointer) -> R) throws(SealError) -> R {
-        switch form {
-        case .stored:
-            guard input.count == plainLength else {
-                throw SealError(.corruptCompressedData, "stored chunk is \(input.count) bytes, expected \(plainLength)")
-            }
-            return body(input)
-        case .zstd:
-            try checkDeclaredSize(input, plainLength: plainLength)
-            let out = output.bytes(plainLength + 1)
-            let n = ZSTD_decompressDCtx(context, out.baseAddress, out.count, input.baseAddress, input.count)
-            try checkDecompressed(n, plainLength: plainLength)
-            return body(UnsafeRawBufferPointer(rebasing: out[..<plainLength]))
-        }
-    }
 
     /// The plaintext of a stored chunk.
     /// - Parameters:
@@ -166,7 +142,11 @@ public final class ChunkDecompressor {
             }
             return Array(input)
         case .zstd:
-            try checkDeclaredSize(input, plainLength: plainLength)
+            let declared = ZSTD_getFrameContentSize(input.baseAddress, input.count)
+            if declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != UInt64(plainLength) {
+                throw SealError(.corruptCompressedData,
+                                "zstd frame declares \(declared) bytes, expected \(plainLength)")
+            }
             // One spare byte tells "too long" apart from "exactly right".
             // Not zero-filled first: zstd writes every byte it reports, and
             // only those are kept (a restore's writers spent 2 % of their
@@ -176,27 +156,14 @@ public final class ChunkDecompressor {
                 n = ZSTD_decompressDCtx(context, o.baseAddress, o.count, input.baseAddress, input.count)
                 initialized = ZSTD_isError(n) != 0 ? 0 : min(n, plainLength)
             }
-            try checkDecompressed(n, plainLength: plainLength)
+            if ZSTD_isError(n) != 0 {
+                throw SealError(.corruptCompressedData, "zstd data is corrupt",
+                                detail: String(cString: ZSTD_getErrorName(n)))
+            }
+            guard n == plainLength else {
+                throw SealError(.corruptCompressedData, "zstd data decompressed to \(n) bytes, expected \(plainLength)")
+            }
             return out
-        }
-    }
-
-    private func checkDeclaredSize(_ input: UnsafeRawBufferPointer, plainLength: Int) throws(SealError) {
-        let declared = ZSTD_getFrameContentSize(input.baseAddress, input.count)
-        if declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != UInt64(plainLength) {
-            throw SealError(.corruptCompressedData,
-                            "zstd frame declares \(declared) bytes, expected \(plainLength)")
-        }
-    }
-
-    /// `n` is what ZSTD_decompressDCtx returned into `plainLength + 1` bytes.
-    private func checkDecompressed(_ n: Int, plainLength: Int) throws(SealError) {
-        if ZSTD_isError(n) != 0 {
-            throw SealError(.corruptCompressedData, "zstd data is corrupt",
-                            detail: String(cString: ZSTD_getErrorName(n)))
-        }
-        guard n == plainLength else {
-            throw SealError(.corruptCompressedData, "zstd data decompressed to \(n) bytes, expected \(plainLength)")
         }
     }
 }

@@ -115,33 +115,6 @@ import Testing
         #expect(throws: SealError.self) { try ChunkCompressor(level: 22) }
     }
 
-    /// A restore's writers decompress every chunk into the same buffer:
-    /// each lends exactly its own bytes, whatever came before it (a larger
-    /// chunk, a corrupt one), and refuses what `decompress` refuses.
-    @Test func lentPlaintextIsEachChunkAloneThroughOneBuffer() throws {
-        let c = try ChunkCompressor()
-        let d = ChunkDecompressor()
-        let sizes = [1 << 20, 100_000, 3 << 20, 500_000, 9 << 20 / 2, 1, 0, 2 << 20]
-        for (i, size) in sizes.enumerated() {
-            let plain = sampleBytes(size, seed: UInt64(i + 10), compressible: i % 2 == 0)
-            let (form, bytes) = try plain.withUnsafeBytes { try c.compress($0) }
-            let lent = try bytes.withUnsafeBytes { try d.lendPlaintext(of: $0, form: form, plainLength: size) { Array($0) } }
-            #expect(lent == plain, "chunk \(i) of \(size) bytes, \(form)")
-            // Wrong lengths and damage in between leave the next chunk intact.
-            for length in [size + 1, max(0, size - 1)] where length != size {
-                #expect(throws: SealError.self) {
-                    try bytes.withUnsafeBytes { try d.lendPlaintext(of: $0, form: form, plainLength: length) { _ in } }
-                }
-            }
-        }
-        #expect(throws: SealError.self) {
-            try [UInt8](repeating: 7, count: 50).withUnsafeBytes { try d.lendPlaintext(of: $0, form: .zstd, plainLength: 50) { _ in } }
-        }
-        let last = sampleBytes(300_000, seed: 99, compressible: true)
-        let (form, bytes) = try last.withUnsafeBytes { try c.compress($0) }
-        #expect(try bytes.withUnsafeBytes { try d.lendPlaintext(of: $0, form: form, plainLength: last.count) { Array($0) } } == last)
-    }
-
     @Test func streamsInteroperateWithZstdCommandLine() throws {
         let text = sampleBytes(5 << 20, seed: 9, compressible: true)
         let sc = try StreamCompressor(level: 3)
