@@ -53,22 +53,9 @@ public func waitForExit(_ pid: pid_t) -> Int32 {
 
 /// Waits for a child at most `seconds`; nil when it is still running then
 /// (the caller decides whether to stop it; the test then fails, not hangs).
-public func waitForExit(_ pid: pid_t, seconds: Double) -> Int32? {
-    let deadline = Date().addingTimeInterval(seconds)
-    var status: Int32 = 0
-    while true {
-        let r = waitpid(pid, &status, WNOHANG)
-        if r == pid { return exitStatus(status) }
-        if r < 0 && errno != EINTR { return nil }
-        if Date() > deadline { return nil }
-        usleep(20_000)
-    }
-}
-
-/// `waitForExit(_:seconds:)` for an async test: it sleeps between looks
-/// without holding one of Swift Testing's pool threads (as many as the
-/// machine has cores; on two, a test blocked for minutes starves the
-/// tests beside it past their time limits).
+/// It sleeps between looks without holding one of Swift Testing's pool
+/// threads (as many as the machine has cores; on two, a test blocked for
+/// minutes starves the tests beside it past their time limits).
 public func awaitExit(_ pid: pid_t, seconds: Double) async -> Int32? {
     let deadline = Date().addingTimeInterval(seconds)
     var status: Int32 = 0
