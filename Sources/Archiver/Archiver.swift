@@ -331,9 +331,10 @@ public final class Archiver {
         let failures = mirrorSet.failures
         s.mirrors = mirrorSet.ids.map { id in
             let url = mirrorSet.url(of: id)
+            let uploaded = mirrorSet.uploaded(id)
             return SnapshotSummary.MirrorState(
-                url: url, uploadedBytes: mirrorSet.uploadedBytes[id] ?? 0,
-                uploadedObjects: mirrorSet.uploadedObjects[id] ?? 0,
+                url: url, uploadedBytes: uploaded.bytes,
+                uploadedObjects: uploaded.objects,
                 missingObjects: missing[id] ?? 0,
                 spooled: owed.filter { $0.missing.contains(id) }.count,
                 error: failures.first { $0.mirror == url }?.message,
@@ -1015,7 +1016,7 @@ public final class Archiver {
         lastProgress = now
         if expectedBytes == nil { expectedBytes = .some(try? index.ledger.lastSnapshotBytesScanned()) }
         progress(SnapshotProgress(files: summary.files, bytesScanned: summary.bytesScanned, newBytes: summary.newBytes,
-                                  uploadedBytes: mirrorSet.uploadedBytes.values.max() ?? 0,
+                                  uploadedBytes: mirrorSet.mostUploadedBytes,
                                   elapsed: (now - started).seconds, expectedBytes: expectedBytes ?? nil))
     }
 

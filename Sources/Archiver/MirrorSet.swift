@@ -17,11 +17,14 @@ final class MirrorSet: @unchecked Sendable {
     }
 
     let members: [Member]
+    /// Guards the three below: uploads change them on Dispatch's threads
+    /// while the archiving thread reports progress. A Swift dictionary read
+    /// while another thread grows it can free storage under the reader.
     private let lock = Lock()
     /// Mirrors that failed in this run, with the reason; skipped from then on.
-    private(set) var down: [MirrorID: BackendError] = [:]
-    private(set) var uploadedBytes: [MirrorID: Int] = [:]
-    private(set) var uploadedObjects: [MirrorID: Int] = [:]
+    private var down: [MirrorID: BackendError] = [:]
+    private var uploadedBytes: [MirrorID: Int] = [:]
+    private var uploadedObjects: [MirrorID: Int] = [:]
 
     init(_ members: [Member]) {
         self.members = members
@@ -32,6 +35,14 @@ final class MirrorSet: @unchecked Sendable {
     func url(of id: MirrorID) -> String { members.first { $0.id == id }?.backend.location ?? "mirror \(id)" }
 
     var failures: [BackendError] { lock.withLock { Array(down.values) } }
+
+    /// What mirror `id` received in this run so far.
+    func uploaded(_ id: MirrorID) -> (bytes: Int, objects: Int) {
+        lock.withLock { (uploadedBytes[id] ?? 0, uploadedObjects[id] ?? 0) }
+    }
+
+    /// The bytes the mirror that received most in this run received so far.
+    var mostUploadedBytes: Int { lock.withLock { uploadedBytes.values.max() ?? 0 } }
 
     /// Uploads a local file to the mirrors in `targets` (default: all not
     /// down), concurrently. Returns the IDs of the mirrors that now hold it.
