@@ -12,7 +12,7 @@ HARDENING := -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now
 ARCH := $(shell dpkg --print-architecture 2>/dev/null || uname -m)
 DEB := .build/deb/fbk_$(VERSION)_$(ARCH).deb
 
-.PHONY: deps build release man deb package-test test demo bench bench-e2e bench-retention crash-test fuzz clean
+.PHONY: deps build release man deb package-test test demo bench bench-e2e bench-retention crash-test fuzz race clean
 
 deps:
 	./scripts/install-deps.sh
@@ -64,6 +64,11 @@ crash-test: deps
 fuzz: deps
 	$(SWIFT) build --build-tests
 	FBK_FUZZ_ITERATIONS=2000000 $(SWIFT) test --skip-build --disable-xctest --filter FuzzTests
+
+# The suite under ThreadSanitizer: fails when any fbk it starts reports a
+# data race (scripts/race.sh; FILTER narrows it to some suites).
+race: deps
+	./scripts/race.sh $(FILTER)
 
 # Retention: prune over 10,000 packs and 1,000 snapshots, and the horizon's
 # extra upload over 60 simulated days (Benchmarks/README.md, "Retention").
