@@ -239,4 +239,35 @@ import Testing
         #expect(throws: SealError.self) { try opener.open(fileAt: path, to: dir.file("out")) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["obj"])
     }
+    /// A restore's prefetcher and its restoring thread decrypt packs at
+    /// the same time with one Opener: its key and certificate are shared
+    /// (OpenSSL 3 allows that), each opening has its own CMS state.
+    @Test(arguments: [Keys.rsa, Keys.p384])
+    func oneOpenerServesSeveralThreadsAtOnce(_ pair: KeyPair) throws {
+        let dir = try TempDir()
+        let envelope = try Envelope(recipients: [pair.certificate])
+        let plains = (0..<4).map { sampleBytes(200_000 + $0 * 70_001, seed: UInt64(90 + $0)) }
+        for (i, plain) in plains.enumerated() {
+            _ = try envelope.seal(fileAt: try dir.write("plain\(i)", plain), to: dir.file("sealed\(i)"))
+        }
+        let opener = try Opener(key: pair.key, certificate: pair.certificate)
+        let wrong = FailureCount()
+        DispatchQueue.concurrentPerform(iterations: plains.count) { i in
+            for round in 0..<20 {
+                let out = "opened\(i)-\(round)"
+                let ok = (try? opener.open(fileAt: dir.file("sealed\(i)"), to: dir.file(out))) != nil && dir.read(out) == plains[i]
+                if !ok { wrong.add() }
+                unlink(dir.file(out))
+            }
+        }
+        #expect(wrong.value == 0)
+    }
+}
+
+/// Failures counted from several threads.
+private final class FailureCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
