@@ -377,6 +377,7 @@ func generate(_ options: Options) {
     print("wrote \(out)-random.bin (\(random.count) bytes), \(out)-real.bin (\(real.count) bytes)")
 }
 
+OpenSSLLibrary.keepStateUntilExit()
 let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "gen": generate(parse(args.dropFirst()))

@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Platform
+import Seal
 
 @main
 struct Fbk: ParsableCommand {
@@ -19,4 +20,11 @@ struct Fbk: ParsableCommand {
                       RestoreCommand.self, VerifyCommand.self, IndexCommand.self, CheckCommand.self, PruneCommand.self, MirrorSyncCommand.self,
                       DecryptCommand.self, ChunkCommand.self]
     )
+
+    /// OpenSSL is set up before anything runs, so that no cleanup of its
+    /// runs at exit beside threads still ending (OpenSSLLibrary).
+    static func main() {
+        OpenSSLLibrary.keepStateUntilExit()
+        main(nil)
+    }
 }
