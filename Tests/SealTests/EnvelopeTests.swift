@@ -239,6 +239,7 @@ import Testing
         #expect(throws: SealError.self) { try opener.open(fileAt: path, to: dir.file("out")) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["obj"])
     }
+
     /// A restore's prefetcher and its restoring thread decrypt packs at
     /// the same time with one Opener: its key and certificate are shared
     /// (OpenSSL 3 allows that), each opening has its own CMS state.
@@ -251,7 +252,7 @@ import Testing
             _ = try envelope.seal(fileAt: try dir.write("plain\(i)", plain), to: dir.file("sealed\(i)"))
         }
         let opener = try Opener(key: pair.key, certificate: pair.certificate)
-        let wrong = FailureCount()
+        let wrong = Counter()
         DispatchQueue.concurrentPerform(iterations: plains.count) { i in
             for round in 0..<20 {
                 let out = "opened\(i)-\(round)"
@@ -264,10 +265,3 @@ import Testing
     }
 }
 
-/// Failures counted from several threads.
-private final class FailureCount: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func add() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
-}

@@ -84,10 +84,3 @@ final class Tally: @unchecked Sendable {
     func add(_ v: Int) { lock.withLock { values.append(v) } }
     func sorted() -> [Int] { lock.withLock { values.sorted() } }
 }
-
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    var value: Int { lock.withLock { n } }
-    func add() { lock.withLock { n += 1 } }
-}
