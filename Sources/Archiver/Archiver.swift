@@ -506,16 +506,19 @@ public final class Archiver {
 
     /// Caches the files whose chunks are all stored.
     private func commitPendingFiles() throws {
-        let ready = pendingFiles.prefix { $0.through <= storedThrough }
-        guard !ready.isEmpty else { return }
+        // A count, not a slice: a slice would share the array's storage,
+        // and removing the committed files would then copy all the rest.
+        let ready = pendingFiles.firstIndex { $0.through > storedThrough } ?? pendingFiles.endIndex
+        guard ready > 0 else { return }
         try index.transaction {
-            for f in ready {
+            for i in 0..<ready {
+                let f = pendingFiles[i]
                 var file = f.file
                 if file.packs == nil { file.packs = try packsHolding(file.regions.decode()).map { $0.sorted() } }
                 try index.files.cacheFile(path: f.path, file)
             }
         }
-        pendingFiles.removeFirst(ready.count)
+        pendingFiles.removeFirst(ready)
     }
 
     // MARK: Walking
