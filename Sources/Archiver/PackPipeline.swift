@@ -71,6 +71,14 @@ final class PackPipeline: @unchecked Sendable {
         let plainLength: Int
     }
 
+    /// A pack is sealed at `packSize` bytes or at this many chunks, whichever
+    /// comes first. Until its pack is delivered, every file with a chunk in
+    /// it waits in the archiving thread's memory (its path, its regions, its
+    /// chunk IDs: about 300 bytes), and a 16 MiB pack holds some 16,000
+    /// small files, so without a count the memory of a tree of small files
+    /// grew with `packSize` (Benchmarks/README.md, "Sixth round").
+    static let maximumChunks = 4096
+
     private let settings: Settings
     private let envelope: Envelope
     private let mirrorSet: MirrorSet
@@ -253,7 +261,7 @@ final class PackPipeline: @unchecked Sendable {
                     try pack!.append(id: c.id, kind: c.kind, form: c.form, stored: c.stored, plainLength: c.plainLength)
                     jobs.release(c.plainLength)
                     next += 1
-                    if pack!.count >= settings.packSize {
+                    if pack!.count >= settings.packSize || pack!.chunkCount >= Self.maximumChunks {
                         try seal(pack!, lastSequence: next - 1)
                         pack = nil
                     }

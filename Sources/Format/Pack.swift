@@ -154,6 +154,8 @@ package final class PackWriter {
     private(set) var entries: [PackEntry] = []
     /// Plaintext bytes written so far.
     package var count: Int { stream.count }
+    /// Chunks written so far.
+    package var chunkCount: Int { entries.count }
     var isEmpty: Bool { entries.isEmpty }
     /// Where the sealed pack appears when finished.
     package var path: String { stream.path }

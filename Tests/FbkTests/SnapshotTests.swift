@@ -483,6 +483,34 @@ func waitForFilesToSettle() {
         #expect(later.first { $0.name == Array("huge".utf8) }?.subtree == subtree)
     }
 
+    @Test func aPackOfSmallFilesIsSealedAtItsChunkCount() throws {
+        // Every file waits in memory until its pack is on the mirrors, so a
+        // pack holds at most 4096 chunks however small they are. 4500 tiny
+        // files are far below one pack's size but need two packs.
+        let f = try SnapshotFixture()
+        let total = 4500
+        for i in 0..<total { _ = try f.dir.write("src/d\(i % 10)/f\(i)", Array("file \(i)\n".utf8)) }
+        waitForFilesToSettle()
+        let r = try f.snapshot()
+        #expect(r.status == 0, "\(r.stderr.suffix(500))")
+        let opener = f.opener
+        var counts: [Int] = []
+        for o in f.objects(0) where o.hasSuffix(".pack") {
+            let plain = try opener.open([UInt8](FileManager.default.contents(atPath: f.path(0, o))!)).plaintext
+            counts.append(try PackFormat.parseTable(plain, name: o).count)
+        }
+        #expect(counts.count >= 2, "\(counts)")
+        #expect(counts.allSatisfy { $0 <= 4096 }, "\(counts)")
+        // Every file's chunk was stored (each file is one chunk of its own),
+        // and every file is in the files cache: a rerun reads none.
+        let chunks = try f.chunks(0)
+        #expect(chunks.values.filter { $0.kind == .data }.count == total)
+        let again = try f.snapshot()
+        #expect(again.status == 0)
+        #expect(again.summary["bytes_read"] as? Int == 0)
+        #expect(again.summary["files_from_cache"] as? Int == total, "\(again.summary)")
+    }
+
     @Test func configurationErrorsNameTheLineAndFailClosed() throws {
         let f = try SnapshotFixture()
         var text = try String(contentsOfFile: f.configPath, encoding: .utf8)
