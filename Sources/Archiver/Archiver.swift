@@ -77,7 +77,11 @@ public final class Archiver {
     private var started = ContinuousClock.now
     private var lastProgress = ContinuousClock.now
     private var progressCalls = 0
-    private var readBuffer = [UInt8](repeating: 0, count: 1 << 20)
+    /// Files are read this much at a time. A chunk is at least the
+    /// chunker's minimum (256 KiB by default), so the chunker gathers most
+    /// chunks of a large file from several reads whatever this size is; a
+    /// larger buffer would only stay resident (Benchmarks/README.md, "Sixth round").
+    private var readBuffer = [UInt8](repeating: 0, count: 256 << 10)
 
     struct HardlinkKey: Hashable { let dev: UInt64, ino: UInt64 }
     /// How far ahead of reading the kernel is asked to fetch a file.
