@@ -289,6 +289,10 @@ final class PackPipeline: @unchecked Sendable {
         let temporary = pack.path
         let (entries, size, sha256) = try pack.finish()
         let spoolFile = settings.spoolDirectory + "/\(sha256.hex).pack"
+        // The chunks just written were freed on several threads; whole free
+        // pages between glibc's live blocks stay resident until trimmed, and
+        // small files' chunks leave many.
+        _ = malloc_trim(0)
         guard rename(temporary, spoolFile) == 0 else {
             unlink(temporary)
             throw StoreError(.io, "cannot move a sealed pack into the spool \(settings.spoolDirectory): \(FileSystem.errnoText())")
