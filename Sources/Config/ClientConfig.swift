@@ -157,7 +157,7 @@ public struct ClientConfig: Equatable, Sendable {
     public var packSize = 16 << 20
     /// Chunk data allowed between reading and sealing (the pipeline's
     /// memory; the largest chunk always fits).
-    public var pipelineMemory = 8 << 20
+    public var pipelineMemory = 6 << 20
     /// Compression threads; 0 means one per online core.
     public var workers = 0
     public var spoolLimit = 4 << 30
