@@ -285,8 +285,7 @@ import TestSupport
         // Damage only packs of file data: without its trees nothing can be restored at all.
         let opener = f.opener
         let packs = try f.objects(0).filter { $0.hasSuffix(".pack") }.sorted().filter { p in
-            let plain = try opener.open([UInt8](FileManager.default.contents(atPath: f.path(0, p))!)).plaintext
-            return try PackFormat.parseTable(plain).allSatisfy { $0.kind == .data }
+            try f.pack(0, p, opener: opener).entries.allSatisfy { $0.kind == .data }
         }
         #expect(packs.count >= 3)
         // Three kinds of damage, each on mirror 0 only; mirror 1 stays intact.

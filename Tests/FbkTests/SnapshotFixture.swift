@@ -75,9 +75,8 @@ final class SnapshotFixture: @unchecked Sendable {
         let d = ChunkDecompressor()
         var out: [ChunkID: (ChunkKind, [UInt8])] = [:]
         for o in objects(i) where o.hasSuffix(".pack") {
-            let sealed = [UInt8](FileManager.default.contents(atPath: path(i, o))!)
-            let plain = try opener.open(sealed).plaintext
-            for e in try PackFormat.parseTable(plain, name: o) {
+            let (plain, entries) = try pack(i, o, opener: opener)
+            for e in entries {
                 let stored = plain[e.offset..<(e.offset + e.storedLength)]
                 let bytes = try Array(stored).withUnsafeBytes { try d.decompress($0, form: e.form, plainLength: e.plainLength) }
                 guard bytes.withUnsafeBytes({ keys.chunkID($0) }) == e.id else { throw FixtureError("chunk \(e.id) does not match its ID") }
@@ -85,6 +84,12 @@ final class SnapshotFixture: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// Pack `object` on mirror `i`, decrypted: its plaintext and its table.
+    func pack(_ i: Int, _ object: String, opener: Opener) throws -> (plaintext: [UInt8], entries: [PackEntry]) {
+        let plain = try opener.open([UInt8](FileManager.default.contents(atPath: path(i, object))!)).plaintext
+        return (plain, try PackFormat.parseTable(plain, name: object))
     }
 
     /// The catalogs on mirror `i`, verified with the client's signing key.

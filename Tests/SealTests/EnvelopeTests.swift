@@ -264,4 +264,3 @@ import Testing
         #expect(wrong.value == 0)
     }
 }
-
