@@ -40,7 +40,7 @@ struct PackOpener: Sendable {
         for i in indices {
             guard let holder = Repository.fetch(pack, from: sources[i], limit: PackFormat.maxSealedLength, problems: &unreadable) else { continue }
             do {
-                _ = try opener.open(fileAt: holder.path, to: target)
+                _ = try opener.open(fileAt: holder.path, to: target, durable: false)
                 let plain = try Self.readTable(target, name: pack)
                 return .success(OpenedPack(path: target, entries: Dictionary(plain.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }),
                                            source: i))

@@ -142,7 +142,11 @@ public struct Opener: Sendable {
 
     /// Decrypts a file into another. Nothing appears at `outputPath` unless
     /// decryption (and, for AES-GCM, authentication) succeeded.
-    public func open(fileAt inputPath: String, to outputPath: String) throws(SealError) -> ContentProtection {
+    /// - Parameter durable: sync the output to disk before it takes its name.
+    ///   A scratch copy that is read and removed within the same run (a
+    ///   restore's decrypted packs) passes false: syncing it would write every
+    ///   pack to the disk only to delete it, and make the caller wait for that.
+    public func open(fileAt inputPath: String, to outputPath: String, durable: Bool = true) throws(SealError) -> ContentProtection {
         guard let file = ReadOnlyFile(path: inputPath) else {
             throw SealError(.io, "cannot open \(inputPath) for reading")
         }
@@ -150,7 +154,7 @@ public struct Opener: Sendable {
         var protection = ContentProtection.authenticated
         if prefix.first == 0x30 {
             // DER/BER: stream the content, memory stays bounded.
-            try AtomicFile.write(to: outputPath) { (bio) throws(SealError) in
+            try AtomicFile.write(to: outputPath, durable: durable) { (bio) throws(SealError) in
                 protection = try openStreaming(path: inputPath, output: bio)
             }
             return protection
@@ -160,7 +164,7 @@ public struct Opener: Sendable {
             throw SealError.openSSL(.io, "cannot open \(inputPath) for reading")
         }
         defer { BIO_free(input) }
-        try AtomicFile.write(to: outputPath) { (bio) throws(SealError) in
+        try AtomicFile.write(to: outputPath, durable: durable) { (bio) throws(SealError) in
             protection = try open(input: input, prefix: prefix, output: bio)
         }
         return protection
@@ -288,11 +292,11 @@ func looksLikeEncryptedCMS(_ prefix: [UInt8]) -> Bool {
 /// Writes a file through a temporary name and renames it into place only
 /// after the writer succeeded and the data reached the disk.
 enum AtomicFile {
-    static func write(to path: String, _ body: (OpaquePointer) throws(SealError) -> Void) throws(SealError) {
+    static func write(to path: String, durable: Bool, _ body: (OpaquePointer) throws(SealError) -> Void) throws(SealError) {
         let file = try OutputFile(path: path, hashing: false)
         do throws(SealError) {
             try body(file.bio)
-            _ = try file.commit()
+            _ = try file.commit(durable: durable)
         } catch {
             file.abandon()
             throw error
@@ -302,8 +306,8 @@ enum AtomicFile {
 
 /// A file being written through a temporary name, behind a write buffer
 /// (OpenSSL's streaming encoders write in pieces of a few KiB), and hashed
-/// as it is written if asked. `commit` flushes, syncs and renames it into
-/// place; `abandon` removes it.
+/// as it is written if asked. `commit` flushes, syncs (unless told the file
+/// is scratch) and renames it into place; `abandon` removes it.
 final class OutputFile {
     let path: String
     let temporary: String
@@ -351,7 +355,7 @@ final class OutputFile {
     deinit { abandon() }
 
     /// - Returns: the size of the bytes written, and their SHA-256 if hashing.
-    func commit() throws(SealError) -> (size: Int, sha256: Digest?) {
+    func commit(durable: Bool = true) throws(SealError) -> (size: Int, sha256: Digest?) {
         var failure: SealError?
         if COpenSSL_BIO_flush(bio) != 1 { failure = SealError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
         var sha256: Digest?
@@ -368,7 +372,7 @@ final class OutputFile {
             }
         }
         let size = Int(BIO_number_written(sink))
-        if failure == nil && fsync(fd) != 0 {
+        if failure == nil && durable && fsync(fd) != 0 {
             failure = SealError(.io, "cannot write \(temporary): \(String(cString: strerror(errno)))")
         }
         if failure == nil && rename(temporary, path) != 0 {

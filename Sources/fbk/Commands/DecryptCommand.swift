@@ -65,7 +65,7 @@ struct DecryptCommand: ParsableCommand {
                 // Authenticate completely before a single byte reaches stdout.
                 let scratch = try PrivateDirectory(prefix: "fbk-decrypt")
                 defer { scratch.remove() }
-                protection = try opener.open(fileAt: object, to: scratch.path + "/plain")
+                protection = try opener.open(fileAt: object, to: scratch.path + "/plain", durable: false)
                 _ = try copyFile(scratch.path + "/plain", to: 1)
             }
             if protection == .unauthenticated {
@@ -112,7 +112,7 @@ struct DecryptCommand: ParsableCommand {
                     throw StoreError(.integrity, "\(part) is not the part the manifest lists (size \(actual), not \(size), or another SHA-256): damaged or replaced")
                 }
                 let plain = scratch.path + "/part"
-                _ = try opener.open(fileAt: part, to: plain)
+                _ = try opener.open(fileAt: part, to: plain, durable: false)
                 total += try copyFile(plain, to: output)
                 unlink(plain)
             }
