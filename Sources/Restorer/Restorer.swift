@@ -10,9 +10,10 @@
 //   3. Take the planned writes sorted by pack; decrypt each pack once (a
 //      thread ahead, from step 2 on), let writer threads check each chunk
 //      and write it where it belongs, then drop the pack.
-//   4. Hardlinks, FIFOs and devices; then symbolic links, last, so no
-//      path ever written through can be a link; then file metadata, and
-//      directory metadata deepest first, after their contents.
+//   4. File metadata (on two threads, MetadataPass); hardlinks, FIFOs and
+//      devices; then symbolic links, last, so no path ever written through
+//      can be a link; then directory metadata deepest first, after their
+//      contents.
 // Names come from parsed trees (no `/`, `..` or NUL), hardlinks resolve only
 // to files of this restore, and nothing is created outside the target.
 
@@ -533,11 +534,19 @@ public final class Restorer {
     private func finish() throws {
         // Damaged files are removed: a restore never leaves a file that looks whole but is not.
         for node in damagedFiles { _ = bytesPath(try plan.path(of: node)).withAtPath { unlinkat($0, $1, 0) } }
-        try plan.forEachNode(.file) { node, path, _, _, bytes in
-            guard !damagedFiles.contains(node) else { return }
-            summary.files += 1
-            applyMetadata(bytesPath(path), try plannedEntry(bytes), isLink: false)
+        let files = FileMetadataPass(setter: metadataSetter)
+        do {
+            try plan.forEachNode(.file) { node, path, _, _, bytes in
+                guard !damagedFiles.contains(node) else { return }
+                summary.files += 1
+                let e = try plannedEntry(bytes)
+                files.add(bytesPath(path), e, owner: owner(of: e))
+            }
+        } catch {
+            _ = files.finish()
+            throw error
         }
+        summary.warnings += files.finish()
         try plan.forEachNode(.hardlink) { _, path, _, _, bytes in
             let link = try plannedEntry(bytes)
             guard let original = try plan.file(at: planned(link.target)) ?? copies[link.target], !damagedFiles.contains(original) else {
@@ -594,35 +603,18 @@ public final class Restorer {
         }
     }
 
+    private var metadataSetter: MetadataSetter { MetadataSetter(asRoot: asRoot, stripPrivileges: stripPrivileges) }
+
     private func applyMetadata(_ path: [UInt8], _ e: TreeEntry, isLink: Bool) {
-        path.withAtPath { directory, p in
-            if asRoot {
-                let uid = e.user.isEmpty ? e.uid : (lookupUser(e.user) ?? e.uid)
-                let gid = e.group.isEmpty ? e.gid : (lookupGroup(e.group) ?? e.gid)
-                if fchownat(directory, p, uid, gid, AT_SYMLINK_NOFOLLOW) != 0 {
-                    summary.warnings.append("\(path.displayPath): cannot set owner: \(FileSystem.errnoText())")
-                }
-            }
-            let mode = stripPrivileges ? e.mode & 0o1777 : e.mode & 0o7777
-            if !isLink && fchmodat(directory, p, mode_t(mode), 0) != 0 {
-                summary.warnings.append("\(path.displayPath): cannot set mode: \(FileSystem.errnoText())")
-            }
-            let t = timespec(tv_sec: Int(e.mtimeNanoseconds / 1_000_000_000), tv_nsec: Int(e.mtimeNanoseconds % 1_000_000_000))
-            var times = [t, t]
-            path.withShortPath { short in
-                for x in e.xattrs where !(stripPrivileges && x.name == Self.capabilityAttribute) {
-                    let rc = x.name.withCPath { n in x.value.withUnsafeBytes { lsetxattr(short, n, $0.baseAddress, x.value.count, 0) } }
-                    if rc != 0 { summary.warnings.append("\(path.displayPath): cannot set xattr \(x.name.displayPath): \(FileSystem.errnoText())") }
-                }
-            }
-            if utimensat(directory, p, &times, AT_SYMLINK_NOFOLLOW) != 0 {
-                summary.warnings.append("\(path.displayPath): cannot set times: \(FileSystem.errnoText())")
-            }
-        }
+        metadataSetter.apply(path, e, owner: owner(of: e), isLink: isLink, warnings: &summary.warnings)
     }
 
-    /// File capabilities (setcap), dropped with `stripPrivileges`.
-    static let capabilityAttribute = Array("security.capability".utf8)
+    /// The owner to give an entry: by name when this system knows the name,
+    /// else by number (looked up only when restoring as root).
+    private func owner(of e: TreeEntry) -> (uid: UInt32, gid: UInt32) {
+        guard asRoot else { return (e.uid, e.gid) }
+        return (e.user.isEmpty ? e.uid : (lookupUser(e.user) ?? e.uid), e.group.isEmpty ? e.gid : (lookupGroup(e.group) ?? e.gid))
+    }
 
     private func lookupUser(_ name: [UInt8]) -> UInt32? {
         Self.lookUp(name, in: &userIDs) { getpwnam($0).map { $0.pointee.pw_uid } }

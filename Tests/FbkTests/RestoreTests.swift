@@ -173,6 +173,29 @@ import TestSupport
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
     }
 
+    /// File metadata is set on two threads in batches (MetadataPass): with
+    /// enough files for many batches, every file still gets its own mode,
+    /// times, extended attribute and (as root) owner.
+    @Test func everyFileOfManyBatchesGetsItsOwnMetadata() throws {
+        let f = try SnapshotFixture()
+        let modes: [mode_t] = [0o644, 0o600, 0o755, 0o640, 0o444, 0o700]
+        for i in 0..<1500 {
+            let path = try f.dir.write("src/d\(i % 7)/f\(i)", Array("file \(i)".utf8))
+            chmod(path, modes[i % modes.count])
+            if i % 5 == 0 {
+                _ = "user.fbk-n".withCString { n in "\(i)".withCString { v in setxattr(path, n, v, strlen(v), 0) } }
+            }
+            if geteuid() == 0 && i % 3 == 0 { chown(path, UInt32(2000 + i % 4), UInt32(3000 + i % 5)) }
+            var t = [timespec(tv_sec: 1_500_000_000 + i * 61, tv_nsec: i * 1000), timespec(tv_sec: 1_500_000_000 + i * 61, tv_nsec: i * 1000)]
+            utimensat(AT_FDCWD, path, &t, 0)
+        }
+        #expect(try f.snapshot().status == 0)
+        let target = f.dir.file("restored")
+        let r = try restore(f, ["latest", "--target", target])
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(try manifest(target + f.source) == manifest(f.source))
+    }
+
     @Test func partialRestoresAndOlderSnapshots() throws {
         let f = try SnapshotFixture()
         try f.dir.write("src/a/file1", Array("version 1".utf8))
