@@ -67,7 +67,7 @@ struct S3Options: ParsableArguments {
     /// The settings, when an s3:// location needs them.
     func settings(for locations: [String]) throws -> S3Settings? {
         guard locations.contains(where: { $0.hasPrefix("s3://") }) else { return nil }
-        guard let endpoint, let credentials else {
+        guard endpoint != nil, credentials != nil else {
             throw ValidationError("s3:// storage needs --s3-endpoint URL and --s3-credentials FILE")
         }
         do {
