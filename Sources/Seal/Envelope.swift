@@ -290,7 +290,7 @@ func looksLikeEncryptedCMS(_ prefix: [UInt8]) -> Bool {
 }
 
 /// Writes a file through a temporary name and renames it into place only
-/// after the writer succeeded and the data reached the disk.
+/// after the writer succeeded and, when `durable`, the data reached the disk.
 enum AtomicFile {
     static func write(to path: String, durable: Bool, _ body: (OpaquePointer) throws(SealError) -> Void) throws(SealError) {
         let file = try OutputFile(path: path, hashing: false)
