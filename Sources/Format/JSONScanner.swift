@@ -45,6 +45,24 @@ struct JSONScanner {
         guard consume(c) else { throw fail("expected '\(Character(Unicode.Scalar(c)))'") }
     }
 
+    /// A chunk ID: a string of 64 hex digits, or nil if the string is not
+    /// one. Spelled without escapes, as fbk writes it, it is decoded where
+    /// it lies (a listing holds one per chunk, and this is most of reading
+    /// it); any other spelling goes through `string()`, so what is accepted
+    /// is the same either way.
+    mutating func digest() throws(FormatError) -> Digest? {
+        skipSpace()
+        let quote = UInt8(ascii: "\"")
+        if at + 66 <= end, bytes[at] == quote, bytes[at + 65] == quote {
+            let start = at + 1
+            if let decoded = bytes.withUnsafeBufferPointer({ Hex.decode(digits: UnsafeBufferPointer(rebasing: $0[start..<start + 64])) }) {
+                at += 66
+                return Digest(bytes: decoded)
+            }
+        }
+        return Digest(hex: try string())
+    }
+
     /// A string value, its escapes decoded.
     mutating func string() throws(FormatError) -> String {
         try expect(UInt8(ascii: "\""))
@@ -152,7 +170,7 @@ struct JSONScanner {
                     if !consume(UInt8(ascii: "]")) {
                         repeat {
                             try expect(UInt8(ascii: "["))
-                            guard let id = Digest(hex: try string()) else { throw fail("a chunk ID is not 64 hex digits") }
+                            guard let id = try digest() else { throw fail("a chunk ID is not 64 hex digits") }
                             try expect(UInt8(ascii: ","))
                             _ = try integer()
                             try expect(UInt8(ascii: ","))

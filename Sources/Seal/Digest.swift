@@ -52,7 +52,13 @@ public enum Hex {
 
     /// The bytes spelled by an even number of hex digits, or nil.
     public static func decode(_ text: String) -> [UInt8]? {
-        let t = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { decode(digits: $0) }
+    }
+
+    /// The bytes spelled by the hex digits `t` (ASCII bytes, an even
+    /// number of them), or nil; read where they lie, not copied first.
+    package static func decode(digits t: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard t.count % 2 == 0 else { return nil }
         var out = [UInt8]()
         out.reserveCapacity(t.count / 2)

@@ -42,6 +42,49 @@ import Testing
     }
 }
 
+/// Chunk IDs in a pack listing are read in place when written as fbk
+/// writes them (JSONScanner.digest); every other spelling JSON allows must
+/// still mean the same ID, and what is not 64 hex digits is refused.
+@Suite struct PackListingSpellingTests {
+    let keys = try! ClientKeys(secret: [UInt8](repeating: 9, count: 32))
+    let snapshot: SnapshotID = "20261208T010000Z-00000000000000a1"
+
+    /// A format-1 listing (JSON in the box) of one pack, its chunk IDs spelled as given.
+    func listing(_ ids: [String]) throws -> [UInt8] {
+        let path = ObjectName.listing(snapshot).path
+        let chunks = ids.map { "[ \"\($0)\", 0, 5]" }.joined(separator: ",")
+        let json = Array(#"{"format": 1, "client": "c", "snapshot": "\#(snapshot)", "root": "00", "packs": [{"path": "packs/ab/p.pack", "chunks": [\#(chunks)]}]}"#.utf8)
+        let magic = Array("FBKLST01".utf8)
+        return magic + (try SymmetricBox.seal(json, key: keys.listingKey, associatedData: magic + Array(path.utf8)))
+    }
+
+    func chunkIDs(_ sealed: [UInt8]) throws -> [ChunkID] {
+        var ids: [ChunkID] = []
+        _ = try PackListingDocument.open(sealed, path: ObjectName.listing(snapshot).path, keys: keys, accept: { _ in true }) { _, chunks in
+            ids += chunks.map(\.id)
+        }
+        return ids
+    }
+
+    @Test func everySpellingOfAnIDIsTheSameID() throws {
+        let plain = String(repeating: "0a", count: 31) + "ff"
+        let upper = plain.uppercased()
+        // JSON may spell any character as \u00XX: "\u0030" is "0", "\u0066" is "f".
+        let escaped = #"\u0030"# + String(plain.dropFirst())
+        let escapedLast = String(plain.dropLast()) + #"\u0066"#
+        let ids = try chunkIDs(try listing([plain, upper, escaped, escapedLast]))
+        let expected = try #require(Digest(hex: plain))
+        #expect(ids == [expected, expected, expected, expected])
+    }
+
+    @Test func whatIsNotSixtyFourHexDigitsIsRefused() throws {
+        let good = String(repeating: "ab", count: 32)
+        for bad in [String(good.dropLast()) + "g", String(good.dropLast()), good + "a", good + "ab", String(good.dropLast(2)) + #"\u0067a"#, ""] {
+            #expect(throws: FormatError.self, "\(bad)") { _ = try chunkIDs(try listing([good, bad])) }
+        }
+    }
+}
+
 @Suite struct TreeFormatTests {
     static func entry(_ name: [UInt8], _ type: EntryType) -> TreeEntry {
         var e = TreeEntry(name: name, type: type, mode: 0o644, uid: 1000, gid: 100, user: Array("u".utf8), group: [],
